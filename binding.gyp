@@ -1,0 +1,47 @@
+# Native parts of flannel-ts, built by `npm ci` (node-gyp rebuild):
+#  - flannel_native: the addon (the udp backend's datapath and a few syscalls).
+#  - native_core_tests: unit tests of the pure packet core; no root needed.
+{
+  "variables": {
+    "core_sources": [
+      "native/core/checksum.cc",
+      "native/core/counters.cc",
+      "native/core/forwarding.cc",
+      "native/core/icmp.cc",
+      "native/core/ipv4.cc",
+      "native/core/lpm_table.cc",
+    ],
+  },
+  "target_defaults": {
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
+    "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
+    "cflags": ["-fvisibility=hidden"],
+  },
+  "targets": [
+    {
+      "target_name": "flannel_native",
+      "sources": [
+        "<@(core_sources)",
+        "native/linux/forwarder_linux.cc",
+        "native/linux/tun_linux.cc",
+        "native/linux/udp_socket_linux.cc",
+        "native/addon/datapath_wrapper.cc",
+        "native/addon/main.cc",
+        "native/addon/napi_util.cc",
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "libraries": ["-lpthread"],
+    },
+    {
+      "target_name": "native_core_tests",
+      "type": "executable",
+      "sources": [
+        "<@(core_sources)",
+        "native/test/core_tests.cc",
+        "native/test/test_main.cc",
+      ],
+      "libraries": ["-lpthread"],
+    },
+  ],
+}

@@ -1,0 +1,60 @@
+// The datapath's counters: one fixed list, shared by the packet core (which
+// names the reason for every drop) and the threads (which own the storage).
+//
+// "egress" is TUN -> UDP (packets leaving this node for a peer); "ingress" is
+// UDP -> TUN. Every packet read from either side ends in exactly one of: sent
+// or written, or one drop counter of that direction. ICMP errors are counted
+// separately (they are generated, not forwarded).
+//
+// The names are the stats keys TypeScript sees; append new counters at the
+// end of a group, never rename one (dashboards depend on them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace flannel {
+
+#define FLANNEL_COUNTERS(X)                                                            \
+  X(kTunReadPackets, "egress_read_packets")                                            \
+  X(kTunReadBytes, "egress_read_bytes")                                                \
+  X(kUdpSentPackets, "egress_sent_packets")                                            \
+  X(kUdpSentBytes, "egress_sent_bytes")                                                \
+  X(kEgressDropNotIpv4, "egress_drop_not_ipv4")                                        \
+  X(kEgressDropTooShort, "egress_drop_too_short")                                      \
+  X(kEgressDropBadHeader, "egress_drop_bad_header")                                    \
+  X(kEgressDropNoRoute, "egress_drop_no_route")                                        \
+  X(kEgressDropTtlExpired, "egress_drop_ttl_expired")                                  \
+  X(kEgressDropSendError, "egress_drop_send_error")                                    \
+  X(kUdpReceivedPackets, "ingress_received_packets")                                   \
+  X(kUdpReceivedBytes, "ingress_received_bytes")                                       \
+  X(kTunWrittenPackets, "ingress_written_packets")                                     \
+  X(kTunWrittenBytes, "ingress_written_bytes")                                         \
+  X(kIngressDropOversize, "ingress_drop_oversize")                                     \
+  X(kIngressDropUnknownSource, "ingress_drop_unknown_source")                          \
+  X(kIngressDropNotIpv4, "ingress_drop_not_ipv4")                                      \
+  X(kIngressDropTooShort, "ingress_drop_too_short")                                    \
+  X(kIngressDropBadHeader, "ingress_drop_bad_header")                                  \
+  X(kIngressDropTtlExpired, "ingress_drop_ttl_expired")                                \
+  X(kIngressDropTunWriteError, "ingress_drop_tun_write_error")                         \
+  X(kIcmpNetUnreachableSent, "icmp_net_unreachable_sent")                              \
+  X(kIcmpTimeExceededSent, "icmp_time_exceeded_sent")                                  \
+  X(kIcmpSuppressed, "icmp_suppressed")                                                \
+  X(kIcmpRateLimited, "icmp_rate_limited")                                             \
+  X(kIcmpWriteError, "icmp_write_error")                                               \
+  X(kTunReadErrors, "tun_read_errors")                                                 \
+  X(kUdpReceiveErrors, "udp_receive_errors")                                           \
+  X(kUdpSendBlocked, "udp_send_blocked")                                               \
+  X(kTunWriteBlocked, "tun_write_blocked")
+
+enum Counter : uint32_t {
+#define FLANNEL_COUNTER_ENUM(id, name) id,
+  FLANNEL_COUNTERS(FLANNEL_COUNTER_ENUM)
+#undef FLANNEL_COUNTER_ENUM
+      kCounterCount
+};
+
+// Name of each counter, indexed by Counter.
+extern const char* const kCounterNames[kCounterCount];
+
+}  // namespace flannel

@@ -1,0 +1,81 @@
+#include "forwarding.h"
+
+namespace flannel {
+
+namespace {
+
+struct ParseCounters {
+  Counter not_ipv4, too_short, bad_header;
+};
+constexpr ParseCounters kEgressParse{kEgressDropNotIpv4, kEgressDropTooShort, kEgressDropBadHeader};
+constexpr ParseCounters kIngressParse{kIngressDropNotIpv4, kIngressDropTooShort,
+                                      kIngressDropBadHeader};
+
+// Fills d.header; on failure sets the drop reason and returns false.
+bool parse_into(const uint8_t* pkt, size_t len, const ParseCounters& c, Decision& d) {
+  switch (parse_ipv4(pkt, len, &d.header)) {
+    case Ipv4Error::kNone:
+      return true;
+    case Ipv4Error::kNotIpv4:
+      d.drop = c.not_ipv4;
+      return false;
+    case Ipv4Error::kTooShort:
+      d.drop = c.too_short;
+      return false;
+    case Ipv4Error::kBadHeaderLength:
+    case Ipv4Error::kBadTotalLength:
+      d.drop = c.bad_header;
+      return false;
+  }
+  d.drop = c.bad_header;
+  return false;
+}
+
+void want_icmp(Decision& d, IcmpError kind, const uint8_t* pkt) {
+  d.icmp_kind = kind;
+  d.icmp = icmp_error_allowed(kind, pkt, d.header) ? IcmpAction::kSend : IcmpAction::kSuppressed;
+}
+
+// TTL step shared by both directions (compat §5.4: decremented on both paths).
+bool forward_with_ttl(uint8_t* pkt, Counter expired, Decision& d) {
+  if (!decrement_ttl(pkt)) {
+    d.drop = expired;
+    want_icmp(d, IcmpError::kTimeExceeded, pkt);
+    return false;
+  }
+  d.forward = true;
+  d.length = d.header.total_len;
+  return true;
+}
+
+}  // namespace
+
+Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state) {
+  Decision d;
+  if (!parse_into(pkt, len, kEgressParse, d)) return d;
+  // Route lookup before the TTL check, as upstream's tun_to_udp does.
+  const NextHop* hop = state.routes.lookup(d.header.dst);
+  if (hop == nullptr) {
+    d.drop = kEgressDropNoRoute;
+    want_icmp(d, IcmpError::kNetUnreachable, pkt);
+    return d;
+  }
+  if (forward_with_ttl(pkt, kEgressDropTtlExpired, d)) d.next_hop = *hop;
+  return d;
+}
+
+Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
+                        const ForwardingState& state) {
+  Decision d;
+  // The source check comes first: nothing from an unknown sender is parsed or
+  // answered, not even with an ICMP error.
+  if (state.source_check && !state.peers.contains(source_addr)) {
+    d.drop = kIngressDropUnknownSource;
+    return d;
+  }
+  if (!parse_into(pkt, len, kIngressParse, d)) return d;
+  forward_with_ttl(pkt, kIngressDropTtlExpired, d);
+  return d;
+}
+
+}  // namespace flannel

@@ -1,0 +1,92 @@
+#include "lpm_table.h"
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+namespace flannel {
+
+namespace {
+
+// Fibonacci hashing (Knuth, TAOCP vol. 3 §6.4): multiply by 2^32/phi and keep
+// the top bits. Subnet keys differ mostly in their middle bits, which this
+// spreads well.
+inline uint32_t hash_slot(uint32_t key, uint32_t shift) {
+  return static_cast<uint32_t>((key * 2654435769u) >> shift);
+}
+
+// A power-of-two capacity that keeps the load factor at or below 1/2 (so a
+// probe sequence stays short), and its shift for hash_slot.
+inline void table_geometry(size_t entries, size_t* capacity, uint32_t* shift) {
+  uint32_t bits = 1;
+  while ((size_t{1} << bits) < entries * 2) ++bits;
+  *capacity = size_t{1} << bits;
+  *shift = 32 - bits;
+}
+
+}  // namespace
+
+LpmTable::LpmTable(const std::vector<Ipv4Route>& routes) {
+  std::array<std::vector<const Ipv4Route*>, 33> by_len;
+  for (const Ipv4Route& r : routes) {
+    if (r.prefix_len > 32) throw std::invalid_argument("prefix length above 32");
+    by_len[r.prefix_len].push_back(&r);
+  }
+  for (int len = 32; len >= 0; --len) {
+    const auto& entries = by_len[static_cast<size_t>(len)];
+    if (entries.empty()) continue;
+    Level level;
+    level.prefix_len = static_cast<uint8_t>(len);
+    level.mask = prefix_mask(level.prefix_len);
+    size_t capacity;
+    table_geometry(entries.size(), &capacity, &level.shift);
+    level.slots.assign(capacity, Slot{0, NextHop{0, 0}, false});
+    const size_t slot_mask = capacity - 1;
+    for (const Ipv4Route* r : entries) {
+      const uint32_t key = r->network & level.mask;
+      size_t i = hash_slot(key, level.shift);
+      while (level.slots[i].used && level.slots[i].key != key) i = (i + 1) & slot_mask;
+      if (!level.slots[i].used) ++size_;
+      level.slots[i] = Slot{key, r->next_hop, true};
+    }
+    levels_.push_back(std::move(level));
+  }
+}
+
+const NextHop* LpmTable::lookup(uint32_t dst) const {
+  for (const Level& level : levels_) {
+    const uint32_t key = dst & level.mask;
+    const size_t slot_mask = level.slots.size() - 1;
+    for (size_t i = hash_slot(key, level.shift);; i = (i + 1) & slot_mask) {
+      const Slot& s = level.slots[i];
+      if (!s.used) break;
+      if (s.key == key) return &s.hop;
+    }
+  }
+  return nullptr;
+}
+
+AddrSet::AddrSet(const std::vector<uint32_t>& addrs) {
+  if (addrs.empty()) return;
+  size_t capacity;
+  table_geometry(addrs.size(), &capacity, &shift_);
+  slots_.assign(capacity, Slot{0, false});
+  const size_t slot_mask = capacity - 1;
+  for (uint32_t a : addrs) {
+    size_t i = hash_slot(a, shift_);
+    while (slots_[i].used && slots_[i].addr != a) i = (i + 1) & slot_mask;
+    if (!slots_[i].used) ++size_;
+    slots_[i] = Slot{a, true};
+  }
+}
+
+bool AddrSet::contains(uint32_t addr) const {
+  if (slots_.empty()) return false;
+  const size_t slot_mask = slots_.size() - 1;
+  for (size_t i = hash_slot(addr, shift_);; i = (i + 1) & slot_mask) {
+    if (!slots_[i].used) return false;
+    if (slots_[i].addr == addr) return true;
+  }
+}
+
+}  // namespace flannel

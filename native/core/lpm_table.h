@@ -1,0 +1,84 @@
+// Longest-prefix-match table `subnet -> peer IPv4:port` and a set of peer
+// addresses (pure, no I/O).
+//
+// Both are immutable once built: the datapath never mutates a table a
+// forwarding thread may be reading. The control side builds a new one and
+// publishes it (see state_publisher.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace flannel {
+
+// A peer's underlay endpoint. Host byte order.
+struct NextHop {
+  uint32_t addr;
+  uint16_t port;
+};
+
+struct Ipv4Route {
+  uint32_t network;  // host order; bits beyond prefix_len are ignored (masked)
+  uint8_t prefix_len;  // 0..32
+  NextHop next_hop;
+};
+
+inline uint32_t prefix_mask(uint8_t prefix_len) {
+  return prefix_len == 0 ? 0u : ~0u << (32 - prefix_len);
+}
+
+// Longest-prefix match (compat §5.5 PORT NOTE: upstream did first-match in
+// array order with move-to-front). One open-addressing hash table per
+// distinct prefix length, probed from the longest length down, so a lookup
+// costs one probe per distinct prefix length present (flannel leases all have
+// the network's SubnetLen, so normally one) and does not grow with the number
+// of routes.
+class LpmTable {
+ public:
+  LpmTable() = default;
+  // Later entries for the same (masked network, prefix length) replace
+  // earlier ones. Throws std::invalid_argument for prefix_len > 32.
+  explicit LpmTable(const std::vector<Ipv4Route>& routes);
+
+  // The next hop of the most specific route containing `dst`, or nullptr.
+  // The pointer is valid as long as this table is.
+  const NextHop* lookup(uint32_t dst) const;
+
+  size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    uint32_t key;  // masked network
+    NextHop hop;
+    bool used;
+  };
+  struct Level {
+    uint8_t prefix_len;
+    uint32_t mask;
+    uint32_t shift;  // 32 - log2(slots.size())
+    std::vector<Slot> slots;
+  };
+  std::vector<Level> levels_;  // longest prefix first
+  size_t size_ = 0;
+};
+
+// A set of IPv4 addresses with constant-time membership, for the source check.
+class AddrSet {
+ public:
+  AddrSet() = default;
+  explicit AddrSet(const std::vector<uint32_t>& addrs);
+  bool contains(uint32_t addr) const;
+  size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    uint32_t addr;
+    bool used;
+  };
+  std::vector<Slot> slots_;
+  uint32_t shift_ = 32;
+  size_t size_ = 0;
+};
+
+}  // namespace flannel
