@@ -1,0 +1,257 @@
+#include "datapath_wrapper.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "../core/counters.h"
+#include "../linux/udp_socket_linux.h"
+#include "napi_util.h"
+
+namespace flannel {
+
+namespace {
+
+// One route object: {network: "10.5.2.0", prefixLen: 24, peer: "192.168.1.2", port: 8285}.
+std::pair<std::pair<uint32_t, uint8_t>, NextHop> ParseRoute(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "each route must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  const uint8_t len = static_cast<uint8_t>(IntegerProperty(o, "prefixLen", 0, 32));
+  const uint32_t network = ParseIpv4(env, StringProperty(o, "network"), "route network") & prefix_mask(len);
+  NextHop hop;
+  hop.addr = ParseIpv4(env, StringProperty(o, "peer"), "route peer");
+  hop.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
+  return {{network, len}, hop};
+}
+
+std::pair<uint32_t, uint8_t> ParseRouteKey(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "each removed route must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  const uint8_t len = static_cast<uint8_t>(IntegerProperty(o, "prefixLen", 0, 32));
+  return {ParseIpv4(env, StringProperty(o, "network"), "route network") & prefix_mask(len), len};
+}
+
+Napi::Array ArrayArgument(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsArray()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array");
+  }
+  return info[i].As<Napi::Array>();
+}
+
+Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsObject()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an object");
+  }
+  return info[i].As<Napi::Object>();
+}
+
+}  // namespace
+
+Napi::Object DatapathWrapper::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(
+      env, "Datapath",
+      {
+          InstanceMethod<&DatapathWrapper::OpenTun>("openTun"),
+          InstanceMethod<&DatapathWrapper::BindUdp>("bindUdp"),
+          InstanceMethod<&DatapathWrapper::Start>("start"),
+          InstanceMethod<&DatapathWrapper::ReplaceRoutes>("replaceRoutes"),
+          InstanceMethod<&DatapathWrapper::UpdateRoutes>("updateRoutes"),
+          InstanceMethod<&DatapathWrapper::ReplacePeers>("replacePeers"),
+          InstanceMethod<&DatapathWrapper::SetSourceCheck>("setSourceCheck"),
+          InstanceMethod<&DatapathWrapper::Stats>("stats"),
+          InstanceMethod<&DatapathWrapper::DrainUnknownSources>("drainUnknownSources"),
+          InstanceMethod<&DatapathWrapper::Close>("close"),
+      });
+  exports.Set("Datapath", ctor);
+
+  Napi::Array names = Napi::Array::New(env, kCounterCount);
+  for (uint32_t i = 0; i < kCounterCount; ++i) names.Set(i, Napi::String::New(env, kCounterNames[i]));
+  exports.Set("counterNames", names);
+  return exports;
+}
+
+DatapathWrapper::DatapathWrapper(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<DatapathWrapper>(info),
+      publisher_(std::make_unique<ForwardingState>()) {}
+
+DatapathWrapper::~DatapathWrapper() { Shutdown(); }
+
+void DatapathWrapper::EnsureOpen(Napi::Env env, const char* method) const {
+  if (closed_) {
+    throw Napi::Error::New(env, std::string("Datapath.") + method + "() called after close()");
+  }
+}
+
+void DatapathWrapper::Publish() {
+  std::vector<Ipv4Route> routes;
+  routes.reserve(routes_.size());
+  for (const auto& r : routes_) routes.push_back(Ipv4Route{r.first.first, r.first.second, r.second});
+  auto state = std::make_unique<ForwardingState>();
+  state->routes = LpmTable(routes);
+  state->peers = AddrSet(peers_);
+  state->source_check = source_check_;
+  publisher_.publish(std::move(state));
+}
+
+Napi::Value DatapathWrapper::OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "openTun");
+  if (tun_.fd >= 0) throw Napi::Error::New(env, "Datapath.openTun(): a TUN device is already open");
+  if (info.Length() < 1 || !info[0].IsString()) {
+    throw Napi::TypeError::New(env, "openTun(nameTemplate) needs a string");
+  }
+  const SysResult r = open_tun(info[0].As<Napi::String>().Utf8Value(), &tun_);
+  if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("name", Napi::String::New(env, tun_.name));
+  return result;
+}
+
+Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "bindUdp");
+  if (udp_fd_ >= 0) throw Napi::Error::New(env, "Datapath.bindUdp(): the UDP socket is already bound");
+  Napi::Object o = ObjectArgument(info, 0, "bindUdp(options)");
+  UdpSocketOptions options;
+  options.bind_addr = ParseIpv4(env, StringProperty(o, "address"), "bind address");
+  options.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
+  options.receive_buffer_bytes =
+      static_cast<int>(OptionalIntegerProperty(o, "receiveBufferBytes", 0, INT32_MAX, 0));
+  options.send_buffer_bytes = static_cast<int>(OptionalIntegerProperty(o, "sendBufferBytes", 0, INT32_MAX, 0));
+  const SysResult r = open_udp_socket(options, &udp_fd_);
+  if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "start");
+  if (forwarder_) throw Napi::Error::New(env, "Datapath.start(): already started");
+  if (tun_.fd < 0 || udp_fd_ < 0) {
+    throw Napi::Error::New(env, "Datapath.start(): openTun() and bindUdp() must succeed first");
+  }
+  Napi::Object o = ObjectArgument(info, 0, "start(options)");
+  ForwarderConfig config;
+  config.tun_fd = tun_.fd;
+  config.udp_fd = udp_fd_;
+  config.icmp_source = ParseIpv4(env, StringProperty(o, "icmpSource"), "icmpSource");
+  config.icmp_rate_per_sec = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpRatePerSec", 0, 1000000, 100));
+  config.icmp_burst = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpBurst", 1, 1000000, 50));
+  config.batch_size = static_cast<size_t>(OptionalIntegerProperty(o, "batchSize", 1, 1024, 64));
+  // At least an IPv4 header plus room for a full-size Ethernet frame; at most
+  // the largest IPv4 packet plus slack.
+  config.buffer_size = static_cast<size_t>(OptionalIntegerProperty(o, "bufferSize", 1600, 65536 + 4096, 65536));
+  auto forwarder = std::make_unique<Forwarder>(config, &publisher_);
+  const SysResult r = forwarder->start();
+  if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+  forwarder_ = std::move(forwarder);
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::ReplaceRoutes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "replaceRoutes");
+  Napi::Array list = ArrayArgument(info, 0, "replaceRoutes(routes)");
+  std::map<RouteKey, NextHop> next;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    auto r = ParseRoute(env, list.Get(i));
+    next[r.first] = r.second;
+  }
+  routes_.swap(next);
+  Publish();
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::UpdateRoutes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "updateRoutes");
+  Napi::Array set = ArrayArgument(info, 0, "updateRoutes(set, remove): set");
+  Napi::Array remove = ArrayArgument(info, 1, "updateRoutes(set, remove): remove");
+  // Parse everything before touching routes_, so a bad entry changes nothing.
+  std::vector<std::pair<RouteKey, NextHop>> to_set;
+  std::vector<RouteKey> to_remove;
+  for (uint32_t i = 0; i < set.Length(); ++i) to_set.push_back(ParseRoute(env, set.Get(i)));
+  for (uint32_t i = 0; i < remove.Length(); ++i) to_remove.push_back(ParseRouteKey(env, remove.Get(i)));
+  for (const RouteKey& k : to_remove) routes_.erase(k);
+  for (const auto& r : to_set) routes_[r.first] = r.second;
+  Publish();
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::ReplacePeers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "replacePeers");
+  Napi::Array list = ArrayArgument(info, 0, "replacePeers(addresses)");
+  std::vector<uint32_t> next;
+  next.reserve(list.Length());
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsString()) throw Napi::TypeError::New(env, "each peer must be a string");
+    next.push_back(ParseIpv4(env, v.As<Napi::String>().Utf8Value(), "peer address"));
+  }
+  peers_.swap(next);
+  Publish();
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::SetSourceCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "setSourceCheck");
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    throw Napi::TypeError::New(env, "setSourceCheck(enabled) needs a boolean");
+  }
+  source_check_ = info[0].As<Napi::Boolean>().Value();
+  Publish();
+  return env.Undefined();
+}
+
+Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "stats");
+  uint64_t values[kCounterCount] = {};
+  if (forwarder_) forwarder_->snapshot(values);
+  Napi::Object counters = Napi::Object::New(env);
+  for (uint32_t i = 0; i < kCounterCount; ++i) {
+    counters.Set(kCounterNames[i], Napi::Number::New(env, static_cast<double>(values[i])));
+  }
+  // A stats poll is also the writer's periodic chance to free retired tables.
+  const size_t retired = publisher_.reclaim();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("counters", counters);
+  result.Set("routes", Napi::Number::New(env, static_cast<double>(routes_.size())));
+  result.Set("peers", Napi::Number::New(env, static_cast<double>(peers_.size())));
+  result.Set("retiredTables", Napi::Number::New(env, static_cast<double>(retired)));
+  result.Set("running", Napi::Boolean::New(env, forwarder_ != nullptr));
+  return result;
+}
+
+Napi::Value DatapathWrapper::DrainUnknownSources(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "drainUnknownSources");
+  uint32_t addrs[UnknownSourceLog::kRing];
+  const size_t n = forwarder_ ? forwarder_->drain_unknown_sources(addrs, UnknownSourceLog::kRing) : 0;
+  Napi::Array result = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) result.Set(static_cast<uint32_t>(i), FormatIpv4(addrs[i]));
+  return result;
+}
+
+Napi::Value DatapathWrapper::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+void DatapathWrapper::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  if (forwarder_) {
+    forwarder_->stop();
+    forwarder_.reset();
+  }
+  if (udp_fd_ >= 0) close(udp_fd_);
+  udp_fd_ = -1;
+  // Closing the last fd of a non-persistent TUN removes the device, its
+  // addresses and its routes (compat §5.7).
+  if (tun_.fd >= 0) close(tun_.fd);
+  tun_.fd = -1;
+}
+
+}  // namespace flannel

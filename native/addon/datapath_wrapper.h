@@ -1,0 +1,65 @@
+// `Datapath`: the JavaScript-visible object of the udp backend's native
+// datapath. TypeScript (src/forwarder) is its only user.
+//
+// Lifecycle: openTun() -> (TypeScript configures the device over rtnetlink)
+// -> bindUdp() -> start() -> replaceRoutes()/updateRoutes()/replacePeers()/
+// setSourceCheck()/stats()/drainUnknownSources() any number of times ->
+// close(). Routes and peers may be pushed before start(). After close() every
+// method throws. close() is also run by the destructor.
+//
+// Setup failures throw an Error carrying `syscall` (the failing operation),
+// `errno` and `code` (e.g. "EPERM"); src/forwarder/errors.ts turns those into
+// typed errors with advice. Argument errors throw TypeError.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "../core/forwarding.h"
+#include "../core/state_publisher.h"
+#include "../linux/forwarder_linux.h"
+#include "../linux/tun_linux.h"
+
+namespace flannel {
+
+class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports);
+  explicit DatapathWrapper(const Napi::CallbackInfo& info);
+  ~DatapathWrapper() override;
+
+ private:
+  Napi::Value OpenTun(const Napi::CallbackInfo& info);
+  Napi::Value BindUdp(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value ReplaceRoutes(const Napi::CallbackInfo& info);
+  Napi::Value UpdateRoutes(const Napi::CallbackInfo& info);
+  Napi::Value ReplacePeers(const Napi::CallbackInfo& info);
+  Napi::Value SetSourceCheck(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value DrainUnknownSources(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void EnsureOpen(Napi::Env env, const char* method) const;
+  // Builds a ForwardingState from routes_/peers_/source_check_ and publishes it.
+  void Publish();
+  void Shutdown();
+
+  using RouteKey = std::pair<uint32_t, uint8_t>;  // masked network, prefix length
+  std::map<RouteKey, NextHop> routes_;
+  std::vector<uint32_t> peers_;
+  bool source_check_ = true;
+
+  StatePublisher<ForwardingState> publisher_;
+  std::unique_ptr<Forwarder> forwarder_;
+  TunDevice tun_;
+  int udp_fd_ = -1;
+  bool closed_ = false;
+};
+
+}  // namespace flannel
