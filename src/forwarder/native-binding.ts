@@ -1,0 +1,157 @@
+/**
+ * The native addon's surface, and its loader.
+ *
+ * The interfaces here are the contract with native/addon/datapath_wrapper.h;
+ * UdpForwarder takes a NativeAddon as a constructor argument so unit tests
+ * can substitute a fake.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The counters of native/core/counters.h, in order. Checked at load time. */
+export const COUNTER_NAMES = [
+  'egress_read_packets',
+  'egress_read_bytes',
+  'egress_sent_packets',
+  'egress_sent_bytes',
+  'egress_drop_not_ipv4',
+  'egress_drop_too_short',
+  'egress_drop_bad_header',
+  'egress_drop_no_route',
+  'egress_drop_ttl_expired',
+  'egress_drop_send_error',
+  'ingress_received_packets',
+  'ingress_received_bytes',
+  'ingress_written_packets',
+  'ingress_written_bytes',
+  'ingress_drop_oversize',
+  'ingress_drop_unknown_source',
+  'ingress_drop_not_ipv4',
+  'ingress_drop_too_short',
+  'ingress_drop_bad_header',
+  'ingress_drop_ttl_expired',
+  'ingress_drop_tun_write_error',
+  'icmp_net_unreachable_sent',
+  'icmp_time_exceeded_sent',
+  'icmp_suppressed',
+  'icmp_rate_limited',
+  'icmp_write_error',
+  'tun_read_errors',
+  'udp_receive_errors',
+  'udp_send_blocked',
+  'tun_write_blocked',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type Counters = Record<CounterName, number>;
+
+export interface NativeRoute {
+  network: string;
+  prefixLen: number;
+  peer: string;
+  port: number;
+}
+
+export interface NativeRouteKey {
+  network: string;
+  prefixLen: number;
+}
+
+export interface NativeStats {
+  counters: Counters;
+  routes: number;
+  peers: number;
+  retiredTables: number;
+  running: boolean;
+}
+
+export interface NativeBindOptions {
+  address: string;
+  port: number;
+  receiveBufferBytes?: number;
+  sendBufferBytes?: number;
+}
+
+export interface NativeStartOptions {
+  icmpSource: string;
+  icmpRatePerSec?: number;
+  icmpBurst?: number;
+  batchSize?: number;
+  bufferSize?: number;
+}
+
+/** One native Datapath object (see native/addon/datapath_wrapper.h). */
+export interface NativeDatapath {
+  openTun(nameTemplate: string): { name: string };
+  bindUdp(options: NativeBindOptions): void;
+  start(options: NativeStartOptions): void;
+  replaceRoutes(routes: NativeRoute[]): void;
+  updateRoutes(set: NativeRoute[], remove: NativeRouteKey[]): void;
+  replacePeers(addresses: string[]): void;
+  setSourceCheck(enabled: boolean): void;
+  stats(): NativeStats;
+  drainUnknownSources(): string[];
+  close(): void;
+}
+
+export interface NativeAddon {
+  Datapath: new () => NativeDatapath;
+  counterNames: readonly string[];
+}
+
+/** Thrown when the addon cannot be found or does not match this code. */
+export class NativeAddonLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NativeAddonLoadError';
+  }
+}
+
+const ADDON_FILE = 'flannel_native.node';
+
+/** The repository root: out/src/forwarder -> ../../.. (compiled) */
+function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'binding.gyp'))) {
+      return dir;
+    }
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..', '..', '..');
+}
+
+let cached: NativeAddon | undefined;
+
+/**
+ * Loads the addon from explicit candidate paths (FLANNEL_TS_NATIVE_ADDON,
+ * then build/Release, then build/Debug) and checks that its counters are the
+ * ones this code knows.
+ */
+export function loadNativeAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const candidates = [
+    process.env['FLANNEL_TS_NATIVE_ADDON'],
+    path.join(root, 'build', 'Release', ADDON_FILE),
+    path.join(root, 'build', 'Debug', ADDON_FILE),
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) {
+    throw new NativeAddonLoadError(
+      `the flannel-ts native addon (${ADDON_FILE}) was not found; tried: ${candidates.join(', ')}. ` +
+        'Build it with `npm ci` or `npm run build:native` (needs g++, make and python3).',
+    );
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const addon = require(found) as NativeAddon;
+  const names = addon.counterNames;
+  if (names.length !== COUNTER_NAMES.length || names.some((n, i) => n !== COUNTER_NAMES[i])) {
+    throw new NativeAddonLoadError(
+      `the native addon at ${found} reports counters [${names.join(', ')}], which differ from this ` +
+        'code\'s; it is stale. Rebuild it with `npm run build:native`.',
+    );
+  }
+  cached = addon;
+  return addon;
+}

@@ -1,0 +1,309 @@
+/**
+ * Our rtnetlink adapter: the only module that talks to the `netlink`
+ * package (pinned 0.3.0). It exposes the few operations flannel-ts needs,
+ * with plain types and typed errors, and hides that package's quirks:
+ *  - errors carry no errno, only "Request rejected: EEXIST" text: parsed here;
+ *  - RTNH_F_ONLINK is not a named route flag: sent as {__unknown: 4};
+ *  - vxlan link info needs a cast (added with the vxlan backend).
+ *
+ * All addresses are IPv4 host-order numbers (src/util/ipv4.ts).
+ */
+import { createRtNetlink, type RtNetlinkSocket, rt } from 'netlink';
+import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
+
+/** NLM_F_* request flags (linux/netlink.h). */
+const NLM_F_REPLACE = 0x100;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+
+const AF_INET = 2;
+
+/** rtm_table RT_TABLE_MAIN (linux/rtnetlink.h). */
+export const RT_TABLE_MAIN = 254;
+/** rtm_protocol RTPROT_BOOT: what upstream's netlink library sets by default (compat §5.2 "proto boot"). */
+export const RTPROT_BOOT = 3;
+/** rtm_flags RTNH_F_ONLINK (linux/rtnetlink.h). */
+const RTNH_F_ONLINK = 4;
+
+/** Per-request timeout, so a wedged netlink socket cannot hang a control loop. */
+const REQUEST_TIMEOUT_MS = 5000;
+
+/** A netlink request the kernel rejected, or that timed out. */
+export class NetlinkError extends Error {
+  constructor(
+    /** What we asked, e.g. "add route 10.5.0.0/16 dev flannel0". */
+    readonly op: string,
+    /** The errno name ("EEXIST", "ENETUNREACH", ...), or "ETIMEDOUT" / "EUNKNOWN". */
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${op}: ${code}`, options);
+    this.name = 'NetlinkError';
+  }
+}
+
+export function isNetlinkError(e: unknown, code?: string): e is NetlinkError {
+  return e instanceof NetlinkError && (code === undefined || e.code === code);
+}
+
+function errorCode(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const m = /Request rejected: ([A-Z0-9]+)/.exec(message);
+  if (m) return m[1]!;
+  if (/timed? ?out/i.test(message)) return 'ETIMEDOUT';
+  return 'EUNKNOWN';
+}
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  mtu: number;
+  up: boolean;
+  /** ARPHRD_* type (65534 = ARPHRD_NONE for a TUN). */
+  type: number;
+  txQueueLen: number | undefined;
+}
+
+export interface AddressInfo {
+  index: number;
+  address: number;
+  prefixLen: number;
+}
+
+export type RouteScopeName = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
+export type RouteTypeName = 'unicast' | 'local' | 'broadcast' | 'blackhole' | 'unreachable' | 'prohibit' | 'other';
+
+export interface RouteSpec {
+  dst: Ipv4Net;
+  gateway?: number;
+  /** Output interface index. */
+  oif?: number;
+  table?: number;
+  protocol?: number;
+  scope?: RouteScopeName;
+  type?: RouteTypeName;
+  onlink?: boolean;
+}
+
+export interface RouteInfo {
+  dst: Ipv4Net;
+  gateway: number | undefined;
+  oif: number | undefined;
+  table: number;
+  protocol: number;
+  scope: RouteScopeName;
+  type: RouteTypeName;
+  onlink: boolean;
+}
+
+const SCOPES: Record<RouteScopeName, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+const TYPES: Record<Exclude<RouteTypeName, 'other'>, number> = {
+  unicast: 1,
+  local: 2,
+  broadcast: 3,
+  blackhole: 6,
+  unreachable: 7,
+  prohibit: 8,
+};
+
+function scopeName(v: unknown): RouteScopeName {
+  const n = typeof v === 'string' ? (rt.RouteScope as unknown as Record<string, number>)[v] : v;
+  const hit = (Object.keys(SCOPES) as RouteScopeName[]).find((k) => SCOPES[k] === n);
+  return hit ?? 'universe';
+}
+
+function typeName(v: unknown): RouteTypeName {
+  const n = typeof v === 'string' ? (rt.RouteType as unknown as Record<string, number>)[v] : v;
+  const hit = (Object.keys(TYPES) as Array<Exclude<RouteTypeName, 'other'>>).find((k) => TYPES[k] === n);
+  return hit ?? 'other';
+}
+
+function protocolNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return (rt.RouteProtocol as unknown as Record<string, number>)[v] ?? 0;
+  return 0;
+}
+
+export function describeRoute(r: RouteSpec, linkName?: string): string {
+  let s = r.type && r.type !== 'unicast' ? `${r.type} ${r.dst.toString()}` : r.dst.toString();
+  if (r.gateway !== undefined) s += ` via ${formatIpv4(r.gateway)}`;
+  if (linkName !== undefined) s += ` dev ${linkName}`;
+  else if (r.oif !== undefined) s += ` dev #${r.oif}`;
+  if (r.onlink) s += ' onlink';
+  return s;
+}
+
+/**
+ * One rtnetlink socket in the network namespace of the process. Requests are
+ * serialized by the kernel per socket; each has a timeout.
+ */
+export class RtNetlink {
+  private constructor(private readonly sock: RtNetlinkSocket) {}
+
+  static open(): RtNetlink {
+    return new RtNetlink(createRtNetlink());
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+
+  private async call<T>(op: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw new NetlinkError(op, errorCode(e), { cause: e });
+    }
+  }
+
+  private static opts(flags = 0): { flags: number; timeout: number } {
+    return { flags, timeout: REQUEST_TIMEOUT_MS };
+  }
+
+  // ------------------------------------------------------------------ links
+
+  async listLinks(): Promise<LinkInfo[]> {
+    const msgs = await this.call('list links', () => this.sock.getLinks(undefined, undefined, RtNetlink.opts()));
+    return msgs.map((m) => ({
+      index: m.data.index ?? 0,
+      name: m.attrs.ifname ?? '',
+      mtu: m.attrs.mtu ?? 0,
+      up: m.data.flags?.up === true,
+      type: typeof m.data.type === 'number' ? m.data.type : Number((rt.LinkType as unknown as Record<string, number>)[m.data.type ?? ''] ?? 0),
+      txQueueLen: m.attrs.txqlen,
+    }));
+  }
+
+  /** The link named `name`, or undefined when there is none. */
+  async getLink(name: string): Promise<LinkInfo | undefined> {
+    return (await this.listLinks()).find((l) => l.name === name);
+  }
+
+  async setLinkMtu(index: number, mtu: number): Promise<void> {
+    await this.call(`set mtu ${mtu} on link #${index}`, () =>
+      this.sock.setLink({ index }, { mtu }, RtNetlink.opts()),
+    );
+  }
+
+  async setLinkUp(index: number): Promise<void> {
+    await this.call(`set link #${index} up`, () =>
+      this.sock.setLink({ index, flags: { up: true }, change: { up: true } }, {}, RtNetlink.opts()),
+    );
+  }
+
+  async setLinkTxQueueLen(index: number, txqlen: number): Promise<void> {
+    await this.call(`set txqueuelen ${txqlen} on link #${index}`, () =>
+      this.sock.setLink({ index }, { txqlen }, RtNetlink.opts()),
+    );
+  }
+
+  // -------------------------------------------------------------- addresses
+
+  /** IPv4 addresses, of one link or of all. */
+  async listAddresses(index?: number): Promise<AddressInfo[]> {
+    const msgs = await this.call('list addresses', () =>
+      this.sock.getAddresses({ family: AF_INET }, undefined, RtNetlink.opts()),
+    );
+    const out: AddressInfo[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_INET) continue;
+      const local = m.attrs.local ?? m.attrs.address;
+      if (!local || local.length !== 4) continue;
+      const entry = { index: m.data.index ?? 0, address: ipv4FromBytes(local), prefixLen: m.data.prefixlen ?? 32 };
+      if (index === undefined || entry.index === index) out.push(entry);
+    }
+    return out;
+  }
+
+  /** Adds address/prefixLen to a link; EEXIST when it is already there. */
+  async addAddress(index: number, address: number, prefixLen: number): Promise<void> {
+    const bytes = ipv4ToBytes(address);
+    await this.call(`add address ${formatIpv4(address)}/${prefixLen} to link #${index}`, () =>
+      this.sock.newAddress(
+        { family: AF_INET, prefixlen: prefixLen, index },
+        { local: bytes, address: bytes },
+        RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL),
+      ),
+    );
+  }
+
+  async deleteAddress(index: number, address: number, prefixLen: number): Promise<void> {
+    const bytes = ipv4ToBytes(address);
+    await this.call(`delete address ${formatIpv4(address)}/${prefixLen} from link #${index}`, () =>
+      this.sock.delAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: bytes, address: bytes }, RtNetlink.opts()),
+    );
+  }
+
+  // ----------------------------------------------------------------- routes
+
+  /** IPv4 routes of one table (default: main). */
+  async listRoutes(table: number = RT_TABLE_MAIN): Promise<RouteInfo[]> {
+    const msgs = await this.call('list routes', () =>
+      this.sock.getRoutes({ family: AF_INET }, undefined, RtNetlink.opts()),
+    );
+    const out: RouteInfo[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_INET) continue;
+      const t = m.attrs.table ?? m.data.table ?? 0;
+      if (t !== table) continue;
+      const dstLen = m.data.dstLen ?? 0;
+      const dst = m.attrs.dst && m.attrs.dst.length === 4 ? ipv4FromBytes(m.attrs.dst) : 0;
+      const flagBits = (m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0;
+      out.push({
+        dst: new Ipv4Net(dst, dstLen),
+        gateway: m.attrs.gateway && m.attrs.gateway.length === 4 ? ipv4FromBytes(m.attrs.gateway) : undefined,
+        oif: m.attrs.oif,
+        table: t,
+        protocol: protocolNumber(m.data.protocol),
+        scope: scopeName(m.data.scope),
+        type: typeName(m.data.type),
+        onlink: (flagBits & RTNH_F_ONLINK) !== 0,
+      });
+    }
+    return out;
+  }
+
+  private routeMessage(r: RouteSpec): [rt.Route, rt.RouteAttrs] {
+    const table = r.table ?? RT_TABLE_MAIN;
+    const type = r.type && r.type !== 'other' ? TYPES[r.type] : TYPES.unicast;
+    const defaultScope: RouteScopeName = r.gateway === undefined && type === TYPES.unicast ? 'link' : 'universe';
+    const data: rt.Route = {
+      family: AF_INET,
+      dstLen: r.dst.prefixLen,
+      table: table < 256 ? table : 252 /* RT_TABLE_COMPAT; the real id goes in RTA_TABLE */,
+      protocol: r.protocol ?? RTPROT_BOOT,
+      scope: SCOPES[r.scope ?? defaultScope],
+      type,
+    };
+    if (r.onlink) data.flags = { __unknown: RTNH_F_ONLINK } as unknown as rt.RouteFlags;
+    const attrs: rt.RouteAttrs = { dst: ipv4ToBytes(r.dst.network), table };
+    if (r.gateway !== undefined) attrs.gateway = ipv4ToBytes(r.gateway);
+    if (r.oif !== undefined) attrs.oif = r.oif;
+    return [data, attrs];
+  }
+
+  /** Adds a route; EEXIST when one with the same key exists. */
+  async addRoute(r: RouteSpec): Promise<void> {
+    const [data, attrs] = this.routeMessage(r);
+    await this.call(`add route ${describeRoute(r)}`, () =>
+      this.sock.newRoute(data, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)),
+    );
+  }
+
+  /** Adds or replaces the route with the same destination/table/metric (`ip route replace`). */
+  async replaceRoute(r: RouteSpec): Promise<void> {
+    const [data, attrs] = this.routeMessage(r);
+    await this.call(`replace route ${describeRoute(r)}`, () =>
+      this.sock.newRoute(data, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_REPLACE)),
+    );
+  }
+
+  /** Deletes the route matching `r` (fields not given match anything); ESRCH when none. */
+  async deleteRoute(r: RouteSpec): Promise<void> {
+    const [data, attrs] = this.routeMessage(r);
+    // A delete matches on the fields given; leave scope and protocol open.
+    data.scope = SCOPES.nowhere;
+    delete data.protocol;
+    await this.call(`delete route ${describeRoute(r)}`, () => this.sock.delRoute(data, attrs, RtNetlink.opts()));
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Configuring the udp backend's TUN device as upstream's configureIface does
+ * (compat §5.2): the own subnet's network address as /32 (a /32 creates no
+ * broadcast routes), MTU = underlay MTU - 28, UP, and a route for the whole
+ * flannel Network to the device (scope universe, main table, proto boot).
+ *
+ * Idempotent: run it again on a configured device and it fixes what differs
+ * (a stray or old address, the MTU, the UP flag, the route's target) and
+ * never fails with EEXIST.
+ */
+import * as fs from 'node:fs/promises';
+import { formatIpv4, Ipv4Net } from '../util/ipv4';
+import { isNetlinkError, RT_TABLE_MAIN, RTPROT_BOOT, type RtNetlink } from './rtnetlink';
+
+/** IPv4 (20) + UDP (8) header bytes the encapsulation adds (compat §5.2, §5.8). */
+export const UDP_ENCAP_OVERHEAD = 28;
+
+export interface TunDeviceConfig {
+  /** Device name, e.g. "flannel0". */
+  name: string;
+  /** The own lease's subnet; its network address becomes the device address. */
+  subnet: Ipv4Net;
+  /** The flannel Network routed to the device. */
+  network: Ipv4Net;
+  /** The device MTU (underlay MTU - UDP_ENCAP_OVERHEAD). */
+  mtu: number;
+}
+
+/** What configureTunDevice changed; empty arrays when nothing differed. */
+export interface TunDeviceReport {
+  changes: string[];
+}
+
+/** A step of the device configuration failed; the message is upstream's text. */
+export class TunConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TunConfigError';
+  }
+}
+
+function causeText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Lets the kernel accept packets arriving on `device` whose source is one of
+ * this host's addresses. Needed because the ICMP errors the datapath writes
+ * into the TUN come from the TUN's own address (compat §5.6); without it the
+ * kernel drops them as martians (fib_validate_source) and they never reach
+ * the sender.
+ */
+export async function setAcceptLocal(device: string, enabled: boolean): Promise<boolean> {
+  const file = `/proc/sys/net/ipv4/conf/${device}/accept_local`;
+  const want = enabled ? '1' : '0';
+  const current = (await fs.readFile(file, 'utf8')).trim();
+  if (current === want) return false;
+  await fs.writeFile(file, want);
+  return true;
+}
+
+export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): Promise<TunDeviceReport> {
+  const changes: string[] = [];
+  const link = await nl.getLink(cfg.name);
+  if (!link) throw new TunConfigError(`failed to lookup interface ${cfg.name}`);
+
+  const address = cfg.subnet.network;
+  const addrText = `${formatIpv4(address)}/32`;
+  try {
+    const existing = await nl.listAddresses(link.index);
+    for (const a of existing) {
+      if (a.address === address && a.prefixLen === 32) continue;
+      await nl.deleteAddress(link.index, a.address, a.prefixLen);
+      changes.push(`removed address ${formatIpv4(a.address)}/${a.prefixLen}`);
+    }
+    if (!existing.some((a) => a.address === address && a.prefixLen === 32)) {
+      try {
+        await nl.addAddress(link.index, address, 32);
+        changes.push(`added address ${addrText}`);
+      } catch (e) {
+        if (!isNetlinkError(e, 'EEXIST')) throw e;
+      }
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add IP address ${addrText} to ${cfg.name}: ${causeText(e)}`, { cause: e });
+  }
+
+  if (link.mtu !== cfg.mtu) {
+    try {
+      await nl.setLinkMtu(link.index, cfg.mtu);
+      changes.push(`set MTU ${cfg.mtu} (was ${link.mtu})`);
+    } catch (e) {
+      throw new TunConfigError(`failed to set MTU for ${cfg.name}: ${causeText(e)}`, { cause: e });
+    }
+  }
+
+  if (!link.up) {
+    try {
+      await nl.setLinkUp(link.index);
+      changes.push('set UP');
+    } catch (e) {
+      throw new TunConfigError(`failed to set interface ${cfg.name} to UP state: ${causeText(e)}`, { cause: e });
+    }
+  }
+
+  const network = cfg.network.canonical();
+  try {
+    const routes = await nl.listRoutes(RT_TABLE_MAIN);
+    const current = routes.find(
+      (r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === link.index && r.gateway === undefined,
+    );
+    if (!current) {
+      // Replace semantics: a route to the Network through another device
+      // (a previous flannel0, or one Docker added) is taken over, not an error.
+      await nl.replaceRoute({ dst: network, oif: link.index, scope: 'universe', protocol: RTPROT_BOOT });
+      changes.push(`set route ${network.toString()} dev ${cfg.name}`);
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add route (${network.toString()} -> ${cfg.name}): ${causeText(e)}`, {
+      cause: e,
+    });
+  }
+
+  try {
+    if (await setAcceptLocal(cfg.name, true)) changes.push('set accept_local=1');
+  } catch (e) {
+    throw new TunConfigError(`failed to set accept_local on ${cfg.name}: ${causeText(e)}`, { cause: e });
+  }
+  return { changes };
+}

@@ -1,0 +1,68 @@
+/**
+ * Reading JSON objects the way Go's encoding/json fills a struct, which is
+ * how upstream decodes every config (compat §2.2): keys match field names
+ * case-insensitively, unknown keys are ignored, and when several keys match
+ * one field the last one in the object wins. Type mismatches are errors with
+ * Go-like wording.
+ */
+
+export class JsonFieldError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JsonFieldError';
+  }
+}
+
+export type JsonObject = Record<string, unknown>;
+
+export function isJsonObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The value of the key matching `field` case-insensitively (last match wins), or undefined. */
+export function fieldCI(obj: JsonObject, field: string): unknown {
+  const want = field.toLowerCase();
+  let value: unknown;
+  for (const [k, v] of Object.entries(obj)) {
+    if (k.toLowerCase() === want) value = v;
+  }
+  return value;
+}
+
+function jsonTypeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v === 'object' ? 'object' : typeof v;
+}
+
+function mismatch(field: string, v: unknown, goType: string): JsonFieldError {
+  const shown = typeof v === 'string' ? 'string' : `${jsonTypeName(v)} ${JSON.stringify(v)}`;
+  return new JsonFieldError(`json: cannot unmarshal ${shown} into Go struct field .${field} of type ${goType}`);
+}
+
+/**
+ * An integer field. JSON null leaves the default, as Go does for a non-pointer
+ * field. `goType` is only for the message ("int", "uint").
+ */
+export function intField(obj: JsonObject, field: string, fallback: number, goType = 'int'): number {
+  const v = fieldCI(obj, field);
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || (goType.startsWith('uint') && v < 0)) {
+    throw mismatch(field, v, goType);
+  }
+  return v;
+}
+
+export function boolField(obj: JsonObject, field: string, fallback: boolean): boolean {
+  const v = fieldCI(obj, field);
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw mismatch(field, v, 'bool');
+  return v;
+}
+
+export function stringField(obj: JsonObject, field: string, fallback: string): string {
+  const v = fieldCI(obj, field);
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'string') throw mismatch(field, v, 'string');
+  return v;
+}
