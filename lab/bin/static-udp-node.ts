@@ -1,0 +1,135 @@
+/**
+ * A udp-backend node with static routes, for tests, the benchmark and the
+ * two-node demo: it runs our datapath (src/forwarder) and configures flannel0
+ * with our routing code (src/routing), without etcd. Run it inside the node's
+ * namespace:
+ *
+ *   node out/lab/bin/static-udp-node.js '<json options>'
+ *
+ * It prints {"event":"ready","tun":"flannel0"} when forwarding, then serves
+ * line-delimited JSON requests on stdin: {"id":1,"cmd":"stats"},
+ * {"cmd":"setRoutes","routes":[...]}, {"cmd":"setPeers","peers":[...]},
+ * {"cmd":"setSourceCheck","enabled":false}, {"cmd":"drainUnknownSources"},
+ * {"cmd":"reconfigure"} (runs the flannel0 configuration again and returns what it changed).
+ * SIGTERM, SIGINT or the end of stdin stop it.
+ */
+import { tunMtu } from '../../src/backends/udp/config';
+import { UdpForwarder } from '../../src/forwarder/udp-forwarder';
+import { RtNetlink } from '../../src/routing/rtnetlink';
+import { configureTunDevice } from '../../src/routing/tun-device';
+import { formatIpv4, Ipv4Net } from '../../src/util/ipv4';
+
+export interface StaticUdpNodeOptions {
+  tunTemplate?: string;
+  bindAddress: string;
+  port?: number;
+  subnet: string;
+  network: string;
+  underlayMtu?: number;
+  udpMtu?: number;
+  routes: Array<{ subnet: string; peer: string }>;
+  peers?: string[];
+  sourceCheck?: boolean;
+  bufferSize?: number;
+  batchSize?: number;
+}
+
+function out(msg: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+
+async function main(): Promise<void> {
+  const opts = JSON.parse(process.argv[2] ?? '{}') as StaticUdpNodeOptions;
+  const port = opts.port ?? 8285;
+  const subnet = Ipv4Net.parse(opts.subnet);
+  const network = Ipv4Net.parse(opts.network);
+  const toRoutes = (rs: StaticUdpNodeOptions['routes']) =>
+    rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port }));
+
+  const fwd = new UdpForwarder();
+  const nl = RtNetlink.open();
+  let stopping = false;
+  const stop = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    fwd.close();
+    nl.close();
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => stop(0));
+  process.on('SIGINT', () => stop(0));
+
+  const tun = fwd.openTun(opts.tunTemplate ?? 'flannel%d');
+  const mtu = tunMtu({ port, mtu: opts.udpMtu, sourceCheck: true }, opts.underlayMtu ?? 1500);
+  const deviceConfig = { name: tun, subnet, network, mtu };
+  const report = await configureTunDevice(nl, deviceConfig);
+  fwd.bindUdp({ address: opts.bindAddress, port });
+  fwd.setRoutes(toRoutes(opts.routes));
+  fwd.setPeers(opts.peers ?? opts.routes.map((r) => r.peer));
+  fwd.setSourceCheck(opts.sourceCheck ?? true);
+  fwd.start({
+    icmpSource: formatIpv4(subnet.network),
+    ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
+    ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+  });
+  out({ event: 'ready', tun, mtu, changes: report.changes, pid: process.pid });
+
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl2: number;
+    while ((nl2 = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl2);
+      buf = buf.slice(nl2 + 1);
+      let req: Record<string, unknown>;
+      try {
+        req = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const id = req['id'];
+      try {
+        switch (req['cmd']) {
+          case 'stats': {
+            const s = fwd.stats();
+            out({ id, counters: s.counters, routes: s.routes, peers: s.peers, running: s.running });
+            break;
+          }
+          case 'setRoutes':
+            fwd.setRoutes(toRoutes(req['routes'] as StaticUdpNodeOptions['routes']));
+            out({ id, ok: true });
+            break;
+          case 'setPeers':
+            fwd.setPeers(req['peers'] as string[]);
+            out({ id, ok: true });
+            break;
+          case 'setSourceCheck':
+            fwd.setSourceCheck(req['enabled'] === true);
+            out({ id, ok: true });
+            break;
+          case 'drainUnknownSources':
+            out({ id, addresses: fwd.drainUnknownSources() });
+            break;
+          case 'reconfigure':
+            configureTunDevice(nl, deviceConfig).then(
+              (r) => out({ id, changes: r.changes }),
+              (e: unknown) => out({ id, error: e instanceof Error ? e.message : String(e) }),
+            );
+            break;
+          default:
+            out({ id, error: `unknown command ${String(req['cmd'])}` });
+        }
+      } catch (e) {
+        out({ id, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  });
+  process.stdin.on('end', () => stop(0));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`static-udp-node: ${e instanceof Error ? e.message : String(e)}\n`);
+  out({ event: 'error', message: e instanceof Error ? e.message : String(e), name: e instanceof Error ? e.name : '' });
+  process.exit(1);
+});

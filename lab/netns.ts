@@ -1,0 +1,240 @@
+/**
+ * A Lab owns network namespaces and processes for one test, demo or
+ * benchmark run, and removes all of them when it ends: explicitly with
+ * cleanup(), and also on process exit, SIGINT and SIGTERM, so an interrupted
+ * run leaves nothing behind. Names carry a random per-lab prefix so two runs
+ * never collide.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stdout: string,
+    readonly stderr: string,
+  ) {
+    super(`command failed (exit ${exitCode}): ${command}\n${stderr.trim()}`);
+    this.name = 'CommandError';
+  }
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; rejects with CommandError on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      args as string[],
+      { timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+          reject(new CommandError([cmd, ...args].join(' '), code, stdout, stderr || err.message));
+        } else {
+          resolve({ stdout, stderr });
+        }
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+/** A random lab prefix: "f" + 5 base-36 characters, short enough for 15-character interface names. */
+export function uniquePrefix(): string {
+  const n = randomBytes(4).readUInt32BE(0);
+  return 'f' + n.toString(36).padStart(5, '0').slice(-5);
+}
+
+const liveLabs = new Set<Lab>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', () => {
+    for (const lab of liveLabs) lab.cleanupSync();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      // A program that handles the signal itself (the demo) cleans up on its
+      // own; otherwise the signal would end the process without cleanup.
+      if (process.listeners(sig).some((l) => l !== onSignal)) return;
+      for (const lab of liveLabs) lab.cleanupSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+export class Lab {
+  readonly prefix: string;
+  private readonly namespaces: string[] = [];
+  private readonly processes = new Set<ChildProcess>();
+  private readonly cleanups: Array<() => void> = [];
+  private closed = false;
+
+  constructor(prefix: string = uniquePrefix()) {
+    this.prefix = prefix;
+    installExitHooks();
+    liveLabs.add(this);
+  }
+
+  /** A name unique to this lab: prefix + suffix (keep suffix short for interface names). */
+  name(suffix: string): string {
+    const n = this.prefix + suffix;
+    if (n.length > 15) throw new Error(`name '${n}' is longer than an interface name may be (15)`);
+    return n;
+  }
+
+  /** Creates a namespace with loopback up; returns its name. */
+  async addNamespace(suffix: string): Promise<string> {
+    const ns = this.name(suffix);
+    await run('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await this.exec(ns, 'ip', ['link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** Runs a command inside a namespace to completion. */
+  exec(ns: string, cmd: string, args: readonly string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+    return run('ip', ['netns', 'exec', ns, cmd, ...args], options);
+  }
+
+  /** Starts a long-running process inside a namespace (or the host when ns is undefined); it is killed at cleanup. */
+  spawn(ns: string | undefined, cmd: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+    const argv = ns === undefined ? [cmd, ...args] : ['ip', 'netns', 'exec', ns, cmd, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+    this.processes.add(child);
+    child.once('exit', () => this.processes.delete(child));
+    return child;
+  }
+
+  /** Registers an extra synchronous cleanup step (run before namespaces are deleted). */
+  onCleanup(f: () => void): void {
+    this.cleanups.push(f);
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL after `graceMs`) and deletes every namespace. */
+  async cleanup(graceMs = 3000): Promise<void> {
+    if (this.closed) return;
+    const procs = [...this.processes];
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve();
+            const timer = setTimeout(() => {
+              p.kill('SIGKILL');
+            }, graceMs);
+            p.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
+    this.cleanupSync();
+  }
+
+  /** Synchronous cleanup for exit hooks: SIGKILL what is left and delete namespaces. */
+  cleanupSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    liveLabs.delete(this);
+    for (const p of this.processes) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const f of this.cleanups.splice(0)) {
+      try {
+        f();
+      } catch {
+        /* best effort: namespaces are still deleted below */
+      }
+    }
+    for (const ns of this.namespaces.reverse()) {
+      // Kill anything still inside (e.g. a grandchild), then delete the namespace.
+      try {
+        execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+          .split('\n')
+          .filter((s) => s.trim() !== '')
+          .forEach((pid) => {
+            try {
+              process.kill(Number(pid), 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          });
+      } catch {
+        /* namespace already gone */
+      }
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* already deleted */
+      }
+    }
+  }
+}
+
+/** Resolves with the first stdout line of `child` that parses as JSON and satisfies `pred`. */
+export function waitForJsonLine<T = Record<string, unknown>>(
+  child: ChildProcess,
+  pred: (msg: Record<string, unknown>) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let stderr = '';
+    const onData = (chunk: Buffer): void => {
+      buf += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (typeof msg === 'object' && msg !== null && pred(msg as Record<string, unknown>)) {
+          finish();
+          resolve(msg as T);
+          return;
+        }
+      }
+    };
+    const onErr = (chunk: Buffer): void => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+    };
+    const onExit = (code: number | null): void => {
+      finish();
+      reject(new Error(`${what}: process exited (${code}) before it reported; stderr:\n${stderr}`));
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`${what}: no report within ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
+    function finish(): void {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onErr);
+      child.off('exit', onExit);
+    }
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}

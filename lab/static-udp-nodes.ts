@@ -1,0 +1,76 @@
+/**
+ * Starts lab/bin/static-udp-node in every node of a cluster, each routing to
+ * all the others, and gives tests a handle to query and steer them.
+ */
+import * as path from 'node:path';
+import type { Counters } from '../src/forwarder/native-binding';
+import type { StaticUdpNodeOptions } from './bin/static-udp-node';
+import { JsonChannel } from './json-channel';
+import { type Lab } from './netns';
+import { type Cluster, type NodeSpec } from './topology';
+
+export const STATIC_NODE_SCRIPT = path.join(__dirname, 'bin', 'static-udp-node.js');
+
+export interface NodeStats {
+  counters: Counters;
+  routes: number;
+  peers: number;
+  running: boolean;
+}
+
+export class StaticUdpNode {
+  constructor(
+    readonly node: NodeSpec,
+    readonly channel: JsonChannel,
+    readonly tun: string,
+    readonly mtu: number,
+    readonly pid: number,
+  ) {}
+
+  stats(): Promise<NodeStats> {
+    return this.channel.request<NodeStats>({ cmd: 'stats' });
+  }
+
+  async setSourceCheck(enabled: boolean): Promise<void> {
+    await this.channel.request({ cmd: 'setSourceCheck', enabled });
+  }
+
+  /** Runs the flannel0 configuration again; returns what it had to change. */
+  async reconfigure(): Promise<string[]> {
+    const r = await this.channel.request<{ changes?: string[]; error?: string }>({ cmd: 'reconfigure' });
+    if (r.error !== undefined) throw new Error(r.error);
+    return r.changes ?? [];
+  }
+
+  async drainUnknownSources(): Promise<string[]> {
+    const r = await this.channel.request<{ addresses: string[] }>({ cmd: 'drainUnknownSources' });
+    return r.addresses;
+  }
+}
+
+export type StaticNodeExtra = Partial<Omit<StaticUdpNodeOptions, 'bindAddress' | 'subnet' | 'network' | 'routes'>>;
+
+export async function startStaticUdpNodes(lab: Lab, cluster: Cluster, extra: StaticNodeExtra = {}): Promise<StaticUdpNode[]> {
+  return Promise.all(
+    cluster.nodes.map(async (node) => {
+      const opts: StaticUdpNodeOptions = {
+        bindAddress: node.underlayAddress,
+        subnet: node.podSubnet.toString(),
+        network: cluster.network.toString(),
+        routes: cluster.nodes
+          .filter((o) => o !== node)
+          .map((o) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress })),
+        ...extra,
+      };
+      const child = lab.spawn(node.ns, process.execPath, [STATIC_NODE_SCRIPT, JSON.stringify(opts)]);
+      const channel = new JsonChannel(child, `static-udp-node in ${node.ns}`);
+      const ready = await channel.wait<{ event: string; tun: string; mtu: number; pid: number; message?: string }>(
+        (m) => m['event'] === 'ready' || m['event'] === 'error',
+        15_000,
+        'ready event',
+      );
+      if (ready.event === 'error') throw new Error(`static-udp-node in ${node.ns} failed: ${ready.message}`);
+      return new StaticUdpNode(node, channel, ready.tun, ready.mtu, ready.pid);
+    }),
+  );
+}

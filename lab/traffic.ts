@@ -1,0 +1,71 @@
+/**
+ * Traffic helpers for tests and the demo: verified TCP transfers between
+ * namespaces, and raw UDP datagrams sent from inside a namespace.
+ */
+import * as path from 'node:path';
+import { JsonChannel } from './json-channel';
+import { type Lab } from './netns';
+
+const TCP_TRANSFER = path.join(__dirname, 'bin', 'tcp-transfer.js');
+const UDP_SEND = path.join(__dirname, 'bin', 'udp-send.js');
+
+export interface TransferResult {
+  bytes: number;
+  sentSha256: string;
+  receivedSha256: string;
+  seconds: number;
+}
+
+/**
+ * Sends `bytes` deterministic bytes over TCP from `fromNs` to `toAddress`
+ * (served in `toNs`) and returns both sides' hashes.
+ */
+export async function tcpTransfer(
+  lab: Lab,
+  fromNs: string,
+  toNs: string,
+  toAddress: string,
+  port: number,
+  bytes: number,
+  timeoutMs = 120_000,
+): Promise<TransferResult> {
+  const server = lab.spawn(toNs, process.execPath, [TCP_TRANSFER, 'serve', toAddress, String(port)]);
+  const serverCh = new JsonChannel(server, `tcp server in ${toNs}`);
+  await serverCh.wait((m) => m['event'] === 'listening', 10_000, 'listening');
+  const started = process.hrtime.bigint();
+  const client = lab.spawn(fromNs, process.execPath, [TCP_TRANSFER, 'send', toAddress, String(port), String(bytes), String(port)]);
+  const clientCh = new JsonChannel(client, `tcp client in ${fromNs}`);
+  const [sent, received] = await Promise.all([
+    clientCh.wait<{ event: string; bytes: number; sha256: string; message?: string }>(
+      (m) => m['event'] === 'sent' || m['event'] === 'error',
+      timeoutMs,
+      'sent',
+    ),
+    serverCh.wait<{ event: string; bytes: number; sha256: string; message?: string }>(
+      (m) => m['event'] === 'received' || m['event'] === 'error',
+      timeoutMs,
+      'received',
+    ),
+  ]);
+  if (sent.event === 'error') throw new Error(`tcp sender failed: ${sent.message}`);
+  if (received.event === 'error') throw new Error(`tcp receiver failed: ${received.message}`);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { bytes: received.bytes, sentSha256: sent.sha256, receivedSha256: received.sha256, seconds };
+}
+
+/** Sends one UDP datagram with `payload` from `bindAddress` (any port) inside `ns`, optionally with an IP TTL. */
+export async function sendUdpDatagram(
+  lab: Lab,
+  ns: string,
+  bindAddress: string,
+  toAddress: string,
+  toPort: number,
+  payload: Buffer,
+  ttl?: number,
+): Promise<void> {
+  const args = [UDP_SEND, bindAddress, toAddress, String(toPort), payload.toString('hex')];
+  if (ttl !== undefined) args.push(String(ttl));
+  await lab.exec(ns, process.execPath, args, {
+    timeoutMs: 10_000,
+  });
+}

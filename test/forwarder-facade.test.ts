@@ -1,0 +1,158 @@
+/**
+ * The TypeScript facade over the datapath, against a fake addon (pure logic:
+ * argument conversion, error mapping, stats shaping), plus the real addon's
+ * load-time contract check.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TunOpenError, UdpSocketError } from '../src/forwarder/errors';
+import {
+  COUNTER_NAMES,
+  loadNativeAddon,
+  type NativeAddon,
+  type NativeDatapath,
+  type NativeRoute,
+  type NativeRouteKey,
+} from '../src/forwarder/native-binding';
+import { UdpForwarder } from '../src/forwarder/udp-forwarder';
+import { Ipv4Net } from '../src/util/ipv4';
+
+function systemError(syscall: string, code: string, errno: number): Error {
+  return Object.assign(new Error(`${syscall}: something (${code})`), { syscall, code, errno });
+}
+
+class FakeDatapath implements NativeDatapath {
+  static last: FakeDatapath | undefined;
+  calls: Array<[string, unknown[]]> = [];
+  openError: Error | undefined;
+  bindError: Error | undefined;
+  constructor() {
+    FakeDatapath.last = this;
+  }
+  openTun(t: string) {
+    this.calls.push(['openTun', [t]]);
+    if (this.openError) throw this.openError;
+    return { name: 'flannel0' };
+  }
+  bindUdp(o: unknown) {
+    this.calls.push(['bindUdp', [o]]);
+    if (this.bindError) throw this.bindError;
+  }
+  start(o: unknown) {
+    this.calls.push(['start', [o]]);
+  }
+  replaceRoutes(r: NativeRoute[]) {
+    this.calls.push(['replaceRoutes', [r]]);
+  }
+  updateRoutes(s: NativeRoute[], r: NativeRouteKey[]) {
+    this.calls.push(['updateRoutes', [s, r]]);
+  }
+  replacePeers(a: string[]) {
+    this.calls.push(['replacePeers', [a]]);
+  }
+  setSourceCheck(b: boolean) {
+    this.calls.push(['setSourceCheck', [b]]);
+  }
+  stats() {
+    const counters = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as never;
+    return { counters, routes: 2, peers: 1, retiredTables: 0, running: true };
+  }
+  drainUnknownSources() {
+    return ['192.0.2.7'];
+  }
+  close() {
+    this.calls.push(['close', []]);
+  }
+}
+
+const fakeAddon: NativeAddon = { Datapath: FakeDatapath, counterNames: COUNTER_NAMES };
+
+test('routes are sent as masked networks with peer and port', () => {
+  const f = new UdpForwarder(fakeAddon);
+  f.setRoutes([{ subnet: Ipv4Net.parse('10.5.2.7/24'), peer: '192.168.1.2', port: 8285 }]);
+  f.applyRouteChanges([{ subnet: Ipv4Net.parse('10.5.3.0/24'), peer: '192.168.1.3', port: 9000 }], [Ipv4Net.parse('10.5.2.0/24')]);
+  const calls = FakeDatapath.last!.calls;
+  assert.deepEqual(calls[0], ['replaceRoutes', [[{ network: '10.5.2.0', prefixLen: 24, peer: '192.168.1.2', port: 8285 }]]]);
+  assert.deepEqual(calls[1], [
+    'updateRoutes',
+    [[{ network: '10.5.3.0', prefixLen: 24, peer: '192.168.1.3', port: 9000 }], [{ network: '10.5.2.0', prefixLen: 24 }]],
+  ]);
+});
+
+test('socket buffers default to 4 MiB; close is idempotent', () => {
+  const f = new UdpForwarder(fakeAddon);
+  f.bindUdp({ address: '192.168.1.1', port: 8285 });
+  f.close();
+  f.close();
+  const calls = FakeDatapath.last!.calls;
+  assert.deepEqual(calls[0], [
+    'bindUdp',
+    [{ address: '192.168.1.1', port: 8285, receiveBufferBytes: 4194304, sendBufferBytes: 4194304 }],
+  ]);
+  assert.equal(calls.filter((c) => c[0] === 'close').length, 1);
+});
+
+test('TUN open errors name the problem and the fix', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['open /dev/net/tun', 'ENOENT', /failed to open TUN device: open \/dev\/net\/tun: .*hostPath .*\/dev\/net\/tun.*mknod/],
+    ['ioctl TUNSETIFF', 'EPERM', /failed to open TUN device: ioctl TUNSETIFF: .*CAP_NET_ADMIN/],
+    ['open /dev/net/tun', 'ENODEV', /modprobe tun/],
+    ['ioctl TUNSETIFF', 'EBUSY', /exists and is not a free TUN device/],
+    ['ioctl TUNSETIFF', 'EFAULT', /failed to open TUN device: ioctl TUNSETIFF: something \(EFAULT\)/],
+  ];
+  for (const [syscall, code, pattern] of cases) {
+    const f = new UdpForwarder(fakeAddon);
+    FakeDatapath.last!.openError = systemError(syscall, code, 1);
+    assert.throws(
+      () => f.openTun('flannel%d'),
+      (e: unknown) => e instanceof TunOpenError && e.code === code && e.op === syscall && pattern.test(e.message),
+      `${syscall} ${code}`,
+    );
+  }
+});
+
+test('UDP bind errors keep upstream\'s words and add advice', () => {
+  const f = new UdpForwarder(fakeAddon);
+  FakeDatapath.last!.bindError = systemError('bind', 'EADDRINUSE', 98);
+  assert.throws(
+    () => f.bindUdp({ address: '192.168.1.1', port: 8285 }),
+    (e: unknown) =>
+      e instanceof UdpSocketError &&
+      /^failed to start listening on UDP socket 192\.168\.1\.1:8285: bind: .*taken/.test(e.message) &&
+      e.recoverable,
+  );
+});
+
+test('stats are shaped by direction and drop reason', () => {
+  const f = new UdpForwarder(fakeAddon);
+  const s = f.stats();
+  assert.equal(s.get('egress_read_packets'), 0);
+  assert.deepEqual(Object.keys(s.drops('egress')), ['not_ipv4', 'too_short', 'bad_header', 'no_route', 'ttl_expired', 'send_error']);
+  assert.deepEqual(Object.keys(s.drops('ingress')), [
+    'oversize',
+    'unknown_source',
+    'not_ipv4',
+    'too_short',
+    'bad_header',
+    'ttl_expired',
+    'tun_write_error',
+  ]);
+  assert.equal(s.drops('ingress')['unknown_source'], COUNTER_NAMES.indexOf('ingress_drop_unknown_source'));
+  assert.equal(s.routes, 2);
+  assert.deepEqual(f.drainUnknownSources(), ['192.0.2.7']);
+});
+
+test('the real addon loads and reports the counters this code knows', () => {
+  const addon = loadNativeAddon();
+  assert.deepEqual([...addon.counterNames], [...COUNTER_NAMES]);
+  const dp = new addon.Datapath();
+  // Argument validation happens in the addon without root.
+  assert.throws(() => dp.replaceRoutes([{ network: '10.5.1.0', prefixLen: 33, peer: '1.2.3.4', port: 8285 }]), /prefixLen/);
+  assert.throws(() => dp.replaceRoutes([{ network: 'x', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]), /route network/);
+  assert.throws(() => dp.replacePeers(['1.2.3']), /peer address/);
+  dp.replaceRoutes([{ network: '10.5.1.9', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]);
+  assert.equal(dp.stats().routes, 1);
+  assert.equal(dp.stats().running, false);
+  dp.close();
+  assert.throws(() => dp.stats(), /called after close/);
+});
