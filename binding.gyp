@@ -1,6 +1,7 @@
 # Native parts of flannel-ts, built by `npm ci` (node-gyp rebuild):
 #  - flannel_native: the addon (the udp backend's datapath and a few syscalls).
 #  - native_core_tests: unit tests of the pure packet core; no root needed.
+#  - native_lpm_bench: the route lookup micro-benchmark (npm run bench).
 {
   "variables": {
     "core_sources": [
@@ -42,6 +43,11 @@
         "native/test/test_main.cc",
       ],
       "libraries": ["-lpthread"],
+    },
+    {
+      "target_name": "native_lpm_bench",
+      "type": "executable",
+      "sources": ["<@(core_sources)", "native/bench/lpm_bench.cc"],
     },
   ],
 }

@@ -15,7 +15,7 @@ namespace flannel {
 // A peer's underlay endpoint. Host byte order.
 struct NextHop {
   uint32_t addr;
-  uint16_t port;
+  uint16_t port;  // 1..65535; 0 only marks an empty table slot
 };
 
 struct Ipv4Route {
@@ -48,11 +48,13 @@ class LpmTable {
   size_t size() const { return size_; }
 
  private:
+  // 12 bytes, so 10,000 routes take ~200 KiB and stay in L2. An empty slot
+  // has hop.port == 0 (a route's port is 1..65535).
   struct Slot {
     uint32_t key;  // masked network
     NextHop hop;
-    bool used;
   };
+  static_assert(sizeof(NextHop) == 8, "NextHop is addr + port + padding");
   struct Level {
     uint8_t prefix_len;
     uint32_t mask;

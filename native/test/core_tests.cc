@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "../core/checksum.h"
@@ -297,6 +298,23 @@ TEST(lpm_no_match_and_host_routes) {
   CHECK_EQ(t.lookup(ip(10, 5, 3, 7))->addr, 9u);
   CHECK_EQ(t.lookup(ip(10, 5, 3, 7))->port, 1234);
   CHECK(t.lookup(ip(10, 5, 3, 8)) == nullptr);
+}
+
+TEST(lpm_rejects_port_zero_and_long_prefixes) {
+  bool threw = false;
+  try {
+    LpmTable t({route(ip(10, 5, 2, 0), 24, 2, 0)});
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    LpmTable t({route(ip(10, 5, 2, 0), 33, 2)});
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  CHECK(threw);
 }
 
 TEST(lpm_masks_networks_and_later_duplicate_wins) {
