@@ -1,0 +1,83 @@
+/**
+ * The overlay modes the benchmark compares, each on its own two-node
+ * topology (pod -> node -> veth underlay -> node -> pod):
+ *
+ *  - udp:     our datapath (lab/bin/static-udp-node), flannel0, MTU 1472;
+ *  - vxlan:   the kernel's vxlan, configured BY HAND with iproute2 exactly as
+ *             flannel's vxlan backend configures it (compat §6.1, §6.3),
+ *             independent of our code: flannel.1, VNI 1, port 8472,
+ *             nolearning, local = the public address, MTU 1450, the own
+ *             subnet's network address /32, and per peer a permanent
+ *             neighbour, a permanent self FDB entry and an onlink route;
+ *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (compat §7.2).
+ */
+import { type Lab } from '../lab/netns';
+import { type StaticNodeExtra, startStaticUdpNodes } from '../lab/static-udp-nodes';
+import { buildCluster, type Cluster } from '../lab/topology';
+import { formatIpv4 } from '../src/util/ipv4';
+
+export interface ModeSetup {
+  name: string;
+  cluster: Cluster;
+  /** PIDs of the user-space forwarders whose CPU is measured (none for kernel modes). */
+  forwarderPids: number[];
+}
+
+export interface ModeDefinition {
+  name: string;
+  description: string;
+  setup(lab: Lab): Promise<ModeSetup>;
+}
+
+const UNDERLAY_MTU = 1500;
+
+async function udpMode(lab: Lab, name: string, extra: StaticNodeExtra): Promise<ModeSetup> {
+  const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU - 28 });
+  const nodes = await startStaticUdpNodes(lab, cluster, extra);
+  return { name, cluster, forwarderPids: nodes.map((n) => n.pid) };
+}
+
+async function kernelVxlanMode(lab: Lab): Promise<ModeSetup> {
+  const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU - 50 });
+  const macs: string[] = [];
+  for (const node of cluster.nodes) {
+    const ip = (...args: string[]) => lab.exec(node.ns, 'ip', args);
+    await ip('link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', node.underlayAddress, 'dev', node.underlayIf,
+      'dstport', '8472', 'nolearning');
+    await lab.exec(node.ns, 'sysctl', ['-qw', 'net/ipv6/conf/flannel.1/accept_ra=0']);
+    await ip('link', 'set', 'flannel.1', 'mtu', String(UNDERLAY_MTU - 50));
+    await ip('addr', 'add', `${formatIpv4(node.podSubnet.network)}/32`, 'dev', 'flannel.1');
+    await ip('link', 'set', 'flannel.1', 'up');
+    const link = JSON.parse((await ip('-j', 'link', 'show', 'flannel.1')).stdout) as Array<{ address: string }>;
+    macs.push(link[0]!.address);
+  }
+  for (const [i, node] of cluster.nodes.entries()) {
+    for (const [j, peer] of cluster.nodes.entries()) {
+      if (i === j) continue;
+      const gw = formatIpv4(peer.podSubnet.network);
+      await lab.exec(node.ns, 'ip', ['neigh', 'replace', gw, 'lladdr', macs[j]!, 'dev', 'flannel.1', 'nud', 'permanent']);
+      await lab.exec(node.ns, 'bridge', ['fdb', 'replace', macs[j]!, 'dev', 'flannel.1', 'dst', peer.underlayAddress, 'self', 'permanent']);
+      await lab.exec(node.ns, 'ip', ['route', 'replace', peer.podSubnet.toString(), 'via', gw, 'dev', 'flannel.1', 'onlink']);
+    }
+  }
+  return { name: 'vxlan', cluster, forwarderPids: [] };
+}
+
+async function hostGwMode(lab: Lab): Promise<ModeSetup> {
+  const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU });
+  for (const node of cluster.nodes) {
+    for (const peer of cluster.nodes) {
+      if (peer === node) continue;
+      await lab.exec(node.ns, 'ip', ['route', 'replace', peer.podSubnet.toString(), 'via', peer.underlayAddress, 'dev', node.underlayIf]);
+    }
+  }
+  return { name: 'host-gw', cluster, forwarderPids: [] };
+}
+
+export const MODES: ModeDefinition[] = [
+  { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285)', setup: (lab) => udpMode(lab, 'udp', {}) },
+  { name: 'vxlan', description: 'kernel vxlan configured by hand as flannel\'s vxlan backend does (the baseline)', setup: kernelVxlanMode },
+  { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
+];
+
+export const BASELINE_MODE = 'vxlan';

@@ -1,0 +1,283 @@
+/**
+ * `npm run bench`: udp (ours) vs kernel vxlan vs host-gw, side by side in one
+ * run, pod to pod over a veth underlay. See bench/README.md.
+ *
+ *   npm run bench                  3 runs of 5 s per case (about 4-5 minutes)
+ *   npm run bench -- --quick       3 runs of 2 s per case (about 2 minutes)
+ *   npm run bench -- --json        one JSON object on stdout, nothing else
+ *   npm run bench -- --modes udp,vxlan --runs 5 --seconds 10
+ *   npm run bench -- --out /tmp/x  write RESULTS.md and results.svg there
+ *
+ * Progress goes to stderr. bench/RESULTS.md and bench/results.svg are
+ * rewritten every run (RESULTS.md keeps everything below its notes marker).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Lab } from '../lab/netns';
+import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
+import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES } from './modes';
+import {
+  jsonResults,
+  type LpmResult,
+  markdownTable,
+  METRICS,
+  type MetricKey,
+  ratio,
+  type Results,
+  type RunInfo,
+  summarize,
+  svgChart,
+  textTable,
+} from './report';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BENCH_DIR = path.join(ROOT, 'bench');
+const LPM_BENCH = path.join(ROOT, 'build', 'Release', 'native_lpm_bench');
+const NOTES_MARKER = '<!-- Notes below this line are written by hand and kept across runs. -->';
+
+interface Options {
+  quick: boolean;
+  json: boolean;
+  runs: number;
+  seconds: number;
+  modes: ModeDefinition[];
+  budgetSeconds: number;
+  outDir: string;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const opts: Options = {
+    quick,
+    json: argv.includes('--json'),
+    runs: 3,
+    seconds: quick ? 2 : 5,
+    modes: MODES,
+    budgetSeconds: quick ? 170 : 470,
+    outDir: BENCH_DIR,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const eq = a.indexOf('=');
+      if (eq >= 0) return a.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick' || a === '--json') continue;
+    if (a.startsWith('--out')) opts.outDir = path.resolve(value());
+    else if (a.startsWith('--runs')) opts.runs = Number(value());
+    else if (a.startsWith('--seconds')) opts.seconds = Number(value());
+    else if (a.startsWith('--modes')) {
+      const names = value().split(',');
+      opts.modes = names.map((n) => {
+        const m = MODES.find((x) => x.name === n);
+        if (!m) throw new UsageError(`unknown mode '${n}'; modes: ${MODES.map((x) => x.name).join(', ')}`);
+        return m;
+      });
+    } else throw new UsageError(`unknown option ${a}; options: --quick --json --runs N --seconds S --modes a,b --out DIR`);
+  }
+  if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError('--runs must be a positive integer');
+  if (!(opts.seconds >= 1 && opts.seconds <= 60)) throw new UsageError('--seconds must be 1..60');
+  if (!argv.some((a) => a.startsWith('--runs') || a.startsWith('--seconds'))) return opts;
+  // A custom size gets a budget scaled from the case count.
+  opts.budgetSeconds = 60 + opts.modes.length * opts.runs * (4 * opts.seconds + 12);
+  return opts;
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/** Fails with the apt package to install when a tool is missing. */
+function checkTools(): void {
+  if (process.getuid?.() !== 0) throw new UsageError('the benchmark creates network namespaces: run it as root');
+  const tools: Array<[string, string]> = [
+    ['iperf3', 'iperf3'],
+    ['sockperf', 'sockperf'],
+    ['ip', 'iproute2'],
+    ['bridge', 'iproute2'],
+  ];
+  for (const [tool, pkg] of tools) {
+    const r = spawnSync('sh', ['-c', `command -v ${tool}`]);
+    if (r.status !== 0) throw new UsageError(`${tool} is not installed: apt-get install ${pkg} (or run scripts/bootstrap)`);
+  }
+  if (!fs.existsSync(LPM_BENCH)) throw new UsageError(`${LPM_BENCH} is missing: run npm ci or npm run build:native`);
+}
+
+function runLpmBench(): LpmResult[] {
+  const out = execFileSync(LPM_BENCH, ['10', '10000'], { encoding: 'utf8', timeout: 60_000 });
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { routes: number; lookups_per_sec: number })
+    .map((r) => ({ routes: r.routes, lookupsPerSec: r.lookups_per_sec }));
+}
+
+function machineInfo(): Pick<RunInfo, 'cores' | 'cpuModel' | 'kernel'> {
+  return { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', kernel: os.release() };
+}
+
+function writeResultsMd(file: string, results: Results, lpm: LpmResult[], info: RunInfo): void {
+  const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const markerAt = previous.indexOf(NOTES_MARKER);
+  const notes = markerAt >= 0 ? previous.slice(markerAt + NOTES_MARKER.length) : '\n';
+  const l10 = lpm.find((x) => x.routes === 10);
+  const l10k = lpm.find((x) => x.routes === 10000);
+  const lpmRatio = l10 && l10k ? l10k.lookupsPerSec / l10.lookupsPerSec : NaN;
+  const modeLines = MODES.filter((m) => results[m.name]).map((m) => `- \`${m.name}\`: ${m.description}`);
+  const md = `# Benchmark results
+
+Written by \`npm run bench\`; do not edit above the notes marker.
+
+- Command: \`${info.command}\`
+- Date: ${info.date}
+- Machine: ${info.cores} cores (${info.cpuModel}), kernel ${info.kernel}
+- Each case: ${info.runs} runs of ${info.durationSeconds} s; median with (min–max). Whole run: ${info.seconds.toFixed(0)} s.
+- Topology: pod → node → veth underlay (MTU 1500) → node → pod, in network namespaces; the
+  traffic generators and both nodes' forwarders share the machine's cores.
+- Tools: iperf3 \`-C cubic\` (TCP, first second omitted; UDP \`-l 64 -b 0\`, datagrams received per
+  second), sockperf ping-pong \`-m 64 --full-rtt\` (round trip).
+- CPU: the user-space forwarders' CPU time (both nodes) during the TCP 1-stream case, % of one core;
+  \`–\` for kernel modes.
+
+${modeLines.join('\n')}
+
+${markdownTable(results, BASELINE_MODE)}
+
+![bar chart of these results](results.svg)
+
+## Route lookup micro-benchmark
+
+\`build/Release/native_lpm_bench 10 10000\` (C++ loop over the datapath's LPM table, /24 routes,
+destinations spread uniformly over the routes, median of 7 runs):
+
+| routes | lookups per second |
+|---:|---:|
+${lpm.map((r) => `| ${r.routes.toLocaleString('en-US')} | ${Math.round(r.lookupsPerSec).toLocaleString('en-US')} |`).join('\n')}
+
+10,000 routes run at ${(lpmRatio * 100).toFixed(0)} % of the 10-route rate (bar: at least 80 %).
+
+${NOTES_MARKER}${notes}`;
+  fs.writeFileSync(file, md);
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+    checkTools();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`bench: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const started = Date.now();
+  const deadline = setTimeout(() => {
+    progress(`time budget of ${opts.budgetSeconds} s exceeded: aborting (namespaces are removed)`);
+    process.exit(3); // the labs' exit hooks clean up
+  }, opts.budgetSeconds * 1000);
+  deadline.unref();
+
+  const labs: Lab[] = [];
+  try {
+    const setups: ModeSetup[] = [];
+    for (const mode of opts.modes) {
+      progress(`setting up ${mode.name}`);
+      const lab = new Lab();
+      labs.push(lab);
+      const setup = await mode.setup(lab);
+      await startServers(lab, setup);
+      setups.push(setup);
+    }
+    const d: Durations = { seconds: opts.seconds };
+    const samples: Record<string, Record<MetricKey, number[]>> = {};
+    for (const s of setups) samples[s.name] = Object.fromEntries(METRICS.map((m) => [m.key, []])) as unknown as Record<MetricKey, number[]>;
+
+    for (let run = 1; run <= opts.runs; run++) {
+      // Rotate the order so no mode always runs first (or last) in a round.
+      const order = setups.map((_, i) => setups[(i + run - 1) % setups.length]!);
+      for (const s of order) {
+        const lab = labs[setups.indexOf(s)]!;
+        const acc = samples[s.name]!;
+        progress(`run ${run}/${opts.runs} ${s.name}: TCP 1 stream`);
+        const t1 = await tcpGbps(lab, s, 1, d);
+        acc.tcp1_gbps.push(t1.value);
+        if (t1.cpuPct !== undefined) acc.cpu_pct.push(t1.cpuPct);
+        progress(`run ${run}/${opts.runs} ${s.name}: TCP 4 streams`);
+        acc.tcp4_gbps.push((await tcpGbps(lab, s, 4, d)).value);
+        progress(`run ${run}/${opts.runs} ${s.name}: UDP 64-byte datagrams`);
+        acc.udp64_pps.push((await udp64Pps(lab, s, d)).value);
+        progress(`run ${run}/${opts.runs} ${s.name}: request/response latency`);
+        const rtt = await rttUs(lab, s, d);
+        acc.rtt_p50_us.push(rtt.p50);
+        acc.rtt_p99_us.push(rtt.p99);
+      }
+    }
+    progress('route lookup micro-benchmark');
+    const lpm = runLpmBench();
+
+    const results: Results = {};
+    for (const s of setups) {
+      results[s.name] = Object.fromEntries(METRICS.map((m) => [m.key, summarize(samples[s.name]![m.key])])) as Results[string];
+    }
+    const info: RunInfo = {
+      command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
+      date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      ...machineInfo(),
+      seconds: (Date.now() - started) / 1000,
+      runs: opts.runs,
+      durationSeconds: opts.seconds,
+    };
+    const resultsMd = path.join(opts.outDir, 'RESULTS.md');
+    const resultsSvg = path.join(opts.outDir, 'results.svg');
+    fs.mkdirSync(opts.outDir, { recursive: true });
+    writeResultsMd(resultsMd, results, lpm, info);
+    fs.writeFileSync(
+      resultsSvg,
+      svgChart(results, 'flannel-ts overlay benchmark (pod to pod, two nodes)', `${info.date}, ${info.cores} cores, kernel ${info.kernel}, ${opts.runs} runs × ${opts.seconds} s`),
+    );
+    if (opts.json) {
+      process.stdout.write(
+        JSON.stringify(
+          jsonResults(results, {
+            baseline: BASELINE_MODE,
+            lpm_lookups_per_sec: Object.fromEntries(lpm.map((r) => [String(r.routes), r.lookupsPerSec])),
+            machine: { cores: info.cores, cpu: info.cpuModel, kernel: info.kernel },
+            date: info.date,
+            runs: info.runs,
+            seconds_per_case: info.durationSeconds,
+          }),
+        ) + '\n',
+      );
+    } else {
+      process.stdout.write(`\n${textTable(results, BASELINE_MODE)}\n\n`);
+      for (const r of lpm) process.stdout.write(`route lookups, ${r.routes} routes: ${Math.round(r.lookupsPerSec).toLocaleString('en-US')}/s\n`);
+      const udpTcp = ratio(results, 'udp', BASELINE_MODE, 'tcp1_gbps');
+      const udpPps = ratio(results, 'udp', BASELINE_MODE, 'udp64_pps');
+      if (udpTcp !== null && udpPps !== null) {
+        process.stdout.write(`udp vs ${BASELINE_MODE}: TCP 1 stream ${udpTcp.toFixed(2)}×, 64-byte pps ${udpPps.toFixed(2)}×\n`);
+      }
+      process.stdout.write(`\nwrote ${resultsMd} and ${resultsSvg} (${info.seconds.toFixed(0)} s)\n`);
+    }
+    return 0;
+  } finally {
+    for (const lab of labs) await lab.cleanup();
+    clearTimeout(deadline);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);
