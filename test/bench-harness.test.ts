@@ -1,0 +1,93 @@
+/**
+ * `npm run bench` end to end at its smallest size: one JSON object and
+ * nothing else on stdout, the result files written, namespaces removed;
+ * and a missing tool named with its apt package.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { needsRoot } from './helpers/root';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const RUN = path.join(ROOT, 'out', 'bench', 'run.js');
+
+test('npm run bench -- --json prints one JSON object and writes the reports', { timeout: 180_000 }, (t) => {
+  if (!needsRoot(t)) return;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+  try {
+    const nsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp,vxlan', '--runs', '1', '--seconds', '1', '--out', out], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 170_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { modes: Record<string, Record<string, number | null>> };
+    assert.deepEqual(Object.keys(j.modes), ['udp', 'vxlan']);
+    assert.ok(j.modes['udp']!['tcp1_gbps']! > 0);
+    assert.ok(j.modes['udp']!['udp64_pps']! > 0);
+    assert.ok(j.modes['udp']!['rtt_p99_us']! >= j.modes['udp']!['rtt_p50_us']!);
+    assert.ok(j.modes['udp']!['cpu_pct']! > 0, 'the forwarders\' CPU is measured');
+    assert.equal(j.modes['vxlan']!['cpu_pct'], null);
+    const md = fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8');
+    assert.match(md, /Command: `npm run bench -- --json --modes udp,vxlan --runs 1 --seconds 1 --out /);
+    assert.match(md, /kernel \d/);
+    assert.match(md, /\| 10,000 \| [\d,]+ \|/);
+    assert.match(fs.readFileSync(path.join(out, 'results.svg'), 'utf8'), /^<svg/);
+    assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), nsBefore, 'no namespace left behind');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a missing tool is named with its apt package', (t) => {
+  if (!needsRoot(t)) return;
+  // A PATH with node and sh but without iperf3.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nopath-'));
+  try {
+    for (const tool of ['sh', 'ip', 'bridge']) {
+      const where = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+      fs.symlinkSync(where, path.join(dir, tool));
+    }
+    const r = spawnSync(process.execPath, [RUN, '--quick'], { encoding: 'utf8', env: { ...process.env, PATH: dir } });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /iperf3 is not installed: apt-get install iperf3/);
+    assert.equal(r.stdout, '');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an interrupted run removes its namespaces and processes', { timeout: 60_000 }, async (t) => {
+  if (!needsRoot(t)) return;
+  const { spawn } = await import('node:child_process');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-int-'));
+  try {
+    const nsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    const child = spawn(process.execPath, [RUN, '--modes', 'udp', '--runs', '1', '--seconds', '10', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the bench never started measuring: ${err}`)), 30_000);
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('TCP 1 stream')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('exit', (c) => resolve(c));
+      child.kill('SIGINT');
+    });
+    assert.equal(code, 130);
+    assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), nsBefore, 'no namespace left behind');
+    const strays = spawnSync('pgrep', ['-f', 'static-udp-node'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(strays, '', 'no forwarder left running');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});

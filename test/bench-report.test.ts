@@ -1,0 +1,60 @@
+/**
+ * The benchmark's pure parts: statistics, ratios, the text and markdown
+ * tables, the --json shape and the SVG chart.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { jsonResults, markdownTable, METRICS, ratio, type Results, summarize, svgChart, textTable } from '../bench/report';
+
+function results(): Results {
+  const mk = (vals: Partial<Record<string, number[]>>) =>
+    Object.fromEntries(METRICS.map((m) => [m.key, summarize(vals[m.key] ?? [])])) as Results[string];
+  return {
+    udp: mk({ tcp1_gbps: [1, 1.2, 1.1], tcp4_gbps: [1, 1, 1], udp64_pps: [70000, 72000, 71000], rtt_p50_us: [200, 190, 210], rtt_p99_us: [300, 310, 305], cpu_pct: [150, 152, 151] }),
+    vxlan: mk({ tcp1_gbps: [11, 12, 13], tcp4_gbps: [20, 21, 22], udp64_pps: [80000, 90000, 85000], rtt_p50_us: [100, 120, 110], rtt_p99_us: [200, 190, 195] }),
+  };
+}
+
+test('median, min and max of the samples; nothing finite gives null', () => {
+  assert.deepEqual(summarize([3, 1, 2]), { median: 2, min: 1, max: 3, samples: [3, 1, 2] });
+  assert.equal(summarize([4, 1, 3, 2])!.median, 2.5);
+  assert.equal(summarize([]), null);
+  assert.equal(summarize([NaN]), null);
+});
+
+test('ratios to the baseline: higher-is-better divides, lower-is-better inverts', () => {
+  const r = results();
+  assert.ok(Math.abs(ratio(r, 'udp', 'vxlan', 'tcp1_gbps')! - 1.1 / 12) < 1e-9);
+  assert.ok(Math.abs(ratio(r, 'udp', 'vxlan', 'rtt_p50_us')! - 110 / 200) < 1e-9);
+  assert.equal(ratio(r, 'udp', 'vxlan', 'cpu_pct'), null, 'the baseline has no forwarder CPU');
+});
+
+test('tables show median (min–max) and each mode\'s ratio to the baseline', () => {
+  const t = textTable(results(), 'vxlan');
+  assert.match(t, /TCP 1 stream \[Gbit\/s\]\s+1\.10 \(1\.00–1\.20\)\s+0\.09×\s+12\.00 \(11\.00–13\.00\)/);
+  assert.match(t, /forwarder CPU .*151 \(150–152\)\s+–/);
+  const md = markdownTable(results(), 'vxlan');
+  assert.match(md, /^\| metric \| udp \| vxlan \| udp \/ vxlan \|$/m);
+  assert.match(md, /^\| UDP 64 B \(pps\) \| 71,000 \(70,000–72,000\) \| 85,000 \(80,000–90,000\) \| 0\.84× \|$/m);
+});
+
+test('--json has exactly the documented keys per mode, medians as numbers or null', () => {
+  const j = jsonResults(results(), { baseline: 'vxlan' }) as { modes: Record<string, Record<string, number | null>> };
+  assert.deepEqual(Object.keys(j.modes), ['udp', 'vxlan']);
+  for (const m of Object.values(j.modes)) {
+    assert.deepEqual(Object.keys(m), ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us', 'rtt_p99_us', 'cpu_pct']);
+  }
+  assert.equal(j.modes['udp']!['tcp1_gbps'], 1.1);
+  assert.equal(j.modes['vxlan']!['cpu_pct'], null);
+});
+
+test('the SVG is a well-formed chart with one bar per mode and metric', () => {
+  const svg = svgChart(results(), 'title <&>', 'sub');
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.match(svg, /<\/svg>\n$/);
+  assert.match(svg, /title &lt;&amp;&gt;/);
+  const bars = svg.match(/<rect x=/g) ?? [];
+  // 5 metrics with both modes + CPU with udp only.
+  assert.equal(bars.length, 5 * 2 + 1);
+  assert.equal((svg.match(/>n\/a</g) ?? []).length, 1);
+});
