@@ -1,25 +1,96 @@
 /**
- * The `flanneld` command line. In this first build it prints its version and
- * usage; the daemon is wired in by later work (see README).
+ * The `flanneld` command line (compat §0 steps 1-5, §1): Go-style flags,
+ * -version before the environment is read, FLANNELD_* variables for flags
+ * not given, one frozen config, then the daemon.
+ *
+ * Deliberate deviations (README): an unknown or malformed flag prints usage
+ * and exits 2 (upstream exits 0); the etcd password is never logged.
  */
+import { createLogger } from '../logging';
+import type { Logger } from '../log';
 import { VERSION } from '../version';
+import { buildConfig, ConfigError, type FlannelConfig, redactedConfig } from './config';
+import { applyEnvironment, FLANNEL_FLAGS } from './flags';
+import { FlagParseError, formatDefaults, HelpRequested, parseGoFlags } from './go-flags';
 
-const USAGE = `Usage: flanneld [OPTION]...
-flannel-ts ${VERSION}: a drop-in replacement for flanneld (etcd v3 mode; udp, vxlan and host-gw backends).
+export interface MainIo {
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  argv0: string;
+  /** Runs the daemon with the validated config; resolves with the exit code. */
+  runDaemon: (cfg: FlannelConfig, log: Logger) => Promise<number>;
+  createLogger: (verbosity: number) => Logger;
+}
 
-  -version      print the version and exit
-  -h, -help     print this help and exit
-`;
+export function usage(argv0: string): string {
+  return `Usage: ${argv0} [OPTION]...\n${formatDefaults(FLANNEL_FLAGS)}`;
+}
 
-export function main(argv: readonly string[]): number {
-  const arg = argv[0];
-  if (arg === '-version' || arg === '--version') {
-    // Upstream prints the version to stderr (compat §0 step 2).
-    process.stderr.write(`${VERSION}\n`);
+async function defaultRunDaemon(cfg: FlannelConfig, log: Logger): Promise<number> {
+  // Loaded lazily: -version and -h need none of the daemon's dependencies.
+  const { runDaemon } = await import('../daemon/daemon');
+  return runDaemon(cfg, log);
+}
+
+export async function run(argv: readonly string[], io: Partial<MainIo> = {}): Promise<number> {
+  const stderr = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  const env = io.env ?? process.env;
+  const argv0 = io.argv0 ?? 'flanneld';
+  let parsed;
+  try {
+    parsed = parseGoFlags(argv, FLANNEL_FLAGS);
+  } catch (e) {
+    if (e instanceof HelpRequested) {
+      stderr(usage(argv0));
+      return 0;
+    }
+    if (e instanceof FlagParseError) {
+      stderr(`${e.message}\n${usage(argv0)}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.rest.length > 0) {
+    stderr(`unexpected argument: ${parsed.rest[0]} (flanneld takes only flags)\n${usage(argv0)}`);
+    return 2;
+  }
+  // compat §0 step 2: decided on the command line alone, before the environment.
+  if (parsed.values.get('version') === true) {
+    stderr(`${VERSION}\n`);
     return 0;
   }
-  process.stderr.write(USAGE);
-  if (arg === '-h' || arg === '--h' || arg === '-help' || arg === '--help') return 0;
-  process.stderr.write('\nflanneld: the daemon itself is not part of this build yet.\n');
-  return 1;
+  const envProblems = applyEnvironment(parsed, FLANNEL_FLAGS, env);
+  let cfg: FlannelConfig;
+  const log = (io.createLogger ?? createLogger)(Number(parsed.values.get('v') ?? 0));
+  for (const p of envProblems) {
+    log.error({ variable: p.variable, value: p.value, err: p.error }, `Failed to set flag FLANNELD from env ${p.variable}=${JSON.stringify(p.value)}: ${p.error}; keeping the default`);
+  }
+  try {
+    cfg = buildConfig(parsed);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      log.error({}, e.message);
+      return 1;
+    }
+    throw e;
+  }
+  log.info({ config: redactedConfig(cfg) }, 'CLI flags config');
+  if (cfg.kubeSubnetMgr) {
+    log.error({}, 'kube mode (-kube-subnet-mgr) is not implemented yet in this version of flannel-ts; run in etcd mode (-etcd-endpoints)');
+    return 1;
+  }
+  return (io.runDaemon ?? defaultRunDaemon)(cfg, log);
+}
+
+/** bin/flanneld's entry point. */
+export function main(argv: readonly string[]): void {
+  run(argv, { argv0: process.argv[1] ?? 'flanneld' }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`flanneld: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }
