@@ -1,0 +1,76 @@
+/**
+ * Typed errors of the etcd subnet manager. `recoverable` says whether
+ * waiting and retrying can help without an operator acting.
+ */
+import { isRecoverableError } from 'etcd3';
+
+export abstract class LeaseManagerError extends Error {
+  abstract readonly recoverable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** etcd could not be reached or did not answer in time. */
+export class EtcdUnavailableError extends LeaseManagerError {
+  readonly recoverable = true;
+  constructor(readonly op: string, readonly endpoints: readonly string[], cause: unknown) {
+    super(`etcd is unreachable (${op}; endpoints ${endpoints.join(', ')}): ${causeText(cause)}`, { cause });
+  }
+}
+
+/** etcd answered with an error retrying will not fix (permission denied, bad request, ...). */
+export class EtcdRequestError extends LeaseManagerError {
+  readonly recoverable = false;
+  constructor(readonly op: string, cause: unknown, hint?: string) {
+    super(`etcd rejected ${op}: ${causeText(cause)}${hint ? `. ${hint}` : ''}`, { cause });
+  }
+}
+
+/** `<prefix>/config` does not exist (upstream's text, plus the key and an example). */
+export class ConfigNotFoundError extends LeaseManagerError {
+  readonly recoverable = true;
+  constructor(readonly key: string, readonly example: string) {
+    super(`flannel config not found in etcd store. Did you create your config using etcdv3 API? Write ${key}, e.g.: ${example}`);
+  }
+}
+
+/** The key we tried to create (or rewrite) changed under us: another node won the race. */
+export class LeaseTakenError extends LeaseManagerError {
+  readonly recoverable = true;
+  constructor(readonly key: string) {
+    super(`subnet already exists: ${key}`);
+  }
+}
+
+/** Our own lease is gone or belongs to someone else now. */
+export class LeaseLostError extends LeaseManagerError {
+  readonly recoverable = false;
+  constructor(readonly key: string, readonly reason: string) {
+    super(`lease ${key} lost: ${reason}`);
+  }
+}
+
+export function causeText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+const AUTH_HINT =
+  'Check -etcd-username/-etcd-password (and that the user may read and write the flannel prefix), or the TLS files';
+
+/** Classifies an error from the etcd3 client. */
+export function classifyEtcdError(e: unknown, op: string, endpoints: readonly string[]): LeaseManagerError {
+  if (e instanceof LeaseManagerError) return e;
+  const name = e instanceof Error ? e.constructor.name : '';
+  if (/PermissionDenied|AuthenticationFailed|Unauthenticated|InvalidAuthToken|UserNotFound/.test(name)) {
+    return new EtcdRequestError(op, e, AUTH_HINT);
+  }
+  if (e instanceof Error && (isRecoverableError(e) || /BrokenCircuit|ClientClosed|Unavailable|ECONNREFUSED|deadline/i.test(`${name} ${e.message}`))) {
+    return new EtcdUnavailableError(op, endpoints, e);
+  }
+  if (/InvalidArgument|FailedPrecondition|OutOfRange|NotImplemented/.test(name)) return new EtcdRequestError(op, e);
+  // Anything else (including unknown client errors) is treated as transient:
+  // the control loops retry with backoff rather than give up on the network.
+  return new EtcdUnavailableError(op, endpoints, e);
+}

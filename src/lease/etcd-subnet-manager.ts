@@ -1,0 +1,217 @@
+/**
+ * The etcd v3 subnet manager (compat §2.5, §3): fetch the network config,
+ * acquire the own lease, keep it, and watch everyone else's.
+ *
+ * Every etcd call has a deadline; when etcd is down nothing crashes: the
+ * loops wait with backoff (jittered) and say what they are waiting for, the
+ * known leases stay in force, and the watches resume.
+ */
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from '../log';
+import { AbortedError, Backoff, sleep, throwIfAborted } from '../util/backoff';
+import { formatIpv4, type Ipv4Net } from '../util/ipv4';
+import { formatIpv6, type Ipv6Net } from '../util/ipv6';
+import { RepeatLog } from '../util/repeat-log';
+import { fitsConfig, mathRandomInt, OutOfSubnetsError, pickFreeSubnet, type RandomInt } from './allocator';
+import { ConfigNotFoundError, LeaseManagerError, LeaseTakenError } from './errors';
+import { EtcdRegistry, type StoredLease, SUBNET_TTL_SECONDS } from './etcd-registry';
+import { describeLease, type Lease, type LeaseAttrs, sameSubnets } from './lease';
+import type { LeaseEvent } from './lease-watcher';
+import { LeaseKeeper } from './lease-keeper';
+import { EtcdLeasesWatch } from './leases-watch';
+import { checkNetworkConfig, configExample, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from './network-config';
+import type { HeldLease, LeasesWatch, SubnetManager } from './subnet-manager';
+
+export interface EtcdSubnetManagerOptions {
+  client: Etcd3;
+  prefix: string;
+  endpoints: readonly string[];
+  log: Logger;
+  /** The previous FLANNEL_SUBNET / FLANNEL_IPV6_SUBNET from subnet.env (compat §4.3). */
+  previous?: { subnet: Ipv4Net | undefined; ipv6Subnet: Ipv6Net | undefined };
+  /** -subnet-lease-renew-margin in ms (default 60 min). */
+  renewMarginMs?: number;
+  /** Test knobs: the etcd lease TTL (default 86400 s) and waits. */
+  leaseTtlSeconds?: number;
+  renewRetryMs?: number;
+  configRetryMs?: number;
+  resyncIntervalMs?: number;
+  watchProgressMs?: number;
+  random?: RandomInt;
+}
+
+/** Upstream's bound on lost creation races (compat §3.5 step 7). */
+const MAX_ACQUIRE_RACES = 10;
+
+export class EtcdSubnetManager implements SubnetManager {
+  readonly registry: EtcdRegistry;
+  private readonly log: Logger;
+  private readonly ttl: number;
+  private readonly random: RandomInt;
+  private readonly held = new Set<HeldLease>();
+  /** The stored form of each lease this manager acquired, by key (renewal compares its value). */
+  private readonly acquired = new Map<string, StoredLease>();
+  private readonly watches = new Set<LeasesWatch>();
+
+  constructor(private readonly opts: EtcdSubnetManagerOptions) {
+    this.log = opts.log;
+    this.registry = new EtcdRegistry(opts.client, opts.prefix, opts.endpoints, opts.log);
+    this.ttl = opts.leaseTtlSeconds ?? SUBNET_TTL_SECONDS;
+    this.random = opts.random ?? mathRandomInt;
+  }
+
+  /** One attempt: read, parse and validate `<prefix>/config`. */
+  async fetchNetworkConfig(): Promise<NetworkConfig> {
+    const text = await this.registry.getConfig();
+    const key = this.registry.configKey;
+    if (text === undefined) throw new ConfigNotFoundError(key, configExample(key));
+    try {
+      return checkNetworkConfig(parseNetworkConfig(text));
+    } catch (e) {
+      if (e instanceof NetworkConfigError) {
+        throw new NetworkConfigError(`${e.message} (in ${key}; fix it with e.g. ${configExample(key)})`);
+      }
+      throw e;
+    }
+  }
+
+  /** Retries every second until the config is usable (compat §2.5); only `signal` ends it early. */
+  async getNetworkConfig(signal: AbortSignal): Promise<NetworkConfig> {
+    const repeat = new RepeatLog(this.log);
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        return await this.fetchNetworkConfig();
+      } catch (e) {
+        if (!(e instanceof LeaseManagerError || e instanceof NetworkConfigError)) throw e;
+        repeat.warn({ key: this.registry.configKey, err: e.message }, `Couldn't fetch network config: ${e.message}`);
+      }
+      await sleep(this.opts.configRetryMs ?? 1000, signal);
+    }
+  }
+
+  /**
+   * Acquires the own lease (compat §3.5): reuse a lease with our PublicIP;
+   * else the previous subnet from subnet.env; else a random free subnet.
+   * A lost creation race is retried (§3.5 step 7 PORT NOTE); etcd being
+   * unreachable is waited out with backoff (upstream exited 1).
+   */
+  async acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+    const backoff = new Backoff(200, 5000);
+    const repeat = new RepeatLog(this.log);
+    let races = 0;
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        const stored = await this.tryAcquire(attrs, signal);
+        this.acquired.set(stored.key, stored);
+        return stored.lease;
+      } catch (e) {
+        if (e instanceof AbortedError || e instanceof OutOfSubnetsError) throw e;
+        if (e instanceof LeaseTakenError) {
+          if (++races >= MAX_ACQUIRE_RACES) throw new Error('max retries reached trying to acquire a subnet', { cause: e });
+          this.log.info({ key: e.key }, `lost a race for ${e.key}; trying again`);
+          continue;
+        }
+        if (!(e instanceof LeaseManagerError) || !e.recoverable) throw e;
+        repeat.warn({ err: e.message }, `cannot acquire a lease yet: ${e.message}`);
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  private async tryAcquire(attrs: LeaseAttrs, signal: AbortSignal): Promise<StoredLease> {
+    const cfg = await this.getNetworkConfig(signal);
+    const { leases, skipped } = await this.registry.listLeases();
+    for (const s of skipped) this.log.warn({ key: s.key, reason: s.reason }, `Ignoring bad subnet node: ${s.key}: ${s.reason}`);
+
+    // 1. Reuse the first lease (key order) with our PublicIP.
+    const mine = leases.find((l) => l.lease.attrs.publicIp === attrs.publicIp);
+    if (mine) {
+      if (fitsConfig(cfg, mine.lease)) {
+        const v6 = mine.lease.ipv6Subnet ? mine.lease.ipv6Subnet.toString() : '';
+        this.log.info({ key: mine.key }, `Found lease (ip: ${mine.lease.subnet.toString()} ipv6: ${v6}) for current IP (${formatIpv4(attrs.publicIp)}), reusing`);
+        const stored = await this.registry.rewriteLease(mine, attrs, this.ttl);
+        return stored;
+      }
+      this.log.info({ key: mine.key }, `the lease ${describeLease(mine.lease)} with our PublicIP does not fit the config any more; deleting it`);
+      if (!(await this.registry.deleteLease(mine))) throw new LeaseTakenError(mine.key);
+    }
+
+    // 2. The previous subnet from subnet.env, if nobody holds it and it fits.
+    const prev = this.opts.previous;
+    if (prev?.subnet) {
+      const wanted = { subnet: prev.subnet, ipv6Subnet: prev.ipv6Subnet };
+      const held = leases.some((l) => sameSubnets(l.lease, wanted));
+      if (!fitsConfig(cfg, wanted)) {
+        this.log.error({ subnet: prev.subnet.toString() }, `the previous subnet ${prev.subnet.toString()} from the subnet file does not fit the network config; ignoring it`);
+      } else if (!held) {
+        this.log.info({ subnet: prev.subnet.toString() }, `reusing the previous subnet ${prev.subnet.toString()} from the subnet file`);
+        return this.create(wanted.subnet, wanted.ipv6Subnet, attrs);
+      }
+    }
+
+    // 3. A random free subnet.
+    const range = `${formatIpv4(cfg.subnetMin)} ... ${formatIpv4(cfg.subnetMax)}`;
+    this.log.info({}, `Picking subnet in range ${range}${cfg.enableIPv6 ? ` and ${formatIpv6(cfg.ipv6SubnetMin)} ... ${formatIpv6(cfg.ipv6SubnetMax)}` : ''}`);
+    let pick;
+    try {
+      pick = pickFreeSubnet(cfg, leases.map((l) => l.lease), this.random);
+    } catch (e) {
+      if (e instanceof OutOfSubnetsError) this.log.error({ family: e.family }, `out of subnets: every ${e.family} subnet in ${range} is taken`);
+      throw e;
+    }
+    return this.create(pick.subnet, pick.ipv6Subnet, attrs);
+  }
+
+  private async create(subnet: Ipv4Net, ipv6Subnet: Ipv6Net | undefined, attrs: LeaseAttrs): Promise<StoredLease> {
+    const stored = await this.registry.createLease(subnet, ipv6Subnet, attrs, this.ttl);
+    this.log.info(
+      { key: stored.key },
+      `Allocated lease (ip: ${subnet.toString()} ipv6: ${ipv6Subnet ? ipv6Subnet.toString() : ''}) to current node (${formatIpv4(attrs.publicIp)})`,
+    );
+    return stored;
+  }
+
+  holdLease(lease: Lease): HeldLease {
+    const key = this.registry.keyOf(lease.subnet, lease.ipv6Subnet);
+    const stored = this.acquired.get(key);
+    if (!stored) throw new Error(`holdLease: ${key} was not acquired by this manager`);
+    const keeper = new LeaseKeeper(
+      this.registry,
+      stored,
+      {
+        ttlSeconds: this.ttl,
+        renewMarginMs: this.opts.renewMarginMs ?? 60 * 60_000,
+        renewRetryMs: this.opts.renewRetryMs ?? 60_000,
+        ...(this.opts.watchProgressMs ? { watchProgressMs: this.opts.watchProgressMs } : {}),
+      },
+      this.log.child({ component: 'lease' }),
+    );
+    keeper.start();
+    this.held.add(keeper);
+    return keeper;
+  }
+
+  watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch {
+    const w = new EtcdLeasesWatch(
+      this.registry,
+      own,
+      onEvents,
+      {
+        resyncIntervalMs: this.opts.resyncIntervalMs ?? 10 * 60_000,
+        ...(this.opts.watchProgressMs ? { watchProgressMs: this.opts.watchProgressMs } : {}),
+      },
+      this.log.child({ component: 'leases' }),
+    );
+    w.start();
+    this.watches.add(w);
+    return w;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.held].map((h) => h.stop()));
+    await Promise.all([...this.watches].map((w) => w.stop()));
+    this.opts.client.close();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Keeping the own lease (compat §3.6, §3.7): renew it `margin` before it
+ * expires, and watch its key so that a deletion (by hand, or the etcd lease
+ * expiring) or a takeover by another node is reported as lease loss.
+ *
+ * States: held -> (renewing -> held)* -> lost | stopped. A reservation (a
+ * key without an etcd lease) is held without renewal (§3.4 PORT NOTE).
+ * Upstream's silent failure mode (the monitor failing to start disabled
+ * renewal; §3.7 PORT NOTE) is replaced by retrying with backoff and saying so.
+ */
+import type { IEvent } from 'etcd3';
+import type { Logger } from '../log';
+import { Backoff, sleep } from '../util/backoff';
+import { formatIpv4 } from '../util/ipv4';
+import { RepeatLog } from '../util/repeat-log';
+import { causeText, LeaseLostError } from './errors';
+import type { EtcdRegistry, StoredLease } from './etcd-registry';
+import { EtcdWatch } from './etcd-watch';
+import type { HeldLease, LeaseLoss } from './subnet-manager';
+
+export interface KeeperTiming {
+  /** TTL of the etcd lease written on renewal (upstream: 86400 s). */
+  ttlSeconds: number;
+  /** Renew this long before expiry (-subnet-lease-renew-margin). */
+  renewMarginMs: number;
+  /** Wait after a failed renewal (upstream: 1 min). */
+  renewRetryMs: number;
+  /** The own-key watch's progress interval (tests shorten it). */
+  watchProgressMs?: number;
+}
+
+export class LeaseKeeper implements HeldLease {
+  private current: StoredLease;
+  private timer: NodeJS.Timeout | undefined;
+  private watch: EtcdWatch | undefined;
+  private stopped = false;
+  private resolveLost!: (l: LeaseLoss) => void;
+  readonly lost: Promise<LeaseLoss>;
+  private monitorLoop: Promise<void> | undefined;
+  private readonly repeat: RepeatLog;
+
+  constructor(
+    private readonly registry: EtcdRegistry,
+    stored: StoredLease,
+    private readonly timing: KeeperTiming,
+    private readonly log: Logger,
+  ) {
+    this.current = stored;
+    this.repeat = new RepeatLog(log);
+    this.lost = new Promise((resolve) => {
+      this.resolveLost = resolve;
+    });
+  }
+
+  get lease(): StoredLease['lease'] {
+    return this.current.lease;
+  }
+
+  get expiresAt(): Date | undefined {
+    return this.current.lease.expiration;
+  }
+
+  start(): void {
+    this.arm();
+    this.monitorLoop = this.monitor();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.watch?.stop();
+    await this.monitorLoop;
+  }
+
+  private lose(reason: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.log.error({ key: this.current.key, reason }, `Lease has been revoked. Shutting down daemon. (${reason})`);
+    this.resolveLost({ key: this.current.key, reason });
+    void this.watch?.stop();
+  }
+
+  // ------------------------------------------------------------- renewal
+
+  private arm(delayMs?: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const exp = this.current.lease.expiration;
+    if (this.current.lease.etcdLeaseId === '0' || exp === undefined) {
+      this.log.info({ key: this.current.key }, 'the lease is a reservation (no TTL): nothing to renew');
+      return;
+    }
+    const delay = delayMs ?? Math.max(0, exp.getTime() - Date.now() - this.timing.renewMarginMs);
+    this.log.info({ key: this.current.key, renewInMs: delay, expiration: exp.toISOString() }, `Waiting for ${Math.round(delay / 1000)} s to renew lease`);
+    this.timer = setTimeout(() => void this.renew(), delay);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.current = await this.registry.renewLease(this.current, this.timing.ttlSeconds);
+      this.repeat.reset();
+      this.log.info({ key: this.current.key, expiration: this.current.lease.expiration?.toISOString() }, `Lease renewed, new expiration: ${this.current.lease.expiration?.toISOString()}`);
+      this.arm();
+    } catch (e) {
+      if (e instanceof LeaseLostError) return this.lose(e.reason);
+      this.repeat.warn({ key: this.current.key, err: causeText(e) }, `Error renewing lease (trying again in ${Math.round(this.timing.renewRetryMs / 1000)} s)`);
+      this.arm(this.timing.renewRetryMs);
+    }
+  }
+
+  // ------------------------------------------------------------- monitor
+
+  /** Reads the key, then watches it; retried until it runs (never silently given up). */
+  private async monitor(): Promise<void> {
+    const backoff = new Backoff(200, 10_000);
+    while (!this.stopped) {
+      let revision: bigint;
+      try {
+        const r = await this.registry.getLease(this.current.key);
+        if (!r.stored) return this.lose('the lease key was deleted');
+        if (!this.checkOwner(r.stored)) return;
+        revision = r.revision;
+      } catch (e) {
+        if (e instanceof LeaseLostError) return this.lose(e.reason);
+        this.repeat.warn({ key: this.current.key, err: causeText(e) }, 'cannot start monitoring the own lease; retrying');
+        await sleep(backoff.next()).catch(() => undefined);
+        continue;
+      }
+      this.repeat.reset();
+      this.watch = new EtcdWatch(
+        this.registry.client,
+        { key: Buffer.from(this.current.key), startRevision: revision + 1n, ...(this.timing.watchProgressMs ? { progressIntervalMs: this.timing.watchProgressMs } : {}) },
+        {
+          onEvents: (events) => this.onEvents(events),
+          onCompacted: () => void this.afterCompaction(),
+        },
+        this.log.child({ watch: 'own lease' }),
+      );
+      this.watch.start();
+      return;
+    }
+  }
+
+  /** False (and the lease lost) when the key now belongs to another node. */
+  private checkOwner(stored: StoredLease): boolean {
+    const mine = this.current.lease.attrs.publicIp;
+    if (stored.lease.attrs.publicIp !== mine) {
+      this.lose(`the key now holds PublicIP ${formatIpv4(stored.lease.attrs.publicIp)}, not this node's ${formatIpv4(mine)}`);
+      return false;
+    }
+    return true;
+  }
+
+  private onEvents(events: IEvent[]): void {
+    for (const ev of events) {
+      if (this.stopped) return;
+      if (ev.type === 'Delete') return this.lose('the lease key was deleted (by hand, or its etcd lease expired)');
+      const p = this.registry.parseKv(ev.kv);
+      if (!p.ok) return this.lose(p.skipped.reason);
+      if (!this.checkOwner(p.stored)) return;
+      const ours = p.stored.lease.etcdLeaseId === this.current.lease.etcdLeaseId;
+      if (!ours) void this.adopt(p.stored);
+    }
+  }
+
+  /** Someone rewrote our key (same owner) with another etcd lease: follow its TTL (upstream resets the timer the same way). */
+  private async adopt(stored: StoredLease): Promise<void> {
+    try {
+      const ttl = await this.registry.leaseTtlSeconds(stored.lease.etcdLeaseId);
+      const expiration = stored.lease.etcdLeaseId === '0' ? undefined : new Date(Date.now() + Math.max(0, ttl) * 1000);
+      this.current = { ...stored, lease: { ...stored.lease, expiration } };
+      this.arm();
+    } catch (e) {
+      this.log.warn({ key: stored.key, err: causeText(e) }, 'could not read the TTL of the rewritten own lease; keeping the current renewal schedule');
+    }
+  }
+
+  private async afterCompaction(): Promise<void> {
+    const backoff = new Backoff(200, 10_000);
+    while (!this.stopped) {
+      try {
+        const r = await this.registry.getLease(this.current.key);
+        if (!r.stored) return this.lose('the lease key was deleted while the watch was behind a compaction');
+        if (!this.checkOwner(r.stored)) return;
+        this.watch?.restartFrom(r.revision + 1n);
+        return;
+      } catch (e) {
+        if (e instanceof LeaseLostError) return this.lose(e.reason);
+        this.repeat.warn({ err: causeText(e) }, 'cannot re-read the own lease after a compaction; retrying');
+        await sleep(backoff.next()).catch(() => undefined);
+      }
+    }
+  }
+}

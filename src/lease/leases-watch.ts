@@ -1,0 +1,148 @@
+/**
+ * Watching all leases (compat §3.8): a snapshot, then a watch of
+ * `<prefix>/subnets` from the snapshot's revision + 1. After a compaction it
+ * re-lists and diffs (re-emitting leases whose attributes changed), and it
+ * re-lists every `resyncIntervalMs` as anti-entropy. etcd going away only
+ * pauses it: the known leases stay in force and the watch resumes.
+ *
+ * A key that is not a subnet key, or a value that is not lease JSON, is
+ * skipped and logged once; it never withdraws other leases (compat §3.8
+ * PORT NOTE: upstream withdrew every route).
+ */
+import type { IEvent } from 'etcd3';
+import type { Logger } from '../log';
+import { Backoff, sleep } from '../util/backoff';
+import { causeText } from './errors';
+import type { EtcdRegistry, SkippedKey } from './etcd-registry';
+import { EtcdWatch, prefixRangeEnd } from './etcd-watch';
+import { subnetKeyOfEtcdKey, type Lease } from './lease';
+import { type LeaseChange, type LeaseEvent, LeaseWatcher } from './lease-watcher';
+import type { LeasesWatch, LeasesWatchStats } from './subnet-manager';
+
+export interface LeasesWatchOptions {
+  resyncIntervalMs: number;
+  watchProgressMs?: number;
+}
+
+export class EtcdLeasesWatch implements LeasesWatch {
+  private readonly watcher: LeaseWatcher;
+  private watch: EtcdWatch | undefined;
+  private stopped = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly loggedSkips = new Set<string>();
+  private starting: Promise<void> | undefined;
+  readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false };
+
+  constructor(
+    private readonly registry: EtcdRegistry,
+    own: Lease,
+    private readonly onEvents: (events: LeaseEvent[]) => void,
+    private readonly options: LeasesWatchOptions,
+    private readonly log: Logger,
+  ) {
+    this.watcher = new LeaseWatcher(own);
+  }
+
+  start(): void {
+    this.starting ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    await this.starting;
+    await this.watch?.stop();
+  }
+
+  private emit(events: LeaseEvent[]): void {
+    if (events.length > 0 && !this.stopped) this.onEvents(events);
+  }
+
+  private skip(s: SkippedKey, revision?: string): void {
+    const id = `${s.key}@${revision ?? ''}:${s.reason}`;
+    this.stats.skippedKeys++;
+    if (this.loggedSkips.has(id)) return;
+    if (this.loggedSkips.size > 10_000) this.loggedSkips.clear();
+    this.loggedSkips.add(id);
+    this.log.warn({ key: s.key, reason: s.reason }, `Ignoring bad subnet node: ${s.key}: ${s.reason} (other leases are unaffected)`);
+  }
+
+  /** Lists every lease (retrying until etcd answers) and applies it as a snapshot; returns the listing's revision. */
+  private async snapshot(): Promise<bigint | undefined> {
+    const backoff = new Backoff(100, 5000);
+    while (!this.stopped) {
+      try {
+        const { leases, revision, skipped } = await this.registry.listLeases();
+        for (const s of skipped) this.skip(s);
+        this.emit(this.watcher.reset(leases.map((l) => l.lease)));
+        return revision;
+      } catch (e) {
+        this.log.warn({ err: causeText(e) }, 'cannot list the leases; retrying');
+        await sleep(backoff.next()).catch(() => undefined);
+      }
+    }
+    return undefined;
+  }
+
+  private async run(): Promise<void> {
+    const revision = await this.snapshot();
+    if (revision === undefined) return;
+    const prefix = Buffer.from(this.registry.subnetsPrefix);
+    this.watch = new EtcdWatch(
+      this.registry.client,
+      {
+        key: prefix,
+        rangeEnd: prefixRangeEnd(prefix),
+        startRevision: revision + 1n,
+        ...(this.options.watchProgressMs ? { progressIntervalMs: this.options.watchProgressMs } : {}),
+      },
+      {
+        onEvents: (events) => this.apply(events),
+        onCompacted: (rev) => void this.resync(`the watch fell behind compaction at revision ${rev}`, true),
+        onState: (state, detail) => {
+          this.stats.connected = state === 'connected';
+          this.stats.reconnects = this.watch?.reconnects ?? 0;
+          if (state === 'connected') this.log.info({}, 'watching leases');
+          if (state === 'disconnected') this.log.debug({ detail }, 'lease watch disconnected');
+        },
+      },
+      this.log.child({ watch: 'leases' }),
+    );
+    this.watch.start();
+    this.scheduleResync();
+  }
+
+  private apply(events: IEvent[]): void {
+    const changes: LeaseChange[] = [];
+    for (const ev of events) {
+      if (ev.type === 'Put') {
+        const p = this.registry.parseKv(ev.kv);
+        if (p.ok) changes.push({ type: 'put', lease: p.stored.lease });
+        else this.skip(p.skipped, ev.kv.mod_revision);
+      } else if (ev.type === 'Delete') {
+        const key = ev.kv.key.toString();
+        const parsed = subnetKeyOfEtcdKey(this.registry.prefix, key);
+        if (parsed) changes.push({ type: 'delete', subnet: parsed.subnet, ipv6Subnet: parsed.ipv6Subnet });
+        else this.skip({ key, reason: 'not a subnet key' }, ev.kv.mod_revision);
+      }
+    }
+    this.emit(this.watcher.update(changes));
+  }
+
+  private scheduleResync(): void {
+    if (this.stopped || this.options.resyncIntervalMs <= 0) return;
+    this.resyncTimer = setTimeout(() => void this.resync('periodic resync', false), this.options.resyncIntervalMs);
+    this.resyncTimer.unref();
+  }
+
+  /** Re-lists and diffs; after a compaction also restarts the watch from the listing. */
+  private async resync(why: string, compacted: boolean): Promise<void> {
+    if (this.stopped) return;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.stats.resyncs++;
+    this.log.info({ reason: why }, 'resyncing leases');
+    const revision = await this.snapshot();
+    if (revision !== undefined && compacted) this.watch?.restartFrom(revision + 1n);
+    this.scheduleResync();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What the daemon and the backends need from a subnet manager (etcd mode
+ * now; kube mode implements the same interface).
+ */
+import type { Lease, LeaseAttrs } from './lease';
+import type { LeaseEvent } from './lease-watcher';
+import type { NetworkConfig } from './network-config';
+
+export interface LeaseLoss {
+  key: string;
+  reason: string;
+}
+
+/** The own lease while it is held: renewed and monitored until lost or stopped. */
+export interface HeldLease {
+  readonly lease: Lease;
+  /** Resolves when the lease is lost (deleted, expired, taken); never rejects. */
+  readonly lost: Promise<LeaseLoss>;
+  /** When the current etcd lease runs out; undefined for a reservation. */
+  readonly expiresAt: Date | undefined;
+  stop(): Promise<void>;
+}
+
+export interface LeasesWatchStats {
+  reconnects: number;
+  resyncs: number;
+  skippedKeys: number;
+  connected: boolean;
+}
+
+/** The remote leases, as a stream of change batches. */
+export interface LeasesWatch {
+  readonly stats: LeasesWatchStats;
+  stop(): Promise<void>;
+}
+
+export interface SubnetManager {
+  /** Fetches and validates the network config, retrying until it is usable or `signal` aborts. */
+  getNetworkConfig(signal: AbortSignal): Promise<NetworkConfig>;
+  /** Acquires the own lease (reuse, previous subnet, or a new one). */
+  acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
+  /** Starts renewing and monitoring the acquired lease. */
+  holdLease(lease: Lease): HeldLease;
+  /** Starts watching the other leases; `onEvents` gets every non-empty batch, the first one a snapshot. */
+  watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch;
+  close(): Promise<void>;
+}
