@@ -1,0 +1,39 @@
+/**
+ * A throwaway PKI for TLS tests, made with the openssl CLI: a CA, a server
+ * certificate for 127.0.0.1 and a client certificate.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface TestPki {
+  caFile: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export function makeTestPki(dir: string): TestPki {
+  fs.mkdirSync(dir, { recursive: true });
+  const ext = path.join(dir, 'server.ext');
+  fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const cext = path.join(dir, 'client.ext');
+  fs.writeFileSync(cext, 'extendedKeyUsage=clientAuth\n');
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=flannel-ts test CA'], dir);
+  for (const [name, extFile, cn] of [['server', ext, '127.0.0.1'], ['client', cext, 'flannel-client']] as const) {
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', extFile], dir);
+  }
+  return {
+    caFile: path.join(dir, 'ca.crt'),
+    serverCert: path.join(dir, 'server.crt'),
+    serverKey: path.join(dir, 'server.key'),
+    clientCert: path.join(dir, 'client.crt'),
+    clientKey: path.join(dir, 'client.key'),
+  };
+}
