@@ -10,6 +10,7 @@
  */
 import { createRtNetlink, type RtNetlinkSocket, rt } from 'netlink';
 import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
+import { formatIpv6 } from '../util/ipv6';
 
 /** NLM_F_* request flags (linux/netlink.h). */
 const NLM_F_REPLACE = 0x100;
@@ -17,6 +18,7 @@ const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 
 const AF_INET = 2;
+const AF_INET6 = 10;
 
 /** rtm_table RT_TABLE_MAIN (linux/rtnetlink.h). */
 export const RT_TABLE_MAIN = 254;
@@ -37,7 +39,9 @@ export class NetlinkError extends Error {
     readonly code: string,
     options?: { cause?: unknown },
   ) {
-    super(`${op}: ${code}`, options);
+    const cause = options?.cause;
+    const detail = code === 'EUNKNOWN' && cause instanceof Error ? ` (${cause.message})` : '';
+    super(`${op}: ${code}${detail}`, options);
     this.name = 'NetlinkError';
   }
 }
@@ -68,6 +72,32 @@ export interface AddressInfo {
   index: number;
   address: number;
   prefixLen: number;
+}
+
+/** An address of either family with the flags interface selection sorts by (compat §8.4). */
+export interface DetailedAddress {
+  index: number;
+  family: 4 | 6;
+  /** IPv4 as a number, IPv6 as a bigint. */
+  address: number | bigint;
+  prefixLen: number;
+  /** rtm scope: 0 universe, 253 link, 254 host. */
+  scope: number;
+  permanent: boolean;
+  /** IFA_F_TEMPORARY (the same bit as IFA_F_SECONDARY for IPv4). */
+  temporary: boolean;
+  deprecated: boolean;
+  tentative: boolean;
+}
+
+export function formatAddress(a: DetailedAddress): string {
+  return a.family === 4 ? formatIpv4(a.address as number) : formatIpv6(a.address as bigint);
+}
+
+function bytesToBigint(b: Uint8Array): bigint {
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return v;
 }
 
 export type RouteScopeName = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
@@ -138,6 +168,9 @@ export function describeRoute(r: RouteSpec, linkName?: string): string {
  * serialized by the kernel per socket; each has a timeout.
  */
 export class RtNetlink {
+  /** Requests run one at a time: a netlink socket serves one dump at a time (EBUSY otherwise). */
+  private queue: Promise<unknown> = Promise.resolve();
+
   private constructor(private readonly sock: RtNetlinkSocket) {}
 
   static open(): RtNetlink {
@@ -148,12 +181,17 @@ export class RtNetlink {
     this.sock.socket.close();
   }
 
-  private async call<T>(op: string, f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (e) {
-      throw new NetlinkError(op, errorCode(e), { cause: e });
-    }
+  private call<T>(op: string, f: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      try {
+        return await f();
+      } catch (e) {
+        throw new NetlinkError(op, errorCode(e), { cause: e });
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   private static opts(flags = 0): { flags: number; timeout: number } {
@@ -225,6 +263,42 @@ export class RtNetlink {
         RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL),
       ),
     );
+  }
+
+  /** Addresses of both families with their flags, in kernel order. */
+  async listDetailedAddresses(): Promise<DetailedAddress[]> {
+    const msgs = await this.call('list addresses', () => this.sock.getAddresses(undefined, undefined, RtNetlink.opts()));
+    const out: DetailedAddress[] = [];
+    for (const m of msgs) {
+      const family = m.data.family === AF_INET ? 4 : m.data.family === AF_INET6 ? 6 : undefined;
+      const raw = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
+      if (family === undefined || !raw || raw.length !== (family === 4 ? 4 : 16)) continue;
+      const flags = { ...(m.data.flags ?? {}), ...(m.attrs.flags ?? {}) } as Record<string, boolean | undefined>;
+      out.push({
+        index: m.data.index ?? 0,
+        family,
+        address: family === 4 ? ipv4FromBytes(raw) : bytesToBigint(raw),
+        prefixLen: m.data.prefixlen ?? 0,
+        scope: typeof m.data.scope === 'number' ? m.data.scope : 0,
+        permanent: flags['permanent'] === true,
+        temporary: flags['secondary'] === true,
+        deprecated: flags['deprecated'] === true,
+        tentative: flags['tentative'] === true,
+      });
+    }
+    return out;
+  }
+
+  /** The route the kernel would use to reach `dst` (`ip route get`): output interface and preferred source. */
+  async routeGet(dst: number): Promise<{ oif: number | undefined; prefsrc: number | undefined }> {
+    const msgs = await this.call(`route get ${formatIpv4(dst)}`, () =>
+      this.sock.getRoute({ family: AF_INET, dstLen: 32 }, { dst: ipv4ToBytes(dst) }, RtNetlink.opts()),
+    );
+    const m = msgs[0];
+    return {
+      oif: m?.attrs.oif,
+      prefsrc: m?.attrs.prefsrc && m.attrs.prefsrc.length === 4 ? ipv4FromBytes(m.attrs.prefsrc) : undefined,
+    };
   }
 
   async deleteAddress(index: number, address: number, prefixLen: number): Promise<void> {
