@@ -26,6 +26,7 @@
         "native/linux/forwarder_linux.cc",
         "native/linux/tun_linux.cc",
         "native/linux/udp_socket_linux.cc",
+        "native/linux/sd_notify_linux.cc",
         "native/addon/datapath_wrapper.cc",
         "native/addon/main.cc",
         "native/addon/napi_util.cc",

@@ -97,6 +97,8 @@ export interface NativeDatapath {
 export interface NativeAddon {
   Datapath: new () => NativeDatapath;
   counterNames: readonly string[];
+  /** Sends one datagram to a systemd notification socket (native/linux/sd_notify_linux.h). */
+  sdNotify(socketPath: string, message: string): void;
 }
 
 /** Thrown when the addon cannot be found or does not match this code. */

@@ -1,0 +1,145 @@
+/**
+ * Pure and local parts of the daemon: subnet.env bytes and file handling
+ * (compat §4.1-4.2), the udp backend's lease-event mapping (§5.7), the
+ * health endpoints (§8.5) and the systemd notification (§8.8).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { UdpRouteSync } from '../src/backends/udp/route-sync';
+import { HealthServer } from '../src/daemon/health';
+import { SystemdNotifier } from '../src/daemon/sd-notify';
+import { formatSubnetEnv, writeSubnetEnv } from '../src/daemon/subnet-env';
+import type { Lease } from '../src/lease/lease';
+import { RecordingLogger } from '../src/log';
+import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
+import { Ipv6Net } from '../src/util/ipv6';
+
+test('subnet.env: exact lines and order (v4, dual stack)', () => {
+  assert.equal(
+    formatSubnetEnv({ network: Ipv4Net.parse('10.5.0.0/16'), subnet: Ipv4Net.parse('10.5.72.0/24'), ipv6Network: undefined, ipv6Subnet: undefined, mtu: 1472, ipMasq: false }),
+    'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n',
+  );
+  assert.equal(
+    formatSubnetEnv({
+      network: Ipv4Net.parse('10.244.0.0/16'),
+      subnet: Ipv4Net.parse('10.244.1.0/24'),
+      ipv6Network: Ipv6Net.tryParse('2001:cafe:42::/56')!,
+      ipv6Subnet: Ipv6Net.tryParse('2001:cafe:42::/64')!,
+      mtu: 1450,
+      ipMasq: true,
+    }),
+    'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=2001:cafe:42::/56\nFLANNEL_IPV6_SUBNET=2001:cafe:42::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
+  );
+});
+
+test('subnet.env: created with its directories and mode 0644 whatever the umask; an existing mode is kept', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'senv-'));
+  const old = process.umask(0o077);
+  try {
+    const file = path.join(dir, 'run', 'flannel', 'subnet.env');
+    const e = { network: Ipv4Net.parse('10.5.0.0/16'), subnet: Ipv4Net.parse('10.5.1.0/24'), ipv6Network: undefined, ipv6Subnet: undefined, mtu: 1472, ipMasq: false };
+    writeSubnetEnv(file, e);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o644);
+    fs.chmodSync(file, 0o600);
+    writeSubnetEnv(file, { ...e, mtu: 1400 });
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.match(fs.readFileSync(file, 'utf8'), /FLANNEL_MTU=1400/);
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ['subnet.env'], 'no temporary file left');
+  } finally {
+    process.umask(old);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const lease = (cidr: string, ip: string, backendType = ''): Lease => ({
+  subnet: Ipv4Net.parse(cidr),
+  ipv6Subnet: undefined,
+  attrs: { publicIp: parseIpv4(ip), publicIpv6: undefined, backendType, backendData: undefined, backendV6Data: undefined },
+  expiration: undefined,
+  etcdLeaseId: '1',
+});
+
+test('udp: lease events become routes to PublicIP:Port and the peer set', () => {
+  const r = new UdpRouteSync(8285);
+  const a = r.apply([
+    { type: 'added', lease: lease('10.5.2.0/24', '192.168.1.2') },
+    { type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3', 'vxlan') }, // any backend type, as upstream
+  ]);
+  assert.deepEqual(a.set.map((x) => `${x.subnet} ${x.peer}:${x.port}`), ['10.5.2.0/24 192.168.1.2:8285', '10.5.3.0/24 192.168.1.3:8285']);
+  assert.deepEqual(a.peers, ['192.168.1.2', '192.168.1.3']);
+  const b = r.apply([{ type: 'added', lease: lease('10.5.2.0/24', '192.168.1.9') }]);
+  assert.deepEqual(b.set.map((x) => x.peer), ['192.168.1.9']);
+  assert.deepEqual(b.peers, ['192.168.1.3', '192.168.1.9']);
+  const c = r.apply([{ type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3') }]);
+  assert.equal(c.peers, undefined, 'unchanged peer set is not pushed again');
+  const d = r.apply([{ type: 'removed', lease: lease('10.5.2.0/24', '192.168.1.9') }, { type: 'removed', lease: lease('10.5.99.0/24', '1.1.1.1') }]);
+  assert.deepEqual(d.remove.map(String), ['10.5.2.0/24']);
+  assert.deepEqual(d.peers, ['192.168.1.3']);
+  assert.equal(r.size, 1);
+});
+
+function get(port: number, p: string, method = 'GET'): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('health endpoints: upstream\'s bodies and codes', async () => {
+  let ready = false;
+  const srv = await HealthServer.start('127.0.0.1', 0, { ready: () => ready }, new RecordingLogger());
+  try {
+    assert.deepEqual(await get(srv.port, '/healthz'), { status: 200, body: 'flanneld is running', type: 'text/plain; charset=utf-8' });
+    assert.deepEqual(await get(srv.port, '/healthz', 'POST'), { status: 200, body: 'flanneld is running', type: 'text/plain; charset=utf-8' });
+    assert.deepEqual(await get(srv.port, '/readyz'), { status: 503, body: 'flanneld is not ready yet', type: 'text/plain; charset=utf-8' });
+    ready = true;
+    assert.deepEqual(await get(srv.port, '/readyz'), { status: 200, body: 'flanneld is ready', type: 'text/plain; charset=utf-8' });
+    assert.equal((await get(srv.port, '/metricz')).status, 404);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('READY=1 reaches a real $NOTIFY_SOCKET (path and abstract)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'notify-'));
+  try {
+    for (const name of [path.join(dir, 'notify.sock'), `@flannel-ts-test-${process.pid}`]) {
+      // Python's socket module binds the AF_UNIX datagram socket Node cannot.
+      const py = spawn('python3', ['-c', [
+        'import socket,sys',
+        'n=sys.argv[1]',
+        's=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+        "s.bind('\\0'+n[1:] if n.startswith('@') else n)",
+        "print('bound', flush=True)",
+        's.settimeout(10)',
+        "print(s.recv(100).decode(), flush=True)",
+      ].join('\n'), name]);
+      let out = '';
+      py.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<void>((resolve) => py.once('exit', () => resolve()));
+      while (!out.includes('bound')) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(new SystemdNotifier(name, new RecordingLogger()).notify('READY=1'), true);
+      await exited;
+      assert.match(out, /bound\nREADY=1\n/, name);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without $NOTIFY_SOCKET nothing is sent; a send failure is only logged', () => {
+  const log = new RecordingLogger();
+  assert.equal(new SystemdNotifier(undefined, log).notify('READY=1'), false);
+  assert.equal(new SystemdNotifier('/nonexistent/notify.sock', log).notify('READY=1'), false);
+  assert.ok(log.records.some((r) => r.level === 'warn' && /failed to notify systemd/.test(r.msg)));
+});
