@@ -1,10 +1,203 @@
 /**
- * The daemon (compat §0 steps 6-22). Wired up by issue B2.
+ * flanneld in etcd mode: the startup order of compat §0 (steps 6-22), then
+ * running until a signal or the loss of the own lease, then a clean stop.
+ *
+ * Exit codes (compat §0): 0 on SIGINT/SIGTERM and on lease loss (logged
+ * loudly: `Restart=on-failure` units do not restart on 0, as upstream);
+ * 1 on any startup failure, with a message that says what to do.
  */
+import * as fs from 'node:fs';
 import type { FlannelConfig } from '../cli/config';
+import type { BackendNetwork } from '../backends/backend';
+import { lookupBackend } from '../backends/index';
+import { createEtcdClient } from '../lease/etcd-client';
+import { EtcdSubnetManager } from '../lease/etcd-subnet-manager';
+import type { NetworkConfig } from '../lease/network-config';
+import { readPreviousSubnets } from '../lease/subnet-file';
+import type { HeldLease, LeaseLoss } from '../lease/subnet-manager';
 import type { Logger } from '../log';
+import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
+import { RtNetlink } from '../routing/rtnetlink';
+import { isAborted } from '../util/backoff';
+import { HealthServer } from './health';
+import { SystemdNotifier } from './sd-notify';
+import { writeSubnetEnv } from './subnet-env';
 
-export async function runDaemon(_cfg: FlannelConfig, log: Logger): Promise<number> {
-  log.error({}, 'the flanneld daemon is not part of this build yet');
-  return 1;
+/** A startup step failed: log `message`, exit 1. */
+class StartupError extends Error {}
+
+function text(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** compat §0 step 11: iptables mode needs br_netfilter's sysctls. */
+function checkBrNetfilter(network: NetworkConfig): void {
+  if (network.enableNFTables) return;
+  const files = [
+    ...(network.enableIPv4 ? ['/proc/sys/net/bridge/bridge-nf-call-iptables'] : []),
+    ...(network.enableIPv6 ? ['/proc/sys/net/bridge/bridge-nf-call-ip6tables'] : []),
+  ];
+  for (const f of files) {
+    if (!fs.existsSync(f)) {
+      throw new StartupError(`Failed to check br_netfilter: stat ${f}: no such file or directory (load the br_netfilter module: modprobe br_netfilter)`);
+    }
+  }
+}
+
+export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number> {
+  const ac = new AbortController();
+  const signal = ac.signal;
+  let stopReason = '';
+  const cleanups: Array<[string, () => Promise<void> | void]> = [];
+  let ready = false;
+  let health: HealthServer | undefined;
+
+  // Step 7: SIGINT/SIGTERM cancel everything; the handler goes away after the
+  // first signal, so a second one kills the process (compat §8.7).
+  const onSignal = (sig: NodeJS.Signals): void => {
+    stopReason = `received ${sig}`;
+    log.info({ signal: sig }, 'shutdownHandler sent cancel signal...');
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+
+  let exitCode = 0;
+  try {
+    // Step 6: the subnet manager (etcd), with the previous subnet as a hint.
+    let manager: EtcdSubnetManager;
+    try {
+      const previous = readPreviousSubnets(cfg.subnetFile);
+      for (const bad of previous.invalid) log.error({ key: bad.key, value: bad.value }, `invalid CIDR in ${cfg.subnetFile}: ${bad.key}=${bad.value}; skipped`);
+      manager = new EtcdSubnetManager({
+        client: createEtcdClient(cfg.etcd, log),
+        prefix: cfg.etcd.prefix,
+        endpoints: cfg.etcd.endpoints,
+        log: log.child({ component: 'etcd' }),
+        previous: { subnet: previous.subnet, ipv6Subnet: previous.ipv6Subnet },
+        renewMarginMs: cfg.subnetLeaseRenewMarginMinutes * 60_000,
+      });
+    } catch (e) {
+      throw new StartupError(`Failed to create SubnetManager: ${text(e)}`);
+    }
+    cleanups.push(['subnet manager', () => manager.close()]);
+
+    // Step 8: the health server, before any config is known.
+    if (cfg.healthzPort > 0) {
+      try {
+        health = await HealthServer.start(cfg.healthzIp, cfg.healthzPort, { ready: () => ready }, log);
+      } catch (e) {
+        throw new StartupError(`failed to start the health server on ${cfg.healthzIp}:${cfg.healthzPort}: ${text(e)} (choose another -healthz-port or -healthz-ip)`);
+      }
+      cleanups.push(['health server', () => health!.close()]);
+    }
+
+    // Step 9: the network config (retried every second until usable).
+    const network = await manager.getNetworkConfig(signal);
+
+    // Step 10: the IP stack.
+    if (!network.enableIPv4 && !network.enableIPv6) throw new StartupError('none defined stack');
+
+    // Step 11.
+    checkBrNetfilter(network);
+
+    // Step 12: the external interface.
+    let extIface: ExternalInterface;
+    const nl = RtNetlink.open();
+    try {
+      extIface = await selectExternalInterface(
+        await readNetworkView(nl),
+        {
+          iface: cfg.iface,
+          ifaceRegex: cfg.ifaceRegex,
+          ifaceCanReach: cfg.ifaceCanReach,
+          publicIp: cfg.publicIp,
+          publicIpv6: cfg.publicIpv6,
+          ipv4: network.enableIPv4,
+          ipv6: network.enableIPv6,
+        },
+        log,
+      );
+    } catch (e) {
+      throw new StartupError(text(e));
+    } finally {
+      nl.close();
+    }
+
+    // Step 13: the backend.
+    const backend = lookupBackend(network.backendType);
+    if (!backend) throw new StartupError(`unknown backend type: ${network.backendType}`);
+
+    // Step 14: register the network: lease, devices, datapath.
+    let bn: BackendNetwork;
+    try {
+      bn = await backend.register({ config: cfg, network, extIface, subnets: manager, log, signal });
+    } catch (e) {
+      if (isAborted(e)) throw e;
+      throw new StartupError(`Error registering network: ${text(e)}`);
+    }
+    cleanups.unshift(['backend', () => bn.stop()]);
+    const held: HeldLease = manager.holdLease(bn.lease);
+    cleanups.unshift(['lease keeper', () => held.stop()]);
+
+    // Steps 15-18: traffic rules (masquerade, forward, blackhole route) are
+    // installed here, before subnet.env, by src/daemon/traffic (issue E).
+
+    // Step 19: subnet.env; ready once written.
+    try {
+      writeSubnetEnv(cfg.subnetFile, {
+        network: network.enableIPv4 ? network.network : undefined,
+        subnet: network.enableIPv4 ? bn.lease.subnet : undefined,
+        ipv6Network: network.enableIPv6 ? network.ipv6Network : undefined,
+        ipv6Subnet: network.enableIPv6 ? bn.lease.ipv6Subnet : undefined,
+        mtu: bn.mtu,
+        ipMasq: cfg.ipMasq,
+      });
+      ready = true;
+      log.info({ file: cfg.subnetFile }, `wrote ${cfg.subnetFile}`);
+    } catch (e) {
+      log.warn({ file: cfg.subnetFile, err: text(e) }, `Failed to write subnet file: ${text(e)}`);
+    }
+
+    // Step 20: follow the leases.
+    bn.run();
+
+    // Step 21: tell systemd.
+    new SystemdNotifier(process.env['NOTIFY_SOCKET'], log).notify('READY=1');
+    log.info({ subnet: bn.lease.subnet.toString(), backend: backend.type }, 'flanneld is running');
+
+    // Step 22: until a signal or the loss of the lease.
+    const loss = await Promise.race([held.lost, aborted.then(() => undefined)]);
+    if (loss) {
+      stopReason = `lease lost: ${(loss as LeaseLoss).reason}`;
+      log.error({ key: loss.key, reason: loss.reason }, `LEASE LOST (${loss.reason}): ${loss.key} no longer belongs to this node. Shutting down; exit status 0, as upstream.`);
+    }
+  } catch (e) {
+    if (isAborted(e) || signal.aborted) {
+      // A signal during startup: a clean exit, as upstream.
+    } else if (e instanceof StartupError) {
+      log.error({}, e.message);
+      exitCode = 1;
+    } else {
+      log.error({ err: e instanceof Error ? e.stack : String(e) }, `unexpected error: ${text(e)}`);
+      exitCode = 1;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    ready = false;
+    for (const [what, f] of cleanups) {
+      try {
+        await f();
+      } catch (e) {
+        log.warn({ component: what, err: text(e) }, `error while stopping the ${what}`);
+        if (exitCode === 0) exitCode = 1;
+      }
+    }
+  }
+  if (exitCode === 0) log.info({ reason: stopReason || 'stopped' }, 'Exiting cleanly...');
+  return exitCode;
 }

@@ -1,0 +1,44 @@
+/**
+ * The interface every backend implements (after upstream's
+ * pkg/backend/common.go): a backend registers the network (parses its own
+ * options, acquires the lease, sets up devices) and returns a running
+ * network that follows lease events until stopped.
+ */
+import type { FlannelConfig } from '../cli/config';
+import type { Lease } from '../lease/lease';
+import type { NetworkConfig } from '../lease/network-config';
+import type { SubnetManager } from '../lease/subnet-manager';
+import type { Logger } from '../log';
+import type { ExternalInterface } from '../routing/ext-iface';
+
+export interface BackendContext {
+  config: FlannelConfig;
+  network: NetworkConfig;
+  extIface: ExternalInterface;
+  subnets: SubnetManager;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+export interface BackendNetwork {
+  readonly lease: Lease;
+  /** FLANNEL_MTU for subnet.env. */
+  readonly mtu: number;
+  /** Starts following lease events (compat §0 step 20). */
+  run(): void;
+  /** Stops following events and releases what the backend owns in this process. */
+  stop(): Promise<void>;
+}
+
+export interface Backend {
+  readonly type: string;
+  register(ctx: BackendContext): Promise<BackendNetwork>;
+}
+
+/** A failure of a backend's registration; the daemon logs `Error registering network: <message>`. */
+export class BackendError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendError';
+  }
+}

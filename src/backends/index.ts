@@ -1,0 +1,21 @@
+/**
+ * Backends by name (compat §2.2: the lookup lower-cases the type). Upstream
+ * also registers ipip, ipsec, wireguard, alloc, extension and tencent-vpc;
+ * flannel-ts implements udp, vxlan and host-gw.
+ */
+import type { Backend } from './backend';
+import { UdpBackend } from './udp/udp-backend';
+
+const FACTORIES: Record<string, () => Backend> = {
+  udp: () => new UdpBackend(),
+};
+
+/** The backend for a (lower-cased) type, or undefined. */
+export function lookupBackend(type: string): Backend | undefined {
+  const f = FACTORIES[type.toLowerCase()];
+  return f ? f() : undefined;
+}
+
+export function backendTypes(): string[] {
+  return Object.keys(FACTORIES);
+}

@@ -1,0 +1,57 @@
+/**
+ * Lease events -> the udp datapath's routes and known peers (compat §5.7),
+ * as a pure mapping:
+ *  - "added": route `<lease subnet> -> <PublicIP>:<local Port>`, replacing
+ *    the next hop if the subnet is known; leases of every backend type are
+ *    used, as upstream's udp backend does;
+ *  - "removed": the subnet's route is deleted;
+ *  - the known peers (for the source check) are the PublicIPs of all routes.
+ */
+import type { LeaseEvent } from '../../lease/lease-watcher';
+import type { PeerRoute } from '../../forwarder/udp-forwarder';
+import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+
+export interface RouteChanges {
+  set: PeerRoute[];
+  remove: Ipv4Net[];
+  /** The complete peer set after the changes, or undefined when it did not change. */
+  peers: string[] | undefined;
+}
+
+export class UdpRouteSync {
+  private readonly routes = new Map<string, PeerRoute>();
+  private peerKey = '';
+
+  constructor(private readonly port: number) {}
+
+  get size(): number {
+    return this.routes.size;
+  }
+
+  get current(): PeerRoute[] {
+    return [...this.routes.values()];
+  }
+
+  apply(events: readonly LeaseEvent[]): RouteChanges {
+    const set = new Map<string, PeerRoute>();
+    const remove = new Map<string, Ipv4Net>();
+    for (const ev of events) {
+      const subnet = ev.lease.subnet.canonical();
+      const key = subnet.toString();
+      if (ev.type === 'added') {
+        const route: PeerRoute = { subnet, peer: formatIpv4(ev.lease.attrs.publicIp), port: this.port };
+        this.routes.set(key, route);
+        set.set(key, route);
+        remove.delete(key);
+      } else if (this.routes.delete(key)) {
+        remove.set(key, subnet);
+        set.delete(key);
+      }
+    }
+    const peers = [...new Set([...this.routes.values()].map((r) => r.peer))].sort();
+    const peerKey = peers.join(',');
+    const changed = peerKey !== this.peerKey;
+    this.peerKey = peerKey;
+    return { set: [...set.values()], remove: [...remove.values()], peers: changed ? peers : undefined };
+  }
+}

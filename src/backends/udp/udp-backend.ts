@@ -1,0 +1,106 @@
+/**
+ * The udp backend (compat §5.1): lease with `{PublicIP}` only (no
+ * BackendType, no BackendData, so its bytes are upstream's), flannel0 with
+ * the own subnet's address /32 and the Network route, the UDP socket bound
+ * to the interface address and Port, and the native datapath following the
+ * lease events.
+ */
+import { UdpForwarder } from '../../forwarder/udp-forwarder';
+import type { LeaseEvent } from '../../lease/lease-watcher';
+import type { LeasesWatch } from '../../lease/subnet-manager';
+import type { Logger } from '../../log';
+import { RtNetlink } from '../../routing/rtnetlink';
+import { configureTunDevice } from '../../routing/tun-device';
+import { formatIpv4 } from '../../util/ipv4';
+import { type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
+import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
+import { UdpRouteSync } from './route-sync';
+import { UnknownSourceReporter } from './source-check';
+
+/** upstream's TUN name template (compat §5.2): the kernel picks flannel0 normally. */
+export const TUN_NAME_TEMPLATE = 'flannel%d';
+
+export class UdpBackend implements Backend {
+  readonly type = 'udp';
+
+  async register(ctx: BackendContext): Promise<BackendNetwork> {
+    const cfg = parseUdpBackendConfig(ctx.network.backend);
+    const network = ctx.network.network;
+    if (!ctx.network.enableIPv4 || !network) {
+      throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
+    }
+    const { extAddr, ifaceAddr } = ctx.extIface;
+    if (extAddr === undefined || ifaceAddr === undefined) {
+      throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);
+    }
+    let lease;
+    try {
+      lease = await ctx.subnets.acquireLease(
+        { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData: undefined, backendV6Data: undefined },
+        ctx.signal,
+      );
+    } catch (e) {
+      throw new BackendError(`failed to acquire lease: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    const log = ctx.log.child({ backend: 'udp' });
+    const mtu = tunMtu(cfg, ctx.extIface.mtu);
+    log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
+    const forwarder = new UdpForwarder();
+    const nl = RtNetlink.open();
+    try {
+      const tun = forwarder.openTun(TUN_NAME_TEMPLATE);
+      const report = await configureTunDevice(nl, { name: tun, subnet: lease.subnet, network, mtu });
+      log.info({ device: tun, changes: report.changes }, `configured ${tun}`);
+      forwarder.bindUdp({ address: formatIpv4(ifaceAddr), port: cfg.port });
+      forwarder.setSourceCheck(cfg.sourceCheck);
+      forwarder.start({ icmpSource: formatIpv4(lease.subnet.network) });
+    } catch (e) {
+      forwarder.close();
+      nl.close();
+      throw e;
+    }
+    return new UdpNetwork(ctx, cfg, lease, mtu, forwarder, nl, log);
+  }
+}
+
+class UdpNetwork implements BackendNetwork {
+  private watch: LeasesWatch | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly routes: UdpRouteSync;
+  private readonly reporter: UnknownSourceReporter;
+
+  constructor(
+    private readonly ctx: BackendContext,
+    cfg: UdpBackendConfig,
+    readonly lease: BackendNetwork['lease'],
+    readonly mtu: number,
+    readonly forwarder: UdpForwarder,
+    private readonly nl: RtNetlink,
+    private readonly log: Logger,
+  ) {
+    this.routes = new UdpRouteSync(cfg.port);
+    this.reporter = new UnknownSourceReporter(forwarder, log);
+  }
+
+  run(): void {
+    this.watch = this.ctx.subnets.watchLeases(this.lease, (events) => this.apply(events));
+    this.poller = setInterval(() => this.reporter.poll(), 1000);
+    this.poller.unref();
+  }
+
+  private apply(events: LeaseEvent[]): void {
+    const changes = this.routes.apply(events);
+    this.forwarder.applyRouteChanges(changes.set, changes.remove);
+    if (changes.peers) this.forwarder.setPeers(changes.peers);
+    for (const r of changes.set) this.log.info({ subnet: r.subnet.toString(), peer: r.peer }, `Subnet added: ${r.subnet.toString()} via ${r.peer}`);
+    for (const s of changes.remove) this.log.info({ subnet: s.toString() }, `Subnet removed: ${s.toString()}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    await this.watch?.stop();
+    // Closing the TUN removes flannel0 with its address and route (compat §5.7, §8.7).
+    this.forwarder.close();
+    this.nl.close();
+  }
+}
