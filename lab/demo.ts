@@ -1,18 +1,21 @@
 /**
- * The README demo: two nodes and two pods in network namespaces, our udp
- * datapath in each node, pod-to-pod traffic through flannel0.
+ * The README demo: etcd and three nodes in network namespaces, each running
+ * the real `bin/flanneld` with the udp backend, and a pod per node attached
+ * from its subnet.env; then pod-to-pod traffic through flannel0.
  *
  *   npm run demo             set up, show traffic, wait for Ctrl-C, clean up
  *   npm run demo -- --once   the same without waiting (used by the tests)
  */
+import { FlannelCluster, ETCD_ENDPOINT } from './flannel-cluster';
 import { Lab } from './netns';
-import { startStaticUdpNodes } from './static-udp-nodes';
-import { buildCluster, ping } from './topology';
+import { ping } from './topology';
 import { tcpTransfer } from './traffic';
 
 function say(line = ''): void {
   process.stdout.write(line + '\n');
 }
+
+const NODES = 3;
 
 async function main(): Promise<number> {
   const once = process.argv.includes('--once');
@@ -21,36 +24,48 @@ async function main(): Promise<number> {
     return 1;
   }
   const lab = new Lab();
-  lab.onCleanup(() => say(`cleaned up: namespaces ${lab.prefix}* and their processes are gone`));
+  lab.onCleanup(() => say(`cleaned up: namespaces ${lab.prefix}*, etcd and the flanneld processes are gone`));
   try {
-    say(`flannel-ts udp demo (namespaces ${lab.prefix}*)`);
-    const cluster = await buildCluster(lab, { nodes: 2 });
-    const nodes = await startStaticUdpNodes(lab, cluster);
+    say(`flannel-ts demo: etcd + ${NODES} nodes with the udp backend (namespaces ${lab.prefix}*)`);
+    const config = { Network: '10.5.0.0/16', Backend: { Type: 'udp' } };
+    const cluster = await FlannelCluster.create(lab, { nodes: NODES, config });
+    say(`etcd at ${ETCD_ENDPOINT}, /coreos.com/network/config = ${JSON.stringify(config)}`);
+    for (let i = 1; i <= NODES; i++) cluster.startNode(i);
+    for (let i = 1; i <= NODES; i++) await cluster.waitSubnet(i);
     say();
-    for (const [i, n] of cluster.nodes.entries()) {
-      say(`node${n.index}: namespace ${n.ns}, underlay ${n.underlayAddress}, ${nodes[i]!.tun} (MTU ${nodes[i]!.mtu}) ` +
-        `for subnet ${n.podSubnet.toString()}, datapath on UDP ${n.underlayAddress}:8285`);
-      say(`  pod${n.index}: namespace ${n.pod.ns}, address ${n.pod.address}`);
+    for (let i = 1; i <= NODES; i++) {
+      const spec = cluster.topology.nodes[i - 1]!;
+      const pod = await cluster.attachPod(i);
+      const env = cluster.nodes[i - 1]!.subnetEnv()!;
+      say(`node${i} (namespace ${spec.ns}, ${spec.underlayAddress} on ${spec.underlayIf}): flanneld leased ${spec.podSubnet.toString()}, ` +
+        `flannel0 MTU ${env.get('FLANNEL_MTU')}; pod${i} (${pod.ns}) is ${pod.address}`);
     }
-    const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
     say();
-    const ok = await ping(lab, a.pod.ns, b.pod.address, 3);
-    say(ok ? `pod1 (${a.pod.address}) reaches pod2 (${b.pod.address}) through flannel0: ping ok`
-           : `pod1 (${a.pod.address}) could NOT reach pod2 (${b.pod.address})`);
-    if (!ok) return 1;
-    const t = await tcpTransfer(lab, a.pod.ns, b.pod.ns, b.pod.address, 5201, 50_000_000);
+    say('leases in etcd:');
+    say((await cluster.etcdctl('get', '--prefix', '/coreos.com/network/subnets')).trim().replace(/^/gm, '  '));
+    say();
+    const pods = cluster.topology.nodes.map((n) => n.pod);
+    let allOk = true;
+    for (const [a, ai] of pods.map((p, i) => [p, i + 1] as const)) {
+      for (const [b, bi] of pods.map((p, i) => [p, i + 1] as const)) {
+        if (a === b) continue;
+        const ok = await ping(lab, a.ns, b.address, 2);
+        allOk &&= ok;
+        say(ok ? `pod${ai} reaches pod${bi} (${b.address}) through flannel0: ping ok` : `pod${ai} could NOT reach pod${bi} (${b.address})`);
+      }
+    }
+    if (!allOk) return 1;
+    const t = await tcpTransfer(lab, pods[0]!.ns, pods[1]!.ns, pods[1]!.address, 5201, 50_000_000);
     const intact = t.sentSha256 === t.receivedSha256;
     say(`TCP pod1 -> pod2: ${(t.bytes / 1e6).toFixed(0)} MB in ${t.seconds.toFixed(2)} s ` +
       `(${((t.bytes * 8) / t.seconds / 1e9).toFixed(2)} Gbit/s), sha256 ${intact ? 'matches' : 'DIFFERS'}`);
-    const s = await nodes[0]!.stats();
-    say(`node1 datapath: ${s.counters.egress_sent_packets} datagrams sent, ${s.counters.ingress_written_packets} packets delivered, ` +
-      `${s.routes} route(s), drops: no_route ${s.counters.egress_drop_no_route}, unknown_source ${s.counters.ingress_drop_unknown_source}`);
     if (!intact) return 1;
     if (!once) {
       say();
       say('Try it yourself, e.g.:');
-      say(`  ip netns exec ${a.pod.ns} ping ${b.pod.address}`);
-      say(`  ip netns exec ${a.ns} ip route; ip netns exec ${a.ns} ip addr show flannel0`);
+      say(`  ip netns exec ${pods[0]!.ns} ping ${pods[2]!.address}`);
+      say(`  ip netns exec ${cluster.topology.nodes[0]!.ns} ip route; ip netns exec ${cluster.topology.nodes[0]!.ns} ip addr show flannel0`);
+      say(`  cat ${cluster.subnetFileOf(1)}`);
       say('Press Ctrl-C to stop and clean up.');
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());

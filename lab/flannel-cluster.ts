@@ -1,0 +1,174 @@
+/**
+ * A flannel cluster in etcd mode, as an operator runs it: nodes on a bridged
+ * underlay, etcd on the underlay (in the switch namespace, 192.168.100.254),
+ * the real `bin/flanneld` in each node namespace, and a pod per node
+ * attached from that node's subnet.env as a CNI plugin would.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type ChildProcess } from 'node:child_process';
+import { Ipv4Net, formatIpv4 } from '../src/util/ipv4';
+import { parseDotenv } from '../src/lease/subnet-file';
+import { EtcdServer } from './etcd';
+import { type Lab } from './netns';
+import { attachPod, buildCluster, type Cluster, type NodeSpec } from './topology';
+
+export const FLANNELD = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
+export const ETCD_HOST = '192.168.100.254';
+export const ETCD_PORT = 2379;
+export const ETCD_ENDPOINT = `http://${ETCD_HOST}:${ETCD_PORT}`;
+export const PREFIX = '/coreos.com/network';
+
+export interface FlannelClusterOptions {
+  nodes: number;
+  /** The network config JSON written to <prefix>/config. */
+  config: Record<string, unknown>;
+  prefix?: string;
+  underlayMtu?: number;
+}
+
+/** One flanneld process and what it wrote. */
+export class FlannelNode {
+  readonly logLines: string[] = [];
+  exitCode: number | null | undefined;
+  private readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly spec: NodeSpec,
+    readonly proc: ChildProcess,
+    readonly subnetFile: string,
+  ) {
+    const onData = (d: Buffer): void => {
+      for (const line of d.toString().split('\n')) if (line.trim() !== '') this.logLines.push(line);
+    };
+    proc.stderr?.on('data', onData);
+    proc.stdout?.on('data', onData);
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code, sig) => {
+        this.exitCode = code ?? (sig ? -1 : null);
+        resolve(this.exitCode);
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Log messages (the "msg" of each JSON line). */
+  messages(): string[] {
+    return this.logLines.map((l) => {
+      try {
+        return String((JSON.parse(l) as { msg?: unknown }).msg ?? l);
+      } catch {
+        return l;
+      }
+    });
+  }
+
+  subnetEnv(): Map<string, string> | undefined {
+    try {
+      return parseDotenv(fs.readFileSync(this.subnetFile, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Resolves with the exit code; rejects after `timeoutMs`. */
+  waitExit(timeoutMs: number): Promise<number | null> {
+    return Promise.race([
+      this.exited,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`flanneld in ${this.spec.ns} still running after ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+  }
+
+  /** Sends `sig` and waits for the exit code. */
+  async stop(sig: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+    if (!this.running) return this.exitCode ?? null;
+    this.proc.kill(sig);
+    return this.waitExit(timeoutMs);
+  }
+}
+
+export class FlannelCluster {
+  readonly nodes: Array<FlannelNode | undefined>;
+  private readonly dir: string;
+
+  private constructor(
+    readonly lab: Lab,
+    readonly topology: Cluster,
+    readonly etcd: EtcdServer,
+    readonly prefix: string,
+  ) {
+    this.nodes = topology.nodes.map(() => undefined);
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-flannel-`));
+    lab.onCleanup(() => fs.rmSync(this.dir, { recursive: true, force: true }));
+  }
+
+  static async create(lab: Lab, opts: FlannelClusterOptions): Promise<FlannelCluster> {
+    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay: 'bridge', withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
+    const sw = topology.switchNs!;
+    await lab.exec(sw, 'ip', ['addr', 'add', `${ETCD_HOST}/24`, 'dev', lab.name('br')]);
+    const etcd = await EtcdServer.start(lab, { ns: sw, host: ETCD_HOST, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
+    const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX);
+    await c.etcdctl('put', `${c.prefix}/config`, JSON.stringify(opts.config));
+    return c;
+  }
+
+  /** etcdctl against the cluster's etcd (run in the switch namespace). */
+  async etcdctl(...args: string[]): Promise<string> {
+    const r = await this.lab.exec(this.topology.switchNs!, 'env', ['ETCDCTL_API=3', 'etcdctl', '--endpoints', ETCD_ENDPOINT, ...args]);
+    return r.stdout;
+  }
+
+  subnetFileOf(i: number): string {
+    return path.join(this.dir, `node${i}`, 'subnet.env');
+  }
+
+  /**
+   * Starts bin/flanneld on node i (1-based) with the cluster's etcd, prefix,
+   * underlay interface and subnet file, unless `extraArgs` gives its own.
+   */
+  startNode(i: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): FlannelNode {
+    const spec = this.topology.nodes[i - 1]!;
+    const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
+    const args = [
+      FLANNELD,
+      ...(given('etcd-endpoints') ? [] : [`-etcd-endpoints=${ETCD_ENDPOINT}`]),
+      ...(given('etcd-prefix') ? [] : [`-etcd-prefix=${this.prefix}`]),
+      ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
+      ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
+      ...extraArgs,
+    ];
+    const proc = this.lab.spawn(spec.ns, 'env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, ...args]);
+    const node = new FlannelNode(spec, proc, this.subnetFileOf(i));
+    this.nodes[i - 1] = node;
+    return node;
+  }
+
+  /** Waits until node i has written subnet.env; returns its FLANNEL_SUBNET network. */
+  async waitSubnet(i: number, timeoutMs = 20_000): Promise<Ipv4Net> {
+    const node = this.nodes[i - 1]!;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = node.subnetEnv()?.get('FLANNEL_SUBNET');
+      if (s) return Ipv4Net.parse(s).canonical();
+      if (!node.running) throw new Error(`flanneld on node ${i} exited (${node.exitCode}):\n${node.logLines.slice(-20).join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`node ${i} wrote no subnet.env in ${timeoutMs} ms:\n${node.logLines.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Attaches node i's pod in its leased subnet, with the MTU from subnet.env (what a CNI plugin does). */
+  async attachPod(i: number): Promise<NodeSpec['pod']> {
+    const spec = this.topology.nodes[i - 1]!;
+    const env = this.nodes[i - 1]!.subnetEnv()!;
+    const subnet = Ipv4Net.parse(env.get('FLANNEL_SUBNET')!).canonical();
+    spec.podSubnet = subnet;
+    spec.pod.address = formatIpv4((subnet.network + 2) >>> 0);
+    spec.pod.gateway = formatIpv4((subnet.network + 1) >>> 0);
+    await attachPod(this.lab, spec, Number(env.get('FLANNEL_MTU')));
+    return spec.pod;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Startup failures of the real bin/flanneld say what to do (B2): no usable
+ * interface (the candidates), etcd unreachable (which endpoint), TUN not
+ * openable (the A1 messages), bad config (the key and an example), unknown
+ * backend; and a signal during startup is a clean exit 0.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { FlannelCluster, FLANNELD, PREFIX } from '../lab/flannel-cluster';
+import { Lab } from '../lab/netns';
+import { eventually } from './helpers/eventually';
+import { ROOT_SUITE } from './helpers/root';
+
+describe('flanneld startup errors', ROOT_SUITE, () => {
+  let lab: Lab;
+  let cluster: FlannelCluster;
+
+  before(async () => {
+    lab = new Lab();
+    cluster = await FlannelCluster.create(lab, { nodes: 1, config: { Network: '10.6.0.0/16', Backend: { Type: 'udp' } } });
+  });
+  after(async () => {
+    await lab?.cleanup();
+  });
+
+  test('no usable interface: exit 1, listing the candidates', async () => {
+    const node = cluster.startNode(1, ['-iface=nosuch0', '-iface-regex=^wlan']);
+    assert.equal(await node.waitExit(15_000), 1);
+    const msgs = node.messages().join('\n');
+    assert.match(msgs, /Could not find valid interface matching nosuch0/);
+    assert.match(msgs, /Failed to find interface to use that matches the interfaces and\/or regexes provided \(interfaces: lo:\[127\.0\.0\.1 ::1\], \w+:\[192\.168\.100\.1 /);
+  });
+
+  test('etcd unreachable: says which endpoint, keeps trying, a signal ends it cleanly', async () => {
+    const node = cluster.startNode(1, ['-etcd-endpoints=http://127.0.0.1:1']);
+    await eventually(() => node.messages(), (m) => m.some((x) => /Couldn't fetch network config: etcd is unreachable \(get \/coreos\.com\/network\/config; endpoints http:\/\/127\.0\.0\.1:1\)/.test(x)), 15_000, 'the unreachable message');
+    assert.equal(await node.stop('SIGTERM'), 0);
+  });
+
+  test('a bad config names the key and shows an example; fixing it lets startup go on', { timeout: 60_000 }, async () => {
+    await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","SubnetLen":31}');
+    const node = cluster.startNode(1);
+    try {
+      await eventually(() => node.messages(), (m) => m.some((x) => /SubnetLen must be less than \/31 \(in \/coreos\.com\/network\/config; fix it with e\.g\. ETCDCTL_API=3 etcdctl put \/coreos\.com\/network\/config/.test(x)), 10_000, 'the config error');
+      assert.ok(node.running);
+      await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"udp"}}');
+      await cluster.waitSubnet(1, 20_000);
+    } finally {
+      assert.equal(await node.stop('SIGTERM'), 0);
+    }
+  });
+
+  test('an unknown backend type: exit 1 with upstream\'s message', async () => {
+    await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"IPIP"}}');
+    try {
+      const node = cluster.startNode(1);
+      assert.equal(await node.waitExit(15_000), 1);
+      assert.ok(node.messages().some((m) => m === 'unknown backend type: ipip'));
+    } finally {
+      await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"udp"}}');
+    }
+  });
+
+  test('no CAP_NET_ADMIN: the TUN error says what is missing', async () => {
+    const spec = cluster.topology.nodes[0]!;
+    const proc = lab.spawn(spec.ns, 'setpriv', [
+      '--inh-caps=-net_admin',
+      '--bounding-set=-net_admin',
+      process.execPath,
+      FLANNELD,
+      `-etcd-endpoints=${'http://192.168.100.254:2379'}`,
+      `-iface=${spec.underlayIf}`,
+      `-subnet-file=${cluster.subnetFileOf(1)}.nocap`,
+    ]);
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+    assert.equal(code, 1, err);
+    assert.match(err, /Error registering network: failed to open TUN device: ioctl TUNSETIFF: Operation not permitted \(EPERM\)\. Fix: creating a TUN device needs CAP_NET_ADMIN/);
+  });
+});
