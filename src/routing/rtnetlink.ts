@@ -11,6 +11,8 @@
 import { createRtNetlink, type RtNetlinkSocket, rt } from 'netlink';
 import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
 import { formatIpv6 } from '../util/ipv6';
+import { SerialQueue } from '../util/serial';
+import { decodeVxlanLinkInfo, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
 
 /** NLM_F_* request flags (linux/netlink.h). */
 const NLM_F_REPLACE = 0x100;
@@ -19,6 +21,8 @@ const NLM_F_CREATE = 0x400;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
+/** PF_BRIDGE: bridge FDB entries are neighbour messages of this family. */
+const AF_BRIDGE = 7;
 
 /** rtm_table RT_TABLE_MAIN (linux/rtnetlink.h). */
 export const RT_TABLE_MAIN = 254;
@@ -67,6 +71,35 @@ export interface LinkInfo {
   type: number;
   txQueueLen: number | undefined;
 }
+
+/** A link with the details the vxlan backend compares (compat §6.1). */
+export interface LinkDetails extends LinkInfo {
+  /** Hardware address as lower-case "aa:bb:cc:dd:ee:ff" (undefined for a TUN). */
+  mac: string | undefined;
+  /** IFLA_INFO_KIND: "vxlan", "veth", "tun", ... */
+  kind: string | undefined;
+  vxlan: VxlanInfo | undefined;
+}
+
+export interface NeighborEntry {
+  ifindex: number;
+  /** IPv4 address (ARP entry) or the FDB entry's remote (NDA_DST), host order. */
+  ip: number | undefined;
+  mac: string | undefined;
+  permanent: boolean;
+  self: boolean;
+}
+
+export function formatMac(b: Uint8Array): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function parseMac(s: string): Buffer {
+  const parts = s.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new RangeError(`not a MAC address: ${s}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
 
 export interface AddressInfo {
   index: number;
@@ -169,7 +202,7 @@ export function describeRoute(r: RouteSpec, linkName?: string): string {
  */
 export class RtNetlink {
   /** Requests run one at a time: a netlink socket serves one dump at a time (EBUSY otherwise). */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   private constructor(private readonly sock: RtNetlinkSocket) {}
 
@@ -182,16 +215,13 @@ export class RtNetlink {
   }
 
   private call<T>(op: string, f: () => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
+    return this.queue.run(async () => {
       try {
         return await f();
       } catch (e) {
         throw new NetlinkError(op, errorCode(e), { cause: e });
       }
-    };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    });
   }
 
   private static opts(flags = 0): { flags: number; timeout: number } {
@@ -217,6 +247,37 @@ export class RtNetlink {
     return (await this.listLinks()).find((l) => l.name === name);
   }
 
+  /** Links with MAC, kind and vxlan settings. */
+  async listLinkDetails(): Promise<LinkDetails[]> {
+    const msgs = await this.call('list links', () => this.sock.getLinks(undefined, undefined, RtNetlink.opts()));
+    return msgs.map((m) => ({
+      index: m.data.index ?? 0,
+      name: m.attrs.ifname ?? '',
+      mtu: m.attrs.mtu ?? 0,
+      up: m.data.flags?.up === true,
+      type: typeof m.data.type === 'number' ? m.data.type : Number((rt.LinkType as unknown as Record<string, number>)[m.data.type ?? ''] ?? 0),
+      txQueueLen: m.attrs.txqlen,
+      mac: m.attrs.address && m.attrs.address.length === 6 ? formatMac(m.attrs.address) : undefined,
+      kind: linkKind(m.attrs.linkinfo),
+      vxlan: decodeVxlanLinkInfo(m.attrs.linkinfo),
+    }));
+  }
+
+  async getLinkDetails(name: string): Promise<LinkDetails | undefined> {
+    return (await this.listLinkDetails()).find((l) => l.name === name);
+  }
+
+  /** Creates a vxlan device (EEXIST when the name is taken). */
+  async createVxlan(spec: { name: string; mac: string; mtu: number } & Pick<VxlanInfo, 'vni' | 'link' | 'local' | 'port' | 'learning' | 'gbp'>): Promise<void> {
+    // The package types IFLA_LINKINFO as a raw buffer; we encode its nest (src/routing/nlattr.ts).
+    const attrs = { ifname: spec.name, mtu: spec.mtu, address: parseMac(spec.mac), linkinfo: encodeVxlanLinkInfo(spec) };
+    await this.call(`create vxlan device ${spec.name}`, () => this.sock.newLink({}, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)));
+  }
+
+  async deleteLink(index: number): Promise<void> {
+    await this.call(`delete link #${index}`, () => this.sock.delLink({ index }, {}, RtNetlink.opts()));
+  }
+
   async setLinkMtu(index: number, mtu: number): Promise<void> {
     await this.call(`set mtu ${mtu} on link #${index}`, () =>
       this.sock.setLink({ index }, { mtu }, RtNetlink.opts()),
@@ -227,6 +288,10 @@ export class RtNetlink {
     await this.call(`set link #${index} up`, () =>
       this.sock.setLink({ index, flags: { up: true }, change: { up: true } }, {}, RtNetlink.opts()),
     );
+  }
+
+  async setLinkMac(index: number, mac: string): Promise<void> {
+    await this.call(`set address ${mac} on link #${index}`, () => this.sock.setLink({ index }, { address: parseMac(mac) }, RtNetlink.opts()));
   }
 
   async setLinkTxQueueLen(index: number, txqlen: number): Promise<void> {
@@ -289,8 +354,8 @@ export class RtNetlink {
     return out;
   }
 
-  /** The route the kernel would use to reach `dst` (`ip route get`): output interface and preferred source. */
-  async routeGet(dst: number): Promise<{ oif: number | undefined; prefsrc: number | undefined }> {
+  /** The route the kernel would use to reach `dst` (`ip route get`): output interface, preferred source, gateway. */
+  async routeGet(dst: number): Promise<{ oif: number | undefined; prefsrc: number | undefined; gateway: number | undefined }> {
     const msgs = await this.call(`route get ${formatIpv4(dst)}`, () =>
       this.sock.getRoute({ family: AF_INET, dstLen: 32 }, { dst: ipv4ToBytes(dst) }, RtNetlink.opts()),
     );
@@ -298,6 +363,7 @@ export class RtNetlink {
     return {
       oif: m?.attrs.oif,
       prefsrc: m?.attrs.prefsrc && m.attrs.prefsrc.length === 4 ? ipv4FromBytes(m.attrs.prefsrc) : undefined,
+      gateway: m?.attrs.gateway && m.attrs.gateway.length === 4 ? ipv4FromBytes(m.attrs.gateway) : undefined,
     };
   }
 
@@ -305,6 +371,65 @@ export class RtNetlink {
     const bytes = ipv4ToBytes(address);
     await this.call(`delete address ${formatIpv4(address)}/${prefixLen} from link #${index}`, () =>
       this.sock.delAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: bytes, address: bytes }, RtNetlink.opts()),
+    );
+  }
+
+  // ------------------------------------------------------ neighbours, FDB
+
+  private static neighborOf(m: { data: rt.Neighbor; attrs: rt.NeighborAttrs }): NeighborEntry {
+    const dst = m.attrs.dst;
+    return {
+      ifindex: m.data.ifindex ?? 0,
+      ip: dst && dst.length === 4 ? ipv4FromBytes(dst) : undefined,
+      mac: m.attrs.lladdr && m.attrs.lladdr.length === 6 ? formatMac(m.attrs.lladdr) : undefined,
+      permanent: m.data.state?.permanent === true,
+      self: m.data.flags?.self === true,
+    };
+  }
+
+  /** IPv4 neighbour (ARP) entries of a link. */
+  async listNeighbors(ifindex: number): Promise<NeighborEntry[]> {
+    const msgs = await this.call('list neighbours', () => this.sock.getNeighbors({ family: AF_INET }, undefined, RtNetlink.opts()));
+    return msgs.filter((m) => m.data.ifindex === ifindex && m.data.family === AF_INET).map(RtNetlink.neighborOf);
+  }
+
+  /** `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`. */
+  async replaceNeighbor(ifindex: number, ip: number, mac: string): Promise<void> {
+    await this.call(`replace neighbour ${formatIpv4(ip)} lladdr ${mac} on link #${ifindex}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_INET, ifindex, state: { permanent: true } },
+        { dst: ipv4ToBytes(ip), lladdr: parseMac(mac) },
+        RtNetlink.opts(NLM_F_CREATE | NLM_F_REPLACE),
+      ),
+    );
+  }
+
+  async deleteNeighbor(ifindex: number, ip: number): Promise<void> {
+    await this.call(`delete neighbour ${formatIpv4(ip)} on link #${ifindex}`, () =>
+      this.sock.delNeighbor({ family: AF_INET, ifindex }, { dst: ipv4ToBytes(ip) }, RtNetlink.opts()),
+    );
+  }
+
+  /** Bridge FDB entries of a link (`bridge fdb show dev`). */
+  async listFdb(ifindex: number): Promise<NeighborEntry[]> {
+    const msgs = await this.call('list fdb', () => this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, RtNetlink.opts()));
+    return msgs.filter((m) => m.data.ifindex === ifindex && m.data.family === AF_BRIDGE).map(RtNetlink.neighborOf);
+  }
+
+  /** `bridge fdb replace <mac> dev <ifindex> dst <ip> self permanent`. */
+  async replaceFdb(ifindex: number, mac: string, dst: number): Promise<void> {
+    await this.call(`replace fdb ${mac} dst ${formatIpv4(dst)} on link #${ifindex}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } },
+        { lladdr: parseMac(mac), dst: ipv4ToBytes(dst) },
+        RtNetlink.opts(NLM_F_CREATE | NLM_F_REPLACE),
+      ),
+    );
+  }
+
+  async deleteFdb(ifindex: number, mac: string, dst: number): Promise<void> {
+    await this.call(`delete fdb ${mac} dst ${formatIpv4(dst)} on link #${ifindex}`, () =>
+      this.sock.delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, { lladdr: parseMac(mac), dst: ipv4ToBytes(dst) }, RtNetlink.opts()),
     );
   }
 
