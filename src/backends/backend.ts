@@ -32,6 +32,11 @@ export interface BackendNetwork {
 
 export interface Backend {
   readonly type: string;
+  /**
+   * Preconditions checked when the backend is looked up (compat §0 step
+   * 13); the daemon reports a failure as `Error fetching backend: <message>`.
+   */
+  check?(extIface: ExternalInterface): void;
   register(ctx: BackendContext): Promise<BackendNetwork>;
 }
 

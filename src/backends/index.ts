@@ -4,10 +4,14 @@
  * flannel-ts implements udp, vxlan and host-gw.
  */
 import type { Backend } from './backend';
+import { HostGwBackend } from './host-gw/host-gw-backend';
 import { UdpBackend } from './udp/udp-backend';
+import { VxlanBackend } from './vxlan/vxlan-backend';
 
 const FACTORIES: Record<string, () => Backend> = {
   udp: () => new UdpBackend(),
+  vxlan: () => new VxlanBackend(),
+  'host-gw': () => new HostGwBackend(),
 };
 
 /** The backend for a (lower-cased) type, or undefined. */

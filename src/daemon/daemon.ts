@@ -130,6 +130,11 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Step 13: the backend.
     const backend = lookupBackend(network.backendType);
     if (!backend) throw new StartupError(`unknown backend type: ${network.backendType}`);
+    try {
+      backend.check?.(extIface);
+    } catch (e) {
+      throw new StartupError(`Error fetching backend: ${text(e)}`);
+    }
 
     // Step 14: register the network: lease, devices, datapath.
     let bn: BackendNetwork;

@@ -1,0 +1,154 @@
+/**
+ * vxlan per-peer kernel state as pure functions (compat §6.3):
+ *
+ *  - a remote vxlan lease becomes, in this order (the route last, so the
+ *    kernel never ARPs for the gateway): a permanent neighbour
+ *    `<subnet network address> lladdr <VtepMAC>`, a permanent self FDB entry
+ *    `<VtepMAC> dst <PublicIP>`, and an onlink route
+ *    `<subnet> via <subnet network address> dev flannel.<VNI>`;
+ *  - with DirectRouting and a directly reachable peer, only
+ *    `<subnet> via <PublicIP>`;
+ *  - a removal deletes all three (or the direct route).
+ *
+ * repairOps compares that desired state with what the kernel holds and
+ * returns only the operations that make them equal again.
+ */
+import { fieldCI, isJsonObject } from '../../util/go-json';
+import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { isMac } from '../../util/mac';
+import type { Lease } from '../../lease/lease';
+import type { KernelOp } from '../../routing/kernel-ops';
+import type { NeighborEntry, RouteInfo, RouteSpec } from '../../routing/rtnetlink';
+
+export interface VxlanPeer {
+  subnet: Ipv4Net;
+  /** The subnet's network address: the next hop of the route and the neighbour's IP. */
+  gateway: number;
+  mac: string;
+  publicIp: number;
+  /** DirectRouting to a directly reachable peer: a plain route, no neighbour, no FDB entry. */
+  direct: boolean;
+}
+
+export type PeerParse = { ok: true; peer: Omit<VxlanPeer, 'direct'> } | { ok: false; reason: string };
+
+/** A remote lease as a vxlan peer; only BackendType "vxlan" with a VtepMAC qualifies. */
+export function peerFromLease(lease: Lease): PeerParse {
+  if (lease.attrs.backendType !== 'vxlan') {
+    return { ok: false, reason: `not a vxlan lease (type=${JSON.stringify(lease.attrs.backendType)})` };
+  }
+  let data: unknown;
+  try {
+    data = lease.attrs.backendData === undefined ? undefined : JSON.parse(lease.attrs.backendData);
+  } catch {
+    data = undefined;
+  }
+  const mac = isJsonObject(data) ? fieldCI(data, 'VtepMAC') : undefined;
+  if (typeof mac !== 'string' || !isMac(mac)) {
+    return { ok: false, reason: `its BackendData has no valid VtepMAC: ${lease.attrs.backendData ?? 'none'}` };
+  }
+  const subnet = lease.subnet.canonical();
+  return { ok: true, peer: { subnet, gateway: subnet.network, mac: mac.toLowerCase(), publicIp: lease.attrs.publicIp } };
+}
+
+export function peerRoute(dev: number, p: VxlanPeer): RouteSpec {
+  return p.direct
+    ? { dst: p.subnet, gateway: p.publicIp, scope: 'universe' }
+    : { dst: p.subnet, gateway: p.gateway, oif: dev, onlink: true, scope: 'universe' };
+}
+
+export function addOps(dev: number, p: VxlanPeer): KernelOp[] {
+  if (p.direct) return [{ op: 'replaceRoute', route: peerRoute(dev, p) }];
+  return [
+    { op: 'replaceNeighbor', ifindex: dev, ip: p.gateway, mac: p.mac },
+    { op: 'replaceFdb', ifindex: dev, mac: p.mac, dst: p.publicIp },
+    { op: 'replaceRoute', route: peerRoute(dev, p) },
+  ];
+}
+
+export function removeOps(dev: number, p: VxlanPeer): KernelOp[] {
+  if (p.direct) return [{ op: 'deleteRoute', route: peerRoute(dev, p) }];
+  return [
+    { op: 'deleteNeighbor', ifindex: dev, ip: p.gateway },
+    { op: 'deleteFdb', ifindex: dev, mac: p.mac, dst: p.publicIp },
+    { op: 'deleteRoute', route: peerRoute(dev, p) },
+  ];
+}
+
+export interface KernelSnapshot {
+  neighbors: readonly NeighborEntry[];
+  fdb: readonly NeighborEntry[];
+  /** Routes of the main table. */
+  routes: readonly RouteInfo[];
+}
+
+export interface PlannedOp {
+  op: KernelOp;
+  /** "neighbor" | "fdb" | "route" */
+  kind: string;
+  /** "restore" (missing or different) or "remove" (stale). */
+  why: 'restore' | 'remove';
+}
+
+/**
+ * The operations that bring the kernel back to `desired` on device `dev`.
+ * With `removeStale`, permanent entries on the device (and routes through
+ * it) that no peer wants are removed too; callers pass it only once the
+ * first lease snapshot has been applied, so a restart never deletes what a
+ * peer still needs.
+ */
+export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelSnapshot, removeStale: boolean): PlannedOp[] {
+  const out: PlannedOp[] = [];
+  const wantNeigh = new Map<number, string>();
+  const wantFdb = new Set<string>();
+  const wantRoute = new Map<string, VxlanPeer>();
+  for (const p of desired) {
+    wantRoute.set(p.subnet.toString(), p);
+    if (p.direct) continue;
+    wantNeigh.set(p.gateway, p.mac);
+    wantFdb.add(`${p.mac}/${p.publicIp}`);
+  }
+  const neighbors = k.neighbors.filter((n) => n.ifindex === dev);
+  const fdb = k.fdb.filter((f) => f.ifindex === dev);
+  for (const p of desired) {
+    if (!p.direct) {
+      if (!neighbors.some((n) => n.ip === p.gateway && n.mac === p.mac && n.permanent)) {
+        out.push({ kind: 'neighbor', why: 'restore', op: { op: 'replaceNeighbor', ifindex: dev, ip: p.gateway, mac: p.mac } });
+      }
+      if (!fdb.some((f) => f.mac === p.mac && f.ip === p.publicIp)) {
+        out.push({ kind: 'fdb', why: 'restore', op: { op: 'replaceFdb', ifindex: dev, mac: p.mac, dst: p.publicIp } });
+      }
+    }
+    const want = peerRoute(dev, p);
+    const have = k.routes.some(
+      (r) =>
+        r.dst.equals(p.subnet) &&
+        r.type === 'unicast' &&
+        r.gateway === want.gateway &&
+        (p.direct || (r.oif === dev && r.onlink)),
+    );
+    if (!have) out.push({ kind: 'route', why: 'restore', op: { op: 'replaceRoute', route: want } });
+  }
+  if (removeStale) {
+    for (const n of neighbors) {
+      if (n.permanent && n.ip !== undefined && !wantNeigh.has(n.ip)) {
+        out.push({ kind: 'neighbor', why: 'remove', op: { op: 'deleteNeighbor', ifindex: dev, ip: n.ip } });
+      }
+    }
+    for (const f of fdb) {
+      if (f.permanent && f.self && f.mac !== undefined && f.ip !== undefined && f.mac !== '00:00:00:00:00:00' && !wantFdb.has(`${f.mac}/${f.ip}`)) {
+        out.push({ kind: 'fdb', why: 'remove', op: { op: 'deleteFdb', ifindex: dev, mac: f.mac, dst: f.ip } });
+      }
+    }
+    for (const r of k.routes) {
+      if (r.oif === dev && r.gateway !== undefined && !wantRoute.has(r.dst.toString())) {
+        out.push({ kind: 'route', why: 'remove', op: { op: 'deleteRoute', route: { dst: r.dst, gateway: r.gateway, oif: dev } } });
+      }
+    }
+  }
+  return out;
+}
+
+export function describePeer(p: VxlanPeer): string {
+  return p.direct ? `${p.subnet.toString()} via ${formatIpv4(p.publicIp)} (direct)` : `${p.subnet.toString()} at ${formatIpv4(p.publicIp)} (VtepMAC ${p.mac})`;
+}
