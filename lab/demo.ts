@@ -6,7 +6,7 @@
  *   npm run demo             set up, show traffic, wait for Ctrl-C, clean up
  *   npm run demo -- --once   the same without waiting (used by the tests)
  */
-import { FlannelCluster, ETCD_ENDPOINT } from './flannel-cluster';
+import { FlannelCluster } from './flannel-cluster';
 import { Lab } from './netns';
 import { ping } from './topology';
 import { tcpTransfer } from './traffic';
@@ -29,7 +29,7 @@ async function main(): Promise<number> {
     say(`flannel-ts demo: etcd + ${NODES} nodes with the udp backend (namespaces ${lab.prefix}*)`);
     const config = { Network: '10.5.0.0/16', Backend: { Type: 'udp' } };
     const cluster = await FlannelCluster.create(lab, { nodes: NODES, config });
-    say(`etcd at ${ETCD_ENDPOINT}, /coreos.com/network/config = ${JSON.stringify(config)}`);
+    say(`etcd at ${cluster.etcdEndpoint}, /coreos.com/network/config = ${JSON.stringify(config)}`);
     for (let i = 1; i <= NODES; i++) cluster.startNode(i);
     for (let i = 1; i <= NODES; i++) await cluster.waitSubnet(i);
     say();

@@ -17,7 +17,6 @@ import { attachPod, buildCluster, type Cluster, type NodeSpec } from './topology
 export const FLANNELD = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
 export const ETCD_HOST = '192.168.100.254';
 export const ETCD_PORT = 2379;
-export const ETCD_ENDPOINT = `http://${ETCD_HOST}:${ETCD_PORT}`;
 export const PREFIX = '/coreos.com/network';
 
 export interface FlannelClusterOptions {
@@ -26,6 +25,12 @@ export interface FlannelClusterOptions {
   config: Record<string, unknown>;
   prefix?: string;
   underlayMtu?: number;
+  /**
+   * "bridge" (default): a switch namespace, etcd on it at 192.168.100.254.
+   * "veth": two nodes on a direct veth pair (the benchmark's topology),
+   * etcd in node 1 on its underlay address.
+   */
+  underlay?: 'bridge' | 'veth';
 }
 
 /** One flanneld process and what it wrote. */
@@ -100,6 +105,8 @@ export class FlannelCluster {
     readonly topology: Cluster,
     readonly etcd: EtcdServer,
     readonly prefix: string,
+    /** Where etcdctl runs (the namespace etcd listens in). */
+    private readonly etcdNs: string,
   ) {
     this.nodes = topology.nodes.map(() => undefined);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-flannel-`));
@@ -107,18 +114,31 @@ export class FlannelCluster {
   }
 
   static async create(lab: Lab, opts: FlannelClusterOptions): Promise<FlannelCluster> {
-    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay: 'bridge', withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
-    const sw = topology.switchNs!;
-    await lab.exec(sw, 'ip', ['addr', 'add', `${ETCD_HOST}/24`, 'dev', lab.name('br')]);
-    const etcd = await EtcdServer.start(lab, { ns: sw, host: ETCD_HOST, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
-    const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX);
+    const underlay = opts.underlay ?? 'bridge';
+    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay, withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
+    let etcdNs: string;
+    let host: string;
+    if (underlay === 'bridge') {
+      etcdNs = topology.switchNs!;
+      host = ETCD_HOST;
+      await lab.exec(etcdNs, 'ip', ['addr', 'add', `${ETCD_HOST}/24`, 'dev', lab.name('br')]);
+    } else {
+      etcdNs = topology.nodes[0]!.ns;
+      host = topology.nodes[0]!.underlayAddress;
+    }
+    const etcd = await EtcdServer.start(lab, { ns: etcdNs, host, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
+    const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX, etcdNs);
     await c.etcdctl('put', `${c.prefix}/config`, JSON.stringify(opts.config));
     return c;
   }
 
-  /** etcdctl against the cluster's etcd (run in the switch namespace). */
+  get etcdEndpoint(): string {
+    return this.etcd.endpoint;
+  }
+
+  /** etcdctl against the cluster's etcd (run in the namespace etcd listens in). */
   async etcdctl(...args: string[]): Promise<string> {
-    const r = await this.lab.exec(this.topology.switchNs!, 'env', ['ETCDCTL_API=3', 'etcdctl', '--endpoints', ETCD_ENDPOINT, ...args]);
+    const r = await this.lab.exec(this.etcdNs, 'env', ['ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcd.endpoint, ...args]);
     return r.stdout;
   }
 
@@ -135,14 +155,15 @@ export class FlannelCluster {
     const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
     const args = [
       FLANNELD,
-      ...(given('etcd-endpoints') ? [] : [`-etcd-endpoints=${ETCD_ENDPOINT}`]),
+      ...(given('etcd-endpoints') ? [] : [`-etcd-endpoints=${this.etcd.endpoint}`]),
       ...(given('etcd-prefix') ? [] : [`-etcd-prefix=${this.prefix}`]),
       ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
       ...extraArgs,
     ];
     const proc = this.lab.spawn(spec.ns, 'env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, ...args]);
-    const node = new FlannelNode(spec, proc, this.subnetFileOf(i));
+    const subnetArg = [...args].reverse().find((a) => /^--?subnet-file=/.test(a));
+    const node = new FlannelNode(spec, proc, subnetArg ? subnetArg.slice(subnetArg.indexOf('=') + 1) : this.subnetFileOf(i));
     this.nodes[i - 1] = node;
     return node;
   }

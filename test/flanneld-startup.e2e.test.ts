@@ -68,7 +68,7 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
       '--bounding-set=-net_admin',
       process.execPath,
       FLANNELD,
-      `-etcd-endpoints=${'http://192.168.100.254:2379'}`,
+      `-etcd-endpoints=${cluster.etcdEndpoint}`,
       `-iface=${spec.underlayIf}`,
       `-subnet-file=${cluster.subnetFileOf(1)}.nocap`,
     ]);
