@@ -11,6 +11,7 @@
  *             neighbour, a permanent self FDB entry and an onlink route;
  *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (compat §7.2).
  */
+import { FlannelCluster } from '../lab/flannel-cluster';
 import { type Lab } from '../lab/netns';
 import { type StaticNodeExtra, startStaticUdpNodes } from '../lab/static-udp-nodes';
 import { buildCluster, type Cluster } from '../lab/topology';
@@ -74,10 +75,31 @@ async function hostGwMode(lab: Lab): Promise<ModeSetup> {
   return { name: 'host-gw', cluster, forwarderPids: [] };
 }
 
+/**
+ * Our vxlan or host-gw backend: etcd in node 1, the real bin/flanneld on
+ * both nodes, pods attached from subnet.env, on the same veth topology as
+ * the hand-configured kernel modes they are compared with.
+ */
+async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSetup> {
+  const c = await FlannelCluster.create(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, config: { Network: '10.5.0.0/16', Backend: { Type: type } } });
+  for (const i of [1, 2]) c.startNode(i);
+  for (const i of [1, 2]) await c.waitSubnet(i);
+  for (const i of [1, 2]) await c.attachPod(i);
+  return { name, cluster: c.topology, forwarderPids: [] };
+}
+
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285)', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'vxlan', description: 'kernel vxlan configured by hand as flannel\'s vxlan backend does (the baseline)', setup: kernelVxlanMode },
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
+  { name: 'flannel-vxlan', description: 'flannel-ts\'s vxlan backend (real bin/flanneld with etcd); compare with vxlan', setup: (lab) => flannelMode(lab, 'flannel-vxlan', 'vxlan') },
+  { name: 'flannel-host-gw', description: 'flannel-ts\'s host-gw backend (real bin/flanneld with etcd); compare with host-gw', setup: (lab) => flannelMode(lab, 'flannel-host-gw', 'host-gw') },
+];
+
+/** Pairs reported as "ours vs the kernel configured by hand" (issue C: within 10 %). */
+export const SAME_DATAPATH_PAIRS: Array<[ours: string, reference: string]> = [
+  ['flannel-vxlan', 'vxlan'],
+  ['flannel-host-gw', 'host-gw'],
 ];
 
 export const BASELINE_MODE = 'vxlan';

@@ -122,7 +122,13 @@ export function jsonResults(results: Results, extra: Record<string, unknown>): R
   return { modes, spread, ...extra };
 }
 
-const COLORS: Record<string, string> = { udp: '#d9534f', vxlan: '#337ab7', 'host-gw': '#5cb85c' };
+const COLORS: Record<string, string> = {
+  udp: '#d9534f',
+  vxlan: '#337ab7',
+  'host-gw': '#5cb85c',
+  'flannel-vxlan': '#8fb8de',
+  'flannel-host-gw': '#a8d8a8',
+};
 const FALLBACK_COLORS = ['#f0ad4e', '#9b59b6', '#16a085', '#7f8c8d'];
 
 function escapeXml(s: string): string {
@@ -135,37 +141,43 @@ export function svgChart(results: Results, title: string, subtitle: string): str
   const colorOf = (m: string, i: number) => COLORS[m] ?? FALLBACK_COLORS[i % FALLBACK_COLORS.length]!;
   const panelW = 200;
   const panelH = 230;
-  const barAreaTop = 75;
+  const barAreaTop = 95;
   const barAreaH = 130;
   const metrics = METRICS.filter((m) => modes.some((mode) => results[mode]![m.key]));
   const width = metrics.length * panelW + 20;
-  const height = panelH + 90;
+  const height = panelH + 80;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="22" font-size="16" font-weight="bold">${escapeXml(title)}</text>`,
     `<text x="10" y="40" font-size="11" fill="#555">${escapeXml(subtitle)}</text>`,
   ];
+  // Legend: one colour per mode.
+  let lx = 10;
+  modes.forEach((m, i) => {
+    parts.push(`<rect class="legend" x="${lx}" y="50" width="10" height="10" fill="${colorOf(m, i)}"/>`);
+    parts.push(`<text x="${lx + 14}" y="59" font-size="11">${escapeXml(m)}</text>`);
+    lx += 24 + m.length * 7;
+  });
   metrics.forEach((metric, p) => {
     const x0 = 10 + p * panelW;
     const vals = modes.map((m) => results[m]![metric.key]);
     // 12 % headroom above the tallest whisker for its value label.
     const top = (Math.max(...vals.map((v) => (v ? v.max : 0))) || 1) * 1.12;
     parts.push(`<text x="${x0 + panelW / 2}" y="${barAreaTop - 12}" font-size="12" text-anchor="middle" font-weight="bold">${escapeXml(metric.label)}</text>`);
-    parts.push(`<text x="${x0 + panelW / 2}" y="${barAreaTop + barAreaH + 45}" font-size="10" text-anchor="middle" fill="#555">${escapeXml(metric.unit)}${metric.higherIsBetter ? ' (higher is better)' : ' (lower is better)'}</text>`);
+    parts.push(`<text x="${x0 + panelW / 2}" y="${barAreaTop + barAreaH + 18}" font-size="10" text-anchor="middle" fill="#555">${escapeXml(metric.unit)}${metric.higherIsBetter ? ' (higher is better)' : ' (lower is better)'}</text>`);
     parts.push(`<line x1="${x0 + 10}" y1="${barAreaTop + barAreaH}" x2="${x0 + panelW - 10}" y2="${barAreaTop + barAreaH}" stroke="#999"/>`);
     const bw = (panelW - 30) / modes.length;
     vals.forEach((v, i) => {
       const bx = x0 + 15 + i * bw;
       const mode = modes[i]!;
-      parts.push(`<text x="${bx + bw / 2}" y="${barAreaTop + barAreaH + 14}" font-size="10" text-anchor="middle">${escapeXml(mode)}</text>`);
       if (!v) {
         parts.push(`<text x="${bx + bw / 2}" y="${barAreaTop + barAreaH - 4}" font-size="10" text-anchor="middle" fill="#999">n/a</text>`);
         return;
       }
       const h = (v.median / top) * barAreaH;
       const y = barAreaTop + barAreaH - h;
-      parts.push(`<rect x="${bx + 4}" y="${y.toFixed(1)}" width="${(bw - 8).toFixed(1)}" height="${h.toFixed(1)}" fill="${colorOf(mode, i)}"/>`);
+      parts.push(`<rect class="bar" x="${bx + 4}" y="${y.toFixed(1)}" width="${(bw - 8).toFixed(1)}" height="${h.toFixed(1)}" fill="${colorOf(mode, i)}"/>`);
       const yMin = barAreaTop + barAreaH - (v.min / top) * barAreaH;
       const yMax = barAreaTop + barAreaH - (v.max / top) * barAreaH;
       const cx = bx + bw / 2;
@@ -177,4 +189,30 @@ export function svgChart(results: Results, title: string, subtitle: string): str
   parts.push(`<text x="10" y="${height - 10}" font-size="10" fill="#555">bars: median of the runs; whiskers: min–max</text>`);
   parts.push('</svg>');
   return parts.join('\n') + '\n';
+}
+
+/** For each (ours, reference) pair present: the ratio per metric (direction-aware), CPU excluded. */
+export function pairRatios(results: Results, pairs: ReadonlyArray<[string, string]>): Array<{ ours: string; reference: string; ratios: Record<string, number | null> }> {
+  return pairs
+    .filter(([a, b]) => results[a] && results[b])
+    .map(([ours, reference]) => ({
+      ours,
+      reference,
+      ratios: Object.fromEntries(METRICS.filter((m) => m.key !== 'cpu_pct').map((m) => [m.key, ratio(results, ours, reference, m.key)])),
+    }));
+}
+
+/** Markdown table of pairRatios, with whether each is within `tolerance` (0.10 = 10 %). */
+export function pairTable(results: Results, pairs: ReadonlyArray<[string, string]>, tolerance: number): string {
+  const rows = pairRatios(results, pairs);
+  if (rows.length === 0) return '';
+  const metrics = METRICS.filter((m) => m.key !== 'cpu_pct');
+  const head = `| ours / reference | ${metrics.map((m) => m.label).join(' | ')} | within ${Math.round(tolerance * 100)} % |`;
+  const sep = `|---|${metrics.map(() => '---:').join('|')}|---|`;
+  const body = rows.map((r) => {
+    const vals = metrics.map((m) => r.ratios[m.key]);
+    const ok = vals.every((v) => v !== null && v !== undefined && v >= 1 - tolerance);
+    return `| ${r.ours} / ${r.reference} | ${vals.map((v) => (v === null || v === undefined ? '–' : `${v.toFixed(2)}×`)).join(' | ')} | ${ok ? 'yes' : 'no'} |`;
+  });
+  return [head, sep, ...body].join('\n');
 }

@@ -2,8 +2,8 @@
  * `npm run bench`: udp (ours) vs kernel vxlan vs host-gw, side by side in one
  * run, pod to pod over a veth underlay. See bench/README.md.
  *
- *   npm run bench                  3 runs of 5 s per case (about 4-5 minutes)
- *   npm run bench -- --quick       3 runs of 2 s per case (about 2 minutes)
+ *   npm run bench                  3 runs of 5 s per case (about 7 minutes)
+ *   npm run bench -- --quick       3 runs of 1 s per case (under 3 minutes)
  *   npm run bench -- --json        one JSON object on stdout, nothing else
  *   npm run bench -- --modes udp,vxlan --runs 5 --seconds 10
  *   npm run bench -- --out /tmp/x  write RESULTS.md and results.svg there
@@ -17,13 +17,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab } from '../lab/netns';
 import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
-import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES } from './modes';
+import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS } from './modes';
 import {
   jsonResults,
   type LpmResult,
   markdownTable,
   METRICS,
   type MetricKey,
+  pairRatios,
+  pairTable,
   ratio,
   type Results,
   type RunInfo,
@@ -55,7 +57,7 @@ function parseArgs(argv: string[]): Options {
     quick,
     json: argv.includes('--json'),
     runs: 3,
-    seconds: quick ? 2 : 5,
+    seconds: quick ? 1 : 5,
     modes: MODES,
     budgetSeconds: quick ? 170 : 470,
     outDir: BENCH_DIR,
@@ -162,7 +164,13 @@ destinations spread uniformly over the routes, median of 7 runs):
 ${lpm.map((r) => `| ${r.routes.toLocaleString('en-US')} | ${Math.round(r.lookupsPerSec).toLocaleString('en-US')} |`).join('\n')}
 
 10,000 routes run at ${(lpmRatio * 100).toFixed(0)} % of the 10-route rate (bar: at least 80 %).
+${pairRatios(results, SAME_DATAPATH_PAIRS).length ? `
+## flannel-ts's kernel backends vs the kernel configured by hand
 
+Same datapath, so the same numbers are expected (bar: within 10 %):
+
+${pairTable(results, SAME_DATAPATH_PAIRS, 0.1)}
+` : ''}
 ${NOTES_MARKER}${notes}`;
   fs.writeFileSync(file, md);
 }
@@ -254,12 +262,17 @@ async function main(): Promise<number> {
             date: info.date,
             runs: info.runs,
             seconds_per_case: info.durationSeconds,
+            same_datapath_ratios: pairRatios(results, SAME_DATAPATH_PAIRS),
           }),
         ) + '\n',
       );
     } else {
       process.stdout.write(`\n${textTable(results, BASELINE_MODE)}\n\n`);
       for (const r of lpm) process.stdout.write(`route lookups, ${r.routes} routes: ${Math.round(r.lookupsPerSec).toLocaleString('en-US')}/s\n`);
+      for (const p of pairRatios(results, SAME_DATAPATH_PAIRS)) {
+        const text = Object.entries(p.ratios).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2) + '×'}`).join(', ');
+        process.stdout.write(`${p.ours} vs ${p.reference}: ${text}\n`);
+      }
       const udpTcp = ratio(results, 'udp', BASELINE_MODE, 'tcp1_gbps');
       const udpPps = ratio(results, 'udp', BASELINE_MODE, 'udp64_pps');
       if (udpTcp !== null && udpPps !== null) {

@@ -53,8 +53,9 @@ test('the SVG is a well-formed chart with one bar per mode and metric', () => {
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.match(svg, /<\/svg>\n$/);
   assert.match(svg, /title &lt;&amp;&gt;/);
-  const bars = svg.match(/<rect x=/g) ?? [];
+  const bars = svg.match(/<rect class="bar"/g) ?? [];
   // 5 metrics with both modes + CPU with udp only.
   assert.equal(bars.length, 5 * 2 + 1);
+  assert.equal((svg.match(/<rect class="legend"/g) ?? []).length, 2, 'one legend entry per mode');
   assert.equal((svg.match(/>n\/a</g) ?? []).length, 1);
 });
