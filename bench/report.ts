@@ -47,6 +47,7 @@ export interface RunInfo {
   seconds: number;
   runs: number;
   durationSeconds: number;
+  tcp4Seconds: number;
 }
 
 function fmt(v: number, digits: number): string {

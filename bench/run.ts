@@ -88,7 +88,7 @@ function parseArgs(argv: string[]): Options {
   if (!(opts.seconds >= 1 && opts.seconds <= 60)) throw new UsageError('--seconds must be 1..60');
   if (!argv.some((a) => a.startsWith('--runs') || a.startsWith('--seconds'))) return opts;
   // A custom size gets a budget scaled from the case count.
-  opts.budgetSeconds = 60 + opts.modes.length * opts.runs * (4 * opts.seconds + 12);
+  opts.budgetSeconds = 60 + opts.modes.length * opts.runs * (4 * opts.seconds + 3 + 12);
   return opts;
 }
 
@@ -140,7 +140,7 @@ Written by \`npm run bench\`; do not edit above the notes marker.
 - Command: \`${info.command}\`
 - Date: ${info.date}
 - Machine: ${info.cores} cores (${info.cpuModel}), kernel ${info.kernel}
-- Each case: ${info.runs} runs of ${info.durationSeconds} s; median with (min–max). Whole run: ${info.seconds.toFixed(0)} s.
+- Each case: ${info.runs} runs of ${info.durationSeconds} s (TCP 4 streams: ${info.tcp4Seconds} s); median with (min–max). Whole run: ${info.seconds.toFixed(0)} s.
 - Topology: pod → node → veth underlay (MTU 1500) → node → pod, in network namespaces; the
   traffic generators and both nodes' forwarders share the machine's cores.
 - Tools: iperf3 \`-C cubic\` (TCP, first second omitted; UDP \`-l 64 -b 0\`, datagrams received per
@@ -205,7 +205,7 @@ async function main(): Promise<number> {
       await startServers(lab, setup);
       setups.push(setup);
     }
-    const d: Durations = { seconds: opts.seconds };
+    const d: Durations = { seconds: opts.seconds, tcp4Seconds: opts.quick ? opts.seconds : Math.max(opts.seconds, 8) };
     const samples: Record<string, Record<MetricKey, number[]>> = {};
     for (const s of setups) samples[s.name] = Object.fromEntries(METRICS.map((m) => [m.key, []])) as unknown as Record<MetricKey, number[]>;
 
@@ -243,6 +243,7 @@ async function main(): Promise<number> {
       seconds: (Date.now() - started) / 1000,
       runs: opts.runs,
       durationSeconds: opts.seconds,
+      tcp4Seconds: d.tcp4Seconds,
     };
     const resultsMd = path.join(opts.outDir, 'RESULTS.md');
     const resultsSvg = path.join(opts.outDir, 'results.svg');
