@@ -8,6 +8,8 @@
       "native/core/checksum.cc",
       "native/core/counters.cc",
       "native/core/forwarding.cc",
+      "native/core/gro.cc",
+      "native/core/gso.cc",
       "native/core/icmp.cc",
       "native/core/ipv4.cc",
       "native/core/lpm_table.cc",
@@ -41,6 +43,7 @@
       "sources": [
         "<@(core_sources)",
         "native/test/core_tests.cc",
+        "native/test/offload_tests.cc",
         "native/test/test_main.cc",
       ],
       "libraries": ["-lpthread"],

@@ -62,6 +62,87 @@ inline std::vector<uint8_t> build_ipv4(const Ipv4Spec& s) {
   return p;
 }
 
+struct TcpSpec {
+  uint32_t src = ip(10, 5, 1, 2);
+  uint32_t dst = ip(10, 5, 2, 2);
+  uint16_t sport = 40000;
+  uint16_t dport = 5201;
+  uint32_t seq = 1000;
+  uint32_t ack = 777;
+  uint8_t flags = 0x10;  // ACK
+  uint16_t window = 512;
+  uint16_t id = 0x100;
+  uint16_t frag_field = 0x4000;  // DF
+  uint8_t ttl = 64;
+  uint8_t tos = 0;
+  size_t ip_options_len = 0;
+  std::vector<uint8_t> tcp_options;  // multiple of 4
+  std::vector<uint8_t> payload;
+};
+
+inline void put16(std::vector<uint8_t>& p, size_t off, uint16_t v) {
+  p[off] = static_cast<uint8_t>(v >> 8);
+  p[off + 1] = static_cast<uint8_t>(v);
+}
+inline void put32(std::vector<uint8_t>& p, size_t off, uint32_t v) {
+  put16(p, off, static_cast<uint16_t>(v >> 16));
+  put16(p, off + 2, static_cast<uint16_t>(v));
+}
+
+// The TCP (or UDP) checksum of an IPv4 packet recomputed from scratch: 0 when valid.
+inline uint16_t l4_check_reference(const uint8_t* p, size_t total_len) {
+  const size_t hl = static_cast<size_t>(p[0] & 0x0f) * 4;
+  std::vector<uint8_t> buf(12 + total_len - hl);
+  for (int i = 0; i < 8; ++i) buf[i] = p[12 + i];
+  buf[8] = 0;
+  buf[9] = p[9];
+  buf[10] = static_cast<uint8_t>((total_len - hl) >> 8);
+  buf[11] = static_cast<uint8_t>(total_len - hl);
+  for (size_t i = hl; i < total_len; ++i) buf[12 + i - hl] = p[i];
+  return reference_checksum(buf.data(), buf.size());
+}
+
+// An IPv4/TCP packet with valid IP and TCP checksums.
+inline std::vector<uint8_t> build_tcp4(const TcpSpec& s) {
+  const size_t iphl = 20 + s.ip_options_len;
+  const size_t thl = 20 + s.tcp_options.size();
+  std::vector<uint8_t> p(iphl + thl + s.payload.size(), 0);
+  p[0] = static_cast<uint8_t>(0x40 | (iphl / 4));
+  p[1] = s.tos;
+  put16(p, 2, static_cast<uint16_t>(p.size()));
+  put16(p, 4, s.id);
+  put16(p, 6, s.frag_field);
+  p[8] = s.ttl;
+  p[9] = 6;
+  put32(p, 12, s.src);
+  put32(p, 16, s.dst);
+  for (size_t i = 0; i < s.ip_options_len; ++i) p[20 + i] = 1;
+  put16(p, 10, reference_checksum(p.data(), iphl));
+  put16(p, iphl, s.sport);
+  put16(p, iphl + 2, s.dport);
+  put32(p, iphl + 4, s.seq);
+  put32(p, iphl + 8, s.ack);
+  p[iphl + 12] = static_cast<uint8_t>((thl / 4) << 4);
+  p[iphl + 13] = s.flags;
+  put16(p, iphl + 14, s.window);
+  for (size_t i = 0; i < s.tcp_options.size(); ++i) p[iphl + 20 + i] = s.tcp_options[i];
+  for (size_t i = 0; i < s.payload.size(); ++i) p[iphl + thl + i] = s.payload[i];
+  put16(p, iphl + 16, l4_check_reference(p.data(), p.size()));
+  return p;
+}
+
+inline std::vector<uint8_t> pattern(size_t n, uint8_t seed = 1) {
+  std::vector<uint8_t> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<uint8_t>(x);
+  }
+  return v;
+}
+
 inline bool header_checksum_ok(const uint8_t* p) {
   const size_t hlen = static_cast<size_t>(p[0] & 0x0f) * 4;
   return reference_checksum(p, hlen) == 0;

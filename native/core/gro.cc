@@ -1,0 +1,207 @@
+#include "gro.h"
+
+#include <cstring>
+
+#include "checksum.h"
+#include "ipv4.h"
+#include "virtio_net.h"
+
+namespace flannel {
+
+namespace {
+
+constexpr uint16_t kEnd = 0xffff;
+constexpr size_t kMaxOpenGroups = 16;
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kUrg = 0x20, kCwr = 0x80;
+constexpr size_t kMaxIpv4Packet = 0xffff;
+constexpr size_t kIpHl = 20;  // only option-less IPv4 headers are coalesced
+
+struct Seg {
+  bool tcp = false;        // a TCP packet (the flow key is valid)
+  bool mergeable = false;  // a TCP data segment with a valid checksum and no IP options
+  uint32_t src = 0, dst = 0;
+  uint16_t sport = 0, dport = 0;
+  uint16_t tcphl = 0, payload = 0, id = 0;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0, tos = 0, ttl = 0;
+  bool df = false;
+};
+
+Seg inspect(const InnerPacket& p) {
+  Seg s;
+  const uint8_t* d = p.data;
+  if (p.len < kIpHl || d[9] != kIpProtoTcp) return s;
+  const size_t iphl = static_cast<size_t>(d[0] & 0x0f) * 4;
+  if (iphl + 20 > p.len) return s;
+  const uint8_t* t = d + iphl;
+  s.tcp = true;
+  s.src = load_be32(d + 12);
+  s.dst = load_be32(d + 16);
+  s.sport = load_be16(t);
+  s.dport = load_be16(t + 2);
+  s.tcphl = static_cast<uint16_t>((t[12] >> 4) * 4);
+  if (iphl != kIpHl || s.tcphl < 20 || iphl + s.tcphl >= p.len) return s;  // IP options, bad header, no payload
+  const uint16_t frag = load_be16(d + 6);
+  if ((frag & 0x3fff) != 0) return s;  // a fragment
+  s.payload = static_cast<uint16_t>(p.len - iphl - s.tcphl);
+  s.seq = load_be32(t + 4);
+  s.ack = load_be32(t + 8);
+  s.flags = t[13];
+  s.id = load_be16(d + 4);
+  s.df = (frag & 0x4000) != 0;
+  s.tos = d[1];
+  s.ttl = d[8];
+  // The checksum over the pseudo header and the segment must verify (fold to zero).
+  uint8_t pseudo[12];
+  std::memcpy(pseudo, d + 12, 8);
+  pseudo[8] = 0;
+  pseudo[9] = kIpProtoTcp;
+  store_be16(pseudo + 10, static_cast<uint16_t>(p.len - iphl));
+  const uint32_t sum = csum_add_bytes(csum_add_bytes(0, pseudo, sizeof(pseudo)), t, p.len - iphl);
+  s.mergeable = csum_fold(sum) == 0;
+  return s;
+}
+
+bool same_flow(const Seg& a, const Seg& b) {
+  return a.src == b.src && a.dst == b.dst && a.sport == b.sport && a.dport == b.dport;
+}
+
+struct Group {
+  bool open = false;
+  uint16_t first = 0, last = 0, count = 0;
+  uint16_t mss = 0, last_id = 0;
+  uint32_t next_seq = 0;
+  uint32_t payload = 0;  // the members' payload bytes
+  int id_step = -1;      // 1 (incrementing) or 0 (fixed, with DF); -1 until a second member
+  uint8_t extra_flags = 0;
+  size_t item = 0;
+  Seg head;
+};
+
+bool can_start(const Seg& s) {
+  return s.mergeable && (s.flags & (kSyn | kRst | kUrg | kFin | kPsh | kCwr)) == 0;
+}
+
+bool can_append(const Group& g, const Seg& s, const InnerPacket& head_pkt, const InnerPacket& pkt) {
+  const Seg& h = g.head;
+  if (!s.mergeable || g.count >= kMaxCoalescedSegments) return false;
+  if (s.tos != h.tos || s.ttl != h.ttl || s.df != h.df || s.ack != h.ack || s.tcphl != h.tcphl) return false;
+  if (((s.flags ^ h.flags) & static_cast<uint8_t>(~(kFin | kPsh))) != 0 || (s.flags & kCwr) != 0) return false;
+  if (s.seq != g.next_seq || s.payload > g.mss) return false;
+  const uint16_t delta = static_cast<uint16_t>(s.id - g.last_id);
+  const int step = delta == 1 ? 1 : (delta == 0 && s.df ? 0 : -2);
+  if (step == -2 || (g.id_step >= 0 && step != g.id_step)) return false;
+  if (kIpHl + h.tcphl + g.payload + s.payload > kMaxIpv4Packet) return false;
+  // TCP options must be byte-identical (timestamps included), as in tcp_gro_receive.
+  return std::memcmp(head_pkt.data + kIpHl + 20, pkt.data + kIpHl + 20, static_cast<size_t>(h.tcphl) - 20) == 0;
+}
+
+// Writes the item's virtio header and merged headers to the arena.
+void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
+  const size_t hl = kIpHl + g.head.tcphl;
+  VirtioNetHdr vh;
+  vh.flags = kVirtioFlagNeedsCsum;
+  vh.gso_type = kVirtioGsoTcpv4;
+  vh.hdr_len = static_cast<uint16_t>(hl);
+  vh.gso_size = g.mss;
+  vh.csum_start = static_cast<uint16_t>(kIpHl);
+  vh.csum_offset = 16;  // the TCP checksum field
+  encode_virtio_hdr(vh, out);
+  uint8_t* h = out + kVirtioNetHdrLen;
+  std::memcpy(h, head.data, hl);
+  store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
+  store_be16(h + 10, 0);
+  store_be16(h + 10, internet_checksum(h, kIpHl));
+  h[kIpHl + 13] = static_cast<uint8_t>(h[kIpHl + 13] | g.extra_flags);
+  // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
+  // the kernel completes it (tcp_gro_complete writes the same).
+  uint8_t pseudo[12];
+  std::memcpy(pseudo, h + 12, 8);
+  pseudo[8] = 0;
+  pseudo[9] = kIpProtoTcp;
+  store_be16(pseudo + 10, static_cast<uint16_t>(g.head.tcphl + g.payload));
+  store_be16(h + kIpHl + 16, static_cast<uint16_t>(~csum_fold(csum_add_bytes(0, pseudo, sizeof(pseudo)))));
+  item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
+  item.l34_len = static_cast<uint16_t>(hl);
+}
+
+}  // namespace
+
+size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_t* arena, size_t arena_cap,
+                    CoalescedItem* items) {
+  Group groups[kMaxOpenGroups];
+  size_t nitems = 0;
+  size_t victim = 0;  // round-robin slot to evict when every slot holds an open group
+  size_t used = 0;    // arena bytes
+
+  // A closing group gets its merged header now, from what was accumulated.
+  auto close = [&](Group& g) {
+    if (!g.open) return;
+    g.open = false;
+    CoalescedItem& it = items[g.item];
+    it.count = g.count;
+    if (g.count < 2) return;
+    const size_t need = kVirtioNetHdrLen + kIpHl + g.head.tcphl;
+    if (used + need > arena_cap) return;  // header_len stays 0: written member by member
+    it.header_off = static_cast<uint32_t>(used);
+    build_merged_header(g, packets[g.first], arena + used, it);
+    used += need;
+  };
+
+  for (size_t i = 0; i < n; ++i) {
+    next[i] = kEnd;
+    const Seg s = inspect(packets[i]);
+    Group* g = nullptr;
+    if (s.tcp) {
+      for (Group& c : groups) {
+        if (c.open && same_flow(c.head, s)) {
+          g = &c;
+          break;
+        }
+      }
+    }
+    if (g != nullptr && can_append(*g, s, packets[g->first], packets[i])) {
+      next[g->last] = static_cast<uint16_t>(i);
+      g->last = static_cast<uint16_t>(i);
+      g->count++;
+      g->payload += s.payload;
+      g->next_seq = s.seq + s.payload;
+      if (g->id_step < 0) g->id_step = static_cast<uint16_t>(s.id - g->last_id) == 1 ? 1 : 0;
+      g->last_id = s.id;
+      g->extra_flags = static_cast<uint8_t>(g->extra_flags | (s.flags & (kFin | kPsh)));
+      if (s.payload < g->mss || (s.flags & (kFin | kPsh)) != 0) close(*g);
+      continue;
+    }
+    // Whatever this packet is, its flow's group takes no later segments (order within a flow).
+    if (g != nullptr) close(*g);
+    const size_t item = nitems++;
+    items[item] = CoalescedItem{static_cast<uint16_t>(i), 1, 0, 0, 0};
+    if (!can_start(s)) continue;
+    Group* slot = nullptr;
+    for (Group& c : groups) {
+      if (!c.open) {
+        slot = &c;
+        break;
+      }
+    }
+    if (slot == nullptr) {
+      slot = &groups[victim];
+      victim = (victim + 1) % kMaxOpenGroups;
+      close(*slot);
+    }
+    *slot = Group{};
+    slot->open = true;
+    slot->first = slot->last = static_cast<uint16_t>(i);
+    slot->count = 1;
+    slot->mss = s.payload;
+    slot->last_id = s.id;
+    slot->next_seq = s.seq + s.payload;
+    slot->payload = s.payload;
+    slot->item = item;
+    slot->head = s;
+  }
+  for (Group& g : groups) close(g);
+  return nitems;
+}
+
+}  // namespace flannel

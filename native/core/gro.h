@@ -1,0 +1,56 @@
+// Coalescing received TCP segments into one large packet for the TUN
+// (pure), so one write delivers what the wire carried as many datagrams.
+//
+// The rules follow the kernel's own TCP GRO (net/ipv4/tcp_offload.c
+// tcp_gro_receive, net/ipv4/af_inet.c inet_gro_receive), as wireguard-go's
+// tun/offload_linux.go does:
+//  - IPv4 without options (IHL 5), not a fragment, same addresses, TOS, TTL
+//    and DF; IP ids either consecutive or (with DF) all equal;
+//  - TCP with payload, same ports, same ACK number, identical options;
+//  - a group starts only with a segment whose flags are plain (no SYN, RST,
+//    URG, FIN, PSH, CWR); a later segment may differ only in FIN/PSH, must
+//    not carry CWR, must follow on in sequence and be no longer than the
+//    first; a segment shorter than the first, or with FIN/PSH, is the last;
+//  - every segment's TCP checksum must be valid (GRO never hides a bad one);
+//  - at most 64 segments and 65535 bytes of IPv4 packet.
+// Anything else is written as it is. Order within a flow is kept: a segment
+// that cannot join its flow's group closes it.
+//
+// The merged packet is described, not built: a virtio header (GSO TCPV4,
+// NEEDS_CSUM) and the first segment's headers patched (total length, FIN/PSH,
+// pseudo-header checksum) are written to an arena, and the payloads stay in
+// the receive buffers for a writev.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace flannel {
+
+struct InnerPacket {
+  uint8_t* data;  // a validated IPv4 packet (parse_ipv4 succeeded, TTL already handled)
+  uint16_t len;   // its total length
+};
+
+struct CoalescedItem {
+  uint16_t first;       // index of the first packet
+  uint16_t count;       // packets in the item, chained through next[] (1: packets[first] alone)
+  uint32_t header_off;  // merged: virtio header + merged IP/TCP headers in the arena
+  uint16_t header_len;  // merged: bytes at header_off (10 + IP + TCP header); 0 when
+                        // count > 1 but the arena was full: write the members one by one
+  uint16_t l34_len;     // merged: IP + TCP header length of each member (skip it in members 2..n)
+};
+
+constexpr size_t kMaxCoalescedSegments = 64;
+// Virtio header + IPv4 header + the largest TCP header.
+constexpr size_t kCoalesceArenaPerPacket = 10 + 20 + 60;
+
+// Groups `packets` (arrival order) into items. `next` must hold n entries:
+// next[i] is the index of the member after i in its item (or 0xffff). Items
+// come out in the order of their first packet. Returns the number of items
+// written to `items` (at most n). An arena of kCoalesceArenaPerPacket * n
+// bytes is always enough.
+size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_t* arena, size_t arena_cap,
+                    CoalescedItem* items);
+
+}  // namespace flannel
