@@ -25,7 +25,10 @@
       "target_name": "flannel_native",
       "sources": [
         "<@(core_sources)",
+        "native/linux/datapath_thread_linux.cc",
+        "native/linux/egress_linux.cc",
         "native/linux/forwarder_linux.cc",
+        "native/linux/ingress_linux.cc",
         "native/linux/tun_linux.cc",
         "native/linux/udp_socket_linux.cc",
         "native/linux/sd_notify_linux.cc",

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import type { Counters } from '../src/forwarder/native-binding';
+import type { OffloadReport } from '../src/forwarder/offload';
 import type { StaticUdpNodeOptions } from './bin/static-udp-node';
 import { JsonChannel } from './json-channel';
 import { type Lab } from './netns';
@@ -16,6 +17,8 @@ export interface NodeStats {
   routes: number;
   peers: number;
   running: boolean;
+  workers: number;
+  offload?: OffloadReport;
 }
 
 export class StaticUdpNode {

@@ -29,10 +29,10 @@ class FakeDatapath implements NativeDatapath {
   constructor() {
     FakeDatapath.last = this;
   }
-  openTun(t: string) {
-    this.calls.push(['openTun', [t]]);
+  openTun(t: string, o?: unknown) {
+    this.calls.push(['openTun', [t, o]]);
     if (this.openError) throw this.openError;
-    return { name: 'flannel0' };
+    return { name: 'flannel0', queues: 1 };
   }
   bindUdp(o: unknown) {
     this.calls.push(['bindUdp', [o]]);
@@ -55,7 +55,7 @@ class FakeDatapath implements NativeDatapath {
   }
   stats() {
     const counters = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as never;
-    return { counters, routes: 2, peers: 1, retiredTables: 0, running: true };
+    return { counters, routes: 2, peers: 1, retiredTables: 0, running: true, workers: 1 };
   }
   drainUnknownSources() {
     return ['192.0.2.7'];
@@ -79,6 +79,15 @@ test('routes are sent as masked networks with peer and port', () => {
   ]);
 });
 
+test('workers: TUN queues and sockets are passed through', () => {
+  const f = new UdpForwarder(fakeAddon);
+  f.openTun('flannel%d', { queues: 3, vnetHdr: true });
+  f.bindUdp({ address: '192.168.1.1', port: 8285, sockets: 3 });
+  const calls = FakeDatapath.last!.calls;
+  assert.deepEqual(calls[0], ['openTun', ['flannel%d', { queues: 3, vnetHdr: true }]]);
+  assert.equal((calls[1]![1][0] as { sockets: number }).sockets, 3);
+});
+
 test('socket buffers default to 4 MiB; close is idempotent', () => {
   const f = new UdpForwarder(fakeAddon);
   f.bindUdp({ address: '192.168.1.1', port: 8285 });
@@ -87,7 +96,7 @@ test('socket buffers default to 4 MiB; close is idempotent', () => {
   const calls = FakeDatapath.last!.calls;
   assert.deepEqual(calls[0], [
     'bindUdp',
-    [{ address: '192.168.1.1', port: 8285, receiveBufferBytes: 4194304, sendBufferBytes: 4194304 }],
+    [{ address: '192.168.1.1', port: 8285, receiveBufferBytes: 4194304, sendBufferBytes: 4194304, sockets: 1 }],
   ]);
   assert.equal(calls.filter((c) => c[0] === 'close').length, 1);
 });
@@ -127,7 +136,15 @@ test('stats are shaped by direction and drop reason', () => {
   const f = new UdpForwarder(fakeAddon);
   const s = f.stats();
   assert.equal(s.get('egress_read_packets'), 0);
-  assert.deepEqual(Object.keys(s.drops('egress')), ['not_ipv4', 'too_short', 'bad_header', 'no_route', 'ttl_expired', 'send_error']);
+  assert.deepEqual(Object.keys(s.drops('egress')), [
+    'not_ipv4',
+    'too_short',
+    'bad_header',
+    'no_route',
+    'ttl_expired',
+    'send_error',
+    'bad_offload',
+  ]);
   assert.deepEqual(Object.keys(s.drops('ingress')), [
     'oversize',
     'unknown_source',

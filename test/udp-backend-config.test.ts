@@ -1,18 +1,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseUdpBackendConfig, tunMtu, UdpBackendConfigError } from '../src/backends/udp/config';
+import * as os from 'node:os';
+import { defaultWorkers, parseUdpBackendConfig, tunMtu, UdpBackendConfigError } from '../src/backends/udp/config';
 
-test('defaults: Port 8285, MTU from the interface, SourceCheck on', () => {
-  assert.deepEqual(parseUdpBackendConfig(undefined), { port: 8285, mtu: undefined, sourceCheck: true });
-  assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), { port: 8285, mtu: undefined, sourceCheck: true });
+const ALL = { tso: true, uso: true, gso: true, gro: true };
+
+test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, workers: defaultWorkers(), offload: ALL };
+  assert.deepEqual(parseUdpBackendConfig(undefined), expected);
+  assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
+  assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
+  assert.equal(defaultWorkers(2), 2);
+  assert.equal(defaultWorkers(64), 8, 'capped at 8');
+  assert.equal(defaultWorkers(0), 1);
 });
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
-  assert.deepEqual(parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false }), {
-    port: 9000,
-    mtu: 9000,
-    sourceCheck: false,
-  });
+  assert.deepEqual(
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, workers: 3, offload: { tso: false, gro: false } }),
+    { port: 9000, mtu: 9000, sourceCheck: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
+  );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
 });
 
@@ -27,6 +34,11 @@ test('bad options name the key and keep upstream\'s prefix', () => {
     [{ Port: 70000 }, /Port must be 1\.\.65535/],
     [{ MTU: 50 }, /MTU is the underlay MTU and must be 96\.\.65535/],
     [{ SourceCheck: 'no' }, /SourceCheck of type bool/],
+    [{ Workers: 65 }, /Workers must be 1\.\.64 \(or 0 \/ absent for the default/],
+    [{ Workers: -1 }, /Workers must be 1\.\.64/],
+    [{ Workers: 1.5 }, /Workers of type int/],
+    [{ Offload: false }, /Offload must be an object such as \{"TSO": true/],
+    [{ Offload: { GSO: 'off' } }, /GSO of type bool/],
     [[1], /must be a JSON object/],
   ];
   for (const [raw, pattern] of bad) {

@@ -13,7 +13,14 @@
  * {"cmd":"reconfigure"} (runs the flannel0 configuration again and returns what it changed).
  * SIGTERM, SIGINT or the end of stdin stop it.
  */
-import { tunMtu } from '../../src/backends/udp/config';
+import { defaultWorkers, tunMtu } from '../../src/backends/udp/config';
+import {
+  ALL_OFFLOADS,
+  combineOffloads,
+  needsVnetHeader,
+  type OffloadSettings,
+  parseOffloadEnv,
+} from '../../src/forwarder/offload';
 import { UdpForwarder } from '../../src/forwarder/udp-forwarder';
 import { RtNetlink } from '../../src/routing/rtnetlink';
 import { configureTunDevice } from '../../src/routing/tun-device';
@@ -32,6 +39,14 @@ export interface StaticUdpNodeOptions {
   sourceCheck?: boolean;
   bufferSize?: number;
   batchSize?: number;
+  /** Workers (default as the udp backend: the cores, at most 8). */
+  workers?: number;
+  /** Offloads (default all, as the udp backend), narrowed by `offloadEnv` when given. */
+  offload?: Partial<OffloadSettings>;
+  /** A FLANNEL_TS_OFFLOAD value to apply on top of `offload`. */
+  offloadEnv?: string;
+  /** Test faults (FLANNEL_TS_TEST_FAULTS names). */
+  testFaults?: string[];
 }
 
 function out(msg: Record<string, unknown>): void {
@@ -59,16 +74,20 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
 
-  const tun = fwd.openTun(opts.tunTemplate ?? 'flannel%d');
-  const mtu = tunMtu({ port, mtu: opts.udpMtu, sourceCheck: true }, opts.underlayMtu ?? 1500);
+  const workers = opts.workers ?? defaultWorkers();
+  const offload = combineOffloads({ ...ALL_OFFLOADS, ...opts.offload }, parseOffloadEnv(opts.offloadEnv));
+  const tun = fwd.openTun(opts.tunTemplate ?? 'flannel%d', { queues: workers, vnetHdr: needsVnetHeader(offload) });
+  const mtu = tunMtu({ mtu: opts.udpMtu }, opts.underlayMtu ?? 1500);
   const deviceConfig = { name: tun, subnet, network, mtu };
   const report = await configureTunDevice(nl, deviceConfig);
-  fwd.bindUdp({ address: opts.bindAddress, port });
+  fwd.bindUdp({ address: opts.bindAddress, port, sockets: workers });
   fwd.setRoutes(toRoutes(opts.routes));
   fwd.setPeers(opts.peers ?? opts.routes.map((r) => r.peer));
   fwd.setSourceCheck(opts.sourceCheck ?? true);
   fwd.start({
     icmpSource: formatIpv4(subnet.network),
+    offload,
+    testFaults: opts.testFaults ?? [],
     ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
   });
@@ -93,7 +112,15 @@ async function main(): Promise<void> {
         switch (req['cmd']) {
           case 'stats': {
             const s = fwd.stats();
-            out({ id, counters: s.counters, routes: s.routes, peers: s.peers, running: s.running });
+            out({
+              id,
+              counters: s.counters,
+              routes: s.routes,
+              peers: s.peers,
+              running: s.running,
+              workers: s.workers,
+              offload: s.offload,
+            });
             break;
           }
           case 'setRoutes':

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "../core/counters.h"
+#include "../linux/offload_linux.h"
 #include "../linux/udp_socket_linux.h"
 #include "napi_util.h"
 
@@ -42,6 +43,79 @@ Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an object");
   }
   return info[i].As<Napi::Object>();
+}
+
+// The most workers (TUN queues, sockets) one datapath runs; the udp backend
+// caps its "Workers" option at 8 by default and at this by hand.
+constexpr int64_t kMaxWorkers = 64;
+
+bool OptionalBooleanProperty(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// Names of the TestFault bits (native/linux/offload_linux.h).
+uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined()) return 0;
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "start(options): testFaults must be an array of names");
+  static const struct {
+    const char* name;
+    TestFault bit;
+  } kNames[] = {
+      {"tun-tso", kFaultTunTso},          {"tun-uso", kFaultTunUso},        {"udp-gso-send", kFaultUdpGsoSend},
+      {"udp-gro", kFaultUdpGro},          {"tun-gro-write", kFaultTunGroWrite},
+  };
+  Napi::Array list = v.As<Napi::Array>();
+  uint32_t bits = 0;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value item = list.Get(i);
+    const std::string name = item.IsString() ? item.As<Napi::String>().Utf8Value() : "";
+    bool found = false;
+    for (const auto& n : kNames) {
+      if (name == n.name) {
+        bits |= n.bit;
+        found = true;
+      }
+    }
+    if (!found) {
+      throw Napi::TypeError::New(env, "unknown test fault \"" + name +
+                                          "\" (known: tun-tso, tun-uso, udp-gso-send, udp-gro, tun-gro-write)");
+    }
+  }
+  return bits;
+}
+
+const char* StatusName(OffloadStatus s) {
+  switch (s) {
+    case OffloadStatus::kOn:
+      return "on";
+    case OffloadStatus::kOffByConfig:
+      return "off";
+    case OffloadStatus::kRefusedAtStart:
+      return "refused";
+    case OffloadStatus::kFailedAtRuntime:
+      return "failed";
+  }
+  return "off";
+}
+
+// {tso: {status: "on"|"off"|"refused"|"failed", errno?: "EINVAL"}, ...}
+Napi::Object OffloadObject(Napi::Env env, const OffloadState& o) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("vnetHdr", Napi::Boolean::New(env, o.vnet_hdr));
+  const struct {
+    const char* name;
+    const OffloadSwitch* sw;
+  } kSwitches[] = {{"tso", &o.tso}, {"uso", &o.uso}, {"gso", &o.gso}, {"udpGro", &o.udp_gro}, {"gro", &o.gro}};
+  for (const auto& s : kSwitches) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("status", Napi::String::New(env, StatusName(s.sw->status())));
+    if (s.sw->err() != 0) entry.Set("code", Napi::String::New(env, ErrnoName(s.sw->err())));
+    result.Set(s.name, entry);
+  }
+  return result;
 }
 
 }  // namespace
@@ -95,21 +169,29 @@ void DatapathWrapper::Publish() {
 Napi::Value DatapathWrapper::OpenTun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "openTun");
-  if (tun_.fd >= 0) throw Napi::Error::New(env, "Datapath.openTun(): a TUN device is already open");
+  if (!tun_.fds.empty()) throw Napi::Error::New(env, "Datapath.openTun(): a TUN device is already open");
   if (info.Length() < 1 || !info[0].IsString()) {
-    throw Napi::TypeError::New(env, "openTun(nameTemplate) needs a string");
+    throw Napi::TypeError::New(env, "openTun(nameTemplate, options) needs a string");
   }
-  const SysResult r = open_tun(info[0].As<Napi::String>().Utf8Value(), &tun_);
+  TunOptions options;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    Napi::Object o = ObjectArgument(info, 1, "openTun(nameTemplate, options): options");
+    options.queues = static_cast<int>(OptionalIntegerProperty(o, "queues", 1, kMaxWorkers, 1));
+    options.vnet_hdr = OptionalBooleanProperty(o, "vnetHdr", false);
+  }
+  const SysResult r = open_tun(info[0].As<Napi::String>().Utf8Value(), options, &tun_);
   if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+  vnet_hdr_ = options.vnet_hdr;
   Napi::Object result = Napi::Object::New(env);
   result.Set("name", Napi::String::New(env, tun_.name));
+  result.Set("queues", Napi::Number::New(env, static_cast<double>(tun_.fds.size())));
   return result;
 }
 
 Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "bindUdp");
-  if (udp_fd_ >= 0) throw Napi::Error::New(env, "Datapath.bindUdp(): the UDP socket is already bound");
+  if (!udp_fds_.empty()) throw Napi::Error::New(env, "Datapath.bindUdp(): the UDP sockets are already bound");
   Napi::Object o = ObjectArgument(info, 0, "bindUdp(options)");
   UdpSocketOptions options;
   options.bind_addr = ParseIpv4(env, StringProperty(o, "address"), "bind address");
@@ -117,7 +199,8 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
   options.receive_buffer_bytes =
       static_cast<int>(OptionalIntegerProperty(o, "receiveBufferBytes", 0, INT32_MAX, 0));
   options.send_buffer_bytes = static_cast<int>(OptionalIntegerProperty(o, "sendBufferBytes", 0, INT32_MAX, 0));
-  const SysResult r = open_udp_socket(options, &udp_fd_);
+  options.count = static_cast<int>(OptionalIntegerProperty(o, "sockets", 1, kMaxWorkers, 1));
+  const SysResult r = open_udp_sockets(options, &udp_fds_);
   if (!r.ok()) throw ErrnoError(env, r.err, r.op);
   return env.Undefined();
 }
@@ -126,20 +209,37 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "start");
   if (forwarder_) throw Napi::Error::New(env, "Datapath.start(): already started");
-  if (tun_.fd < 0 || udp_fd_ < 0) {
+  if (tun_.fds.empty() || udp_fds_.empty()) {
     throw Napi::Error::New(env, "Datapath.start(): openTun() and bindUdp() must succeed first");
+  }
+  if (tun_.fds.size() != udp_fds_.size()) {
+    throw Napi::Error::New(env, "Datapath.start(): openTun() queues (" + std::to_string(tun_.fds.size()) +
+                                    ") and bindUdp() sockets (" + std::to_string(udp_fds_.size()) +
+                                    ") must match: one of each per worker");
   }
   Napi::Object o = ObjectArgument(info, 0, "start(options)");
   ForwarderConfig config;
-  config.tun_fd = tun_.fd;
-  config.udp_fd = udp_fd_;
+  config.tun_fds = tun_.fds;
+  config.udp_fds = udp_fds_;
+  config.vnet_hdr = vnet_hdr_;
   config.icmp_source = ParseIpv4(env, StringProperty(o, "icmpSource"), "icmpSource");
   config.icmp_rate_per_sec = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpRatePerSec", 0, 1000000, 100));
   config.icmp_burst = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpBurst", 1, 1000000, 50));
   config.batch_size = static_cast<size_t>(OptionalIntegerProperty(o, "batchSize", 1, 1024, 64));
   // At least an IPv4 header plus room for a full-size Ethernet frame; at most
-  // the largest IPv4 packet plus slack.
+  // the largest IPv4 packet plus slack. UDP GRO hands up to 64 KiB per read,
+  // so the default holds any of them.
   config.buffer_size = static_cast<size_t>(OptionalIntegerProperty(o, "bufferSize", 1600, 65536 + 4096, 65536));
+  Napi::Value offload = o.Get("offload");
+  if (!offload.IsUndefined()) {
+    if (!offload.IsObject()) throw Napi::TypeError::New(env, "start(options): offload must be an object");
+    Napi::Object off = offload.As<Napi::Object>();
+    config.offload.tso = OptionalBooleanProperty(off, "tso", false);
+    config.offload.uso = OptionalBooleanProperty(off, "uso", false);
+    config.offload.gso = OptionalBooleanProperty(off, "gso", false);
+    config.offload.gro = OptionalBooleanProperty(off, "gro", false);
+  }
+  config.test_faults = ParseTestFaults(env, o.Get("testFaults"));
   auto forwarder = std::make_unique<Forwarder>(config, &publisher_);
   const SysResult r = forwarder->start();
   if (!r.ok()) throw ErrnoError(env, r.err, r.op);
@@ -221,6 +321,8 @@ Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
   result.Set("peers", Napi::Number::New(env, static_cast<double>(peers_.size())));
   result.Set("retiredTables", Napi::Number::New(env, static_cast<double>(retired)));
   result.Set("running", Napi::Boolean::New(env, forwarder_ != nullptr));
+  result.Set("workers", Napi::Number::New(env, static_cast<double>(forwarder_ ? forwarder_->workers() : 0)));
+  if (forwarder_) result.Set("offload", OffloadObject(env, forwarder_->offload()));
   return result;
 }
 
@@ -246,12 +348,12 @@ void DatapathWrapper::Shutdown() {
     forwarder_->stop();
     forwarder_.reset();
   }
-  if (udp_fd_ >= 0) close(udp_fd_);
-  udp_fd_ = -1;
+  for (int fd : udp_fds_) close(fd);
+  udp_fds_.clear();
   // Closing the last fd of a non-persistent TUN removes the device, its
   // addresses and its routes (compat §5.7).
-  if (tun_.fd >= 0) close(tun_.fd);
-  tun_.fd = -1;
+  for (int fd : tun_.fds) close(fd);
+  tun_.fds.clear();
 }
 
 }  // namespace flannel

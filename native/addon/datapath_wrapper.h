@@ -2,7 +2,7 @@
 // datapath. TypeScript (src/forwarder) is its only user.
 //
 // Lifecycle: openTun() -> (TypeScript configures the device over rtnetlink)
-// -> bindUdp() -> start() -> replaceRoutes()/updateRoutes()/replacePeers()/
+// -> bindUdp() (as many sockets as TUN queues: one per worker) -> start() -> replaceRoutes()/updateRoutes()/replacePeers()/
 // setSourceCheck()/stats()/drainUnknownSources() any number of times ->
 // close(). Routes and peers may be pushed before start(). After close() every
 // method throws. close() is also run by the destructor.
@@ -58,7 +58,8 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   StatePublisher<ForwardingState> publisher_;
   std::unique_ptr<Forwarder> forwarder_;
   TunDevice tun_;
-  int udp_fd_ = -1;
+  std::vector<int> udp_fds_;
+  bool vnet_hdr_ = false;
   bool closed_ = false;
 };
 

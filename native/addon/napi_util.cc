@@ -9,14 +9,19 @@
 namespace flannel {
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* op) {
-  char name[64];
-  uv_err_name_r(-err, name, sizeof(name));
+  const std::string name = ErrnoName(err);
   std::string message = std::string(op) + ": " + strerror(err) + " (" + name + ")";
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("syscall", Napi::String::New(env, op));
   error.Set("errno", Napi::Number::New(env, err));
   error.Set("code", Napi::String::New(env, name));
   return error;
+}
+
+std::string ErrnoName(int err) {
+  char name[64];
+  uv_err_name_r(-err, name, sizeof(name));
+  return name;
 }
 
 uint32_t ParseIpv4(Napi::Env env, const std::string& text, const char* what) {

@@ -12,6 +12,9 @@ namespace flannel {
 // the shape Node's own system errors have.
 Napi::Error ErrnoError(Napi::Env env, int err, const char* op);
 
+// The errno's symbolic name, e.g. "EINVAL".
+std::string ErrnoName(int err);
+
 // Parses dotted-quad `text` into a host-order address; throws a TypeError
 // naming `what` otherwise.
 uint32_t ParseIpv4(Napi::Env env, const std::string& text, const char* what);

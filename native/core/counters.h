@@ -2,9 +2,20 @@
 // names the reason for every drop) and the threads (which own the storage).
 //
 // "egress" is TUN -> UDP (packets leaving this node for a peer); "ingress" is
-// UDP -> TUN. Every packet read from either side ends in exactly one of: sent
-// or written, or one drop counter of that direction. ICMP errors are counted
-// separately (they are generated, not forwarded).
+// UDP -> TUN. ICMP errors are counted separately (they are generated, not
+// forwarded). The units, with offloads:
+//  - egress_read_packets counts TUN reads; a TSO/USO super-packet is one read
+//    (also in egress_read_gso_packets) and is cut into egress_split_segments
+//    wire packets. Every read is forwarded or ends in one egress_drop_*
+//    counter, except send errors, which count wire packets.
+//  - egress_sent_packets counts wire datagrams; egress_send_calls the
+//    syscalls that carried them; egress_gso_messages the UDP_SEGMENT sends.
+//  - ingress_received_packets counts wire datagrams (a UDP GRO read holding
+//    several is also one ingress_gro_messages); each is written or ends in
+//    one ingress_drop_* counter. ingress_written_packets counts inner packets
+//    written, ingress_tun_write_calls the writes (ICMP errors included), and
+//    ingress_coalesced_writes/_packets the merged ones.
+//  - offload_*_failures count offloads switched off at runtime.
 //
 // The names are the stats keys TypeScript sees; append new counters at the
 // end of a group, never rename one (dashboards depend on them).
@@ -45,7 +56,19 @@ namespace flannel {
   X(kTunReadErrors, "tun_read_errors")                                                 \
   X(kUdpReceiveErrors, "udp_receive_errors")                                           \
   X(kUdpSendBlocked, "udp_send_blocked")                                               \
-  X(kTunWriteBlocked, "tun_write_blocked")
+  X(kTunWriteBlocked, "tun_write_blocked")                                            \
+  X(kTunReadGsoPackets, "egress_read_gso_packets")                                     \
+  X(kEgressSplitSegments, "egress_split_segments")                                     \
+  X(kEgressDropBadOffload, "egress_drop_bad_offload")                                  \
+  X(kUdpSendCalls, "egress_send_calls")                                                \
+  X(kUdpGsoMessages, "egress_gso_messages")                                            \
+  X(kUdpReceiveCalls, "ingress_receive_calls")                                         \
+  X(kUdpGroMessages, "ingress_gro_messages")                                           \
+  X(kTunWriteCalls, "ingress_tun_write_calls")                                         \
+  X(kTunCoalescedWrites, "ingress_coalesced_writes")                                   \
+  X(kTunCoalescedPackets, "ingress_coalesced_packets")                                 \
+  X(kOffloadGsoFailures, "offload_gso_failures")                                       \
+  X(kOffloadGroFailures, "offload_gro_failures")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

@@ -1,32 +1,20 @@
 #include "forwarder_linux.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
-#include <string.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
+#include "egress_linux.h"
+#include "ingress_linux.h"
+#include "tun_linux.h"
+#include "udp_socket_linux.h"
+
 namespace flannel {
-
-namespace {
-
-uint64_t monotonic_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// How long a thread waits for a full socket or TUN queue to drain before it
-// drops what it holds (counted), so a wedged peer path cannot stall the other
-// traffic forever.
-constexpr int kBlockedWaitMs = 200;
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // UnknownSourceLog
@@ -63,247 +51,162 @@ size_t UnknownSourceLog::drain(uint32_t* out, size_t max) {
 // ---------------------------------------------------------------------------
 // Forwarder
 
-bool Forwarder::Arena::allocate(size_t batch, size_t buffer_size) {
-  bytes.reset(new (std::nothrow) uint8_t[batch * buffer_size]);
-  iov.reset(new (std::nothrow) struct iovec[batch]);
-  msgs.reset(new (std::nothrow) struct mmsghdr[batch]);
-  addrs.reset(new (std::nothrow) struct sockaddr_in[batch]);
-  if (!bytes || !iov || !msgs || !addrs) return false;
-  memset(msgs.get(), 0, sizeof(struct mmsghdr) * batch);
-  memset(addrs.get(), 0, sizeof(struct sockaddr_in) * batch);
-  for (size_t i = 0; i < batch; ++i) {
-    iov[i].iov_base = buffer(i, buffer_size);
-    iov[i].iov_len = buffer_size;
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &addrs[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-    addrs[i].sin_family = AF_INET;
-  }
-  return true;
-}
+Forwarder::Worker::Worker() = default;
+Forwarder::Worker::~Worker() = default;
 
 Forwarder::Forwarder(const ForwarderConfig& config, StatePublisher<ForwardingState>* publisher)
-    : config_(config), publisher_(publisher) {}
+    : config_(config) {
+  shared_.config = &config_;
+  shared_.publisher = publisher;
+  shared_.pending_faults.store(config.test_faults);
+}
 
 Forwarder::~Forwarder() { stop(); }
 
+void Forwarder::probe_offloads() {
+  OffloadState& o = shared_.offload;
+  const OffloadRequest& want = config_.offload;
+  o.vnet_hdr = config_.vnet_hdr;
+  const int tun = config_.tun_fds[0];
+  const uint32_t faults = config_.test_faults;
+
+  // TUN offloads need the virtio header: they are what it describes.
+  unsigned flags = 0;
+  if (want.tso && config_.vnet_hdr) {
+    const unsigned tso = kTunOffloadCsum | kTunOffloadTso4 | kTunOffloadTso6 | kTunOffloadTsoEcn;
+    const int err = (faults & kFaultTunTso) ? EINVAL : set_tun_offload(tun, tso);
+    if (err == 0) {
+      flags = tso;
+      o.tso.set(OffloadStatus::kOn);
+    } else {
+      o.tso.set(OffloadStatus::kRefusedAtStart, err);
+    }
+  }
+  if (want.uso && config_.vnet_hdr) {
+    // USO4 is only accepted together with USO6 (datapath-facts).
+    const unsigned with_uso = flags | kTunOffloadCsum | kTunOffloadUso4 | kTunOffloadUso6;
+    const int err = (faults & kFaultTunUso) ? EINVAL : set_tun_offload(tun, with_uso);
+    if (err == 0) {
+      flags = with_uso;
+      o.uso.set(OffloadStatus::kOn);
+    } else {
+      o.uso.set(OffloadStatus::kRefusedAtStart, err);
+    }
+  }
+  // Leave the device with exactly what was accepted (0: complete packets
+  // with finished checksums, as without a virtio header).
+  if (config_.vnet_hdr) set_tun_offload(tun, flags);
+
+  if (want.gso) {
+    int err = 0;
+    for (int fd : config_.udp_fds) {
+      if (err == 0) err = probe_udp_gso(fd);
+    }
+    o.gso.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
+  }
+  if (want.gro) {
+    int err = (faults & kFaultUdpGro) ? ENOPROTOOPT : 0;
+    for (int fd : config_.udp_fds) {
+      if (err == 0) err = enable_udp_gro(fd);
+    }
+    o.udp_gro.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
+    // Coalesced writes need the virtio header to say "this is a GSO packet".
+    if (config_.vnet_hdr) o.gro.set(OffloadStatus::kOn);
+  }
+}
+
 SysResult Forwarder::start() {
-  if (!egress_arena_.allocate(config_.batch_size, config_.buffer_size) ||
-      !ingress_arena_.allocate(config_.batch_size, config_.buffer_size)) {
-    return SysResult::failure(ENOMEM, "allocate buffers");
+  const size_t n = config_.tun_fds.size();
+  if (n == 0 || config_.udp_fds.size() != n) return SysResult::failure(EINVAL, "check worker fds");
+  // Faults that fire at start are not one-shot runtime faults.
+  shared_.pending_faults.store(config_.test_faults & (kFaultUdpGsoSend | kFaultTunGroWrite));
+  probe_offloads();
+  for (size_t i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], &w->egress_counters);
+    w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i],
+                                               &w->ingress_counters, &w->unknown);
+    if (!w->egress->allocate() || !w->ingress->allocate()) {
+      workers_.clear();
+      return SysResult::failure(ENOMEM, "allocate buffers");
+    }
+    workers_.push_back(std::move(w));
   }
-  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (stop_fd_ < 0) return SysResult::failure(errno, "eventfd");
-  egress_slot_ = publisher_->register_reader();
-  ingress_slot_ = publisher_->register_reader();
-  if (egress_slot_ < 0 || ingress_slot_ < 0) {
-    if (egress_slot_ >= 0) publisher_->unregister_reader(egress_slot_);
-    if (ingress_slot_ >= 0) publisher_->unregister_reader(ingress_slot_);
-    egress_slot_ = ingress_slot_ = -1;
-    close(stop_fd_);
-    stop_fd_ = -1;
-    return SysResult::failure(EMFILE, "register reader");
+  shared_.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (shared_.stop_fd < 0) {
+    workers_.clear();
+    return SysResult::failure(errno, "eventfd");
   }
-  egress_thread_ = std::thread([this] { egress_loop(); });
-  ingress_thread_ = std::thread([this] { ingress_loop(); });
-  pthread_setname_np(egress_thread_.native_handle(), "flannel-egress");
-  pthread_setname_np(ingress_thread_.native_handle(), "flannel-ingress");
+  for (auto& w : workers_) {
+    w->egress_slot = shared_.publisher->register_reader();
+    w->ingress_slot = shared_.publisher->register_reader();
+    if (w->egress_slot < 0 || w->ingress_slot < 0) {
+      release_readers();
+      workers_.clear();
+      close(shared_.stop_fd);
+      shared_.stop_fd = -1;
+      return SysResult::failure(EMFILE, "register reader");
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Worker& w = *workers_[i];
+    w.egress_thread = std::thread([&w] { w.egress->run(w.egress_slot); });
+    w.ingress_thread = std::thread([&w] { w.ingress->run(w.ingress_slot); });
+    char name[16];
+    snprintf(name, sizeof(name), "flannel-egr%02u", static_cast<unsigned>(i % 100));
+    pthread_setname_np(w.egress_thread.native_handle(), name);
+    snprintf(name, sizeof(name), "flannel-ing%02u", static_cast<unsigned>(i % 100));
+    pthread_setname_np(w.ingress_thread.native_handle(), name);
+  }
+  started_ = true;
   return SysResult::success();
 }
 
+void Forwarder::release_readers() {
+  for (auto& w : workers_) {
+    if (w->egress_slot >= 0) shared_.publisher->unregister_reader(w->egress_slot);
+    if (w->ingress_slot >= 0) shared_.publisher->unregister_reader(w->ingress_slot);
+    w->egress_slot = w->ingress_slot = -1;
+  }
+}
+
 void Forwarder::stop() {
-  if (stop_fd_ < 0) return;
-  stopping_.store(true);
+  if (!started_) return;
+  started_ = false;
+  shared_.stopping.store(true);
   const uint64_t one = 1;
-  ssize_t ignored = write(stop_fd_, &one, sizeof(one));
+  ssize_t ignored = write(shared_.stop_fd, &one, sizeof(one));
   (void)ignored;
-  if (egress_thread_.joinable()) egress_thread_.join();
-  if (ingress_thread_.joinable()) ingress_thread_.join();
-  publisher_->unregister_reader(egress_slot_);
-  publisher_->unregister_reader(ingress_slot_);
-  egress_slot_ = ingress_slot_ = -1;
-  close(stop_fd_);
-  stop_fd_ = -1;
+  for (auto& w : workers_) {
+    if (w->egress_thread.joinable()) w->egress_thread.join();
+    if (w->ingress_thread.joinable()) w->ingress_thread.join();
+  }
+  release_readers();
+  close(shared_.stop_fd);
+  shared_.stop_fd = -1;
 }
 
 void Forwarder::snapshot(uint64_t out[kCounterCount]) const {
   for (size_t i = 0; i < kCounterCount; ++i) {
-    out[i] = egress_counters_.value[i].load(std::memory_order_relaxed) +
-             ingress_counters_.value[i].load(std::memory_order_relaxed);
+    uint64_t sum = 0;
+    for (const auto& w : workers_) {
+      sum += w->egress_counters.value[i].load(std::memory_order_relaxed) +
+             w->ingress_counters.value[i].load(std::memory_order_relaxed);
+    }
+    out[i] = sum;
   }
 }
 
-bool Forwarder::wait_for(int fd, short events, int timeout_ms) {
-  struct pollfd fds[2] = {{fd, events, 0}, {stop_fd_, POLLIN, 0}};
-  for (;;) {
-    const int r = poll(fds, 2, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (fds[1].revents != 0 || stopping_.load(std::memory_order_relaxed)) return false;
-    return r > 0;
-  }
-}
-
-void Forwarder::handle_icmp(const Decision& d, const uint8_t* pkt, TokenBucket& bucket,
-                            Arena& arena, CounterBlock& counters) {
-  switch (d.icmp) {
-    case IcmpAction::kNone:
-      return;
-    case IcmpAction::kSuppressed:
-      counters.add(kIcmpSuppressed);
-      return;
-    case IcmpAction::kSend:
-      break;
-  }
-  if (!bucket.allow(monotonic_ns())) {
-    counters.add(kIcmpRateLimited);
-    return;
-  }
-  const size_t n =
-      build_icmp_error(d.icmp_kind, pkt, d.header, config_.icmp_source, arena.icmp, sizeof(arena.icmp));
-  // The error goes into the TUN: the kernel routes it to the offender's
-  // source, locally or back out through flannel0 (compat §5.6).
-  if (n == 0 || write(config_.tun_fd, arena.icmp, n) != static_cast<ssize_t>(n)) {
-    counters.add(kIcmpWriteError);
-    return;
-  }
-  counters.add(d.icmp_kind == IcmpError::kNetUnreachable ? kIcmpNetUnreachableSent
-                                                         : kIcmpTimeExceededSent);
-}
-
-void Forwarder::egress_loop() {
-  Arena& arena = egress_arena_;
-  CounterBlock& counters = egress_counters_;
-  TokenBucket icmp_bucket(config_.icmp_rate_per_sec, config_.icmp_burst);
-  const size_t buffer_size = config_.buffer_size;
-
-  while (!stopping_.load(std::memory_order_relaxed)) {
-    publisher_->idle(egress_slot_);
-    if (!wait_for(config_.tun_fd, POLLIN, -1)) break;
-    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
-      const ForwardingState* state = publisher_->read(egress_slot_);
-      size_t queued = 0;
-      bool drained = false;
-      while (queued < config_.batch_size) {
-        uint8_t* pkt = arena.buffer(queued, buffer_size);
-        const ssize_t len = read(config_.tun_fd, pkt, buffer_size);
-        if (len < 0) {
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN) counters.add(kTunReadErrors);
-          drained = true;
-          break;
-        }
-        counters.add(kTunReadPackets);
-        counters.add(kTunReadBytes, static_cast<uint64_t>(len));
-        const Decision d = decide_egress(pkt, static_cast<size_t>(len), *state);
-        if (!d.forward) {
-          counters.add(d.drop);
-          handle_icmp(d, pkt, icmp_bucket, arena, counters);
-          continue;  // the buffer is reused for the next read
-        }
-        arena.iov[queued].iov_len = d.length;
-        struct sockaddr_in& to = arena.addrs[queued];
-        to.sin_addr.s_addr = htonl(d.next_hop.addr);
-        to.sin_port = htons(d.next_hop.port);
-        ++queued;
-      }
-      send_batch(queued);
-      if (drained) break;
+size_t Forwarder::drain_unknown_sources(uint32_t* out, size_t max) {
+  size_t n = 0;
+  for (auto& w : workers_) {
+    uint32_t batch[UnknownSourceLog::kRing];
+    const size_t got = w->unknown.drain(batch, std::min(max - n, UnknownSourceLog::kRing));
+    for (size_t i = 0; i < got; ++i) {
+      if (reported_sources_.insert(batch[i]).second) out[n++] = batch[i];
     }
   }
-}
-
-void Forwarder::send_batch(size_t n) {
-  Arena& arena = egress_arena_;
-  CounterBlock& counters = egress_counters_;
-  size_t i = 0;
-  while (i < n) {
-    const int sent = sendmmsg(config_.udp_fd, &arena.msgs[i], static_cast<unsigned>(n - i), 0);
-    if (sent > 0) {
-      for (size_t k = i; k < i + static_cast<size_t>(sent); ++k) {
-        counters.add(kUdpSentPackets);
-        counters.add(kUdpSentBytes, arena.iov[k].iov_len);
-      }
-      i += static_cast<size_t>(sent);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      counters.add(kUdpSendBlocked);
-      if (wait_for(config_.udp_fd, POLLOUT, kBlockedWaitMs)) continue;
-      // Stopping, or still full after the wait: drop what is left.
-      counters.add(kEgressDropSendError, n - i);
-      return;
-    }
-    // The kernel refused message i (EHOSTUNREACH, ENETUNREACH, EMSGSIZE, ...).
-    counters.add(kEgressDropSendError);
-    ++i;
-  }
-}
-
-bool Forwarder::write_tun(const uint8_t* pkt, size_t len, CounterBlock& counters) {
-  for (;;) {
-    const ssize_t w = write(config_.tun_fd, pkt, len);
-    if (w == static_cast<ssize_t>(len)) return true;
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno == EAGAIN) {
-      counters.add(kTunWriteBlocked);
-      if (wait_for(config_.tun_fd, POLLOUT, kBlockedWaitMs)) continue;
-    }
-    return false;
-  }
-}
-
-void Forwarder::ingress_loop() {
-  Arena& arena = ingress_arena_;
-  CounterBlock& counters = ingress_counters_;
-  TokenBucket icmp_bucket(config_.icmp_rate_per_sec, config_.icmp_burst);
-  const size_t batch = config_.batch_size;
-
-  while (!stopping_.load(std::memory_order_relaxed)) {
-    publisher_->idle(ingress_slot_);
-    if (!wait_for(config_.udp_fd, POLLIN, -1)) break;
-    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
-      const ForwardingState* state = publisher_->read(ingress_slot_);
-      for (size_t k = 0; k < batch; ++k) {
-        arena.msgs[k].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-        arena.msgs[k].msg_hdr.msg_flags = 0;
-      }
-      const int got = recvmmsg(config_.udp_fd, arena.msgs.get(), static_cast<unsigned>(batch),
-                               MSG_DONTWAIT, nullptr);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) counters.add(kUdpReceiveErrors);
-        break;
-      }
-      for (int k = 0; k < got; ++k) {
-        const struct mmsghdr& m = arena.msgs[k];
-        uint8_t* pkt = static_cast<uint8_t*>(arena.iov[k].iov_base);
-        const size_t len = m.msg_len;
-        counters.add(kUdpReceivedPackets);
-        counters.add(kUdpReceivedBytes, len);
-        if (m.msg_hdr.msg_flags & MSG_TRUNC) {
-          counters.add(kIngressDropOversize);
-          continue;
-        }
-        const uint32_t source = ntohl(arena.addrs[k].sin_addr.s_addr);
-        const Decision d = decide_ingress(pkt, len, source, *state);
-        if (!d.forward) {
-          counters.add(d.drop);
-          if (d.drop == kIngressDropUnknownSource) unknown_.note(source);
-          handle_icmp(d, pkt, icmp_bucket, arena, counters);
-          continue;
-        }
-        if (write_tun(pkt, d.length, counters)) {
-          counters.add(kTunWrittenPackets);
-          counters.add(kTunWrittenBytes, d.length);
-        } else {
-          counters.add(kIngressDropTunWriteError);
-        }
-      }
-      if (static_cast<size_t>(got) < batch) break;
-    }
-  }
+  return n;
 }
 
 }  // namespace flannel

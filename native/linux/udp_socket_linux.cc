@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,9 +18,7 @@ bool set_buffer(int fd, int force_opt, int plain_opt, int bytes) {
   return setsockopt(fd, SOL_SOCKET, plain_opt, &bytes, sizeof(bytes)) == 0;
 }
 
-}  // namespace
-
-SysResult open_udp_socket(const UdpSocketOptions& options, int* fd_out) {
+SysResult open_one(const UdpSocketOptions& options, bool reuse_port, int* fd_out) {
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return SysResult::failure(errno, "socket");
   auto fail = [fd](const char* op) {
@@ -33,6 +32,10 @@ SysResult open_udp_socket(const UdpSocketOptions& options, int* fd_out) {
   if (!set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, options.send_buffer_bytes)) {
     return fail("setsockopt SO_SNDBUF");
   }
+  const int one = 1;
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+    return fail("setsockopt SO_REUSEPORT");
+  }
   struct sockaddr_in addr;
   memset(&addr, 0, sizeof(addr));
   addr.sin_family = AF_INET;
@@ -41,6 +44,44 @@ SysResult open_udp_socket(const UdpSocketOptions& options, int* fd_out) {
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) return fail("bind");
   *fd_out = fd;
   return SysResult::success();
+}
+
+}  // namespace
+
+SysResult open_udp_sockets(const UdpSocketOptions& options, std::vector<int>* fds_out) {
+  if (options.count < 1) return SysResult::failure(EINVAL, "check UDP socket count");
+  std::vector<int> fds;
+  int fd = -1;
+  if (options.count == 1) {
+    const SysResult r = open_one(options, false, &fd);
+    if (!r.ok()) return r;
+    fds_out->assign(1, fd);
+    return SysResult::success();
+  }
+  // Exclusive probe: fails with EADDRINUSE when anyone holds the port.
+  SysResult r = open_one(options, false, &fd);
+  if (!r.ok()) return r;
+  close(fd);
+  for (int i = 0; i < options.count; ++i) {
+    r = open_one(options, true, &fd);
+    if (!r.ok()) {
+      for (int open_fd : fds) close(open_fd);
+      return r;
+    }
+    fds.push_back(fd);
+  }
+  *fds_out = std::move(fds);
+  return SysResult::success();
+}
+
+int probe_udp_gso(int fd) {
+  const int zero = 0;
+  return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) < 0 ? errno : 0;
+}
+
+int enable_udp_gro(int fd) {
+  const int one = 1;
+  return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0 ? errno : 0;
 }
 
 }  // namespace flannel

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { OffloadReport, OffloadSettings } from './offload';
 
 /** The counters of native/core/counters.h, in order. Checked at load time. */
 export const COUNTER_NAMES = [
@@ -40,6 +41,18 @@ export const COUNTER_NAMES = [
   'udp_receive_errors',
   'udp_send_blocked',
   'tun_write_blocked',
+  'egress_read_gso_packets',
+  'egress_split_segments',
+  'egress_drop_bad_offload',
+  'egress_send_calls',
+  'egress_gso_messages',
+  'ingress_receive_calls',
+  'ingress_gro_messages',
+  'ingress_tun_write_calls',
+  'ingress_coalesced_writes',
+  'ingress_coalesced_packets',
+  'offload_gso_failures',
+  'offload_gro_failures',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -63,6 +76,17 @@ export interface NativeStats {
   peers: number;
   retiredTables: number;
   running: boolean;
+  /** Worker count (TUN queues = sockets = thread pairs); 0 before start(). */
+  workers: number;
+  /** Present once started. */
+  offload?: OffloadReport;
+}
+
+export interface NativeTunOptions {
+  /** TUN queues (IFF_MULTI_QUEUE when > 1), one per worker. Default 1. */
+  queues?: number;
+  /** IFF_VNET_HDR (needed by TSO, USO and GRO). Default false. */
+  vnetHdr?: boolean;
 }
 
 export interface NativeBindOptions {
@@ -70,6 +94,8 @@ export interface NativeBindOptions {
   port: number;
   receiveBufferBytes?: number;
   sendBufferBytes?: number;
+  /** Sockets, one per worker, bound with SO_REUSEPORT when > 1. Default 1. */
+  sockets?: number;
 }
 
 export interface NativeStartOptions {
@@ -78,11 +104,13 @@ export interface NativeStartOptions {
   icmpBurst?: number;
   batchSize?: number;
   bufferSize?: number;
+  offload?: OffloadSettings;
+  testFaults?: string[];
 }
 
 /** One native Datapath object (see native/addon/datapath_wrapper.h). */
 export interface NativeDatapath {
-  openTun(nameTemplate: string): { name: string };
+  openTun(nameTemplate: string, options?: NativeTunOptions): { name: string; queues: number };
   bindUdp(options: NativeBindOptions): void;
   start(options: NativeStartOptions): void;
   replaceRoutes(routes: NativeRoute[]): void;

@@ -21,6 +21,7 @@ import {
   type NativeDatapath,
   type NativeRoute,
 } from './native-binding';
+import type { OffloadReport, OffloadSettings } from './offload';
 
 /** A remote subnet and the peer that owns it (compat §5.7). */
 export interface PeerRoute {
@@ -41,6 +42,17 @@ export interface StartOptions {
   batchSize?: number;
   /** Bytes per packet buffer (default 65536: any IPv4 packet fits). */
   bufferSize?: number;
+  /** Offloads to probe and use (default none); see ./offload.ts. */
+  offload?: OffloadSettings;
+  /** Test-only native failures (FLANNEL_TS_TEST_FAULTS). */
+  testFaults?: string[];
+}
+
+export interface TunOptions {
+  /** Worker count: TUN queues (default 1). */
+  queues?: number;
+  /** Open with a virtio-net header (needed by TSO, USO, GRO; default false). */
+  vnetHdr?: boolean;
 }
 
 export interface BindOptions {
@@ -49,6 +61,8 @@ export interface BindOptions {
   /** Socket buffer sizes (default 4 MiB each), so bursts are not dropped. */
   receiveBufferBytes?: number;
   sendBufferBytes?: number;
+  /** One socket per worker (default 1); must equal the TUN queues. */
+  sockets?: number;
 }
 
 type DropDirection = 'egress' | 'ingress';
@@ -60,6 +74,8 @@ export class DatapathStats {
     readonly routes: number,
     readonly peers: number,
     readonly running: boolean,
+    readonly workers: number = 0,
+    readonly offload: OffloadReport | undefined = undefined,
   ) {}
 
   get(name: CounterName): number {
@@ -97,9 +113,9 @@ export class UdpForwarder {
   }
 
   /** Creates the TUN device; returns the name the kernel chose. Throws TunOpenError. */
-  openTun(nameTemplate: string): string {
+  openTun(nameTemplate: string, options: TunOptions = {}): string {
     try {
-      this.tunName = this.native.openTun(nameTemplate).name;
+      this.tunName = this.native.openTun(nameTemplate, options).name;
     } catch (e) {
       throw tunOpenError(e, nameTemplate);
     }
@@ -118,6 +134,7 @@ export class UdpForwarder {
         port: options.port,
         receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER,
         sendBufferBytes: options.sendBufferBytes ?? DEFAULT_SOCKET_BUFFER,
+        sockets: options.sockets ?? 1,
       });
     } catch (e) {
       throw udpSocketError(e, options.address, options.port);
@@ -157,7 +174,7 @@ export class UdpForwarder {
 
   stats(): DatapathStats {
     const s = this.native.stats();
-    return new DatapathStats(Object.freeze({ ...s.counters }), s.routes, s.peers, s.running);
+    return new DatapathStats(Object.freeze({ ...s.counters }), s.routes, s.peers, s.running, s.workers, s.offload);
   }
 
   /** Addresses newly rejected by the source check since the last call (each reported once). */

@@ -1,10 +1,13 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
- * (compat §2.4). Upstream knows only `Port`; `MTU` and `SourceCheck` are
- * ours (documented in the README).
+ * (compat §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`, `Workers`
+ * and `Offload` are ours (documented in the README); upstream ignores them,
+ * so one network config serves mixed clusters.
  */
-import { boolField, intField, isJsonObject, JsonFieldError } from '../../util/go-json';
+import * as os from 'node:os';
+import { ALL_OFFLOADS, OFFLOAD_NAMES, type OffloadSettings } from '../../forwarder/offload';
 import { UDP_ENCAP_OVERHEAD } from '../../routing/tun-device';
+import { boolField, fieldCI, intField, isJsonObject, JsonFieldError } from '../../util/go-json';
 
 /** Upstream's default udp port (compat §2.4, §5.1). */
 export const DEFAULT_UDP_PORT = 8285;
@@ -19,6 +22,37 @@ export interface UdpBackendConfig {
   mtu: number | undefined;
   /** Drop datagrams whose source is not a known peer's PublicIP (default true). */
   sourceCheck: boolean;
+  /** Forwarding workers: TUN queues, sockets and thread pairs (default: the cores, at most 8). */
+  workers: number;
+  /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
+  offload: OffloadSettings;
+}
+
+/** The default worker count caps here: past it, more queues only cost memory (users-and-style item 30). */
+export const MAX_DEFAULT_WORKERS = 8;
+/** The most workers the datapath runs (native/addon/datapath_wrapper.cc kMaxWorkers). */
+export const MAX_WORKERS = 64;
+
+export function defaultWorkers(cores: number = os.availableParallelism()): number {
+  return Math.max(1, Math.min(cores, MAX_DEFAULT_WORKERS));
+}
+
+function defaultUdpBackendConfig(): UdpBackendConfig {
+  return { port: DEFAULT_UDP_PORT, mtu: undefined, sourceCheck: true, workers: defaultWorkers(), offload: { ...ALL_OFFLOADS } };
+}
+
+/** `"Offload": {"TSO": false, "GRO": false}`: keys as Go decodes them (case-insensitive), missing ones true. */
+function parseOffloadField(raw: Record<string, unknown>, prefix: string): OffloadSettings {
+  const v = fieldCI(raw, 'Offload');
+  if (v === undefined || v === null) return { ...ALL_OFFLOADS };
+  if (!isJsonObject(v)) {
+    throw new UdpBackendConfigError(
+      `${prefix}Offload must be an object such as {"TSO": true, "USO": true, "GSO": true, "GRO": false}`,
+    );
+  }
+  const out = { ...ALL_OFFLOADS };
+  for (const name of OFFLOAD_NAMES) out[name] = boolField(v, name.toUpperCase(), true);
+  return out;
 }
 
 export class UdpBackendConfigError extends Error {
@@ -31,15 +65,19 @@ export class UdpBackendConfigError extends Error {
 /** Parses the raw `Backend` object (or undefined when the config has none). */
 export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   const prefix = 'error decoding UDP backend config: ';
-  if (raw === undefined || raw === null) return { port: DEFAULT_UDP_PORT, mtu: undefined, sourceCheck: true };
+  if (raw === undefined || raw === null) return defaultUdpBackendConfig();
   if (!isJsonObject(raw)) throw new UdpBackendConfigError(`${prefix}the Backend value must be a JSON object`);
   let port: number;
   let mtu: number;
   let sourceCheck: boolean;
+  let workers: number;
+  let offload: OffloadSettings;
   try {
     port = intField(raw, 'Port', DEFAULT_UDP_PORT);
     mtu = intField(raw, 'MTU', 0);
     sourceCheck = boolField(raw, 'SourceCheck', true);
+    workers = intField(raw, 'Workers', 0);
+    offload = parseOffloadField(raw, prefix);
   } catch (e) {
     if (e instanceof JsonFieldError) throw new UdpBackendConfigError(prefix + e.message);
     throw e;
@@ -53,10 +91,22 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
         `(flannel0 gets MTU - ${UDP_ENCAP_OVERHEAD}), got ${mtu}`,
     );
   }
-  return { port, mtu: mtu === 0 ? undefined : mtu, sourceCheck };
+  if (workers < 0 || workers > MAX_WORKERS) {
+    throw new UdpBackendConfigError(
+      `${prefix}Workers must be 1..${MAX_WORKERS} (or 0 / absent for the default: the cores, at most ` +
+        `${MAX_DEFAULT_WORKERS}), got ${workers}`,
+    );
+  }
+  return {
+    port,
+    mtu: mtu === 0 ? undefined : mtu,
+    sourceCheck,
+    workers: workers === 0 ? defaultWorkers() : workers,
+    offload,
+  };
 }
 
 /** flannel0's MTU: the underlay MTU minus the IPv4+UDP encapsulation (compat §5.2, §5.8). */
-export function tunMtu(cfg: UdpBackendConfig, interfaceMtu: number): number {
+export function tunMtu(cfg: Pick<UdpBackendConfig, 'mtu'>, interfaceMtu: number): number {
   return (cfg.mtu ?? interfaceMtu) - UDP_ENCAP_OVERHEAD;
 }

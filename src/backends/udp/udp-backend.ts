@@ -5,6 +5,15 @@
  * to the interface address and Port, and the native datapath following the
  * lease events.
  */
+import {
+  combineOffloads,
+  needsVnetHeader,
+  OFFLOAD_ENV,
+  OffloadEnvError,
+  parseOffloadEnv,
+  parseTestFaults,
+  TEST_FAULTS_ENV,
+} from '../../forwarder/offload';
 import { UdpForwarder } from '../../forwarder/udp-forwarder';
 import type { LeaseEvent } from '../../lease/lease-watcher';
 import type { LeasesWatch } from '../../lease/subnet-manager';
@@ -14,6 +23,7 @@ import { configureTunDevice } from '../../routing/tun-device';
 import { formatIpv4 } from '../../util/ipv4';
 import { type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
 import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
+import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
 import { UnknownSourceReporter } from './source-check';
 
@@ -23,8 +33,19 @@ export const TUN_NAME_TEMPLATE = 'flannel%d';
 export class UdpBackend implements Backend {
   readonly type = 'udp';
 
+  /** `env` supplies FLANNEL_TS_OFFLOAD (and, in tests, FLANNEL_TS_TEST_FAULTS). */
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
   async register(ctx: BackendContext): Promise<BackendNetwork> {
     const cfg = parseUdpBackendConfig(ctx.network.backend);
+    let offload;
+    try {
+      offload = combineOffloads(cfg.offload, parseOffloadEnv(this.env[OFFLOAD_ENV]));
+    } catch (e) {
+      if (e instanceof OffloadEnvError) throw new BackendError(e.message, { cause: e });
+      throw e;
+    }
+    const testFaults = parseTestFaults(this.env[TEST_FAULTS_ENV]);
     const network = ctx.network.network;
     if (!ctx.network.enableIPv4 || !network) {
       throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
@@ -48,12 +69,17 @@ export class UdpBackend implements Backend {
     const forwarder = new UdpForwarder();
     const nl = RtNetlink.open();
     try {
-      const tun = forwarder.openTun(TUN_NAME_TEMPLATE);
+      const tun = forwarder.openTun(TUN_NAME_TEMPLATE, { queues: cfg.workers, vnetHdr: needsVnetHeader(offload) });
       const report = await configureTunDevice(nl, { name: tun, subnet: lease.subnet, network, mtu });
       log.info({ device: tun, changes: report.changes }, `configured ${tun}`);
-      forwarder.bindUdp({ address: formatIpv4(ifaceAddr), port: cfg.port });
+      forwarder.bindUdp({ address: formatIpv4(ifaceAddr), port: cfg.port, sockets: cfg.workers });
       forwarder.setSourceCheck(cfg.sourceCheck);
-      forwarder.start({ icmpSource: formatIpv4(lease.subnet.network) });
+      forwarder.start({
+        icmpSource: formatIpv4(lease.subnet.network),
+        offload,
+        ...(testFaults.length > 0 ? { testFaults } : {}),
+      });
+      log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
     } catch (e) {
       forwarder.close();
       nl.close();
@@ -68,6 +94,7 @@ class UdpNetwork implements BackendNetwork {
   private poller: NodeJS.Timeout | undefined;
   private readonly routes: UdpRouteSync;
   private readonly reporter: UnknownSourceReporter;
+  private readonly offloadReporter: OffloadReporter;
 
   constructor(
     private readonly ctx: BackendContext,
@@ -80,11 +107,16 @@ class UdpNetwork implements BackendNetwork {
   ) {
     this.routes = new UdpRouteSync(cfg.port);
     this.reporter = new UnknownSourceReporter(forwarder, log);
+    this.offloadReporter = new OffloadReporter(log);
+    this.offloadReporter.observe(forwarder.stats().offload);
   }
 
   run(): void {
     this.watch = this.ctx.subnets.watchLeases(this.lease, (events) => this.apply(events));
-    this.poller = setInterval(() => this.reporter.poll(), 1000);
+    this.poller = setInterval(() => {
+      this.reporter.poll();
+      this.offloadReporter.observe(this.forwarder.stats().offload);
+    }, 1000);
     this.poller.unref();
   }
 

@@ -1,0 +1,92 @@
+// What every forwarding thread of the udp datapath shares (Linux): the
+// counters it owns, the wait on its fd or the stop signal, TUN writes with
+// or without a virtio-net header, and ICMP error generation.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "../core/counters.h"
+#include "../core/forwarding.h"
+#include "../core/icmp.h"
+#include "../core/state_publisher.h"
+#include "../core/token_bucket.h"
+#include "../core/virtio_net.h"
+#include "offload_linux.h"
+
+namespace flannel {
+
+struct ForwarderConfig;
+
+// Counters owned by one thread: written only by it (relaxed stores), read by
+// any thread (relaxed loads) for a snapshot.
+struct alignas(64) CounterBlock {
+  std::atomic<uint64_t> value[kCounterCount];
+  CounterBlock() {
+    for (auto& v : value) v.store(0, std::memory_order_relaxed);
+  }
+  void add(Counter c, uint64_t n = 1) {
+    value[c].store(value[c].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// One Forwarder's state that all its threads see.
+struct SharedContext {
+  const ForwarderConfig* config = nullptr;
+  StatePublisher<ForwardingState>* publisher = nullptr;
+  int stop_fd = -1;
+  std::atomic<bool> stopping{false};
+  OffloadState offload;
+  // One-shot TestFaults not yet fired (each fires once, in whichever thread).
+  std::atomic<uint32_t> pending_faults{0};
+
+  // True (once) when `fault` is pending: the caller then acts as if the
+  // kernel had failed.
+  bool take_fault(TestFault fault) {
+    if ((pending_faults.load(std::memory_order_relaxed) & fault) == 0) return false;
+    return (pending_faults.fetch_and(~static_cast<uint32_t>(fault)) & fault) != 0;
+  }
+};
+
+class DatapathThread {
+ public:
+  static constexpr int kMaxBatchesPerWake = 16;
+
+  DatapathThread(SharedContext* shared, int tun_fd, CounterBlock* counters);
+  DatapathThread(const DatapathThread&) = delete;
+  DatapathThread& operator=(const DatapathThread&) = delete;
+
+ protected:
+  // Waits until `fd` has `events` or stop is requested. Returns false on stop
+  // or timeout.
+  bool wait_for(int fd, short events, int timeout_ms);
+  // Writes `iovcnt` iovecs (`total` bytes, virtio header included when the
+  // TUN has them) as one packet; waits (bounded) while the TUN queue is full.
+  // Returns 0 or the errno. A TUN write is all or nothing.
+  int write_tun(const struct iovec* iov, int iovcnt, size_t total);
+  // One plain packet: prefixed with a zero virtio header when the TUN has
+  // them (no offload requested for it).
+  int write_tun_packet(const uint8_t* pkt, size_t len);
+  void handle_icmp(const Decision& d, const uint8_t* pkt);
+  bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
+
+  SharedContext* shared_;
+  const ForwarderConfig& config_;
+  const int tun_fd_;
+  const bool vnet_hdr_;
+  CounterBlock& counters_;
+
+ private:
+  TokenBucket icmp_bucket_;
+  uint8_t icmp_[kIcmpErrorMaxLen];
+};
+
+// How long a thread waits for a full socket or TUN queue to drain before it
+// drops what it holds (counted), so a wedged peer path cannot stall the other
+// traffic forever.
+constexpr int kBlockedWaitMs = 200;
+
+}  // namespace flannel

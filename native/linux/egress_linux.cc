@@ -1,0 +1,280 @@
+#include "egress_linux.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <new>
+
+#include "forwarder_linux.h"
+
+namespace flannel {
+
+EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters)
+    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd) {}
+
+bool EgressPath::allocate() {
+  stride_ = config_.buffer_size + kVirtioNetHdrLen;
+  reads_.reset(new (std::nothrow) uint8_t[config_.batch_size * stride_]);
+  headers_.reset(new (std::nothrow) uint8_t[kMaxQueuedSegments * kMaxSegmentHeader]);
+  slices_.reset(new (std::nothrow) SegmentSlice[kMaxSegmentsPerRead]);
+  iov_.reset(new (std::nothrow) struct iovec[2 * kMaxQueuedSegments]);
+  segment_starts_.reset(new (std::nothrow) bool[2 * kMaxQueuedSegments]);
+  out_.reset(new (std::nothrow) OutMessage[kMaxQueuedSegments]);
+  msgs_.reset(new (std::nothrow) struct mmsghdr[kMaxQueuedSegments]);
+  addrs_.reset(new (std::nothrow) struct sockaddr_in[kMaxQueuedSegments]);
+  control_.reset(new (std::nothrow) Control[kMaxQueuedSegments]);
+  if (!reads_ || !headers_ || !slices_ || !iov_ || !segment_starts_ || !out_ || !msgs_ || !addrs_ || !control_) {
+    return false;
+  }
+  memset(msgs_.get(), 0, sizeof(struct mmsghdr) * kMaxQueuedSegments);
+  memset(addrs_.get(), 0, sizeof(struct sockaddr_in) * kMaxQueuedSegments);
+  memset(control_.get(), 0, sizeof(Control) * kMaxQueuedSegments);
+  return true;
+}
+
+void EgressPath::run(int reader_slot) {
+  StatePublisher<ForwardingState>& publisher = *shared_->publisher;
+  const size_t batch = config_.batch_size;
+  while (!stopping()) {
+    publisher.idle(reader_slot);
+    if (!wait_for(tun_fd_, POLLIN, -1)) break;
+    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+      const ForwardingState& state = *publisher.read(reader_slot);
+      bool drained = false;
+      size_t slot = 0;
+      size_t round_bytes = 0;
+      while (slot < batch && round_bytes < kRoundBytes) {
+        uint8_t* buf = reads_.get() + slot * stride_;
+        const ssize_t n = read(tun_fd_, buf, stride_);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN) counters_.add(kTunReadErrors);
+          drained = true;
+          break;
+        }
+        round_bytes += static_cast<size_t>(n);
+        if (process(buf, static_cast<size_t>(n), state)) ++slot;  // else the buffer is reused
+      }
+      flush();
+      if (drained) break;
+    }
+  }
+}
+
+bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
+  VirtioNetHdr vh;
+  uint8_t* pkt = buf;
+  size_t len = n;
+  if (vnet_hdr_) {
+    if (n < kVirtioNetHdrLen) {
+      counters_.add(kTunReadPackets);
+      counters_.add(kEgressDropBadOffload);
+      return false;
+    }
+    vh = decode_virtio_hdr(buf);
+    pkt += kVirtioNetHdrLen;
+    len -= kVirtioNetHdrLen;
+  }
+  counters_.add(kTunReadPackets);
+  counters_.add(kTunReadBytes, len);
+  const bool gso = (vh.gso_type & ~kVirtioGsoEcn) != kVirtioGsoNone;
+  if (gso) counters_.add(kTunReadGsoPackets);
+  if (!gso && (vh.flags & kVirtioFlagNeedsCsum)) {
+    // Complete the checksum first, so an ICMP error quoting the packet
+    // quotes what the wire would have carried (compat §5.6).
+    if (!complete_partial_checksum(pkt, len, vh.csum_start, vh.csum_offset)) {
+      counters_.add(kEgressDropBadOffload);
+      return false;
+    }
+    vh.flags = static_cast<uint8_t>(vh.flags & ~kVirtioFlagNeedsCsum);
+  }
+
+  const Decision d = decide_egress(pkt, len, state);
+  if (!d.forward) {
+    counters_.add(d.drop);
+    handle_icmp(d, pkt);
+    return false;
+  }
+  // An upper bound of the segments this read is cut into.
+  const size_t bound = gso && vh.gso_size > 0 ? (d.length + vh.gso_size - 1) / vh.gso_size : 1;
+  if (bound > kMaxSegmentsPerRead) {
+    counters_.add(kEgressDropBadOffload);
+    return false;
+  }
+  if (!has_room(bound)) flush();
+  size_t nseg = 0;
+  const SplitResult r = split_tun_packet(vh, pkt, d.length, headers_.get() + headers_used_,
+                                         kMaxQueuedSegments * kMaxSegmentHeader - headers_used_, slices_.get(),
+                                         kMaxSegmentsPerRead, &nseg);
+  if (r != SplitResult::kOk || nseg == 0) {
+    counters_.add(kEgressDropBadOffload);
+    return false;
+  }
+  if (gso) counters_.add(kEgressSplitSegments, nseg);
+  uint8_t* headers = headers_.get() + headers_used_;
+  for (size_t i = 0; i < nseg; ++i) {
+    const SegmentSlice& s = slices_[i];
+    queue_segment(d.next_hop, s.header_len > 0 ? headers + s.header_off : nullptr, s.header_len,
+                  pkt + s.payload_off, s.payload_len);
+  }
+  const SegmentSlice& last = slices_[nseg - 1];
+  if (last.header_len > 0) headers_used_ += last.header_off + last.header_len;
+  return true;
+}
+
+bool EgressPath::has_room(size_t segments) const {
+  return segments_queued_ + segments <= kMaxQueuedSegments &&
+         headers_used_ + segments * kMaxSegmentHeader <= kMaxQueuedSegments * kMaxSegmentHeader;
+}
+
+void EgressPath::queue_segment(const NextHop& hop, uint8_t* header, uint16_t header_len, uint8_t* payload,
+                               uint16_t payload_len) {
+  const uint32_t size = static_cast<uint32_t>(header_len) + payload_len;
+  OutMessage* m = messages_ > 0 ? &out_[messages_ - 1] : nullptr;
+  const bool joins = m != nullptr && shared_->offload.gso.on() && !m->closed && m->hop.addr == hop.addr &&
+                     m->hop.port == hop.port && size <= m->segment_size && m->segments < kMaxGsoSegments &&
+                     m->bytes + size <= kMaxGsoBytes;
+  if (!joins) {
+    m = &out_[messages_++];
+    *m = OutMessage{hop, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, false};
+  }
+  segment_starts_[iov_used_] = true;
+  if (header_len > 0) {
+    iov_[iov_used_++] = {header, header_len};
+    segment_starts_[iov_used_] = false;
+  }
+  iov_[iov_used_++] = {payload, payload_len};
+  m->iov_count = static_cast<uint16_t>(iov_used_ - m->iov_first);
+  m->segments++;
+  m->bytes += size;
+  if (size < m->segment_size) m->closed = true;
+  ++segments_queued_;
+}
+
+void EgressPath::prepare_message(size_t i) {
+  const OutMessage& m = out_[i];
+  struct sockaddr_in& to = addrs_[i];
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(m.hop.addr);
+  to.sin_port = htons(m.hop.port);
+  struct msghdr& h = msgs_[i].msg_hdr;
+  h.msg_name = &to;
+  h.msg_namelen = sizeof(to);
+  h.msg_iov = &iov_[m.iov_first];
+  h.msg_iovlen = m.iov_count;
+  h.msg_flags = 0;
+  if (m.segments > 1) {
+    // One UDP_SEGMENT cmsg per call (never on a single segment: some kernels
+    // refuse that, users-and-style item 28).
+    h.msg_control = control_[i].bytes;
+    h.msg_controllen = sizeof(control_[i].bytes);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    const uint16_t size = m.segment_size;
+    memcpy(CMSG_DATA(c), &size, sizeof(size));
+  } else {
+    h.msg_control = nullptr;
+    h.msg_controllen = 0;
+  }
+}
+
+void EgressPath::account_sent(const OutMessage& m) {
+  counters_.add(kUdpSentPackets, m.segments);
+  counters_.add(kUdpSentBytes, m.bytes);
+  if (m.segments > 1) counters_.add(kUdpGsoMessages);
+}
+
+bool EgressPath::wait_writable() {
+  counters_.add(kUdpSendBlocked);
+  return wait_for(udp_fd_, POLLOUT, kBlockedWaitMs);
+}
+
+void EgressPath::flush() {
+  const size_t n = messages_;
+  for (size_t i = 0; i < n; ++i) prepare_message(i);
+  size_t i = 0;
+  while (i < n) {
+    const bool gso_message = out_[i].segments > 1;
+    if (gso_message && !shared_->offload.gso.on()) {  // GSO failed earlier in this batch
+      send_segments_singly(i++);
+      continue;
+    }
+    int sent;
+    int err = 0;
+    if (gso_message && shared_->take_fault(kFaultUdpGsoSend)) {
+      sent = -1;
+      err = EIO;
+    } else {
+      // While a GSO fault is pending, go one message at a time so it can hit.
+      const size_t count = shared_->pending_faults.load(std::memory_order_relaxed) & kFaultUdpGsoSend ? 1 : n - i;
+      counters_.add(kUdpSendCalls);
+      sent = sendmmsg(udp_fd_, &msgs_[i], static_cast<unsigned>(count), 0);
+      if (sent < 0) err = errno;
+    }
+    if (sent > 0) {
+      for (size_t k = i; k < i + static_cast<size_t>(sent); ++k) account_sent(out_[k]);
+      i += static_cast<size_t>(sent);
+      continue;
+    }
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      if (wait_writable()) continue;
+      // Stopping, or still full after the wait: drop what is left.
+      for (size_t k = i; k < n; ++k) counters_.add(kEgressDropSendError, out_[k].segments);
+      break;
+    }
+    if (gso_message && (err == EIO || err == EINVAL)) {
+      // The kernel cannot segment for this socket (no checksum offload on the
+      // egress device gives EIO): off for good, this message goes out singly.
+      if (shared_->offload.gso.fail_at_runtime(err)) counters_.add(kOffloadGsoFailures);
+      send_segments_singly(i++);
+      continue;
+    }
+    // The kernel refused message i (EHOSTUNREACH, ENETUNREACH, EMSGSIZE, ...).
+    counters_.add(kEgressDropSendError, out_[i].segments);
+    ++i;
+  }
+  messages_ = 0;
+  iov_used_ = 0;
+  segments_queued_ = 0;
+  headers_used_ = 0;
+}
+
+void EgressPath::send_segments_singly(size_t i) {
+  const OutMessage& m = out_[i];
+  struct msghdr h;
+  memset(&h, 0, sizeof(h));
+  h.msg_name = &addrs_[i];
+  h.msg_namelen = sizeof(addrs_[i]);
+  size_t v = m.iov_first;
+  const size_t end = m.iov_first + m.iov_count;
+  while (v < end) {
+    size_t w = v + 1;
+    while (w < end && !segment_starts_[w]) ++w;
+    h.msg_iov = &iov_[v];
+    h.msg_iovlen = w - v;
+    size_t bytes = 0;
+    for (size_t k = v; k < w; ++k) bytes += iov_[k].iov_len;
+    for (;;) {
+      counters_.add(kUdpSendCalls);
+      if (sendmsg(udp_fd_, &h, 0) >= 0) {
+        counters_.add(kUdpSentPackets);
+        counters_.add(kUdpSentBytes, bytes);
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && wait_writable()) continue;
+      counters_.add(kEgressDropSendError);
+      break;
+    }
+    v = w;
+  }
+}
+
+}  // namespace flannel

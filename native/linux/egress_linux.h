@@ -1,0 +1,98 @@
+// One worker's TUN -> UDP thread (Linux).
+//
+// Per wakeup, up to batch_size reads from the worker's TUN queue. Each packet
+// is validated and routed (core/forwarding.h; TTL decremented once, on the
+// header of a super-packet before it is cut), then split into wire packets
+// (core/gso.h: headers built in an arena, payloads left in the read buffer).
+// Consecutive wire packets to the same next hop that UDP GSO can carry
+// together (equal sizes, a shorter one only last, at most kMaxGsoSegments and
+// kMaxGsoBytes) become one message with a UDP_SEGMENT cmsg, whose iovecs
+// interleave those headers with the payload slices: the payload is never
+// copied. Each wire datagram is still exactly one inner IPv4 packet (compat
+// §5.3). All messages of a batch go out with sendmmsg.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "../core/gso.h"
+#include "datapath_thread_linux.h"
+
+namespace flannel {
+
+class EgressPath : public DatapathThread {
+ public:
+  // UDP GSO limits: the kernel accepts up to UDP_MAX_SEGMENTS (64 before
+  // Linux 6.6, 128 since) segments, and the whole send must fit one IPv4
+  // packet: 65535 - 20 (IP) - 8 (UDP) bytes of payload (udp_sendmsg).
+  static constexpr size_t kMaxGsoSegments = 64;
+  static constexpr size_t kMaxGsoBytes = 65535 - 20 - 8;
+  // The most wire packets queued before a send flush, and the most one TUN
+  // read may be cut into (TCP's smallest MSS is 88 bytes: 65535 / 88 < 745;
+  // a USO read has at most UDP_MAX_SEGMENTS).
+  static constexpr size_t kMaxQueuedSegments = 2048;
+  static constexpr size_t kMaxSegmentsPerRead = 1024;
+  // The longest IPv4 + TCP header a segment can need.
+  static constexpr size_t kMaxSegmentHeader = 60 + 60;
+  // A round of reads stops after this many bytes, so what one round touches
+  // (read, checksummed, copied by sendmmsg) stays in the L2 cache: 64 reads
+  // of 64 KiB TSO packets would be 4 MiB. Small packets still batch by count.
+  static constexpr size_t kRoundBytes = 256 * 1024;
+
+  EgressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters);
+  bool allocate();
+  void run(int reader_slot);
+
+ private:
+  struct OutMessage {
+    NextHop hop;
+    uint32_t iov_first;
+    uint16_t iov_count;
+    uint16_t segments;
+    uint16_t segment_size;  // the size of every segment but a shorter last one
+    uint32_t bytes;
+    bool closed;  // a shorter segment ended it
+  };
+  union Control {
+    struct cmsghdr align;
+    uint8_t bytes[CMSG_SPACE(sizeof(uint16_t))];
+  };
+
+  // Routes, splits and queues one packet read into `buf` (`n` bytes with the
+  // virtio header, if any). True when queued messages now point into `buf`.
+  bool process(uint8_t* buf, size_t n, const ForwardingState& state);
+  bool has_room(size_t segments) const;
+  void queue_segment(const NextHop& hop, uint8_t* header, uint16_t header_len, uint8_t* payload,
+                     uint16_t payload_len);
+  // Sends everything queued and empties the queues.
+  void flush();
+  void prepare_message(size_t i);
+  // Sends out_[i]'s segments one sendmsg each (UDP GSO was refused).
+  void send_segments_singly(size_t i);
+  // After sendmmsg/sendmsg returned EAGAIN: true when the socket drained.
+  bool wait_writable();
+  void account_sent(const OutMessage& m);
+
+  const int udp_fd_;
+  size_t stride_ = 0;  // bytes per read buffer: virtio header + buffer_size
+  std::unique_ptr<uint8_t[]> reads_;
+  std::unique_ptr<uint8_t[]> headers_;
+  size_t headers_used_ = 0;
+  std::unique_ptr<SegmentSlice[]> slices_;
+  std::unique_ptr<struct iovec[]> iov_;
+  std::unique_ptr<bool[]> segment_starts_;  // per iovec: the first iovec of a segment
+  size_t iov_used_ = 0;
+  size_t segments_queued_ = 0;
+  std::unique_ptr<OutMessage[]> out_;
+  std::unique_ptr<struct mmsghdr[]> msgs_;
+  std::unique_ptr<struct sockaddr_in[]> addrs_;
+  std::unique_ptr<Control[]> control_;
+  size_t messages_ = 0;
+};
+
+}  // namespace flannel

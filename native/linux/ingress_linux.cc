@@ -1,0 +1,198 @@
+#include "ingress_linux.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <string.h>
+
+#include <algorithm>
+#include <new>
+
+#include "forwarder_linux.h"
+
+namespace flannel {
+
+IngressPath::IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters,
+                         UnknownSourceLog* unknown)
+    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd), unknown_(*unknown) {}
+
+bool IngressPath::allocate() {
+  const size_t batch = config_.batch_size;
+  buffers_.reset(new (std::nothrow) uint8_t[batch * config_.buffer_size]);
+  iov_.reset(new (std::nothrow) struct iovec[batch]);
+  msgs_.reset(new (std::nothrow) struct mmsghdr[batch]);
+  addrs_.reset(new (std::nothrow) struct sockaddr_in[batch]);
+  control_.reset(new (std::nothrow) Control[batch]);
+  held_.reset(new (std::nothrow) InnerPacket[kMaxHeldPackets]);
+  next_.reset(new (std::nothrow) uint16_t[kMaxHeldPackets]);
+  items_.reset(new (std::nothrow) CoalescedItem[kMaxHeldPackets]);
+  merged_headers_.reset(new (std::nothrow) uint8_t[kMaxHeldPackets * kCoalesceArenaPerPacket]);
+  if (!buffers_ || !iov_ || !msgs_ || !addrs_ || !control_ || !held_ || !next_ || !items_ || !merged_headers_) {
+    return false;
+  }
+  memset(msgs_.get(), 0, sizeof(struct mmsghdr) * batch);
+  memset(addrs_.get(), 0, sizeof(struct sockaddr_in) * batch);
+  for (size_t i = 0; i < batch; ++i) {
+    iov_[i] = {buffers_.get() + i * config_.buffer_size, config_.buffer_size};
+    struct msghdr& h = msgs_[i].msg_hdr;
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_name = &addrs_[i];
+  }
+  return true;
+}
+
+uint16_t IngressPath::gro_size(size_t k) const {
+  const struct msghdr& h = msgs_[k].msg_hdr;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<struct msghdr*>(&h), c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int size = 0;
+      memcpy(&size, CMSG_DATA(c), sizeof(size));
+      return size > 0 && size <= 0xffff ? static_cast<uint16_t>(size) : 0;
+    }
+  }
+  return 0;
+}
+
+void IngressPath::run(int reader_slot) {
+  StatePublisher<ForwardingState>& publisher = *shared_->publisher;
+  const size_t full_batch = config_.batch_size;
+  size_t batch = full_batch;
+  while (!stopping()) {
+    publisher.idle(reader_slot);
+    if (!wait_for(udp_fd_, POLLIN, -1)) break;
+    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+      const ForwardingState& state = *publisher.read(reader_slot);
+      for (size_t k = 0; k < batch; ++k) {
+        struct msghdr& h = msgs_[k].msg_hdr;
+        h.msg_namelen = sizeof(struct sockaddr_in);
+        h.msg_control = control_[k].bytes;
+        h.msg_controllen = sizeof(control_[k].bytes);
+        h.msg_flags = 0;
+      }
+      counters_.add(kUdpReceiveCalls);
+      const int got = recvmmsg(udp_fd_, msgs_.get(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) counters_.add(kUdpReceiveErrors);
+        break;
+      }
+      const size_t asked = batch;
+      bool large = false;
+      for (int k = 0; k < got; ++k) {
+        const struct mmsghdr& m = msgs_[k];
+        uint8_t* data = static_cast<uint8_t*>(iov_[k].iov_base);
+        const size_t len = m.msg_len;
+        if (len >= kLargeMessageBytes) large = true;
+        if (m.msg_hdr.msg_flags & MSG_TRUNC) {
+          counters_.add(kUdpReceivedPackets);
+          counters_.add(kUdpReceivedBytes, len);
+          counters_.add(kIngressDropOversize);
+          continue;
+        }
+        const uint32_t source = ntohl(addrs_[k].sin_addr.s_addr);
+        const size_t step = gro_size(static_cast<size_t>(k));
+        if (step > 0 && step < len) counters_.add(kUdpGroMessages);
+        // One datagram (one inner packet) per `step` bytes; the last may be shorter.
+        size_t off = 0;
+        do {
+          const size_t dlen = step > 0 && len - off > step ? step : len - off;
+          uint8_t* pkt = data + off;
+          off += dlen;
+          counters_.add(kUdpReceivedPackets);
+          counters_.add(kUdpReceivedBytes, dlen);
+          const Decision d = decide_ingress(pkt, dlen, source, state);
+          if (!d.forward) {
+            counters_.add(d.drop);
+            if (d.drop == kIngressDropUnknownSource) unknown_.note(source);
+            handle_icmp(d, pkt);
+            continue;
+          }
+          hold(pkt, d.length);
+        } while (off < len);
+      }
+      flush();
+      batch = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;
+      if (static_cast<size_t>(got) < asked) break;
+    }
+  }
+}
+
+void IngressPath::hold(uint8_t* pkt, uint16_t len) {
+  if (held_count_ == kMaxHeldPackets) flush();
+  held_[held_count_++] = InnerPacket{pkt, len};
+}
+
+void IngressPath::flush() {
+  const size_t n = held_count_;
+  held_count_ = 0;
+  if (n == 0) return;
+  if (vnet_hdr_ && shared_->offload.gro.on()) {
+    const size_t items = coalesce_tcp(held_.get(), n, next_.get(), merged_headers_.get(),
+                                      kMaxHeldPackets * kCoalesceArenaPerPacket, items_.get());
+    for (size_t i = 0; i < items; ++i) {
+      const CoalescedItem& item = items_[i];
+      if (item.count > 1 && item.header_len > 0 && shared_->offload.gro.on()) {
+        write_merged(item);
+      } else {
+        write_members(item);
+      }
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (write_tun_packet(held_[i].data, held_[i].len) == 0) {
+      counters_.add(kTunWrittenPackets);
+      counters_.add(kTunWrittenBytes, held_[i].len);
+    } else {
+      counters_.add(kIngressDropTunWriteError);
+    }
+  }
+}
+
+void IngressPath::write_members(const CoalescedItem& item) {
+  uint16_t k = item.first;
+  for (uint16_t c = 0; c < item.count; ++c) {
+    const InnerPacket& p = held_[k];
+    if (write_tun_packet(p.data, p.len) == 0) {
+      counters_.add(kTunWrittenPackets);
+      counters_.add(kTunWrittenBytes, p.len);
+    } else {
+      counters_.add(kIngressDropTunWriteError);
+    }
+    k = next_[k];
+  }
+}
+
+void IngressPath::write_merged(const CoalescedItem& item) {
+  write_iov_[0] = {merged_headers_.get() + item.header_off, item.header_len};
+  size_t total = item.header_len;
+  size_t bytes = 0;
+  uint16_t k = item.first;
+  for (uint16_t c = 0; c < item.count; ++c) {
+    const InnerPacket& p = held_[k];
+    write_iov_[c + 1] = {p.data + item.l34_len, static_cast<size_t>(p.len - item.l34_len)};
+    total += p.len - item.l34_len;
+    bytes += p.len;
+    k = next_[k];
+  }
+  const int err = shared_->take_fault(kFaultTunGroWrite) ? EINVAL : write_tun(write_iov_, item.count + 1, total);
+  if (err == 0) {
+    counters_.add(kTunWrittenPackets, item.count);
+    counters_.add(kTunWrittenBytes, bytes);
+    counters_.add(kTunCoalescedWrites);
+    counters_.add(kTunCoalescedPackets, item.count);
+    return;
+  }
+  if (err == EINVAL) {
+    // The kernel refuses GSO writes (a virtio_net_hdr_to_skb regression,
+    // users-and-style item 29): off for good; these go out one by one.
+    if (shared_->offload.gro.fail_at_runtime(err)) counters_.add(kOffloadGroFailures);
+    write_members(item);
+    return;
+  }
+  counters_.add(kIngressDropTunWriteError, item.count);
+}
+
+}  // namespace flannel
