@@ -51,6 +51,9 @@ Seg inspect(const InnerPacket& p) {
   s.df = (frag & 0x4000) != 0;
   s.tos = d[1];
   s.ttl = d[8];
+  // The IP header checksum must verify (inet_gro_receive flushes otherwise):
+  // a merged packet gets a fresh header, which must not hide a bad one.
+  if (internet_checksum(d, kIpHl) != 0) return s;
   // The checksum over the pseudo header and the segment must verify (fold to zero).
   uint8_t pseudo[12];
   std::memcpy(pseudo, d + 12, 8);

@@ -11,7 +11,8 @@
 //    URG, FIN, PSH, CWR); a later segment may differ only in FIN/PSH, must
 //    not carry CWR, must follow on in sequence and be no longer than the
 //    first; a segment shorter than the first, or with FIN/PSH, is the last;
-//  - every segment's TCP checksum must be valid (GRO never hides a bad one);
+//  - every segment's IP header and TCP checksums must be valid (GRO never
+//    hides a bad one);
 //  - at most 64 segments and 65535 bytes of IPv4 packet.
 // Anything else is written as it is. Order within a flow is kept: a segment
 // that cannot join its flow's group closes it.

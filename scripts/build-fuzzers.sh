@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of native/fuzz into build/fuzz/ with clang
+# (-fsanitize=fuzzer,address,undefined), rebuilding only what is older than
+# its sources. Needs Debian's clang and libclang-rt-14-dev.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build/fuzz
+mkdir -p "$out"
+cxx=${CXX_FUZZ:-clang++}
+if ! command -v "$cxx" >/dev/null; then
+  echo "build-fuzzers: $cxx not found; install clang and libclang-rt-14-dev (scripts/bootstrap does)" >&2
+  exit 1
+fi
+core=(native/core/checksum.cc native/core/counters.cc native/core/forwarding.cc native/core/gro.cc
+      native/core/gso.cc native/core/icmp.cc native/core/ipv4.cc native/core/lpm_table.cc)
+flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall)
+for src in native/fuzz/fuzz_*.cc; do
+  name=$(basename "$src" .cc)
+  bin="$out/$name"
+  if [ -x "$bin" ] && [ -z "$(find "$src" native/fuzz/*.h native/core native/test/packet_builder.h -newer "$bin" -print -quit)" ]; then
+    continue
+  fi
+  echo "build-fuzzers: $name"
+  "$cxx" "${flags[@]}" -o "$bin" "$src" "${core[@]}"
+done
