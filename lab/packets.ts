@@ -115,3 +115,22 @@ export function withUdpChecksum(p: Buffer): Buffer {
   q.writeUInt16BE(udpChecksum(q), hl + 6);
   return q;
 }
+
+/**
+ * Whether the TCP or UDP checksum of an unfragmented IPv4 packet verifies
+ * (RFC 793 / RFC 768 pseudo header); undefined for other protocols and for
+ * fragments, whose L4 checksum covers bytes in other packets. A UDP
+ * checksum of 0 means "none" and counts as valid.
+ */
+export function l4ChecksumValid(p: Buffer): boolean | undefined {
+  const f = ipv4Fields(p);
+  if ((f.protocol !== 6 && f.protocol !== 17) || (f.flagsFrag & 0x3fff) !== 0) return undefined;
+  const l4Len = f.totalLen - f.headerLen;
+  if (f.protocol === 17 && p.readUInt16BE(f.headerLen + 6) === 0) return true;
+  const pseudo = Buffer.alloc(12 + l4Len + (l4Len % 2));
+  p.copy(pseudo, 0, 12, 20);
+  pseudo[9] = f.protocol;
+  pseudo.writeUInt16BE(l4Len, 10);
+  p.copy(pseudo, 12, f.headerLen, f.totalLen);
+  return checksum(pseudo) === 0;
+}

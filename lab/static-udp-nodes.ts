@@ -53,9 +53,14 @@ export class StaticUdpNode {
 
 export type StaticNodeExtra = Partial<Omit<StaticUdpNodeOptions, 'bindAddress' | 'subnet' | 'network' | 'routes'>>;
 
-export async function startStaticUdpNodes(lab: Lab, cluster: Cluster, extra: StaticNodeExtra = {}): Promise<StaticUdpNode[]> {
+/** `extra` applies to every node, or is asked per node (e.g. offloads on one node only). */
+export async function startStaticUdpNodes(
+  lab: Lab,
+  cluster: Cluster,
+  extra: StaticNodeExtra | ((node: NodeSpec, index: number) => StaticNodeExtra) = {},
+): Promise<StaticUdpNode[]> {
   return Promise.all(
-    cluster.nodes.map(async (node) => {
+    cluster.nodes.map(async (node, index) => {
       const opts: StaticUdpNodeOptions = {
         bindAddress: node.underlayAddress,
         subnet: node.podSubnet.toString(),
@@ -63,7 +68,7 @@ export async function startStaticUdpNodes(lab: Lab, cluster: Cluster, extra: Sta
         routes: cluster.nodes
           .filter((o) => o !== node)
           .map((o) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress })),
-        ...extra,
+        ...(typeof extra === 'function' ? extra(node, index) : extra),
       };
       const child = lab.spawn(node.ns, process.execPath, [STATIC_NODE_SCRIPT, JSON.stringify(opts)]);
       const channel = new JsonChannel(child, `static-udp-node in ${node.ns}`);

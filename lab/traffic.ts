@@ -8,6 +8,8 @@ import { type Lab } from './netns';
 
 const TCP_TRANSFER = path.join(__dirname, 'bin', 'tcp-transfer.js');
 const UDP_SEND = path.join(__dirname, 'bin', 'udp-send.js');
+/** A Python tool (Node cannot send with UDP_SEGMENT); it is not compiled, so it lives in the source tree. */
+const UDP_DATAGRAMS = path.resolve(__dirname, '..', '..', 'lab', 'bin', 'udp-datagrams.py');
 
 export interface TransferResult {
   bytes: number;
@@ -68,4 +70,44 @@ export async function sendUdpDatagram(
   await lab.exec(ns, process.execPath, args, {
     timeoutMs: 10_000,
   });
+}
+
+export interface DatagramsResult {
+  sent: number;
+  received: number;
+  /** Datagrams whose contents or length did not match what was sent. */
+  bad: number;
+  /** Distinct datagram numbers received intact. */
+  distinct: number;
+  /** Intact datagrams received, by size. */
+  sizes: Record<string, number>;
+}
+
+/**
+ * Sends `count` numbered UDP datagrams (sizes cycling through `sizes`) from
+ * `fromNs` to `toAddress:port` served in `toNs`, and reports what arrived.
+ * With `gso`, the sender uses UDP_SEGMENT (groups of up to 32 equal-size
+ * datagrams in one send), so a flannel0 with USO sees UDP GSO packets.
+ */
+export async function udpDatagrams(
+  lab: Lab,
+  from: { ns: string; address: string },
+  to: { ns: string; address: string },
+  port: number,
+  count: number,
+  sizes: number[],
+  gso = false,
+): Promise<DatagramsResult> {
+  const server = lab.spawn(to.ns, 'python3', [UDP_DATAGRAMS, 'serve', to.address, String(port), '1000']);
+  const serverCh = new JsonChannel(server, `udp receiver in ${to.ns}`);
+  await serverCh.wait((m) => m['event'] === 'listening', 10_000, 'listening');
+  const args = [UDP_DATAGRAMS, 'send', from.address, to.address, String(port), String(count), sizes.join(',')];
+  if (gso) args.push('gso');
+  const sent = JSON.parse((await lab.exec(from.ns, 'python3', args, { timeoutMs: 60_000 })).stdout) as { count: number };
+  const r = await serverCh.wait<{ count: number; bad: number; distinct: number; sizes: Record<string, number> }>(
+    (m) => m['event'] === 'received',
+    30_000,
+    'received',
+  );
+  return { sent: sent.count, received: r.count, bad: r.bad, distinct: r.distinct, sizes: r.sizes };
 }
