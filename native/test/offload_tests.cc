@@ -46,6 +46,13 @@ TEST(checksum_fast_path_matches_reference_at_any_length_and_alignment) {
       CHECK_EQ(internet_checksum(buf.data() + off, len), reference_checksum(buf.data() + off, len));
     }
   }
+  // Every word all ones: the end-around carries of the wide accumulators.
+  for (uint8_t fill : {uint8_t{0xff}, uint8_t{0xfe}, uint8_t{0x80}}) {
+    std::vector<uint8_t> ones(70000, fill);
+    for (size_t len : {size_t{1}, size_t{31}, size_t{64}, size_t{1501}, size_t{65535}, size_t{70000}}) {
+      CHECK_EQ(internet_checksum(ones.data(), len), reference_checksum(ones.data(), len));
+    }
+  }
   // Chaining with even-length pieces equals one pass.
   const uint32_t a = csum_add_bytes(csum_add_bytes(0, buf.data(), 12), buf.data() + 12, 101);
   CHECK_EQ(csum_fold(a), reference_checksum(buf.data(), 113));
