@@ -46,13 +46,22 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
     notifyListener.stdout!.on('data', (d: Buffer) => (notified += d.toString()));
     await eventually(() => notified, (n) => n.includes('bound'), 5000, 'the notify listener');
     cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`], { NOTIFY_SOCKET: sock });
-    cluster.startNode(2);
+    // Node 2 runs without offloads (as an upstream peer behaves on the wire).
+    cluster.startNode(2, [], { FLANNEL_TS_OFFLOAD: 'off' });
     cluster.startNode(3);
     for (const i of [1, 2, 3]) await cluster.waitSubnet(i);
     for (const i of [1, 2, 3]) await cluster.attachPod(i);
   });
   after(async () => {
     await lab?.cleanup();
+  });
+
+  test('offloads: node 1 logs every one on with a worker per core, node 2 (FLANNEL_TS_OFFLOAD=off) every one off', async () => {
+    const m1 = cluster.nodes[0]!.messages();
+    assert.ok(m1.some((m) => m === 'udp datapath offloads: tso on, uso on, gso on, udpGro on, gro on'), m1.join('\n'));
+    assert.ok(m1.some((m) => /^udp datapath started with \d+ worker\(s\)$/.test(m)));
+    const m2 = cluster.nodes[1]!.messages();
+    assert.ok(m2.some((m) => m === 'udp datapath offloads: tso off, uso off, gso off, udpGro off, gro off'), m2.join('\n'));
   });
 
   test('every pod pings every other pod', async () => {

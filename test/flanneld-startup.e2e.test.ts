@@ -61,6 +61,15 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
     }
   });
 
+  test('a bad FLANNEL_TS_OFFLOAD: exit 1 naming the value and what is accepted', async () => {
+    const node = cluster.startNode(1, [], { FLANNEL_TS_OFFLOAD: 'gso,turbo' });
+    assert.equal(await node.waitExit(15_000), 1);
+    assert.ok(
+      node.messages().some((m) => /Error registering network: FLANNEL_TS_OFFLOAD="gso,turbo": unknown offload "turbo"; use "off", "on", or a comma list of tso, uso, gso, gro/.test(m)),
+      node.messages().slice(-5).join('\n'),
+    );
+  });
+
   test('no CAP_NET_ADMIN: the TUN error says what is missing', async () => {
     const spec = cluster.topology.nodes[0]!;
     const proc = lab.spawn(spec.ns, 'setpriv', [
