@@ -28,6 +28,8 @@ export interface ModeDefinition {
   name: string;
   description: string;
   setup(lab: Lab): Promise<ModeSetup>;
+  /** Only run when named with --modes (an analysis variant, not part of the default comparison). */
+  optional?: boolean;
 }
 
 const UNDERLAY_MTU = 1500;
@@ -91,7 +93,7 @@ async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSe
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched A1 path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
-  { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }) },
+  { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }), optional: true },
   { name: 'vxlan', description: 'kernel vxlan configured by hand as flannel\'s vxlan backend does (the baseline)', setup: kernelVxlanMode },
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
   { name: 'flannel-vxlan', description: 'flannel-ts\'s vxlan backend (real bin/flanneld with etcd); compare with vxlan', setup: (lab) => flannelMode(lab, 'flannel-vxlan', 'vxlan') },

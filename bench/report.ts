@@ -11,7 +11,13 @@ export const METRICS = [
   { key: 'rtt_p50_us', label: 'RTT p50', unit: 'µs', higherIsBetter: false, digits: 1 },
   { key: 'rtt_p99_us', label: 'RTT p99', unit: 'µs', higherIsBetter: false, digits: 1 },
   { key: 'cpu_pct', label: 'forwarder CPU (TCP 1)', unit: '% of a core', higherIsBetter: false, digits: 0 },
+  { key: 'cpu_per_gbps', label: 'forwarder CPU per Gbit/s (TCP 1)', unit: '% of a core', higherIsBetter: false, digits: 1 },
 ] as const;
+
+/** Metrics of the user-space forwarders only: no ratio to a kernel baseline. */
+export function isForwarderMetric(key: string): boolean {
+  return key === 'cpu_pct' || key === 'cpu_per_gbps';
+}
 
 export type MetricKey = (typeof METRICS)[number]['key'];
 
@@ -78,7 +84,7 @@ export function textTable(results: Results, baseline: string): string {
       `${metric.label} [${metric.unit}]`,
       ...modes.map((m) => {
         const c = cell(results[m]![metric.key], metric.digits);
-        const r = m === baseline || metric.key === 'cpu_pct' ? null : ratio(results, m, baseline, metric.key);
+        const r = m === baseline || isForwarderMetric(metric.key) ? null : ratio(results, m, baseline, metric.key);
         return r === null ? c : `${c}  ${r.toFixed(2)}×`;
       }),
     ]);
@@ -97,7 +103,7 @@ export function markdownTable(results: Results, baseline: string): string {
     const ratios = modes
       .filter((m) => m !== baseline)
       .map((m) => {
-        const r = metric.key === 'cpu_pct' ? null : ratio(results, m, baseline, metric.key);
+        const r = isForwarderMetric(metric.key) ? null : ratio(results, m, baseline, metric.key);
         return r === null ? '–' : `${r.toFixed(2)}×`;
       });
     return `| ${metric.label} (${metric.unit}) | ${cells.join(' | ')} | ${ratios.join(' | ')} |`;
@@ -199,7 +205,7 @@ export function pairRatios(results: Results, pairs: ReadonlyArray<[string, strin
     .map(([ours, reference]) => ({
       ours,
       reference,
-      ratios: Object.fromEntries(METRICS.filter((m) => m.key !== 'cpu_pct').map((m) => [m.key, ratio(results, ours, reference, m.key)])),
+      ratios: Object.fromEntries(METRICS.filter((m) => !isForwarderMetric(m.key)).map((m) => [m.key, ratio(results, ours, reference, m.key)])),
     }));
 }
 
@@ -207,7 +213,7 @@ export function pairRatios(results: Results, pairs: ReadonlyArray<[string, strin
 export function pairTable(results: Results, pairs: ReadonlyArray<[string, string]>, tolerance: number): string {
   const rows = pairRatios(results, pairs);
   if (rows.length === 0) return '';
-  const metrics = METRICS.filter((m) => m.key !== 'cpu_pct');
+  const metrics = METRICS.filter((m) => !isForwarderMetric(m.key));
   const head = `| ours / reference | ${metrics.map((m) => m.label).join(' | ')} | within ${Math.round(tolerance * 100)} % |`;
   const sep = `|---|${metrics.map(() => '---:').join('|')}|---|`;
   const body = rows.map((r) => {

@@ -10,7 +10,7 @@ function results(): Results {
   const mk = (vals: Partial<Record<string, number[]>>) =>
     Object.fromEntries(METRICS.map((m) => [m.key, summarize(vals[m.key] ?? [])])) as Results[string];
   return {
-    udp: mk({ tcp1_gbps: [1, 1.2, 1.1], tcp4_gbps: [1, 1, 1], udp64_pps: [70000, 72000, 71000], rtt_p50_us: [200, 190, 210], rtt_p99_us: [300, 310, 305], cpu_pct: [150, 152, 151] }),
+    udp: mk({ tcp1_gbps: [1, 1.2, 1.1], tcp4_gbps: [1, 1, 1], udp64_pps: [70000, 72000, 71000], rtt_p50_us: [200, 190, 210], rtt_p99_us: [300, 310, 305], cpu_pct: [150, 152, 151], cpu_per_gbps: [150, 126.7, 137.3] }),
     vxlan: mk({ tcp1_gbps: [11, 12, 13], tcp4_gbps: [20, 21, 22], udp64_pps: [80000, 90000, 85000], rtt_p50_us: [100, 120, 110], rtt_p99_us: [200, 190, 195] }),
   };
 }
@@ -42,7 +42,7 @@ test('--json has exactly the documented keys per mode, medians as numbers or nul
   const j = jsonResults(results(), { baseline: 'vxlan' }) as { modes: Record<string, Record<string, number | null>> };
   assert.deepEqual(Object.keys(j.modes), ['udp', 'vxlan']);
   for (const m of Object.values(j.modes)) {
-    assert.deepEqual(Object.keys(m), ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us', 'rtt_p99_us', 'cpu_pct']);
+    assert.deepEqual(Object.keys(m), ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us', 'rtt_p99_us', 'cpu_pct', 'cpu_per_gbps']);
   }
   assert.equal(j.modes['udp']!['tcp1_gbps'], 1.1);
   assert.equal(j.modes['vxlan']!['cpu_pct'], null);
@@ -54,8 +54,8 @@ test('the SVG is a well-formed chart with one bar per mode and metric', () => {
   assert.match(svg, /<\/svg>\n$/);
   assert.match(svg, /title &lt;&amp;&gt;/);
   const bars = svg.match(/<rect class="bar"/g) ?? [];
-  // 5 metrics with both modes + CPU with udp only.
-  assert.equal(bars.length, 5 * 2 + 1);
+  // 5 metrics with both modes + the two CPU metrics with udp only.
+  assert.equal(bars.length, 5 * 2 + 2);
   assert.equal((svg.match(/<rect class="legend"/g) ?? []).length, 2, 'one legend entry per mode');
-  assert.equal((svg.match(/>n\/a</g) ?? []).length, 1);
+  assert.equal((svg.match(/>n\/a</g) ?? []).length, 2);
 });
