@@ -91,7 +91,7 @@ describe('vxlan: lease events -> kernel operations', () => {
     assert.deepEqual(removeOps(DEV, direct).map((o) => describeOp(o, names)), ['ip route del 10.5.52.0/24 via 192.168.1.2']);
   });
 
-  const route = (dst: string, gw: string, oif: number, onlink: boolean): RouteInfo => ({ dst: Ipv4Net.parse(dst), gateway: parseIpv4(gw), oif, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink });
+  const route = (dst: string, gw: string, oif: number, onlink: boolean): RouteInfo => ({ dst: Ipv4Net.parse(dst), gateway: parseIpv4(gw), oif, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink, priority: 0 });
   const neigh = (ip: string, mac: string, permanent = true): NeighborEntry => ({ ifindex: DEV, ip: parseIpv4(ip), mac, permanent, self: false });
   const fdb = (mac: string, dst: string): NeighborEntry => ({ ifindex: DEV, ip: parseIpv4(dst), mac, permanent: true, self: true });
 
@@ -172,7 +172,7 @@ describe('host-gw: lease events -> routes', () => {
     assert.equal(routeFromLease(lease('10.5.3.0/24', '192.168.1.3', 'vxlan'), 3), undefined);
     const r = routeFromLease(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'), 3)!;
     assert.deepEqual(hostGwRepairOps([r], []).map((o) => describeOp(o, (i) => (i === 3 ? 'eth0' : `#${i}`))), ['ip route replace 10.5.2.0/24 via 192.168.1.2 dev eth0']);
-    const same: RouteInfo = { dst: Ipv4Net.parse('10.5.2.0/24'), gateway: parseIpv4('192.168.1.2'), oif: 3, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink: false };
+    const same: RouteInfo = { dst: Ipv4Net.parse('10.5.2.0/24'), gateway: parseIpv4('192.168.1.2'), oif: 3, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink: false, priority: 0 };
     assert.deepEqual(hostGwRepairOps([r], [same]), []);
     assert.equal(hostGwRepairOps([r], [{ ...same, gateway: parseIpv4('192.168.1.9') }]).length, 1, 'a different gateway is replaced');
   });

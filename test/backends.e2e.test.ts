@@ -209,7 +209,7 @@ describe('host-gw backend: three nodes', ROOT_SUITE, () => {
         if (j === i) continue;
         const peer = c.topology.nodes[j - 1]!;
         const out = (await lab.exec(node.ns, 'ip', ['-d', 'route', 'show', peer.podSubnet.toString()])).stdout;
-        assert.match(out, new RegExp(`^unicast ${peer.podSubnet.toString().replace(/\./g, '\\.')} via ${peer.underlayAddress.replace(/\./g, '\\.')} dev ${node.underlayIf} proto boot scope global`, 'm'));
+        assert.match(out, new RegExp(`^unicast ${peer.podSubnet.toString().replace(/\./g, '\\.')} via ${peer.underlayAddress.replace(/\./g, '\\.')} dev ${node.underlayIf} proto 157 scope global`, 'm'));
       }
     }
   });

@@ -98,7 +98,7 @@ test('attempts go in order; failures are logged and the first success wins', asy
 });
 
 test('no flags: the default route\'s interface, or the one holding -public-ip', async () => {
-  const def: RouteInfo = { dst: Ipv4Net.parse('0.0.0.0/0'), gateway: parseIpv4('10.20.0.1'), oif: 3, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink: false };
+  const def: RouteInfo = { dst: Ipv4Net.parse('0.0.0.0/0'), gateway: parseIpv4('10.20.0.1'), oif: 3, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink: false, priority: 0 };
   assert.equal((await pick({}, view([def]))).name, 'eth9');
   assert.equal((await pick({ publicIp: '172.16.30.18' }, view([def]))).name, 'dummy0');
   await assert.rejects(pick({ publicIp: '8.8.8.8' }, view([def])), /^InterfaceSelectionError: Failed to find any valid interface to use: no interface with address 8\.8\.8\.8/);

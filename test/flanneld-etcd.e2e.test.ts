@@ -103,7 +103,7 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
       assert.match(link, / mtu 1472 /);
       const addrs = (await lab.exec(ns, 'ip', ['-o', '-4', 'addr', 'show', 'dev', 'flannel0'])).stdout.trim().split('\n');
       assert.deepEqual(addrs.map((l) => /inet (\S+)/.exec(l)![1]), [`${subnet.toString().split('/')[0]}/32`]);
-      assert.match((await lab.exec(ns, 'ip', ['-d', 'route', 'show', '10.5.0.0/16'])).stdout, /^unicast 10\.5\.0\.0\/16 dev flannel0 proto boot scope global/m);
+      assert.match((await lab.exec(ns, 'ip', ['-d', 'route', 'show', '10.5.0.0/16'])).stdout, /^unicast 10\.5\.0\.0\/16 dev flannel0 proto 157 scope global/m);
     }
   });
 

@@ -51,7 +51,7 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
     assert.match(addrs, /inet 10\.5\.1\.0\/32 /);
     assert.equal(addrs.trim().split('\n').length, 1);
     const routes = (await lab.exec(n1.ns, 'ip', ['-d', 'route', 'show', '10.5.0.0/16'])).stdout;
-    assert.match(routes, /^unicast 10\.5\.0\.0\/16 dev flannel0 proto boot scope global $/m);
+    assert.match(routes, /^unicast 10\.5\.0\.0\/16 dev flannel0 proto 157 scope global $/m);
   });
 
   test('pods ping each other through flannel0', async () => {

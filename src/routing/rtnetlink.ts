@@ -28,6 +28,15 @@ const AF_BRIDGE = 7;
 export const RT_TABLE_MAIN = 254;
 /** rtm_protocol RTPROT_BOOT: what upstream's netlink library sets by default (compat §5.2 "proto boot"). */
 export const RTPROT_BOOT = 3;
+/**
+ * The rtm_protocol of every route flannel-ts adds (`ip route` shows `proto
+ * 157`), instead of upstream's `proto boot`: a documented deviation that
+ * nothing a peer sees depends on. It makes our routes recognisable, so
+ * stale ones can be removed at start and `flanneld cleanup` finds them.
+ * 157 is unassigned in linux/rtnetlink.h and iproute2's rt_protos (which
+ * reserve up to 99 and 186-192 for routing daemons).
+ */
+export const RTPROT_FLANNEL_TS = 157;
 /** rtm_flags RTNH_F_ONLINK (linux/rtnetlink.h). */
 const RTNH_F_ONLINK = 4;
 
@@ -146,6 +155,8 @@ export interface RouteSpec {
   scope?: RouteScopeName;
   type?: RouteTypeName;
   onlink?: boolean;
+  /** RTA_PRIORITY, the route's metric (default 0). */
+  priority?: number;
 }
 
 export interface RouteInfo {
@@ -157,6 +168,7 @@ export interface RouteInfo {
   scope: RouteScopeName;
   type: RouteTypeName;
   onlink: boolean;
+  priority: number;
 }
 
 const SCOPES: Record<RouteScopeName, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
@@ -457,6 +469,7 @@ export class RtNetlink {
         scope: scopeName(m.data.scope),
         type: typeName(m.data.type),
         onlink: (flagBits & RTNH_F_ONLINK) !== 0,
+        priority: m.attrs.priority ?? 0,
       });
     }
     return out;
@@ -470,7 +483,7 @@ export class RtNetlink {
       family: AF_INET,
       dstLen: r.dst.prefixLen,
       table: table < 256 ? table : 252 /* RT_TABLE_COMPAT; the real id goes in RTA_TABLE */,
-      protocol: r.protocol ?? RTPROT_BOOT,
+      protocol: r.protocol ?? RTPROT_FLANNEL_TS,
       scope: SCOPES[r.scope ?? defaultScope],
       type,
     };
@@ -478,6 +491,7 @@ export class RtNetlink {
     const attrs: rt.RouteAttrs = { dst: ipv4ToBytes(r.dst.network), table };
     if (r.gateway !== undefined) attrs.gateway = ipv4ToBytes(r.gateway);
     if (r.oif !== undefined) attrs.oif = r.oif;
+    if (r.priority !== undefined) attrs.priority = r.priority;
     return [data, attrs];
   }
 

@@ -2,7 +2,8 @@
  * Configuring the udp backend's TUN device as upstream's configureIface does
  * (compat §5.2): the own subnet's network address as /32 (a /32 creates no
  * broadcast routes), MTU = underlay MTU - 28, UP, and a route for the whole
- * flannel Network to the device (scope universe, main table, proto boot).
+ * flannel Network to the device (scope universe, main table; proto 157,
+ * RTPROT_FLANNEL_TS, where upstream has proto boot).
  *
  * Idempotent: run it again on a configured device and it fixes what differs
  * (a stray or old address, the MTU, the UP flag, the route's target) and
@@ -10,7 +11,7 @@
  */
 import * as fs from 'node:fs/promises';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
-import { isNetlinkError, RT_TABLE_MAIN, RTPROT_BOOT, type RtNetlink } from './rtnetlink';
+import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from './rtnetlink';
 
 /** IPv4 (20) + UDP (8) header bytes the encapsulation adds (compat §5.2, §5.8). */
 export const UDP_ENCAP_OVERHEAD = 28;
@@ -24,6 +25,15 @@ export interface TunDeviceConfig {
   network: Ipv4Net;
   /** The device MTU (underlay MTU - UDP_ENCAP_OVERHEAD). */
   mtu: number;
+}
+
+/** The kind of state a configureTunDevice change text is about (for repair counters). */
+export function tunChangeKind(change: string): string {
+  if (/address/.test(change)) return 'address';
+  if (/MTU/.test(change)) return 'mtu';
+  if (/route/.test(change)) return 'route';
+  if (/UP/.test(change)) return 'link';
+  return 'sysctl';
 }
 
 /** What configureTunDevice changed; empty arrays when nothing differed. */
@@ -112,7 +122,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
     if (!current) {
       // Replace semantics: a route to the Network through another device
       // (a previous flannel0, or one Docker added) is taken over, not an error.
-      await nl.replaceRoute({ dst: network, oif: link.index, scope: 'universe', protocol: RTPROT_BOOT });
+      await nl.replaceRoute({ dst: network, oif: link.index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
       changes.push(`set route ${network.toString()} dev ${cfg.name}`);
     }
   } catch (e) {

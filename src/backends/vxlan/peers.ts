@@ -18,7 +18,7 @@ import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { isMac } from '../../util/mac';
 import type { Lease } from '../../lease/lease';
 import type { KernelOp } from '../../routing/kernel-ops';
-import type { NeighborEntry, RouteInfo, RouteSpec } from '../../routing/rtnetlink';
+import { type NeighborEntry, type RouteInfo, type RouteSpec, RTPROT_FLANNEL_TS } from '../../routing/rtnetlink';
 
 export interface VxlanPeer {
   subnet: Ipv4Net;
@@ -97,7 +97,7 @@ export interface PlannedOp {
  * first lease snapshot has been applied, so a restart never deletes what a
  * peer still needs.
  */
-export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelSnapshot, removeStale: boolean): PlannedOp[] {
+export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelSnapshot, removeStale: boolean, network?: Ipv4Net): PlannedOp[] {
   const out: PlannedOp[] = [];
   const wantNeigh = new Map<number, string>();
   const wantFdb = new Set<string>();
@@ -141,8 +141,10 @@ export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelS
       }
     }
     for (const r of k.routes) {
-      if (r.oif === dev && r.gateway !== undefined && !wantRoute.has(r.dst.toString())) {
-        out.push({ kind: 'route', why: 'remove', op: { op: 'deleteRoute', route: { dst: r.dst, gateway: r.gateway, oif: dev } } });
+      // Through the device, or a DirectRouting route of ours (RTPROT_FLANNEL_TS) inside the Network.
+      const ours = r.oif === dev || (network !== undefined && r.protocol === RTPROT_FLANNEL_TS && r.type === 'unicast' && network.containsNet(r.dst));
+      if (ours && r.gateway !== undefined && !wantRoute.has(r.dst.toString())) {
+        out.push({ kind: 'route', why: 'remove', op: { op: 'deleteRoute', route: { dst: r.dst, gateway: r.gateway, oif: r.oif } } });
       }
     }
   }
