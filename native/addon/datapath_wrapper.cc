@@ -65,7 +65,7 @@ uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
     TestFault bit;
   } kNames[] = {
       {"tun-tso", kFaultTunTso},          {"tun-uso", kFaultTunUso},        {"udp-gso-send", kFaultUdpGsoSend},
-      {"udp-gro", kFaultUdpGro},          {"tun-gro-write", kFaultTunGroWrite},
+      {"udp-gro", kFaultUdpGro},          {"tun-gro-write", kFaultTunGroWrite}, {"stall-ingress", kFaultStallIngress},
   };
   Napi::Array list = v.As<Napi::Array>();
   uint32_t bits = 0;
@@ -81,7 +81,7 @@ uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
     }
     if (!found) {
       throw Napi::TypeError::New(env, "unknown test fault \"" + name +
-                                          "\" (known: tun-tso, tun-uso, udp-gso-send, udp-gro, tun-gro-write)");
+                                          "\" (known: tun-tso, tun-uso, udp-gso-send, udp-gro, tun-gro-write, stall-ingress)");
     }
   }
   return bits;
@@ -323,6 +323,7 @@ Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
   result.Set("running", Napi::Boolean::New(env, forwarder_ != nullptr));
   result.Set("workers", Napi::Number::New(env, static_cast<double>(forwarder_ ? forwarder_->workers() : 0)));
   if (forwarder_) result.Set("offload", OffloadObject(env, forwarder_->offload()));
+  if (forwarder_) result.Set("heartbeatAgeMs", Napi::Number::New(env, forwarder_->oldest_heartbeat_age_ms()));
   return result;
 }
 

@@ -9,13 +9,13 @@
 
 namespace flannel {
 
-namespace {
-
-uint64_t monotonic_ns() {
+uint64_t monotonic_coarse_ns() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+namespace {
 
 // A virtio header asking nothing of the kernel: a complete packet whose
 // checksums are already right (flags 0, GSO_NONE).
@@ -75,7 +75,7 @@ void DatapathThread::handle_icmp(const Decision& d, const uint8_t* pkt) {
     case IcmpAction::kSend:
       break;
   }
-  if (!icmp_bucket_.allow(monotonic_ns())) {
+  if (!icmp_bucket_.allow(monotonic_coarse_ns())) {
     counters_.add(kIcmpRateLimited);
     return;
   }

@@ -21,10 +21,16 @@ namespace flannel {
 
 struct ForwarderConfig;
 
+// CLOCK_MONOTONIC_COARSE in ns (cheap: no syscall through the vDSO).
+uint64_t monotonic_coarse_ns();
+
 // Counters owned by one thread: written only by it (relaxed stores), read by
 // any thread (relaxed loads) for a snapshot.
 struct alignas(64) CounterBlock {
   std::atomic<uint64_t> value[kCounterCount];
+  // CLOCK_MONOTONIC_COARSE ns of the owning thread's last loop iteration
+  // (at least every kIdleWakeMs while idle): its liveness, for /healthz.
+  std::atomic<uint64_t> heartbeat_ns{0};
   CounterBlock() {
     for (auto& v : value) v.store(0, std::memory_order_relaxed);
   }
@@ -72,6 +78,8 @@ class DatapathThread {
   int write_tun_packet(const uint8_t* pkt, size_t len);
   void handle_icmp(const Decision& d, const uint8_t* pkt);
   bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
+  // Records that this thread is making progress (see CounterBlock::heartbeat_ns).
+  void beat() { counters_.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed); }
 
   SharedContext* shared_;
   const ForwarderConfig& config_;
@@ -88,5 +96,9 @@ class DatapathThread {
 // drops what it holds (counted), so a wedged peer path cannot stall the other
 // traffic forever.
 constexpr int kBlockedWaitMs = 200;
+
+// How long an idle thread sleeps before it wakes to beat(): a thread whose
+// heartbeat is much older than this is stuck.
+constexpr int kIdleWakeMs = 1000;
 
 }  // namespace flannel

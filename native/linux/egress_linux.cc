@@ -41,7 +41,11 @@ void EgressPath::run(int reader_slot) {
   const size_t batch = config_.batch_size;
   while (!stopping()) {
     publisher.idle(reader_slot);
-    if (!wait_for(tun_fd_, POLLIN, -1)) break;
+    beat();
+    if (!wait_for(tun_fd_, POLLIN, kIdleWakeMs)) {
+      if (stopping()) break;
+      continue;  // idle: wake to beat
+    }
     for (int round = 0; round < kMaxBatchesPerWake; ++round) {
       const ForwardingState& state = *publisher.read(reader_slot);
       bool drained = false;

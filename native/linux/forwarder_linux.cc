@@ -119,10 +119,12 @@ SysResult Forwarder::start() {
   const size_t n = config_.tun_fds.size();
   if (n == 0 || config_.udp_fds.size() != n) return SysResult::failure(EINVAL, "check worker fds");
   // Faults that fire at start are not one-shot runtime faults.
-  shared_.pending_faults.store(config_.test_faults & (kFaultUdpGsoSend | kFaultTunGroWrite));
+  shared_.pending_faults.store(config_.test_faults & (kFaultUdpGsoSend | kFaultTunGroWrite | kFaultStallIngress));
   probe_offloads();
   for (size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
+    w->egress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
+    w->ingress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
     w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], &w->egress_counters);
     w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i],
                                                &w->ingress_counters, &w->unknown);
@@ -195,6 +197,18 @@ void Forwarder::snapshot(uint64_t out[kCounterCount]) const {
     }
     out[i] = sum;
   }
+}
+
+double Forwarder::oldest_heartbeat_age_ms() const {
+  const uint64_t now = monotonic_coarse_ns();
+  uint64_t oldest = now;
+  for (const auto& w : workers_) {
+    for (const CounterBlock* c : {&w->egress_counters, &w->ingress_counters}) {
+      const uint64_t t = c->heartbeat_ns.load(std::memory_order_relaxed);
+      if (t < oldest) oldest = t;
+    }
+  }
+  return static_cast<double>(now - oldest) / 1e6;
 }
 
 size_t Forwarder::drain_unknown_sources(uint32_t* out, size_t max) {

@@ -94,6 +94,8 @@ class Forwarder {
   // are merged here, on the control thread).
   size_t drain_unknown_sources(uint32_t* out, size_t max);
   const OffloadState& offload() const { return shared_.offload; }
+  // Milliseconds since the least recently beating thread's heartbeat.
+  double oldest_heartbeat_age_ms() const;
   size_t workers() const { return workers_.size(); }
 
  private:

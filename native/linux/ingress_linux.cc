@@ -61,7 +61,17 @@ void IngressPath::run(int reader_slot) {
   size_t batch = full_batch;
   while (!stopping()) {
     publisher.idle(reader_slot);
-    if (!wait_for(udp_fd_, POLLIN, -1)) break;
+    beat();
+    if (!wait_for(udp_fd_, POLLIN, kIdleWakeMs)) {
+      if (stopping()) break;
+      continue;  // idle: wake to beat
+    }
+    if (shared_->take_fault(kFaultStallIngress)) {
+      // Test only: a wedged thread (no beat, no work) until the forwarder stops.
+      while (!wait_for(shared_->stop_fd, POLLIN, 100) && !stopping()) {
+      }
+      break;
+    }
     for (int round = 0; round < kMaxBatchesPerWake; ++round) {
       const ForwardingState& state = *publisher.read(reader_slot);
       for (size_t k = 0; k < batch; ++k) {

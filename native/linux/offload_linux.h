@@ -76,6 +76,7 @@ enum TestFault : uint32_t {
   kFaultUdpGsoSend = 1u << 2,  // the first UDP GSO send answers EIO
   kFaultUdpGro = 1u << 3,      // setsockopt UDP_GRO answers ENOPROTOOPT
   kFaultTunGroWrite = 1u << 4, // the first coalesced TUN write answers EINVAL
+  kFaultStallIngress = 1u << 5, // an ingress thread stops looping (until stop) once traffic arrives
 };
 
 }  // namespace flannel
