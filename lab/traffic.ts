@@ -111,3 +111,33 @@ export async function udpDatagrams(
   );
   return { sent: sent.count, received: r.count, bad: r.bad, distinct: r.distinct, sizes: r.sizes };
 }
+
+export interface PingSeries {
+  sent: number;
+  received: number;
+  /** The longest run of consecutive unanswered pings, as time (run length × interval). */
+  longestGapMs: number;
+}
+
+/**
+ * Pings `address` from `ns` `count` times every `intervalMs` (10 Hz by
+ * default) and measures the longest interruption: the longest run of
+ * sequence numbers without a reply. Bounded: count × interval + 2 s.
+ */
+export async function pingSeries(lab: Lab, ns: string, address: string, count: number, intervalMs = 100): Promise<PingSeries> {
+  let out: string;
+  try {
+    out = (await lab.exec(ns, 'ping', ['-n', '-c', String(count), '-i', String(intervalMs / 1000), '-W', '1', address], { timeoutMs: count * intervalMs + 10_000 })).stdout;
+  } catch (e) {
+    out = (e as { stdout?: string }).stdout ?? '';
+  }
+  const answered = new Set<number>();
+  for (const m of out.matchAll(/icmp_seq=(\d+)/g)) answered.add(Number(m[1]));
+  let longest = 0;
+  let run = 0;
+  for (let seq = 1; seq <= count; seq++) {
+    run = answered.has(seq) ? 0 : run + 1;
+    longest = Math.max(longest, run);
+  }
+  return { sent: count, received: answered.size, longestGapMs: longest * intervalMs };
+}

@@ -97,7 +97,13 @@ function get(port: number, p: string, method = 'GET'): Promise<{ status: number;
 
 test('health endpoints: upstream\'s bodies and codes', async () => {
   let ready = false;
-  const srv = await HealthServer.start('127.0.0.1', 0, { ready: () => ready }, new RecordingLogger());
+  let live: string | undefined;
+  const srv = await HealthServer.start(
+    '127.0.0.1',
+    0,
+    { ready: async () => (ready ? [] : ['starting']), live: async () => live, metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'm 1\n' }) },
+    new RecordingLogger(),
+  );
   try {
     assert.deepEqual(await get(srv.port, '/healthz'), { status: 200, body: 'flanneld is running', type: 'text/plain; charset=utf-8' });
     assert.deepEqual(await get(srv.port, '/healthz', 'POST'), { status: 200, body: 'flanneld is running', type: 'text/plain; charset=utf-8' });
@@ -105,6 +111,9 @@ test('health endpoints: upstream\'s bodies and codes', async () => {
     ready = true;
     assert.deepEqual(await get(srv.port, '/readyz'), { status: 200, body: 'flanneld is ready', type: 'text/plain; charset=utf-8' });
     assert.equal((await get(srv.port, '/metricz')).status, 404);
+    assert.deepEqual(await get(srv.port, '/metrics'), { status: 200, body: 'm 1\n', type: 'text/plain; version=0.0.4; charset=utf-8' });
+    live = 'a datapath thread has made no progress for 6.0 s';
+    assert.deepEqual(await get(srv.port, '/healthz'), { status: 500, body: 'flanneld is not healthy: a datapath thread has made no progress for 6.0 s', type: 'text/plain; charset=utf-8' });
   } finally {
     await srv.close();
   }

@@ -7,7 +7,9 @@
 import type { FlannelConfig } from '../cli/config';
 import type { Lease } from '../lease/lease';
 import type { NetworkConfig } from '../lease/network-config';
-import type { SubnetManager } from '../lease/subnet-manager';
+import type { DatapathStats } from '../forwarder/udp-forwarder';
+import type { LeasesWatchStats, SubnetManager } from '../lease/subnet-manager';
+import type { Reconciler } from '../routing/reconciler';
 import type { Logger } from '../log';
 import type { ExternalInterface } from '../routing/ext-iface';
 
@@ -20,12 +22,30 @@ export interface BackendContext {
   signal: AbortSignal;
 }
 
+/** What a running backend reports for /readyz and /metrics. */
+export interface BackendStatus {
+  /** The first lease snapshot has been applied. */
+  synced: boolean;
+  /** Remote subnets the backend wants routed, and how many of them are in place. */
+  routesDesired: number;
+  routesInstalled: number;
+  /** The backend's reconcilers (kernel state it keeps in place). */
+  reconcilers: readonly Reconciler[];
+  /** The lease watch (undefined before run()). */
+  leasesWatch: LeasesWatchStats | undefined;
+  /** The udp backend's datapath counters. */
+  datapath?: DatapathStats;
+}
+
 export interface BackendNetwork {
   readonly lease: Lease;
   /** FLANNEL_MTU for subnet.env. */
   readonly mtu: number;
   /** Starts following lease events (compat §0 step 20). */
   run(): void;
+  status(): Promise<BackendStatus>;
+  /** The user-space datapath's progress, for liveness (udp only); must be cheap. */
+  datapathProgress?(): { running: boolean; heartbeatAgeMs: number | undefined };
   /** Stops following events and releases what the backend owns in this process. */
   stop(): Promise<void>;
 }

@@ -20,10 +20,39 @@ export interface MainIo {
   /** Runs the daemon with the validated config; resolves with the exit code. */
   runDaemon: (cfg: FlannelConfig, log: Logger) => Promise<number>;
   createLogger: (verbosity: number) => Logger;
+  stdout: (s: string) => void;
+  /** `flanneld cleanup`; resolves with the exit code. */
+  runCleanup: (stdout: (s: string) => void, stderr: (s: string) => void) => Promise<number>;
 }
 
 export function usage(argv0: string): string {
-  return `Usage: ${argv0} [OPTION]...\n${formatDefaults(FLANNEL_FLAGS)}`;
+  return (
+    `Usage: ${argv0} [OPTION]...\n` +
+    `       ${argv0} cleanup    remove every device, route, rule and table flannel-ts created on this node\n` +
+    formatDefaults(FLANNEL_FLAGS)
+  );
+}
+
+/**
+ * `flanneld cleanup`: prints one line per thing removed on stdout, problems
+ * on stderr; exit 0 when everything could be cleaned, 1 otherwise.
+ */
+async function defaultRunCleanup(stdout: (s: string) => void, stderr: (s: string) => void): Promise<number> {
+  const [{ cleanupNode }, { RtNetlink }, { SystemCommandRunner }] = await Promise.all([
+    import('../daemon/cleanup'),
+    import('../routing/rtnetlink'),
+    import('../traffic/command'),
+  ]);
+  const nl = RtNetlink.open();
+  try {
+    const { removed, problems } = await cleanupNode(nl, new SystemCommandRunner());
+    for (const r of removed) stdout(`removed ${r}\n`);
+    for (const p of problems) stderr(`could not clean up ${p}\n`);
+    stderr(removed.length === 0 ? 'flanneld cleanup: nothing of flannel-ts was left on this node\n' : `flanneld cleanup: removed ${removed.length} item(s)\n`);
+    return problems.length === 0 ? 0 : 1;
+  } finally {
+    nl.close();
+  }
 }
 
 async function defaultRunDaemon(cfg: FlannelConfig, log: Logger): Promise<number> {
@@ -50,8 +79,11 @@ export async function run(argv: readonly string[], io: Partial<MainIo> = {}): Pr
     }
     throw e;
   }
+  if (parsed.rest[0] === 'cleanup' && parsed.rest.length === 1) {
+    return (io.runCleanup ?? defaultRunCleanup)(io.stdout ?? ((s: string) => void process.stdout.write(s)), stderr);
+  }
   if (parsed.rest.length > 0) {
-    stderr(`unexpected argument: ${parsed.rest[0]} (flanneld takes only flags)\n${usage(argv0)}`);
+    stderr(`unexpected argument: ${parsed.rest[0]} (flanneld takes only flags, or the one command \`cleanup\`)\n${usage(argv0)}`);
     return 2;
   }
   // compat §0 step 2: decided on the command line alone, before the environment.
@@ -87,6 +119,9 @@ export function main(argv: readonly string[]): void {
   run(argv, { argv0: process.argv[1] ?? 'flanneld' }).then(
     (code) => {
       process.exitCode = code;
+      // Everything is stopped; a handle a library still holds (a gRPC
+      // channel closing) must not delay the exit past the 3 s of SIGTERM.
+      setTimeout(() => process.exit(code), 200).unref();
     },
     (e: unknown) => {
       process.stderr.write(`flanneld: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);

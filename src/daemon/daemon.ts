@@ -5,6 +5,11 @@
  * Exit codes (compat §0): 0 on SIGINT/SIGTERM and on lease loss (logged
  * loudly: `Restart=on-failure` units do not restart on 0, as upstream);
  * 1 on any startup failure, with a message that says what to do.
+ *
+ * Stopping is bounded: STOPPING=1 to systemd, then every part is stopped
+ * within STOP_BUDGET_MS in total, so SIGTERM ends the process within 3 s.
+ * vxlan/host-gw kernel state, traffic rules and the blackhole route stay
+ * (compat §8.7); the udp TUN goes with the process (non-persistent).
  */
 import * as fs from 'node:fs';
 import type { FlannelConfig } from '../cli/config';
@@ -19,9 +24,16 @@ import type { Logger } from '../log';
 import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
 import { RtNetlink } from '../routing/rtnetlink';
 import { isAborted } from '../util/backoff';
+import { SystemCommandRunner } from '../traffic/command';
+import { type FamilyNetworks, TrafficRules, TrafficSetupError } from '../traffic/traffic-manager';
 import { HealthServer } from './health';
-import { SystemdNotifier } from './sd-notify';
+import { NodeMetrics } from './metrics';
+import { NodeStatus, readinessProblems } from './node-status';
+import { SystemdNotifier, Watchdog, watchdogPeriodMs } from './sd-notify';
 import { writeSubnetEnv } from './subnet-env';
+
+/** The whole stop (every part together) finishes within this; SIGTERM must end the process within 3 s. */
+export const STOP_BUDGET_MS = 2500;
 
 /** A startup step failed: log `message`, exit 1. */
 class StartupError extends Error {}
@@ -49,8 +61,9 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
   const signal = ac.signal;
   let stopReason = '';
   const cleanups: Array<[string, () => Promise<void> | void]> = [];
-  let ready = false;
+  const status = new NodeStatus();
   let health: HealthServer | undefined;
+  const notifier = new SystemdNotifier(process.env['NOTIFY_SOCKET'], log);
 
   // Step 7: SIGINT/SIGTERM cancel everything; the handler goes away after the
   // first signal, so a second one kills the process (compat §8.7).
@@ -69,8 +82,9 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
   try {
     // Step 6: the subnet manager (etcd), with the previous subnet as a hint.
     let manager: EtcdSubnetManager;
+    let previous: ReturnType<typeof readPreviousSubnets>;
     try {
-      const previous = readPreviousSubnets(cfg.subnetFile);
+      previous = readPreviousSubnets(cfg.subnetFile);
       for (const bad of previous.invalid) log.error({ key: bad.key, value: bad.value }, `invalid CIDR in ${cfg.subnetFile}: ${bad.key}=${bad.value}; skipped`);
       manager = new EtcdSubnetManager({
         client: createEtcdClient(cfg.etcd, log),
@@ -88,7 +102,18 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Step 8: the health server, before any config is known.
     if (cfg.healthzPort > 0) {
       try {
-        health = await HealthServer.start(cfg.healthzIp, cfg.healthzPort, { ready: () => ready }, log);
+        const metrics = new NodeMetrics(() => status.snapshot());
+        metrics.extraReconcilers = () => (status.traffic ? [status.traffic.reconciler] : []);
+        health = await HealthServer.start(
+          cfg.healthzIp,
+          cfg.healthzPort,
+          {
+            live: async () => status.live(),
+            ready: async () => readinessProblems(await status.snapshot()),
+            metrics: () => metrics.render(),
+          },
+          log,
+        );
       } catch (e) {
         throw new StartupError(`failed to start the health server on ${cfg.healthzIp}:${cfg.healthzPort}: ${text(e)} (choose another -healthz-port or -healthz-ip)`);
       }
@@ -145,11 +170,62 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       throw new StartupError(`Error registering network: ${text(e)}`);
     }
     cleanups.unshift(['backend', () => bn.stop()]);
+    status.backend = bn;
     const held: HeldLease = manager.holdLease(bn.lease);
+    status.held = held;
     cleanups.unshift(['lease keeper', () => held.stop()]);
 
-    // Steps 15-18: traffic rules (masquerade, forward, blackhole route) are
-    // installed here, before subnet.env, by src/daemon/traffic (issue E).
+    // Steps 15-18: the other traffic mode's state removed, masquerade and
+    // forward rules, the blackhole route; kept in place every -iptables-resync s.
+    const families: FamilyNetworks[] = [];
+    if (network.enableIPv4 && network.network) {
+      families.push({
+        family: 'ipv4',
+        network: network.network.canonical().toString(),
+        subnet: bn.lease.subnet.canonical().toString(),
+        previousNetwork: previous.network?.canonical().toString(),
+        previousSubnet: previous.subnet?.canonical().toString(),
+      });
+    }
+    if (network.enableIPv6 && network.ipv6Network && bn.lease.ipv6Subnet) {
+      families.push({
+        family: 'ipv6',
+        network: network.ipv6Network.toString(),
+        subnet: bn.lease.ipv6Subnet.toString(),
+        previousNetwork: previous.ipv6Network?.toString(),
+        previousSubnet: previous.ipv6Subnet?.toString(),
+      });
+    }
+    const trafficNl = RtNetlink.open();
+    try {
+      status.traffic = await TrafficRules.start(
+        {
+          nftables: network.enableNFTables,
+          ipMasq: cfg.ipMasq,
+          fullyRandomDisable: cfg.ipMasqFullyRandomDisable,
+          forwardRules: cfg.iptablesForwardRules,
+          blackholeRoute: cfg.ipBlackholeRoute,
+          resyncMs: cfg.iptablesResyncSeconds * 1000,
+          families,
+          blackholeSubnet: network.enableIPv4 ? bn.lease.subnet.canonical() : undefined,
+        },
+        new SystemCommandRunner(),
+        trafficNl,
+        log,
+      );
+    } catch (e) {
+      trafficNl.close();
+      if (e instanceof TrafficSetupError) throw new StartupError(e.message);
+      throw e;
+    }
+    const traffic = status.traffic;
+    cleanups.unshift([
+      'traffic rules',
+      async () => {
+        await traffic.stop();
+        trafficNl.close();
+      },
+    ]);
 
     // Step 19: subnet.env; ready once written.
     try {
@@ -161,7 +237,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         mtu: bn.mtu,
         ipMasq: cfg.ipMasq,
       });
-      ready = true;
+      status.subnetEnvWritten = true;
       log.info({ file: cfg.subnetFile }, `wrote ${cfg.subnetFile}`);
     } catch (e) {
       log.warn({ file: cfg.subnetFile, err: text(e) }, `Failed to write subnet file: ${text(e)}`);
@@ -170,13 +246,21 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Step 20: follow the leases.
     bn.run();
 
-    // Step 21: tell systemd.
-    new SystemdNotifier(process.env['NOTIFY_SOCKET'], log).notify('READY=1');
+    // Step 21: tell systemd; keep its watchdog fed while live.
+    notifier.notify('READY=1');
+    const period = watchdogPeriodMs(process.env);
+    if (period !== undefined && notifier.enabled) {
+      const watchdog = new Watchdog(notifier, period, async () => status.live(), log);
+      watchdog.start();
+      cleanups.unshift(['watchdog', () => watchdog.stop()]);
+      log.info({ periodMs: period }, `systemd watchdog: WATCHDOG=1 every ${period / 2000} s while healthy`);
+    }
     log.info({ subnet: bn.lease.subnet.toString(), backend: backend.type }, 'flanneld is running');
 
     // Step 22: until a signal or the loss of the lease.
     const loss = await Promise.race([held.lost, aborted.then(() => undefined)]);
     if (loss) {
+      status.leaseLost = true;
       stopReason = `lease lost: ${(loss as LeaseLoss).reason}`;
       log.error({ key: loss.key, reason: loss.reason }, `LEASE LOST (${loss.reason}): ${loss.key} no longer belongs to this node. Shutting down; exit status 0, as upstream.`);
     }
@@ -193,13 +277,22 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    ready = false;
+    status.stopping = true;
+    notifier.notify('STOPPING=1');
+    const deadline = Date.now() + STOP_BUDGET_MS;
     for (const [what, f] of cleanups) {
+      const left = Math.max(100, deadline - Date.now());
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await f();
+        const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), left)));
+        if ((await Promise.race([Promise.resolve().then(f), timedOut])) === 'timeout') {
+          log.warn({ component: what, waitedMs: left }, `the ${what} did not stop within ${left} ms; not waiting for it`);
+        }
       } catch (e) {
         log.warn({ component: what, err: text(e) }, `error while stopping the ${what}`);
         if (exitCode === 0) exitCode = 1;
+      } finally {
+        clearTimeout(timer);
       }
     }
   }

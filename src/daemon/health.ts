@@ -1,7 +1,10 @@
 /**
- * The health endpoints (compat §8.5), with -healthz-port > 0:
- *   /healthz  200 "flanneld is running"
- *   /readyz   200 "flanneld is ready" once ready, else 503 "flanneld is not ready yet"
+ * The health listener (compat §8.5), with -healthz-port > 0:
+ *   /healthz  200 "flanneld is running"; 500 with the reason when the event
+ *             loop or a datapath thread stopped making progress (./node-status.ts)
+ *   /readyz   200 "flanneld is ready" once ready, else 503 "flanneld is not ready
+ *             yet" (upstream's bodies; the reasons go in X-Flanneld-Not-Ready)
+ *   /metrics  Prometheus text format (beyond upstream)
  *   others    404
  * Any method; Content-Type text/plain; charset=utf-8. Started before the
  * config is known; closed gracefully (3 s at most) on shutdown.
@@ -10,7 +13,30 @@ import * as http from 'node:http';
 import type { Logger } from '../log';
 
 export interface HealthState {
-  ready(): boolean;
+  /** Why the node is not live, or undefined. */
+  live(): Promise<string | undefined>;
+  /** Why the node is not ready (empty when ready). */
+  ready(): Promise<string[]>;
+  metrics?(): Promise<{ contentType: string; body: string }>;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+
+async function answer(path: string, state: HealthState): Promise<{ code: number; body: string; type: string; headers?: Record<string, string> }> {
+  if (path === '/healthz') {
+    const problem = await state.live();
+    return problem === undefined ? { code: 200, body: 'flanneld is running', type: TEXT } : { code: 500, body: `flanneld is not healthy: ${problem}`, type: TEXT };
+  }
+  if (path === '/readyz') {
+    const problems = await state.ready();
+    if (problems.length === 0) return { code: 200, body: 'flanneld is ready', type: TEXT };
+    return { code: 503, body: 'flanneld is not ready yet', type: TEXT, headers: { 'X-Flanneld-Not-Ready': problems.join('; ').replace(/[^\x20-\x7e]/g, '?') } };
+  }
+  if (path === '/metrics' && state.metrics) {
+    const m = await state.metrics();
+    return { code: 200, body: m.body, type: m.contentType };
+  }
+  return { code: 404, body: '404 page not found\n', type: TEXT };
 }
 
 export class HealthServer {
@@ -19,19 +45,19 @@ export class HealthServer {
   /** Listens on ip:port; rejects (with the reason) when it cannot. */
   static async start(ip: string, port: number, state: HealthState, log: Logger): Promise<HealthServer> {
     const server = http.createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      let code = 404;
-      let body = '404 page not found\n';
-      if (path === '/healthz') {
-        code = 200;
-        body = 'flanneld is running';
-      } else if (path === '/readyz') {
-        const ok = state.ready();
-        code = ok ? 200 : 503;
-        body = ok ? 'flanneld is ready' : 'flanneld is not ready yet';
-      }
-      res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
+      const path = (req.url ?? '/').split('?')[0]!;
+      answer(path, state).then(
+        (a) => {
+          res.writeHead(a.code, { 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body), ...a.headers });
+          res.end(a.body);
+        },
+        (e: unknown) => {
+          const body = `internal error: ${e instanceof Error ? e.message : String(e)}\n`;
+          log.warn({ path, err: body.trim() }, `health endpoint ${path} failed`);
+          res.writeHead(500, { 'Content-Type': TEXT, 'Content-Length': Buffer.byteLength(body) });
+          res.end(body);
+        },
+      );
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -34,3 +34,54 @@ export class SystemdNotifier {
     }
   }
 }
+
+/**
+ * systemd's watchdog period, as sd_watchdog_enabled(3) reads it:
+ * WATCHDOG_USEC set to a positive number, and WATCHDOG_PID unset or this
+ * process. Returns the period in ms, or undefined when there is no watchdog.
+ */
+export function watchdogPeriodMs(env: NodeJS.ProcessEnv, pid: number = process.pid): number | undefined {
+  const usec = Number(env['WATCHDOG_USEC'] ?? '');
+  if (!Number.isFinite(usec) || usec <= 0) return undefined;
+  const forPid = env['WATCHDOG_PID'];
+  if (forPid !== undefined && forPid !== '' && Number(forPid) !== pid) return undefined;
+  return usec / 1000;
+}
+
+/**
+ * Sends WATCHDOG=1 every half period while `live()` reports no problem (a
+ * stuck event loop sends nothing either, so systemd restarts the unit). The
+ * first withheld ping and the recovery are logged.
+ */
+export class Watchdog {
+  private timer: NodeJS.Timeout | undefined;
+  private withholding = false;
+
+  constructor(
+    private readonly notifier: SystemdNotifier,
+    private readonly periodMs: number,
+    private readonly live: () => Promise<string | undefined>,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const tick = async (): Promise<void> => {
+      const problem = await this.live().catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+      if (problem === undefined) {
+        if (this.withholding) this.log.info({}, 'healthy again: resuming systemd watchdog pings');
+        this.withholding = false;
+        this.notifier.notify('WATCHDOG=1');
+      } else if (!this.withholding) {
+        this.withholding = true;
+        this.log.error({ problem }, `not healthy, withholding WATCHDOG=1 (systemd restarts the unit after ${this.periodMs / 1000} s): ${problem}`);
+      }
+    };
+    void tick();
+    this.timer = setInterval(() => void tick(), Math.max(1, Math.floor(this.periodMs / 2)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

@@ -80,6 +80,8 @@ export interface NativeStats {
   workers: number;
   /** Present once started. */
   offload?: OffloadReport;
+  /** Once started: ms since the least recently active forwarding thread last looped (idle threads loop every second). */
+  heartbeatAgeMs?: number;
 }
 
 export interface NativeTunOptions {

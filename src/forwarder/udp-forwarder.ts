@@ -76,6 +76,8 @@ export class DatapathStats {
     readonly running: boolean,
     readonly workers: number = 0,
     readonly offload: OffloadReport | undefined = undefined,
+    /** ms since the least recently active forwarding thread made progress (undefined before start). */
+    readonly heartbeatAgeMs: number | undefined = undefined,
   ) {}
 
   get(name: CounterName): number {
@@ -174,7 +176,7 @@ export class UdpForwarder {
 
   stats(): DatapathStats {
     const s = this.native.stats();
-    return new DatapathStats(Object.freeze({ ...s.counters }), s.routes, s.peers, s.running, s.workers, s.offload);
+    return new DatapathStats(Object.freeze({ ...s.counters }), s.routes, s.peers, s.running, s.workers, s.offload, s.heartbeatAgeMs);
   }
 
   /** Addresses newly rejected by the source check since the last call (each reported once). */

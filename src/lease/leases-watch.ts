@@ -31,7 +31,7 @@ export class EtcdLeasesWatch implements LeasesWatch {
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly loggedSkips = new Set<string>();
   private starting: Promise<void> | undefined;
-  readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false };
+  readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
 
   constructor(
     private readonly registry: EtcdRegistry,
@@ -54,8 +54,11 @@ export class EtcdLeasesWatch implements LeasesWatch {
     await this.watch?.stop();
   }
 
+  /** Hands a batch to the backend; the first snapshot even when empty, so the backend knows it is in sync. */
   private emit(events: LeaseEvent[]): void {
-    if (events.length > 0 && !this.stopped) this.onEvents(events);
+    if (this.stopped) return;
+    if (events.length > 0 || !this.stats.snapshotApplied) this.onEvents(events);
+    this.stats.snapshotApplied = true;
   }
 
   private skip(s: SkippedKey, revision?: string): void {

@@ -26,6 +26,8 @@ export interface LeasesWatchStats {
   resyncs: number;
   skippedKeys: number;
   connected: boolean;
+  /** The first listing of all leases has been handed to the backend. */
+  snapshotApplied: boolean;
 }
 
 /** The remote leases, as a stream of change batches. */
@@ -41,7 +43,7 @@ export interface SubnetManager {
   acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
   /** Starts renewing and monitoring the acquired lease. */
   holdLease(lease: Lease): HeldLease;
-  /** Starts watching the other leases; `onEvents` gets every non-empty batch, the first one a snapshot. */
+  /** Starts watching the other leases; `onEvents` gets the first snapshot (even when empty), then every non-empty batch. */
   watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch;
   close(): Promise<void>;
 }

@@ -55,6 +55,15 @@ export class Reconciler {
     private readonly log: Logger,
   ) {}
 
+  /** The error of the last run, or "" when it succeeded (or none ran yet). */
+  get lastFailure(): string {
+    return this.failing;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
   start(): void {
     this.events?.on('event', this.onEvent);
     this.events?.on('overflow', this.onOverflow);

@@ -14,8 +14,8 @@ import { Reconciler, type Repair } from '../../routing/reconciler';
 import { describeRoute, isNetlinkError, RtNetlink } from '../../routing/rtnetlink';
 import { formatIpv4 } from '../../util/ipv4';
 import { SerialQueue } from '../../util/serial';
-import { type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
-import { type HostGwRoute, repairOps, routeFromLease, routeSpec } from './routes';
+import { type Backend, type BackendContext, BackendError, type BackendNetwork, type BackendStatus } from '../backend';
+import { hasRoute, type HostGwRoute, repairOps, routeFromLease, routeSpec, staleRouteOps } from './routes';
 
 /** upstream's route check period (compat §7.3). */
 export const HOST_GW_CHECK_INTERVAL_MS = 10_000;
@@ -56,6 +56,8 @@ class HostGwNetwork implements BackendNetwork {
   private readonly events: NetlinkEvents;
   readonly reconciler: Reconciler;
   private watch: LeasesWatch | undefined;
+  /** True once the first lease snapshot is applied: only then may stale routes be removed. */
+  private synced = false;
 
   constructor(
     private readonly ctx: BackendContext,
@@ -128,11 +130,22 @@ class HostGwNetwork implements BackendNetwork {
       this.desired.set(key, r);
       if (await this.add(r)) this.log.info({ subnet: key, gateway: formatIpv4(r.gateway) }, `Subnet added: ${key} via ${formatIpv4(r.gateway)}`);
     }
+    if (!this.synced) {
+      this.synced = true;
+      this.reconciler.schedule('first lease snapshot applied', true);
+    }
   }
 
   private async repair(): Promise<Repair[]> {
     const repairs: Repair[] = [];
-    const ops = repairOps([...this.desired.values()], await this.nl.listRoutes());
+    const routes = await this.nl.listRoutes();
+    const ops = repairOps([...this.desired.values()], routes);
+    if (this.synced) {
+      for (const op of staleRouteOps([...this.desired.values()], routes, this.ctx.network.network!)) {
+        await applyOp(this.nl, op);
+        repairs.push({ kind: 'route', description: `removed stale route: ${describeOp(op, (i) => (i === this.ctx.extIface.index ? this.ctx.extIface.name : `#${i}`))}` });
+      }
+    }
     for (const op of ops) {
       if (op.op !== 'replaceRoute') continue;
       const r = this.desired.get(op.route.dst.toString());
@@ -141,6 +154,18 @@ class HostGwNetwork implements BackendNetwork {
       }
     }
     return repairs;
+  }
+
+  async status(): Promise<BackendStatus> {
+    const routes = await this.queue.run(() => this.nl.listRoutes());
+    const desired = [...this.desired.values()];
+    return {
+      synced: this.synced,
+      routesDesired: desired.length,
+      routesInstalled: desired.filter((r) => hasRoute(routes, r)).length,
+      reconcilers: [this.reconciler],
+      leasesWatch: this.watch?.stats,
+    };
   }
 
   async stop(): Promise<void> {

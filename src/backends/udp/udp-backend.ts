@@ -19,9 +19,11 @@ import type { LeaseEvent } from '../../lease/lease-watcher';
 import type { LeasesWatch } from '../../lease/subnet-manager';
 import type { Logger } from '../../log';
 import { RtNetlink } from '../../routing/rtnetlink';
-import { configureTunDevice } from '../../routing/tun-device';
+import { NetlinkEvents } from '../../routing/netlink-events';
+import { Reconciler } from '../../routing/reconciler';
+import { configureTunDevice, type TunDeviceConfig, tunChangeKind } from '../../routing/tun-device';
 import { formatIpv4 } from '../../util/ipv4';
-import { type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
+import { type Backend, type BackendContext, BackendError, type BackendNetwork, type BackendStatus } from '../backend';
 import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
@@ -29,6 +31,9 @@ import { UnknownSourceReporter } from './source-check';
 
 /** upstream's TUN name template (compat §5.2): the kernel picks flannel0 normally. */
 export const TUN_NAME_TEMPLATE = 'flannel%d';
+
+/** How often flannel0's address, MTU and route are checked without a notification. */
+export const UDP_CHECK_INTERVAL_MS = 10_000;
 
 export class UdpBackend implements Backend {
   readonly type = 'udp';
@@ -68,9 +73,11 @@ export class UdpBackend implements Backend {
     log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
     const forwarder = new UdpForwarder();
     const nl = RtNetlink.open();
+    let tunCfg: TunDeviceConfig;
     try {
       const tun = forwarder.openTun(TUN_NAME_TEMPLATE, { queues: cfg.workers, vnetHdr: needsVnetHeader(offload) });
-      const report = await configureTunDevice(nl, { name: tun, subnet: lease.subnet, network, mtu });
+      tunCfg = { name: tun, subnet: lease.subnet, network, mtu };
+      const report = await configureTunDevice(nl, tunCfg);
       log.info({ device: tun, changes: report.changes }, `configured ${tun}`);
       forwarder.bindUdp({ address: formatIpv4(ifaceAddr), port: cfg.port, sockets: cfg.workers });
       forwarder.setSourceCheck(cfg.sourceCheck);
@@ -85,7 +92,7 @@ export class UdpBackend implements Backend {
       nl.close();
       throw e;
     }
-    return new UdpNetwork(ctx, cfg, lease, mtu, forwarder, nl, log);
+    return new UdpNetwork(ctx, cfg, lease, tunCfg, forwarder, nl, log);
   }
 }
 
@@ -95,16 +102,28 @@ class UdpNetwork implements BackendNetwork {
   private readonly routes: UdpRouteSync;
   private readonly reporter: UnknownSourceReporter;
   private readonly offloadReporter: OffloadReporter;
+  private readonly events: NetlinkEvents;
+  /** Keeps flannel0's address, MTU, UP flag and Network route as configured. */
+  readonly reconciler: Reconciler;
+  readonly mtu: number;
 
   constructor(
     private readonly ctx: BackendContext,
     cfg: UdpBackendConfig,
     readonly lease: BackendNetwork['lease'],
-    readonly mtu: number,
+    private readonly tun: TunDeviceConfig,
     readonly forwarder: UdpForwarder,
     private readonly nl: RtNetlink,
     private readonly log: Logger,
   ) {
+    this.mtu = tun.mtu;
+    this.events = new NetlinkEvents(log);
+    this.reconciler = new Reconciler(
+      { name: tun.name, intervalMs: UDP_CHECK_INTERVAL_MS },
+      async () => (await configureTunDevice(this.nl, this.tun)).changes.map((c) => ({ kind: tunChangeKind(c), description: `${this.tun.name}: ${c}` })),
+      this.events,
+      log,
+    );
     this.routes = new UdpRouteSync(cfg.port);
     this.reporter = new UnknownSourceReporter(forwarder, log);
     this.offloadReporter = new OffloadReporter(log);
@@ -112,6 +131,7 @@ class UdpNetwork implements BackendNetwork {
   }
 
   run(): void {
+    this.reconciler.start();
     this.watch = this.ctx.subnets.watchLeases(this.lease, (events) => this.apply(events));
     this.poller = setInterval(() => {
       this.reporter.poll();
@@ -120,7 +140,13 @@ class UdpNetwork implements BackendNetwork {
     this.poller.unref();
   }
 
+  private synced = false;
+
   private apply(events: LeaseEvent[]): void {
+    if (!this.synced) {
+      this.synced = true;
+      this.reconciler.schedule('first lease snapshot applied', true);
+    }
     const changes = this.routes.apply(events);
     this.forwarder.applyRouteChanges(changes.set, changes.remove);
     if (changes.peers) this.forwarder.setPeers(changes.peers);
@@ -128,9 +154,28 @@ class UdpNetwork implements BackendNetwork {
     for (const s of changes.remove) this.log.info({ subnet: s.toString() }, `Subnet removed: ${s.toString()}`);
   }
 
+  datapathProgress(): { running: boolean; heartbeatAgeMs: number | undefined } {
+    const s = this.forwarder.stats();
+    return { running: s.running, heartbeatAgeMs: s.heartbeatAgeMs };
+  }
+
+  async status(): Promise<BackendStatus> {
+    const datapath = this.forwarder.stats();
+    return {
+      synced: this.synced,
+      routesDesired: this.routes.size,
+      routesInstalled: datapath.routes,
+      reconcilers: [this.reconciler],
+      leasesWatch: this.watch?.stats,
+      datapath,
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
     await this.watch?.stop();
+    await this.reconciler.stop();
+    this.events.close();
     // Closing the TUN removes flannel0 with its address and route (compat §5.7, §8.7).
     this.forwarder.close();
     this.nl.close();

@@ -16,7 +16,7 @@ import { sleep } from '../../util/backoff';
 import { formatIpv4 } from '../../util/ipv4';
 import { randomLocalMac } from '../../util/mac';
 import { SerialQueue } from '../../util/serial';
-import { type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
+import { type Backend, type BackendContext, BackendError, type BackendNetwork, type BackendStatus } from '../backend';
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VXLAN_OVERHEAD, vxlanDeviceName } from './config';
 import { ensureV4AddressOnLink, ensureVxlanDevice, type VxlanDeviceSpec } from './device';
 import { addOps, describePeer, peerFromLease, removeOps, repairOps, type VxlanPeer } from './peers';
@@ -173,7 +173,10 @@ class VxlanNetwork implements BackendNetwork {
       this.desired.set(key, peer);
       await this.addPeer(peer);
     }
-    this.synced = true;
+    if (!this.synced) {
+      this.synced = true;
+      this.reconciler.schedule('first lease snapshot applied', true);
+    }
   }
 
   /**
@@ -201,11 +204,23 @@ class VxlanNetwork implements BackendNetwork {
     repairs.push(...(await ensureV4AddressOnLink(this.nl, device, this.lease.subnet, network)));
     const [neighbors, fdb, routes] = [await this.nl.listNeighbors(device.index), await this.nl.listFdb(device.index), await this.nl.listRoutes()];
     const peers = [...this.desired.values()];
-    for (const planned of repairOps(device.index, peers, { neighbors, fdb, routes }, this.synced)) {
+    for (const planned of repairOps(device.index, peers, { neighbors, fdb, routes }, this.synced, network)) {
       await this.exec([planned.op]);
       repairs.push({ kind: planned.kind, description: `${planned.why === 'restore' ? 'restored' : 'removed stale'}: ${describeOp(planned.op, this.names)}` });
     }
     return repairs;
+  }
+
+  async status(): Promise<BackendStatus> {
+    const routes = await this.queue.run(() => this.nl.listRoutes());
+    const desired = [...this.desired.values()];
+    return {
+      synced: this.synced,
+      routesDesired: desired.length,
+      routesInstalled: desired.filter((p) => routes.some((r) => r.dst.equals(p.subnet) && r.type === 'unicast')).length,
+      reconcilers: [this.reconciler],
+      leasesWatch: this.watch?.stats,
+    };
   }
 
   async stop(): Promise<void> {

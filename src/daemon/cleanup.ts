@@ -1,0 +1,73 @@
+/**
+ * `flanneld cleanup` (beyond upstream): removes from this node everything
+ * flannel-ts creates and leaves behind on purpose when it stops (compat
+ * §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
+ * with it), a leftover flannel<N> TUN, every route of ours (RTPROT_FLANNEL_TS:
+ * host-gw and DirectRouting routes, the blackhole route), the iptables rules
+ * and chains of §8.1-8.2 for both families and the nftables tables of §8.3.
+ * Returns one line per thing removed. Run it with flanneld stopped.
+ */
+import { describeRoute, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
+import { CommandError, type CommandRunner } from '../traffic/command';
+import { Iptables } from '../traffic/iptables';
+import { Nftables } from '../traffic/nftables';
+
+/** Device names flannel-ts creates: flannel.<VNI> (vxlan, compat §6.1), flannel<N> (TUN, §5.2). */
+const VXLAN_NAME = /^flannel\.\d+$/;
+const TUN_NAME = /^flannel\d+$/;
+
+export interface CleanupResult {
+  removed: string[];
+  /** Parts that could not be cleaned, with the reason (the rest was still done). */
+  problems: string[];
+}
+
+export async function cleanupNode(nl: RtNetlink, runner: CommandRunner): Promise<CleanupResult> {
+  const removed: string[] = [];
+  const problems: string[] = [];
+  const attempt = async (what: string, f: () => Promise<void>): Promise<void> => {
+    try {
+      await f();
+    } catch (e) {
+      if (e instanceof CommandError && e.code === 'ENOENT') return; // no such tool: nothing of ours there
+      problems.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+
+  await attempt('devices', async () => {
+    const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+    for (const link of await nl.listLinkDetails()) {
+      const vxlan = link.kind === 'vxlan' && VXLAN_NAME.test(link.name);
+      const tun = link.kind === 'tun' && TUN_NAME.test(link.name);
+      if (!vxlan && !tun) continue;
+      const neighbors = vxlan ? (await nl.listNeighbors(link.index)).filter((n) => n.permanent).length : 0;
+      const fdb = vxlan ? (await nl.listFdb(link.index)).filter((f) => f.permanent && f.self).length : 0;
+      const routes = (await nl.listRoutes(RT_TABLE_MAIN)).filter((r) => r.oif === link.index).length;
+      await nl.deleteLink(link.index);
+      const withWhat = vxlan ? ` with ${neighbors} neighbour(s), ${fdb} FDB entr${fdb === 1 ? 'y' : 'ies'} and ${routes} route(s)` : ` with ${routes} route(s)`;
+      removed.push(`device ${names.get(link.index) ?? link.name} (${link.kind})${withWhat}`);
+    }
+  });
+
+  await attempt('routes', async () => {
+    const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+    for (const r of await nl.listRoutes(RT_TABLE_MAIN)) {
+      if (r.protocol !== RTPROT_FLANNEL_TS) continue;
+      const spec = { dst: r.dst, type: r.type === 'other' ? undefined : r.type, priority: r.priority, ...(r.gateway !== undefined ? { gateway: r.gateway } : {}), ...(r.oif !== undefined ? { oif: r.oif } : {}) };
+      await nl.deleteRoute(spec);
+      removed.push(`route ${describeRoute(spec, r.oif !== undefined ? names.get(r.oif) : undefined)} proto ${RTPROT_FLANNEL_TS}`);
+    }
+  });
+
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    await attempt(`${family} iptables rules`, async () => {
+      for (const line of await new Iptables(runner, family).removeAll()) removed.push(`rule ${line}`);
+    });
+  }
+  await attempt('nftables tables', async () => {
+    const nft = new Nftables(runner);
+    if (!(await nft.usable())) return;
+    for (const t of await nft.deleteTables()) removed.push(`nftables ${t}`);
+  });
+  return { removed, problems };
+}
