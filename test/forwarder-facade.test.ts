@@ -65,7 +65,11 @@ class FakeDatapath implements NativeDatapath {
   }
 }
 
-const fakeAddon: NativeAddon = { Datapath: FakeDatapath, counterNames: COUNTER_NAMES, sdNotify: () => undefined };
+class UnusedNetlinkMonitor {
+  close(): void {}
+}
+
+const fakeAddon: NativeAddon = { Datapath: FakeDatapath, NetlinkMonitor: UnusedNetlinkMonitor, counterNames: COUNTER_NAMES, sdNotify: () => undefined };
 
 test('routes are sent as masked networks with peer and port', () => {
   const f = new UdpForwarder(fakeAddon);

@@ -124,8 +124,29 @@ export interface NativeDatapath {
   close(): void;
 }
 
+/** One rtnetlink notification as the addon reports it (native/linux/netlink_monitor_linux.h). */
+export interface NativeNotification {
+  kind: 'link' | 'address' | 'route' | 'neighbor';
+  deleted: boolean;
+  /** Absent for routes. */
+  ifindex?: number;
+}
+
+export interface NativeNetlinkMonitor {
+  close(): void;
+}
+
 export interface NativeAddon {
   Datapath: new () => NativeDatapath;
+  /**
+   * rtnetlink notifications (link, IPv4 address and route, neighbour):
+   * `onBatch` gets each wakeup's notifications and the count of ENOBUFS
+   * reports (lost notifications), plus an error when a receive failed otherwise.
+   */
+  NetlinkMonitor: new (
+    recvBufferBytes: number,
+    onBatch: (events: NativeNotification[], overflows: number, error?: Error) => void,
+  ) => NativeNetlinkMonitor;
   counterNames: readonly string[];
   /** Sends one datagram to a systemd notification socket (native/linux/sd_notify_linux.h). */
   sdNotify(socketPath: string, message: string): void;

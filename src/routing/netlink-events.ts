@@ -5,9 +5,13 @@
  * interface index when the message has one. A receive overflow (ENOBUFS:
  * notifications were lost) is reported as `overflow`, so the owner can
  * reconcile everything (users-and-style A item 26).
+ *
+ * The socket is the addon's (native/linux/netlink_monitor_linux.h), not
+ * netlink@0.3.0's: that package aborts the process when its socket reports
+ * an error, and ENOBUFS is such an error.
  */
 import { EventEmitter } from 'node:events';
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { loadNativeAddon, type NativeNetlinkMonitor } from '../forwarder/native-binding';
 import type { Logger } from '../log';
 
 export type NetlinkEventKind = 'link' | 'address' | 'route' | 'neighbor';
@@ -18,18 +22,6 @@ export interface NetlinkEvent {
   /** From ifinfomsg / ifaddrmsg / ndmsg; undefined for routes. */
   ifindex: number | undefined;
 }
-
-// linux/rtnetlink.h message types.
-const TYPES: Record<number, [NetlinkEventKind, boolean]> = {
-  16: ['link', false], // RTM_NEWLINK
-  17: ['link', true], // RTM_DELLINK
-  20: ['address', false], // RTM_NEWADDR
-  21: ['address', true], // RTM_DELADDR
-  24: ['route', false], // RTM_NEWROUTE
-  25: ['route', true], // RTM_DELROUTE
-  28: ['neighbor', false], // RTM_NEWNEIGH
-  29: ['neighbor', true], // RTM_DELNEIGH
-};
 
 /** A receive buffer large enough for bursts (upstream issue #958: lost route events). */
 const RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -43,34 +35,24 @@ export interface NetlinkEventSource {
 }
 
 export class NetlinkEvents extends EventEmitter implements NetlinkEventSource {
-  private readonly sock: RtNetlinkSocket;
+  private readonly monitor: NativeNetlinkMonitor;
   overflows = 0;
 
-  constructor(log: Logger) {
+  /** `recvBufferSize` is for tests that need the kernel to drop notifications. */
+  constructor(log: Logger, recvBufferSize: number = RECEIVE_BUFFER) {
     super();
-    this.sock = createRtNetlink({ ref: false, recvBufferSize: RECEIVE_BUFFER, sendBufferSize: 64 * 1024 });
-    for (const g of ['LINK', 'IPV4_IFADDR', 'IPV4_ROUTE', 'NEIGH'] as const) this.sock.addMembership(g);
-    this.sock.socket.on('message', (msgs) => {
-      for (const m of msgs) {
-        const t = TYPES[m.type];
-        if (!t) continue;
-        const [kind, deleted] = t;
-        const ifindex = kind !== 'route' && m.data.length >= 8 ? m.data.readInt32LE(4) : undefined;
-        this.emit('event', { kind, deleted, ifindex } satisfies NetlinkEvent);
-      }
-    });
-    this.sock.socket.on('error', (e: { code?: string; message: string }) => {
-      if (e.code === 'ENOBUFS') {
-        this.overflows++;
-        log.warn({}, 'netlink notifications were lost (ENOBUFS); reconciling everything');
+    this.monitor = new (loadNativeAddon().NetlinkMonitor)(recvBufferSize, (events, overflows, error) => {
+      for (const e of events) this.emit('event', { kind: e.kind, deleted: e.deleted, ifindex: e.ifindex } satisfies NetlinkEvent);
+      if (overflows > 0) {
+        this.overflows += overflows;
+        log.warn({ overflows }, 'netlink notifications were lost (ENOBUFS); reconciling everything');
         this.emit('overflow');
-      } else {
-        log.warn({ err: e.message }, 'netlink notification socket error');
       }
+      if (error) log.warn({ err: error.message }, 'netlink notification socket error');
     });
   }
 
   close(): void {
-    this.sock.socket.close();
+    this.monitor.close();
   }
 }
