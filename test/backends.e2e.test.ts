@@ -310,7 +310,7 @@ describe('two daemons on the same nodes: vxlan and host-gw (upstream\'s "multi")
     assert.ok(await eventually(() => ping(lab, ns1, addr(subnets[1]![0]!), 1, ['-I', addr(subnets[0]![0]!)]), (ok) => ok, 10_000, 'vxlan network'));
     assert.ok(await eventually(() => ping(lab, ns1, addr(subnets[1]![1]!), 1, ['-I', addr(subnets[0]![1]!)]), (ok) => ok, 10_000, 'host-gw network'));
     const routes = (await lab.exec(ns1, 'ip', ['route'])).stdout;
-    assert.match(routes, /^10\.11\.\d+\.0\/24 via 10\.11\.\d+\.0 dev flannel\.1 onlink/m);
+    assert.match(routes, /^10\.11\.\d+\.0\/24 via 10\.11\.\d+\.0 dev flannel\.1 proto 157 onlink/m);
     assert.match(routes, /^10\.12\.\d+\.0\/24 via 192\.168\.100\.2 dev /m);
   });
 });

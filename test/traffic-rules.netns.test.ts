@@ -177,7 +177,7 @@ describe('traffic rules with real iptables and nft', ROOT_SUITE, () => {
     await lab.exec(ns, 'nft', ['delete', 'rule', 'ip', 'flannel-ipv4', 'postrtg', 'handle', handle]);
     assert.notDeepEqual(await flannelNft(ns), NFT_GOLDEN);
     await eventually(() => flannelNft(ns), (l) => JSON.stringify(l) === JSON.stringify(NFT_GOLDEN), 4 * RESYNC_MS, 'the nft chain restored');
-    assert.equal(t.reconciler.stats.repairsByKind['nftables'], 1);
+    assert.ok((t.reconciler.stats.repairsByKind['nftables'] ?? 0) >= 1, `${JSON.stringify(t.reconciler.stats)} ${log.records.filter((r) => r.level !== 'info').map((r) => r.msg).join(' | ')}`);
     await stop(t);
     await stop(await start(ns, { nftables: true }));
     assert.deepEqual(await flannelNft(ns), NFT_GOLDEN);

@@ -56,7 +56,7 @@ describe('flannel0 configuration', ROOT_SUITE, () => {
     const changes = await nodes[0]!.reconfigure();
     assert.ok(changes.some((c) => /set route 10\.5\.0\.0\/16 dev flannel0/.test(c)), JSON.stringify(changes));
     const routes = (await ip('route', 'show', '10.5.0.0/16')).trim().split('\n');
-    assert.deepEqual(routes.map((r) => r.trim()), ['10.5.0.0/16 dev flannel0']);
+    assert.deepEqual(routes.map((r) => r.trim()), ['10.5.0.0/16 dev flannel0 proto 157']);
   });
 
   test('closing the datapath removes the device with its address and route (not persistent)', async () => {

@@ -17,6 +17,17 @@ export interface Repair {
   description: string;
 }
 
+/** A run that repaired some things and failed at others: `done` still counts. */
+export class PartialRepairError extends Error {
+  constructor(
+    message: string,
+    readonly done: readonly Repair[],
+  ) {
+    super(message);
+    this.name = 'PartialRepairError';
+  }
+}
+
 export interface ReconcilerOptions {
   name: string;
   /** The periodic check (host-gw keeps upstream's 10 s). */
@@ -116,16 +127,19 @@ export class Reconciler {
       this.pendingReasons.clear();
       if (this.stopped) return;
       this.stats.runs++;
-      try {
-        const repairs = await this.repair();
+      const count = (repairs: readonly Repair[]): void => {
         for (const r of repairs) {
           this.stats.repairs++;
           this.stats.repairsByKind[r.kind] = (this.stats.repairsByKind[r.kind] ?? 0) + 1;
           this.log.warn({ reconciler: this.opts.name, kind: r.kind, trigger: reasons.join(', ') }, `repaired: ${r.description}`);
         }
+      };
+      try {
+        count(await this.repair());
         if (this.failing) this.log.info({ reconciler: this.opts.name }, 'kernel state reconciled again');
         this.failing = '';
       } catch (e) {
+        if (e instanceof PartialRepairError) count(e.done);
         this.stats.failures++;
         const msg = e instanceof Error ? e.message : String(e);
         if (msg !== this.failing) this.log.error({ reconciler: this.opts.name, err: msg }, `cannot reconcile kernel state (will retry): ${msg}`);

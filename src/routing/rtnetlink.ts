@@ -8,6 +8,7 @@
  *
  * All addresses are IPv4 host-order numbers (src/util/ipv4.ts).
  */
+import type { EventEmitter } from 'node:events';
 import { createRtNetlink, type RtNetlinkSocket, rt } from 'netlink';
 import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
 import { formatIpv6 } from '../util/ipv6';
@@ -216,7 +217,17 @@ export class RtNetlink {
   /** Requests run one at a time: a netlink socket serves one dump at a time (EBUSY otherwise). */
   private readonly queue = new SerialQueue();
 
-  private constructor(private readonly sock: RtNetlinkSocket) {}
+  /** Receive errors of the socket (requests fail on their own with a timeout); kept for diagnostics. */
+  lastSocketError: string | undefined;
+
+  private constructor(private readonly sock: RtNetlinkSocket) {
+    // Without a listener, an 'error' re-emitted by the wrapper throws inside
+    // the netlink addon's callback and aborts the process.
+    // (netlink@0.3.0's types do not declare the event.)
+    (sock as unknown as EventEmitter).on('error', (e: Error) => {
+      this.lastSocketError = e.message;
+    });
+  }
 
   static open(): RtNetlink {
     return new RtNetlink(createRtNetlink());

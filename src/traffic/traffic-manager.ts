@@ -10,7 +10,7 @@
  * iptables bootstrap is logged and retried by the resync, as upstream.
  */
 import type { Logger } from '../log';
-import { Reconciler, type Repair } from '../routing/reconciler';
+import { PartialRepairError, Reconciler, type Repair } from '../routing/reconciler';
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
 import type { Ipv4Net } from '../util/ipv4';
 import { CommandError, type CommandRunner } from './command';
@@ -264,7 +264,7 @@ export class TrafficRules {
 
   private async repair(): Promise<Repair[]> {
     const { done, failures } = await this.pass();
-    if (failures.length > 0) throw new TrafficSetupError(failures.join('; '));
+    if (failures.length > 0) throw new PartialRepairError(failures.join('; '), done);
     return done;
   }
 }
