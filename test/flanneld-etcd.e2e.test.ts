@@ -162,7 +162,7 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
     assert.ok(await eventually(() => ping(lab, p1!.ns, p2!.address, 1), (ok) => ok, 10_000, 'traffic after the restart'));
   });
 
-  test('etcd stopped for 10 s: traffic never stops; a node added afterwards becomes reachable', { timeout: 90_000 }, async () => {
+  test('etcd stopped for 10 s: traffic never stops, /healthz stays 200 while /readyz says 503; a node added afterwards becomes reachable', { timeout: 90_000 }, async () => {
     const [p1, p2] = pods();
     const pinger = lab.exec(p1!.ns, 'ping', ['-c', '150', '-i', '0.1', '-W', '1', '-q', p2!.address], { timeoutMs: 40_000 }).then(
       (r) => r.stdout,
@@ -170,8 +170,14 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
     );
     await new Promise((r) => setTimeout(r, 1500));
     await cluster.etcd.stop();
+    // Losing etcd affects readiness, never liveness (node 1 has the health listener).
+    const ns1 = cluster.nodes[0]!.spec.ns;
+    const health = async (p: string) => JSON.parse((await lab.exec(ns1, process.execPath, [HTTP_GET, `http://127.0.0.1:${HEALTHZ_PORT}${p}`])).stdout) as { status: number; body: string };
+    await eventually(() => health('/readyz'), (r) => r.status === 503, 8000, '/readyz 503 while etcd is down');
+    assert.deepEqual(await health('/healthz'), { status: 200, body: 'flanneld is running', contentType: 'text/plain; charset=utf-8' });
     await new Promise((r) => setTimeout(r, 10_000));
     await cluster.etcd.launch();
+    await eventually(() => health('/readyz'), (r) => r.status === 200, 20_000, '/readyz 200 once etcd is back');
     const out = await pinger;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
     assert.ok(m, out);
