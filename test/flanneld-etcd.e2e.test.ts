@@ -4,12 +4,10 @@
  * -etcd-endpoints=... -iface=...` with the udp backend.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Capture } from '../lab/capture';
+import { httpGet, type NotifyListener, notifyListener } from '../lab/daemon-probes';
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ipv4Fields, ipv4HeaderChecksumValid } from '../lab/packets';
@@ -18,34 +16,20 @@ import { sendUdpDatagram, tcpTransfer } from '../lab/traffic';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
 
-const HTTP_GET = path.resolve(__dirname, '..', 'lab', 'bin', 'http-get.js');
 const HEALTHZ_PORT = 10254;
 
 describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
   let lab: Lab;
   let cluster: FlannelCluster;
-  let notifyDir: string;
-  let notifyListener: ChildProcess;
-  let notified = '';
+  let notify: NotifyListener;
 
   const pods = () => [1, 2, 3].map((i) => cluster.topology.nodes[i - 1]!.pod);
 
   before(async () => {
     lab = new Lab();
     cluster = await FlannelCluster.create(lab, { nodes: 4, config: { Network: '10.5.0.0/16', Backend: { Type: 'udp' } } });
-    notifyDir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-notify-`));
-    lab.onCleanup(() => fs.rmSync(notifyDir, { recursive: true, force: true }));
-    const sock = path.join(notifyDir, 'notify.sock');
-    notifyListener = lab.spawn(undefined, 'python3', ['-c', [
-      'import socket,sys',
-      's=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      's.bind(sys.argv[1])',
-      "print('bound', flush=True)",
-      'while True: print(s.recv(200).decode(), flush=True)',
-    ].join('\n'), sock]);
-    notifyListener.stdout!.on('data', (d: Buffer) => (notified += d.toString()));
-    await eventually(() => notified, (n) => n.includes('bound'), 5000, 'the notify listener');
-    cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`], { NOTIFY_SOCKET: sock });
+    notify = await notifyListener(lab);
+    cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`], { NOTIFY_SOCKET: notify.path });
     // Node 2 runs without offloads (as an upstream peer behaves on the wire).
     cluster.startNode(2, [], { FLANNEL_TS_OFFLOAD: 'off' });
     cluster.startNode(3);
@@ -109,11 +93,11 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
 
   test('/healthz and /readyz answer as upstream; READY=1 reached $NOTIFY_SOCKET', async () => {
     const ns = cluster.nodes[0]!.spec.ns;
-    const get = async (p: string) => JSON.parse((await lab.exec(ns, process.execPath, [HTTP_GET, `http://127.0.0.1:${HEALTHZ_PORT}${p}`])).stdout) as { status: number; body: string; contentType: string };
+    const get = (p: string) => httpGet(lab, ns, HEALTHZ_PORT, p);
     assert.deepEqual(await get('/healthz'), { status: 200, body: 'flanneld is running', contentType: 'text/plain; charset=utf-8' });
     assert.deepEqual(await get('/readyz'), { status: 200, body: 'flanneld is ready', contentType: 'text/plain; charset=utf-8' });
     assert.equal((await get('/nope')).status, 404);
-    assert.match(notified, /^READY=1$/m);
+    assert.match(notify.received(), /^READY=1$/m);
   });
 
   test('a lease written by hand in upstream\'s bytes gets a route within a second; datagrams to it are bare IPv4 on 8285', async () => {
@@ -172,7 +156,7 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
     await cluster.etcd.stop();
     // Losing etcd affects readiness, never liveness (node 1 has the health listener).
     const ns1 = cluster.nodes[0]!.spec.ns;
-    const health = async (p: string) => JSON.parse((await lab.exec(ns1, process.execPath, [HTTP_GET, `http://127.0.0.1:${HEALTHZ_PORT}${p}`])).stdout) as { status: number; body: string };
+    const health = (p: string) => httpGet(lab, ns1, HEALTHZ_PORT, p);
     await eventually(() => health('/readyz'), (r) => r.status === 503, 8000, '/readyz 503 while etcd is down');
     assert.deepEqual(await health('/healthz'), { status: 200, body: 'flanneld is running', contentType: 'text/plain; charset=utf-8' });
     await new Promise((r) => setTimeout(r, 10_000));

@@ -7,45 +7,19 @@
  * `flanneld cleanup`, and /healthz failing on a stuck datapath thread.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { type HttpAnswer, httpGet, type NotifyListener, notifyListener } from '../lab/daemon-probes';
 import { FLANNELD, FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ping } from '../lab/topology';
 import { pingSeries } from '../lab/traffic';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
+import { filterGolden, natGolden } from './helpers/traffic-goldens';
 
-const HTTP_GET = path.resolve(__dirname, '..', 'lab', 'bin', 'http-get.js');
 const HEALTHZ_PORT = 10254;
 const RESYNC_S = 1;
-
-interface HttpAnswer {
-  status: number;
-  body: string;
-  contentType: string;
-}
-
-/** A unix datagram socket that records what flanneld sends to $NOTIFY_SOCKET. */
-async function notifyListener(lab: Lab): Promise<{ path: string; received: () => string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-notify-`));
-  lab.onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sock = path.join(dir, 'notify.sock');
-  let got = '';
-  const p: ChildProcess = lab.spawn(undefined, 'python3', ['-c', [
-    'import socket,sys',
-    's=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-    's.bind(sys.argv[1])',
-    "print('bound', flush=True)",
-    'while True: print(s.recv(200).decode(), flush=True)',
-  ].join('\n'), sock]);
-  p.stdout!.on('data', (d: Buffer) => (got += d.toString()));
-  await eventually(() => got, (n) => n.includes('bound'), 5000, 'the notify listener');
-  return { path: sock, received: () => got };
-}
 
 /** `flanneld cleanup` in a namespace: exit code, stdout, stderr. */
 function runCleanup(ns: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -59,11 +33,10 @@ function runCleanup(ns: string): Promise<{ code: number; stdout: string; stderr:
 describe('flanneld operations: udp node', ROOT_SUITE, () => {
   let lab: Lab;
   let cluster: FlannelCluster;
-  let notify: { path: string; received: () => string };
+  let notify: NotifyListener;
   const node1Args = [`-healthz-port=${HEALTHZ_PORT}`, '-ip-masq', '-ip-blackhole-route', `-iptables-resync=${RESYNC_S}`];
   const ns1 = () => cluster.topology.nodes[0]!.ns;
-  const get = async (ns: string, p: string): Promise<HttpAnswer> =>
-    JSON.parse((await lab.exec(ns, process.execPath, [HTTP_GET, `http://127.0.0.1:${HEALTHZ_PORT}${p}`])).stdout) as HttpAnswer;
+  const get = (ns: string, p: string): Promise<HttpAnswer> => httpGet(lab, ns, HEALTHZ_PORT, p);
   const lines = async (ns: string, tool: string, ...args: string[]) => (await lab.exec(ns, tool, args)).stdout.trimEnd().split('\n');
   const subnet1 = () => cluster.topology.nodes[0]!.podSubnet.toString();
   const startNode1 = () => cluster.startNode(1, node1Args, { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '1000000' });
@@ -83,36 +56,12 @@ describe('flanneld operations: udp node', ROOT_SUITE, () => {
     await lab?.cleanup();
   });
 
-  const natGolden = () => {
-    const [net, pod] = ['10.5.0.0/16', subnet1()];
-    return [
-      '-P PREROUTING ACCEPT',
-      '-P INPUT ACCEPT',
-      '-P OUTPUT ACCEPT',
-      '-P POSTROUTING ACCEPT',
-      '-N FLANNEL-POSTRTG',
-      '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
-      '-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN',
-      `-A FLANNEL-POSTRTG -s ${pod} -d ${net} -m comment --comment "flanneld masq" -j RETURN`,
-      `-A FLANNEL-POSTRTG -s ${net} -d ${pod} -m comment --comment "flanneld masq" -j RETURN`,
-      `-A FLANNEL-POSTRTG ! -s ${net} -d ${pod} -m comment --comment "flanneld masq" -j RETURN`,
-      `-A FLANNEL-POSTRTG -s ${net} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`,
-      `-A FLANNEL-POSTRTG ! -s ${net} -d ${net} -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`,
-    ];
-  };
-  const FILTER_GOLDEN = [
-    '-P INPUT ACCEPT',
-    '-P FORWARD ACCEPT',
-    '-P OUTPUT ACCEPT',
-    '-N FLANNEL-FWD',
-    '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
-    '-A FLANNEL-FWD -s 10.5.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-    '-A FLANNEL-FWD -d 10.5.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-  ];
+  const natGolden1 = () => natGolden('10.5.0.0/16', subnet1());
+  const FILTER_GOLDEN = filterGolden('10.5.0.0/16');
 
   test('-ip-masq, forward rules and -ip-blackhole-route: exactly the goldens, FLANNEL_IPMASQ=true', async () => {
     assert.deepEqual(await lines(ns1(), 'iptables', '-S'), FILTER_GOLDEN);
-    assert.deepEqual(await lines(ns1(), 'iptables', '-t', 'nat', '-S'), natGolden());
+    assert.deepEqual(await lines(ns1(), 'iptables', '-t', 'nat', '-S'), natGolden1());
     assert.deepEqual(await lines(ns1(), 'ip', 'route', 'show', 'type', 'blackhole'), [`blackhole ${subnet1()} proto 157 metric 4294967295`]);
     assert.equal(cluster.nodes[0]!.subnetEnv()!.get('FLANNEL_IPMASQ'), 'true');
   });
@@ -122,7 +71,7 @@ describe('flanneld operations: udp node', ROOT_SUITE, () => {
     await lab.exec(ns1(), 'iptables', ['-D', 'FLANNEL-FWD', '-d', '10.5.0.0/16', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'ACCEPT']);
     await lab.exec(ns1(), 'ip', ['route', 'del', 'blackhole', subnet1()]);
     const within = 2 * RESYNC_S * 1000 + 500;
-    await eventually(() => lines(ns1(), 'iptables', '-t', 'nat', '-S'), (l) => JSON.stringify(l) === JSON.stringify(natGolden()), within, 'the masquerade jump');
+    await eventually(() => lines(ns1(), 'iptables', '-t', 'nat', '-S'), (l) => JSON.stringify(l) === JSON.stringify(natGolden1()), within, 'the masquerade jump');
     await eventually(() => lines(ns1(), 'iptables', '-S'), (l) => JSON.stringify(l) === JSON.stringify(FILTER_GOLDEN), within, 'the forward rule');
     await eventually(() => lines(ns1(), 'ip', 'route', 'show', 'type', 'blackhole'), (l) => l[0] === `blackhole ${subnet1()} proto 157 metric 4294967295`, within, 'the blackhole route');
   });
@@ -198,7 +147,7 @@ describe('flanneld operations: udp node', ROOT_SUITE, () => {
     assert.ok(s.received >= 50, `${s.received}/${s.sent} answered`);
     assert.ok(!cluster.nodes[0]!.messages().some((m) => /^repaired|re-appended/.test(m)), 'the second start found nothing to fix');
     assert.deepEqual(await lines(ns1(), 'iptables', '-S'), FILTER_GOLDEN);
-    assert.deepEqual(await lines(ns1(), 'iptables', '-t', 'nat', '-S'), natGolden());
+    assert.deepEqual(await lines(ns1(), 'iptables', '-t', 'nat', '-S'), natGolden1());
     assert.deepEqual(await lines(ns1(), 'ip', 'route', 'show', 'type', 'blackhole'), [`blackhole ${subnet1()} proto 157 metric 4294967295`]);
   });
 

@@ -14,37 +14,13 @@ import { SystemCommandRunner } from '../src/traffic/command';
 import { type FamilyNetworks, TrafficRules, type TrafficOptions } from '../src/traffic/traffic-manager';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
+import { filterGolden, natGolden } from './helpers/traffic-goldens';
 
 const RESYNC_MS = 300;
 const NET = '10.5.0.0/16';
 const POD = '10.5.72.0/24';
 
-const FILTER_GOLDEN = [
-  '-P INPUT ACCEPT',
-  '-P FORWARD ACCEPT',
-  '-P OUTPUT ACCEPT',
-  '-N FLANNEL-FWD',
-  '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
-  '-A FLANNEL-FWD -s 10.5.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-  '-A FLANNEL-FWD -d 10.5.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-];
-
-function natGolden(net: string, pod: string, masq = 'MASQUERADE --random-fully'): string[] {
-  return [
-    '-P PREROUTING ACCEPT',
-    '-P INPUT ACCEPT',
-    '-P OUTPUT ACCEPT',
-    '-P POSTROUTING ACCEPT',
-    '-N FLANNEL-POSTRTG',
-    '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
-    '-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN',
-    `-A FLANNEL-POSTRTG -s ${pod} -d ${net} -m comment --comment "flanneld masq" -j RETURN`,
-    `-A FLANNEL-POSTRTG -s ${net} -d ${pod} -m comment --comment "flanneld masq" -j RETURN`,
-    `-A FLANNEL-POSTRTG ! -s ${net} -d ${pod} -m comment --comment "flanneld masq" -j RETURN`,
-    `-A FLANNEL-POSTRTG -s ${net} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j ${masq}`,
-    `-A FLANNEL-POSTRTG ! -s ${net} -d ${net} -m comment --comment "flanneld masq" -j ${masq}`,
-  ];
-}
+const FILTER_GOLDEN = filterGolden(NET);
 
 const NFT_GOLDEN = [
   'table ip flannel-ipv4 {',

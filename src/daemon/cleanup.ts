@@ -36,15 +36,16 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner): Promise
 
   await attempt('devices', async () => {
     const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+    const routes = await nl.listRoutes(RT_TABLE_MAIN);
     for (const link of await nl.listLinkDetails()) {
       const vxlan = link.kind === 'vxlan' && VXLAN_NAME.test(link.name);
       const tun = link.kind === 'tun' && TUN_NAME.test(link.name);
       if (!vxlan && !tun) continue;
       const neighbors = vxlan ? (await nl.listNeighbors(link.index)).filter((n) => n.permanent).length : 0;
       const fdb = vxlan ? (await nl.listFdb(link.index)).filter((f) => f.permanent && f.self).length : 0;
-      const routes = (await nl.listRoutes(RT_TABLE_MAIN)).filter((r) => r.oif === link.index).length;
+      const through = routes.filter((r) => r.oif === link.index).length;
       await nl.deleteLink(link.index);
-      const withWhat = vxlan ? ` with ${neighbors} neighbour(s), ${fdb} FDB entr${fdb === 1 ? 'y' : 'ies'} and ${routes} route(s)` : ` with ${routes} route(s)`;
+      const withWhat = vxlan ? ` with ${neighbors} neighbour(s), ${fdb} FDB entr${fdb === 1 ? 'y' : 'ies'} and ${through} route(s)` : ` with ${through} route(s)`;
       removed.push(`device ${names.get(link.index) ?? link.name} (${link.kind})${withWhat}`);
     }
   });
