@@ -18,10 +18,12 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-export function makeTestPki(dir: string): TestPki {
+/** `serverIps`: more IP SANs for the server certificate than 127.0.0.1. */
+export function makeTestPki(dir: string, serverIps: readonly string[] = []): TestPki {
   fs.mkdirSync(dir, { recursive: true });
   const ext = path.join(dir, 'server.ext');
-  fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const sans = ['IP:127.0.0.1', ...serverIps.map((ip) => `IP:${ip}`), 'DNS:localhost'].join(',');
+  fs.writeFileSync(ext, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
   const cext = path.join(dir, 'client.ext');
   fs.writeFileSync(cext, 'extendedKeyUsage=clientAuth\n');
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=flannel-ts test CA'], dir);

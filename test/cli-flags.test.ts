@@ -201,11 +201,14 @@ describe('flanneld entry point', () => {
     assert.equal((redactedConfig(cfgOf(['-etcd-password=x'])).etcd as { password: string }).password, '<redacted>');
   });
 
-  test('-kube-subnet-mgr says it is not implemented yet and exits 1', async () => {
-    const x = io();
-    assert.equal(await run(['-kube-subnet-mgr', '-kubeconfig-file=/tmp/k'], x.opts), 1);
-    assert.match(JSON.stringify(x.log.records), /not implemented yet/);
-    assert.equal(x.daemonCfg, undefined);
+  test('-kube-subnet-mgr and its flags reach the daemon (from the command line and FLANNELD_*)', async () => {
+    const x = io({ FLANNELD_KUBE_ANNOTATION_PREFIX: 'example.com/pfx', FLANNELD_SET_NODE_NETWORK_UNAVAILABLE: 'false' });
+    assert.equal(await run(['--kube-subnet-mgr', '-kubeconfig-file=/tmp/k', '--net-config-path', '/tmp/net-conf.json'], x.opts), 0);
+    const cfg = x.daemonCfg as { kubeSubnetMgr: boolean; kubeconfigFile: string; netConfigPath: string; kubeAnnotationPrefix: string; setNodeNetworkUnavailable: boolean };
+    assert.deepEqual(
+      [cfg.kubeSubnetMgr, cfg.kubeconfigFile, cfg.netConfigPath, cfg.kubeAnnotationPrefix, cfg.setNodeNetworkUnavailable],
+      [true, '/tmp/k', '/tmp/net-conf.json', 'example.com/pfx', false],
+    );
   });
 
   test('a bad renew margin exits 1 with upstream\'s message', async () => {

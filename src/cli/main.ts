@@ -107,10 +107,6 @@ export async function run(argv: readonly string[], io: Partial<MainIo> = {}): Pr
     throw e;
   }
   log.info({ config: redactedConfig(cfg) }, 'CLI flags config');
-  if (cfg.kubeSubnetMgr) {
-    log.error({}, 'kube mode (-kube-subnet-mgr) is not implemented yet in this version of flannel-ts; run in etcd mode (-etcd-endpoints)');
-    return 1;
-  }
   return (io.runDaemon ?? defaultRunDaemon)(cfg, log);
 }
 

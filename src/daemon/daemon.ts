@@ -1,6 +1,7 @@
 /**
- * flanneld in etcd mode: the startup order of compat §0 (steps 6-22), then
- * running until a signal or the loss of the own lease, then a clean stop.
+ * flanneld: the startup order of compat §0 (steps 6-22; kube mode §11.1),
+ * then running until a signal or the loss of the own lease (etcd mode
+ * only), then a clean stop.
  *
  * Exit codes (compat §0): 0 on SIGINT/SIGTERM and on lease loss (logged
  * loudly: `Restart=on-failure` units do not restart on 0, as upstream);
@@ -19,7 +20,8 @@ import { createEtcdClient } from '../lease/etcd-client';
 import { EtcdSubnetManager } from '../lease/etcd-subnet-manager';
 import type { NetworkConfig } from '../lease/network-config';
 import { readPreviousSubnets } from '../lease/subnet-file';
-import type { HeldLease, LeaseLoss } from '../lease/subnet-manager';
+import { KubeSubnetManager } from '../lease/kube/kube-subnet-manager';
+import type { HeldLease, LeaseLoss, SubnetManager } from '../lease/subnet-manager';
 import type { Logger } from '../log';
 import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
 import { RtNetlink } from '../routing/rtnetlink';
@@ -80,21 +82,25 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
 
   let exitCode = 0;
   try {
-    // Step 6: the subnet manager (etcd), with the previous subnet as a hint.
-    let manager: EtcdSubnetManager;
+    // Step 6: the subnet manager: etcd (the previous subnet as a hint) or
+    // kube (compat §11.1; subnet.env is then read only to recycle rules).
+    let manager: SubnetManager;
     let previous: ReturnType<typeof readPreviousSubnets>;
     try {
       previous = readPreviousSubnets(cfg.subnetFile);
       for (const bad of previous.invalid) log.error({ key: bad.key, value: bad.value }, `invalid CIDR in ${cfg.subnetFile}: ${bad.key}=${bad.value}; skipped`);
-      manager = new EtcdSubnetManager({
-        client: createEtcdClient(cfg.etcd, log),
-        prefix: cfg.etcd.prefix,
-        endpoints: cfg.etcd.endpoints,
-        log: log.child({ component: 'etcd' }),
-        previous: { subnet: previous.subnet, ipv6Subnet: previous.ipv6Subnet },
-        renewMarginMs: cfg.subnetLeaseRenewMarginMinutes * 60_000,
-      });
+      manager = cfg.kubeSubnetMgr
+        ? await KubeSubnetManager.create(cfg, process.env, log.child({ component: 'kube' }), signal)
+        : new EtcdSubnetManager({
+            client: createEtcdClient(cfg.etcd, log),
+            prefix: cfg.etcd.prefix,
+            endpoints: cfg.etcd.endpoints,
+            log: log.child({ component: 'etcd' }),
+            previous: { subnet: previous.subnet, ipv6Subnet: previous.ipv6Subnet },
+            renewMarginMs: cfg.subnetLeaseRenewMarginMinutes * 60_000,
+          });
     } catch (e) {
+      if (isAborted(e)) throw e;
       throw new StartupError(`Failed to create SubnetManager: ${text(e)}`);
     }
     cleanups.push(['subnet manager', () => manager.close()]);
@@ -129,7 +135,9 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Step 11.
     checkBrNetfilter(network);
 
-    // Step 12: the external interface.
+    // Step 12: the external interface (kube mode: the node's node-public-ip
+    // annotations replace -public-ip, compat §11.1 step 7).
+    const hints = (await manager.publicIpHints?.()) ?? { publicIp: undefined, publicIpv6: undefined };
     let extIface: ExternalInterface;
     const nl = RtNetlink.open();
     try {
@@ -139,8 +147,8 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
           iface: cfg.iface,
           ifaceRegex: cfg.ifaceRegex,
           ifaceCanReach: cfg.ifaceCanReach,
-          publicIp: cfg.publicIp,
-          publicIpv6: cfg.publicIpv6,
+          publicIp: hints.publicIp ?? cfg.publicIp,
+          publicIpv6: hints.publicIpv6 ?? cfg.publicIpv6,
           ipv4: network.enableIPv4,
           ipv6: network.enableIPv6,
         },
@@ -256,6 +264,8 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       log.info({ periodMs: period }, `systemd watchdog: WATCHDOG=1 every ${period / 2000} s while healthy`);
     }
     log.info({ subnet: bn.lease.subnet.toString(), backend: backend.type }, 'flanneld is running');
+    // Kube mode: NetworkUnavailable=False on the Node (compat §11.2 call G).
+    await manager.completeLease?.();
 
     // Step 22: until a signal or the loss of the lease.
     const loss = await Promise.race([held.lost, aborted.then(() => undefined)]);

@@ -232,3 +232,27 @@ export function checkNetworkConfig(raw: RawNetworkConfig): NetworkConfig {
 export function configExample(configKey: string): string {
   return `ETCDCTL_API=3 etcdctl put ${configKey} '{"Network": "10.5.0.0/16", "Backend": {"Type": "udp"}}'`;
 }
+
+/**
+ * net-conf.json in kube mode (compat §11.1 step 3): decoded only, none of
+ * §2.3's checks or defaults (SubnetLen/Min/Max are unused: the subnet is
+ * the node's podCIDR). A missing Network is reported when the own podCIDR
+ * is checked against it (§11.5).
+ */
+export function kubeNetworkConfig(raw: RawNetworkConfig): NetworkConfig {
+  return Object.freeze({
+    enableIPv4: raw.enableIPv4,
+    enableIPv6: raw.enableIPv6,
+    enableNFTables: raw.enableNFTables,
+    network: raw.enableIPv4 ? raw.network : undefined,
+    subnetLen: raw.subnetLen,
+    subnetMin: raw.subnetMin ?? 0,
+    subnetMax: raw.subnetMax ?? 0,
+    ipv6Network: raw.enableIPv6 ? raw.ipv6Network : undefined,
+    ipv6SubnetLen: raw.ipv6SubnetLen,
+    ipv6SubnetMin: raw.ipv6SubnetMin ?? 0n,
+    ipv6SubnetMax: raw.ipv6SubnetMax ?? 0n,
+    backendType: raw.backendType.toLowerCase(),
+    backend: raw.backend,
+  });
+}

@@ -1,6 +1,6 @@
 /**
- * What the daemon and the backends need from a subnet manager (etcd mode
- * now; kube mode implements the same interface).
+ * What the daemon and the backends need from a subnet manager: etcd mode
+ * (src/lease/etcd-subnet-manager.ts) and kube mode (src/lease/kube/).
  */
 import type { Lease, LeaseAttrs } from './lease';
 import type { LeaseEvent } from './lease-watcher';
@@ -46,4 +46,10 @@ export interface SubnetManager {
   /** Starts watching the other leases; `onEvents` gets the first snapshot (even when empty), then every non-empty batch. */
   watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch;
   close(): Promise<void>;
+  /** Kube mode: addresses the node object asks this node to use instead of -public-ip(v6) (compat §11.1 step 7). */
+  publicIpHints?(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }>;
+  /** Kube mode: the VtepMAC this node published before, so a vxlan restart keeps it (compat §11.8). */
+  storedVtepMac?(): Promise<string | undefined>;
+  /** Kube mode: called once the node is up (READY=1): the NetworkUnavailable=False condition (compat §11.2 call G). */
+  completeLease?(): Promise<void>;
 }

@@ -48,7 +48,10 @@ export class VxlanBackend implements Backend {
     };
     const nl = RtNetlink.open();
     try {
-      const { device, repairs } = await ensureVxlanDevice(nl, spec, randomLocalMac(), false, log);
+      // Kube mode (compat §11.8): a new device gets the VtepMAC this node published before, so peers' entries stay valid.
+      const stored = await ctx.subnets.storedVtepMac?.();
+      if (stored) log.info({ device: spec.name, mac: stored }, `Interface ${spec.name} mac address set to: ${stored}`);
+      const { device, repairs } = await ensureVxlanDevice(nl, spec, stored ?? randomLocalMac(), false, log);
       for (const r of repairs) log.info({ device: spec.name }, r.description);
       const mac = device.mac!;
       let lease;

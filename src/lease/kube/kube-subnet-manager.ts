@@ -1,0 +1,375 @@
+/**
+ * The kube subnet manager (compat §11): the own subnet is the Node's
+ * podCIDR, the node is published through annotations on the Node object,
+ * and the other nodes come from a node informer as lease events. Same
+ * interface as the etcd manager, so every backend runs unchanged.
+ *
+ * Lifecycle (§11.7): no renewal, no own-lease loss (deleting the own Node
+ * changes nothing here), NetworkUnavailable=False patched once running,
+ * annotations and condition left in place at shutdown.
+ */
+import * as fs from 'node:fs';
+import type { Logger } from '../../log';
+import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
+import { formatIpv4 } from '../../util/ipv4';
+import { formatIpv6 } from '../../util/ipv6';
+import type { Lease, LeaseAttrs } from '../lease';
+import type { LeaseEvent } from '../lease-watcher';
+import { kubeNetworkConfig, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
+import type { HeldLease, LeasesWatch, LeasesWatchStats, SubnetManager } from '../subnet-manager';
+import { type AnnotationKeys, annotationKeys } from './annotations';
+import { KubeApiError, KubeClient, loadKubeConfig, type NodeInformer } from './kube-client';
+import {
+  checkOwnSubnets,
+  type Families,
+  type KubeNode,
+  networkAvailableConditionPatch,
+  ownAnnotationPatch,
+  ownNodeSubnets,
+  publicIpHints,
+  storedVtepMac,
+} from './node-lease';
+import { NodeLeaseTracker, type SkippedNode } from './node-tracker';
+
+/** A kube-mode startup failure; the daemon prints `Failed to create SubnetManager: <message>` (or the lease wrapper). */
+export class KubeSubnetManagerError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeSubnetManagerError';
+  }
+}
+
+export interface KubeModeConfig {
+  kubeconfigFile: string;
+  kubeApiUrl: string;
+  kubeAnnotationPrefix: string;
+  netConfigPath: string;
+  setNodeNetworkUnavailable: boolean;
+}
+
+export interface KubeTimings {
+  /** How long startup waits for the first node list (§11.1 step 5: 10 min). */
+  syncTimeoutMs: number;
+  /** How long acquireLease waits for the own node in the cache, and retries the PATCH (§11.2: 30 s, every 3 s). */
+  ownNodeTimeoutMs: number;
+  retryMs: number;
+}
+
+export const UPSTREAM_TIMINGS: KubeTimings = { syncTimeoutMs: 10 * 60_000, ownNodeTimeoutMs: 30_000, retryMs: 3000 };
+
+/** Where kube mode's timings may be shortened for tests (never set in production). */
+export const TEST_TIMINGS_ENV = 'FLANNEL_TS_TEST_KUBE_TIMINGS';
+
+function text(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** §11.1 step 2: NODE_NAME, else the pod's spec.nodeName. */
+async function resolveNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Promise<string> {
+  const fromEnv = env['NODE_NAME'];
+  if (fromEnv) return fromEnv;
+  const pod = env['POD_NAME'];
+  const ns = env['POD_NAMESPACE'];
+  if (!pod || !ns) {
+    throw new KubeSubnetManagerError('env variables POD_NAME and POD_NAMESPACE must be set (or set NODE_NAME to the name of this Node)');
+  }
+  let found;
+  try {
+    found = await client.getPod(ns, pod);
+  } catch (e) {
+    throw new KubeSubnetManagerError(`error retrieving pod spec for '${ns}/${pod}': ${text(e)}`, { cause: e });
+  }
+  const name = found.spec?.nodeName;
+  if (!name) throw new KubeSubnetManagerError(`node name not present in pod spec '${ns}/${pod}'`);
+  return name;
+}
+
+/** §11.1 step 3: read once, parse only; fatal at once when bad. */
+export function readNetConf(file: string): NetworkConfig {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : text(e);
+    throw new KubeSubnetManagerError(
+      `failed to read net conf: open ${file}: ${why} (mount the kube-flannel-cfg ConfigMap at ${file.replace(/\/[^/]*$/, '/')} or pass -net-config-path)`,
+    );
+  }
+  try {
+    return kubeNetworkConfig(parseNetworkConfig(raw));
+  } catch (e) {
+    if (e instanceof NetworkConfigError) throw new KubeSubnetManagerError(`error parsing subnet config: ${e.message} (in ${file})`);
+    throw e;
+  }
+}
+
+export class KubeSubnetManager implements SubnetManager {
+  private readonly tracker: NodeLeaseTracker;
+  private informer: NodeInformer | undefined;
+  private ownNode: KubeNode | undefined;
+  private readonly watchers = new Set<(events: LeaseEvent[]) => void>();
+  private readonly loggedSkips = new Set<string>();
+  private readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
+  private closed = false;
+
+  private constructor(
+    readonly client: KubeClient,
+    readonly nodeName: string,
+    readonly network: NetworkConfig,
+    readonly keys: AnnotationKeys,
+    private readonly cfg: KubeModeConfig,
+    private readonly timings: KubeTimings,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    const families: Families = { ipv4: network.enableIPv4, ipv6: network.enableIPv6 };
+    this.tracker = new NodeLeaseTracker(nodeName, families, keys, (s) => this.skipped(s));
+  }
+
+  /**
+   * §11.1 steps 1-5: client config, node name, net-conf.json, annotation
+   * keys, then the node informer and the wait for its first list. Errors are
+   * KubeSubnetManagerError with upstream's text and what to do.
+   */
+  static async create(cfg: KubeModeConfig, env: NodeJS.ProcessEnv, log: Logger, signal: AbortSignal): Promise<KubeSubnetManager> {
+    const timings = parseTestTimings(env[TEST_TIMINGS_ENV]);
+    let client: KubeClient;
+    try {
+      client = new KubeClient(loadKubeConfig({ kubeconfigFile: cfg.kubeconfigFile, apiUrl: cfg.kubeApiUrl, env, log }), log);
+    } catch (e) {
+      throw new KubeSubnetManagerError(text(e), { cause: e });
+    }
+    const name = await resolveNodeName(client, env);
+    const network = readNetConf(cfg.netConfigPath);
+    let keys: AnnotationKeys;
+    try {
+      keys = annotationKeys(cfg.kubeAnnotationPrefix);
+    } catch (e) {
+      throw new KubeSubnetManagerError(`error creating network manager: ${text(e)}`, { cause: e });
+    }
+    const depth = env['EVENT_QUEUE_DEPTH'];
+    if (depth !== undefined && depth !== '' && !/^[+-]?\d+$/.test(depth)) {
+      throw new KubeSubnetManagerError(`env EVENT_QUEUE_DEPTH=${depth} format error: strconv.Atoi: parsing ${JSON.stringify(depth)}: invalid syntax (a decimal integer; it has no effect in flannel-ts, which applies node events without a queue)`);
+    }
+    const m = new KubeSubnetManager(client, name, network, keys, cfg, timings, log);
+    await m.startInformer(env['CONT_WHEN_CACHE_NOT_READY'] === 'true', signal);
+    log.info({ node: name, server: client.server }, `Created subnet manager: Kubernetes Subnet Manager - ${name}`);
+    return m;
+  }
+
+  private async startInformer(continueWhenNotReady: boolean, signal: AbortSignal): Promise<void> {
+    this.informer = this.client.nodeInformer({
+      upsert: (n) => this.onNode(n, false),
+      delete: (n) => this.onNode(n, true),
+      state: (connected) => {
+        this.stats.connected = connected;
+        this.stats.reconnects = this.informer?.restarts ?? 0;
+      },
+    });
+    const minutes = this.timings.syncTimeoutMs / 60_000;
+    this.log.info({}, `Waiting ${minutes >= 1 ? `${minutes}m0s` : `${this.timings.syncTimeoutMs / 1000}s`} for node controller to sync`);
+    this.log.info({}, 'Starting kube subnet manager');
+    this.informer.start();
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      this.informer.whenSynced().then(() => 'synced' as const),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.timings.syncTimeoutMs))),
+      new Promise<'aborted'>((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true })),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'aborted') {
+      await this.close();
+      throwIfAborted(signal);
+    }
+    if (outcome === 'synced') {
+      this.log.info({}, 'Node controller sync successful');
+      return;
+    }
+    if (continueWhenNotReady) {
+      this.log.warn({}, 'Timed out waiting for node controller sync. Continuing anyway.');
+      return;
+    }
+    await this.close();
+    throw new KubeSubnetManagerError(
+      `error waiting for nodeController to sync state: context deadline exceeded (no node list from ${this.client.server} within ${this.timings.syncTimeoutMs / 1000} s: check the API server address, the credentials, and that the ClusterRole grants nodes list and watch)`,
+    );
+  }
+
+  private onNode(node: KubeNode, deleted: boolean): void {
+    if (node.metadata?.name === this.nodeName) this.ownNode = deleted ? undefined : node;
+    const events = deleted ? this.tracker.delete(node) : this.tracker.upsert(node);
+    if (events.length === 0 || this.closed) return;
+    for (const w of this.watchers) w(events);
+  }
+
+  private skipped(s: SkippedNode): void {
+    this.stats.skippedKeys++;
+    const id = `${s.node}@${s.resourceVersion}:${s.reason}`;
+    if (this.loggedSkips.has(id)) return;
+    if (this.loggedSkips.size > 10_000) this.loggedSkips.clear();
+    this.loggedSkips.add(id);
+    this.log.warn({ node: s.node, reason: s.reason }, `Error turning node "${s.node}" to lease: ${s.reason} (node skipped; the other nodes' routes are unaffected)`);
+  }
+
+  async getNetworkConfig(): Promise<NetworkConfig> {
+    return this.network;
+  }
+
+  /** §11.1 step 7 (call D): node-public-ip(v6) annotations replace -public-ip(v6). */
+  async publicIpHints(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }> {
+    try {
+      const node = await this.client.getNode(this.nodeName);
+      this.log.info({ node: this.nodeName, annotations: node.metadata?.annotations ?? {} }, `List of node(${this.nodeName}) annotations`);
+      return publicIpHints(node, this.keys);
+    } catch (e) {
+      this.log.warn({ err: text(e) }, `Failed to get node for backend data: ${text(e)}`);
+      return { publicIp: undefined, publicIpv6: undefined };
+    }
+  }
+
+  /** Call E (vxlan): the VtepMAC published earlier, so a restart keeps the MAC peers know. */
+  async storedVtepMac(): Promise<string | undefined> {
+    let node: KubeNode;
+    try {
+      node = await this.client.getNode(this.nodeName);
+    } catch (e) {
+      this.log.warn({ err: text(e) }, `Failed to get node for backend data: ${text(e)}; a new VtepMAC is chosen`);
+      return undefined;
+    }
+    const raw = node.metadata?.annotations?.[this.keys.backendData];
+    const mac = storedVtepMac(raw);
+    if (raw !== undefined && raw !== 'null' && mac === undefined) this.log.warn({ annotation: this.keys.backendData, value: raw }, `Failed to parse mac addr(${raw}): no VtepMAC; a new one is chosen`);
+    return mac;
+  }
+
+  private async waitOwnNode(signal: AbortSignal): Promise<KubeNode> {
+    const deadline = Date.now() + this.timings.ownNodeTimeoutMs;
+    for (;;) {
+      throwIfAborted(signal);
+      if (this.ownNode) return this.ownNode;
+      if (Date.now() >= deadline) {
+        throw new KubeSubnetManagerError(
+          `timeout contacting kube-api, failed to patch node "${this.nodeName}". Error: context deadline exceeded (no Node named "${this.nodeName}" in the node list: check NODE_NAME / the pod's spec.nodeName)`,
+        );
+      }
+      await sleep(Math.min(this.timings.retryMs, Math.max(1, deadline - Date.now())), signal);
+    }
+  }
+
+  /**
+   * §11.5: the own lease is the node's podCIDR; it is checked against
+   * Network first, then the annotations are patched (retried for 30 s).
+   */
+  async acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+    const node = await this.waitOwnNode(signal);
+    const families: Families = { ipv4: this.network.enableIPv4, ipv6: this.network.enableIPv6 };
+    let own;
+    try {
+      own = ownNodeSubnets(node);
+      checkOwnSubnets(this.nodeName, own, families, this.network.network, this.network.ipv6Network, this.cfg.netConfigPath);
+    } catch (e) {
+      throw new KubeSubnetManagerError(text(e), { cause: e });
+    }
+    if (!own.subnet) {
+      throw new KubeSubnetManagerError(`IPv4 is enabled but the lease has no IPv4 (node "${this.nodeName}" has no IPv4 pod CIDR; flannel-ts needs one in every backend)`);
+    }
+    const patch = ownAnnotationPatch(
+      node,
+      {
+        backendType: attrs.backendType,
+        backendData: attrs.backendData,
+        backendV6Data: attrs.backendV6Data,
+        publicIp: formatIpv4(attrs.publicIp),
+        publicIpv6: attrs.publicIpv6 === undefined ? undefined : formatIpv6(attrs.publicIpv6),
+      },
+      this.keys,
+    );
+    for (const o of patch.overrides) this.log.info({ key: o.key, value: o.value }, `Overriding public ip with '${o.value}' from node annotation '${o.key}'`);
+    if (patch.needed) await this.patchAnnotations(patch.body, signal);
+    else this.log.info({ node: this.nodeName }, `the annotations of node "${this.nodeName}" are up to date`);
+    return {
+      subnet: own.subnet,
+      ipv6Subnet: families.ipv6 ? own.ipv6Subnet : undefined,
+      attrs,
+      expiration: new Date(this.now().getTime() + 24 * 3600_000),
+      etcdLeaseId: '',
+    };
+  }
+
+  private async patchAnnotations(body: string, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.timings.ownNodeTimeoutMs;
+    let last: unknown;
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        await this.client.patchNodeStatus(this.nodeName, body);
+        this.log.info({ node: this.nodeName, patch: body }, `published node "${this.nodeName}"'s flannel annotations`);
+        return;
+      } catch (e) {
+        if (isAborted(e)) throw e;
+        last = e;
+        this.log.debug({ err: text(e) }, `Failed to patch node "${this.nodeName}": ${text(e)}`);
+      }
+      if (Date.now() + this.timings.retryMs > deadline) break;
+      await sleep(this.timings.retryMs, signal);
+    }
+    const hint = last instanceof KubeApiError && last.status === 403 ? ' (the ClusterRole must grant patch on nodes/status)' : '';
+    throw new KubeSubnetManagerError(`timeout contacting kube-api, failed to patch node "${this.nodeName}". Error: ${text(last)}${hint}`, { cause: last });
+  }
+
+  /** §11.7: no renewal and no loss in kube mode. */
+  holdLease(lease: Lease): HeldLease {
+    return { lease, lost: new Promise(() => undefined), expiresAt: undefined, stop: async () => undefined };
+  }
+
+  /** §11.2 call G after start (unless -set-node-network-unavailable=false); one attempt, failure logged. */
+  async completeLease(): Promise<void> {
+    if (!this.cfg.setNodeNetworkUnavailable) return;
+    try {
+      await this.client.patchNodeStatus(this.nodeName, networkAvailableConditionPatch(this.now()));
+      this.log.info({ node: this.nodeName }, `node "${this.nodeName}": condition NetworkUnavailable=False (FlannelIsUp)`);
+    } catch (e) {
+      this.log.error({ err: text(e) }, `CompleteLease execute error err: ${text(e)}`);
+    }
+  }
+
+  /** Every gated peer node now (as "added"), then each change; the own node never appears. */
+  watchLeases(_own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch {
+    const stats = this.stats;
+    let active = true;
+    const deliver = (events: LeaseEvent[]): void => {
+      if (active) onEvents(events);
+    };
+    queueMicrotask(() => {
+      if (!active) return;
+      this.watchers.add(deliver);
+      stats.snapshotApplied = this.informer?.synced ?? false;
+      onEvents(this.tracker.snapshot());
+      if (!stats.snapshotApplied) void this.informer?.whenSynced().then(() => (stats.snapshotApplied = true));
+    });
+    return {
+      stats,
+      stop: async () => {
+        active = false;
+        this.watchers.delete(deliver);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watchers.clear();
+    await this.informer?.stop();
+  }
+}
+
+/** `syncTimeoutMs,ownNodeTimeoutMs,retryMs` for tests; upstream's values otherwise. */
+function parseTestTimings(v: string | undefined): KubeTimings {
+  if (!v) return UPSTREAM_TIMINGS;
+  const [a, b, c] = v.split(',').map(Number);
+  if (![a, b, c].every((x) => Number.isInteger(x) && x! > 0)) {
+    throw new KubeSubnetManagerError(`${TEST_TIMINGS_ENV}=${v}: expected three positive integers (ms): sync timeout, own-node timeout, retry interval`);
+  }
+  return { syncTimeoutMs: a!, ownNodeTimeoutMs: b!, retryMs: c! };
+}
