@@ -5,6 +5,7 @@
  * place that imports it, so the subnet manager sees a small typed surface.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { CoreV1Api, KubeConfig, type Informer, type ListPromise, makeInformer, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../../log';
 import type { KubeNode } from './node-lease';
@@ -105,8 +106,15 @@ function loadKubeConfigAsGiven(o: KubeClientOptions): KubeConfig {
       'fail to create kubernetes config: invalid configuration: no configuration has been provided, try setting KUBERNETES_MASTER environment variable (run flanneld in a pod with a service account, or pass -kubeconfig-file or -kube-api-url)',
     );
   }
-  if (!readable(`${dir}/ca.crt`)) o.log.error({ file: `${dir}/ca.crt` }, `cannot read ${dir}/ca.crt; the system's root CAs are used`);
-  kc.loadFromCluster(dir === SERVICEACCOUNT_DIR ? '' : dir.slice(0, dir.length - SERVICEACCOUNT_DIR.length));
+  const caFile = `${dir}/ca.crt`;
+  if (!readable(caFile)) o.log.error({ file: caFile }, `cannot read ${caFile}; the system's root CAs are used`);
+  // client-go's InClusterConfig: https://host:port (IPv6 bracketed), the token re-read from its file.
+  kc.loadFromOptions({
+    clusters: [{ name: 'inCluster', server: `https://${net.isIPv6(host!) ? `[${host}]` : host}:${port}`, ...(readable(caFile) ? { caFile } : {}), skipTLSVerify: false }],
+    users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: `${dir}/token` } } }],
+    contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser' }],
+    currentContext: 'inClusterContext',
+  });
   return kc;
 }
 
