@@ -96,67 +96,40 @@ export class FlannelNode {
   }
 }
 
-export class FlannelCluster {
+/**
+ * What every flannel test cluster shares, whatever runs its control plane:
+ * the topology, one flanneld per node namespace, subnet.env files, pods.
+ */
+export abstract class FlanneldNodes {
   readonly nodes: Array<FlannelNode | undefined>;
-  private readonly dir: string;
+  protected readonly dir: string;
 
-  private constructor(
+  protected constructor(
     readonly lab: Lab,
     readonly topology: Cluster,
-    readonly etcd: EtcdServer,
-    readonly prefix: string,
-    /** Where etcdctl runs (the namespace etcd listens in). */
-    private readonly etcdNs: string,
   ) {
     this.nodes = topology.nodes.map(() => undefined);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-flannel-`));
     lab.onCleanup(() => fs.rmSync(this.dir, { recursive: true, force: true }));
   }
 
-  static async create(lab: Lab, opts: FlannelClusterOptions): Promise<FlannelCluster> {
-    const underlay = opts.underlay ?? 'bridge';
-    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay, withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
-    let etcdNs: string;
-    let host: string;
-    if (underlay === 'bridge') {
-      etcdNs = topology.switchNs!;
-      host = ETCD_HOST;
-      await lab.exec(etcdNs, 'ip', ['addr', 'add', `${ETCD_HOST}/24`, 'dev', lab.name('br')]);
-    } else {
-      etcdNs = topology.nodes[0]!.ns;
-      host = topology.nodes[0]!.underlayAddress;
-    }
-    const etcd = await EtcdServer.start(lab, { ns: etcdNs, host, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
-    const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX, etcdNs);
-    await c.etcdctl('put', `${c.prefix}/config`, JSON.stringify(opts.config));
-    return c;
-  }
-
-  get etcdEndpoint(): string {
-    return this.etcd.endpoint;
-  }
-
-  /** etcdctl against the cluster's etcd (run in the namespace etcd listens in). */
-  async etcdctl(...args: string[]): Promise<string> {
-    const r = await this.lab.exec(this.etcdNs, 'env', ['ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcd.endpoint, ...args]);
-    return r.stdout;
-  }
-
   subnetFileOf(i: number): string {
     return path.join(this.dir, `node${i}`, 'subnet.env');
   }
 
+  /** The control-plane flags for node i that `extraArgs` does not set itself. */
+  protected abstract controlArgs(i: number, given: (...flags: string[]) => boolean): string[];
+
   /**
-   * Starts bin/flanneld on node i (1-based) with the cluster's etcd, prefix,
-   * underlay interface and subnet file, unless `extraArgs` gives its own.
+   * Starts bin/flanneld on node i (1-based) with the control-plane flags, the
+   * underlay interface and the subnet file, unless `extraArgs` gives its own.
    */
   startNode(i: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): FlannelNode {
     const spec = this.topology.nodes[i - 1]!;
-    const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
+    const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a === `-${f}` || a === `--${f}` || a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
     const args = [
       FLANNELD,
-      ...(given('etcd-endpoints') ? [] : [`-etcd-endpoints=${this.etcd.endpoint}`]),
-      ...(given('etcd-prefix') ? [] : [`-etcd-prefix=${this.prefix}`]),
+      ...this.controlArgs(i, given),
       ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
       ...extraArgs,
@@ -191,5 +164,51 @@ export class FlannelCluster {
     spec.pod.gateway = formatIpv4((subnet.network + 1) >>> 0);
     await attachPod(this.lab, spec, Number(env.get('FLANNEL_MTU')));
     return spec.pod;
+  }
+}
+
+export class FlannelCluster extends FlanneldNodes {
+  private constructor(
+    lab: Lab,
+    topology: Cluster,
+    readonly etcd: EtcdServer,
+    readonly prefix: string,
+    /** Where etcdctl runs (the namespace etcd listens in). */
+    private readonly etcdNs: string,
+  ) {
+    super(lab, topology);
+  }
+
+  protected controlArgs(_i: number, given: (...flags: string[]) => boolean): string[] {
+    return [...(given('etcd-endpoints') ? [] : [`-etcd-endpoints=${this.etcd.endpoint}`]), ...(given('etcd-prefix') ? [] : [`-etcd-prefix=${this.prefix}`])];
+  }
+
+  static async create(lab: Lab, opts: FlannelClusterOptions): Promise<FlannelCluster> {
+    const underlay = opts.underlay ?? 'bridge';
+    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay, withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
+    let etcdNs: string;
+    let host: string;
+    if (underlay === 'bridge') {
+      etcdNs = topology.switchNs!;
+      host = ETCD_HOST;
+      await lab.exec(etcdNs, 'ip', ['addr', 'add', `${ETCD_HOST}/24`, 'dev', lab.name('br')]);
+    } else {
+      etcdNs = topology.nodes[0]!.ns;
+      host = topology.nodes[0]!.underlayAddress;
+    }
+    const etcd = await EtcdServer.start(lab, { ns: etcdNs, host, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
+    const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX, etcdNs);
+    await c.etcdctl('put', `${c.prefix}/config`, JSON.stringify(opts.config));
+    return c;
+  }
+
+  get etcdEndpoint(): string {
+    return this.etcd.endpoint;
+  }
+
+  /** etcdctl against the cluster's etcd (run in the namespace etcd listens in). */
+  async etcdctl(...args: string[]): Promise<string> {
+    const r = await this.lab.exec(this.etcdNs, 'env', ['ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcd.endpoint, ...args]);
+    return r.stdout;
   }
 }
