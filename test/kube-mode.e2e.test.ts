@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { httpGet } from '../lab/daemon-probes';
+import { FLANNELD, FlannelNode } from '../lab/flannel-cluster';
 import { KubeFlannelCluster, kubeNodeName, podCidrOf } from '../lab/kube-cluster';
 import { Lab } from '../lab/netns';
 import { ping } from '../lab/topology';
@@ -15,6 +17,7 @@ import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
 
 const P = 'flannel.alpha.coreos.com/';
+const HEALTHZ_PORT = 8081;
 const GATE = { [`${P}kube-subnet-manager`]: 'true' };
 
 async function allPodsPing(lab: Lab, c: KubeFlannelCluster, nodes: number[]): Promise<void> {
@@ -60,7 +63,7 @@ for (const bc of CASES) {
     before(async () => {
       lab = new Lab();
       c = await KubeFlannelCluster.create(lab, { nodes: 3, netConf: { Network: '10.244.0.0/16', EnableNFTables: false, Backend: { Type: bc.type } } });
-      for (const i of [1, 2, 3]) c.startNode(i, ['--ip-masq']);
+      for (const i of [1, 2, 3]) c.startNode(i, ['--ip-masq', `--healthz-port=${HEALTHZ_PORT}`]);
       for (const i of [1, 2, 3]) await c.waitSubnet(i);
       for (const i of [1, 2, 3]) await c.attachPod(i);
     });
@@ -82,6 +85,15 @@ for (const bc of CASES) {
 
     test('pods on the three nodes ping each other', { timeout: 60_000 }, async () => {
       await allPodsPing(lab, c, [1, 2, 3]);
+    });
+
+    test('/healthz and /readyz answer 200 on every node (the DaemonSet probes)', async () => {
+      for (const i of [1, 2, 3]) {
+        const ns = c.topology.nodes[i - 1]!.ns;
+        assert.equal((await httpGet(lab, ns, HEALTHZ_PORT, '/healthz')).status, 200);
+        const ready = await eventually(() => httpGet(lab, ns, HEALTHZ_PORT, '/readyz'), (a) => a.status === 200, 10_000, `node ${i} ready`);
+        assert.equal(ready.status, 200);
+      }
     });
 
     test('annotations, the first PATCH and the condition are upstream\'s bytes', async () => {
@@ -114,13 +126,30 @@ for (const bc of CASES) {
       assert.equal(gets, bc.type === 'vxlan' ? 2 : 1, 'call D, plus call E for vxlan (§11.2)');
     });
 
+    if (bc.type === 'udp') {
+      test('without the /dev/net/tun mount the udp backend exits 1 with upstream\'s error and the fix', { timeout: 30_000 }, async () => {
+        // A pod without the hostPath mount: the node's /dev/net is empty in its mount namespace.
+        const spec = c.topology.nodes[2]!;
+        const args = [FLANNELD, '-kube-subnet-mgr', `-kubeconfig-file=${c.kubeconfig}`, `-net-config-path=${c.netConfPath}`, `-iface=${spec.underlayIf}`, `-subnet-file=/tmp/${lab.prefix}-notun.env`];
+        const script = `mount -t tmpfs tmpfs /dev/net && exec env NODE_NAME=${kubeNodeName(3)} ${[process.execPath, ...args].join(' ')}`;
+        const n = new FlannelNode(spec, lab.spawn(spec.ns, 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]), `/tmp/${lab.prefix}-notun.env`);
+        assert.equal(await n.waitExit(20_000), 1, n.logLines.slice(-5).join('\n'));
+        assert.ok(
+          n.messages().some((m) => /^Error registering network: failed to open TUN device: open \/dev\/net\/tun: No such file or directory \(ENOENT\)\. Fix: .*hostPath volume with path \/dev\/net\/tun, type CharDevice/.test(m)),
+          n.messages().slice(-5).join('\n'),
+        );
+        assert.ok(c.nodes[2]!.running, 'the node\'s own flanneld is untouched');
+        await allPodsPing(lab, c, [1, 3]);
+      });
+    }
+
     if (bc.type === 'vxlan') {
       test('a restart keeps the VtepMAC: a recreated flannel.1 takes it from the annotation', { timeout: 30_000 }, async () => {
         const ns1 = c.topology.nodes[0]!.ns;
         const before = await vtepMac(lab, ns1);
         assert.equal(await c.nodes[0]!.stop(), 0);
         await lab.exec(ns1, 'ip', ['link', 'del', 'flannel.1']);
-        c.startNode(1, ['--ip-masq']);
+        c.startNode(1, ['--ip-masq', `--healthz-port=${HEALTHZ_PORT}`]);
         await eventually(() => vtepMac(lab, ns1), (m) => m === before, 15_000, 'flannel.1 back with the published MAC');
         await allPodsPing(lab, c, [1, 2]);
         assert.ok(c.nodes[0]!.messages().includes(`Interface flannel.1 mac address set to: ${before}`));
