@@ -53,7 +53,7 @@ describe('vxlan backend: three nodes', ROOT_SUITE, () => {
 
   before(async () => {
     lab = new Lab();
-    c = await FlannelCluster.create(lab, { nodes: 3, config: { Network: '10.7.0.0/16', Backend: { Type: 'vxlan' } } });
+    c = await FlannelCluster.create(lab, { nodes: 3, config: { Network: '10.7.0.0/16', SubnetMax: '10.7.199.0', Backend: { Type: 'vxlan' } } });
     // An incompatible leftover device on node 1 must be recreated, saying why.
     await lab.exec(ns(1), 'ip', ['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '2', 'dstport', '8472', 'dev', c.topology.nodes[0]!.underlayIf]);
     for (const i of [1, 2, 3]) c.startNode(i);
@@ -185,7 +185,7 @@ describe('host-gw backend: three nodes', ROOT_SUITE, () => {
 
   before(async () => {
     lab = new Lab();
-    c = await FlannelCluster.create(lab, { nodes: 3, config: { Network: '10.8.0.0/16', Backend: { Type: 'host-gw' } } });
+    c = await FlannelCluster.create(lab, { nodes: 3, config: { Network: '10.8.0.0/16', SubnetMax: '10.8.199.0', Backend: { Type: 'host-gw' } } });
     for (const i of [1, 2, 3]) c.startNode(i);
     for (const i of [1, 2, 3]) await c.waitSubnet(i);
     for (const i of [1, 2, 3]) await c.attachPod(i);

@@ -17,6 +17,8 @@ import { Lab } from '../lab/netns';
 import { TcpProxy } from '../lab/tcp-proxy';
 import { eventually } from './helpers/eventually';
 
+// Own leases are picked at random in 10.3.1-25; leases a test writes after acquiring one use
+// 10.3.100+ so they can never be the own subnet (which the watch filters out, by design).
 const CONFIG = '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.25.0"}';
 
 const attrs = (ip: string): LeaseAttrs => ({ publicIp: parseIpv4(ip), publicIpv6: undefined, backendType: '', backendData: undefined, backendV6Data: undefined });
@@ -211,14 +213,14 @@ describe('etcd subnet manager (real etcd)', () => {
     await eventually(() => flat(), (f) => f.length === 1, 5000, 'snapshot');
     await direct.put(`${prefix}/subnets/garbage`).value('x');
     await direct.put(`${prefix}/subnets-x/10.3.7.0-24`).value(udpValue('7.7.7.7'));
-    await direct.put(`${prefix}/subnets/10.3.20.0-24`).value('{not json');
-    await direct.put(`${prefix}/subnets/10.3.21.0-24`).value('{"PublicIP":"fc00::1","PublicIPv6":null}');
+    await direct.put(`${prefix}/subnets/10.3.120.0-24`).value('{not json');
+    await direct.put(`${prefix}/subnets/10.3.121.0-24`).value('{"PublicIP":"fc00::1","PublicIPv6":null}');
     await direct.delete().key(`${prefix}/subnets/garbage`);
-    await direct.put(`${prefix}/subnets/10.3.22.0-24`).value(udpValue('4.4.4.4'));
-    await eventually(() => flat(), (f) => f.includes('added 10.3.22.0/24'), 5000, 'the good lease after the bad ones');
-    assert.deepEqual(flat(), ['added 10.3.2.0/24', 'added 10.3.22.0/24'], 'nothing withdrawn, nothing bad added');
+    await direct.put(`${prefix}/subnets/10.3.122.0-24`).value(udpValue('4.4.4.4'));
+    await eventually(() => flat(), (f) => f.includes('added 10.3.122.0/24'), 5000, 'the good lease after the bad ones');
+    assert.deepEqual(flat(), ['added 10.3.2.0/24', 'added 10.3.122.0/24'], 'nothing withdrawn, nothing bad added');
     const warnings = log.records.filter((r) => /Ignoring bad subnet node/.test(r.msg)).map((r) => (r.obj as { key: string }).key);
-    for (const k of ['garbage', 'subnets-x/10.3.7.0-24', '10.3.20.0-24', '10.3.21.0-24']) {
+    for (const k of ['garbage', 'subnets-x/10.3.7.0-24', '10.3.120.0-24', '10.3.121.0-24']) {
       assert.ok(warnings.some((x) => x.endsWith(k)), `${k} logged`);
     }
     await w.stop();
@@ -236,18 +238,18 @@ describe('etcd subnet manager (real etcd)', () => {
       await eventually(() => flat(), (f) => f.length === 2, 5000, 'snapshot');
       await eventually(() => w.stats.connected, (c) => c, 5000, 'watch connected');
       proxy.sever();
-      await direct.put(`${prefix}/subnets/10.3.4.0-24`).value(udpValue('4.4.4.4'));
+      await direct.put(`${prefix}/subnets/10.3.104.0-24`).value(udpValue('4.4.4.4'));
       await direct.delete().key(`${prefix}/subnets/10.3.2.0-24`);
       await direct.put(`${prefix}/subnets/10.3.3.0-24`).value(udpValue('3.3.3.99'));
       const rev = (await direct.get('/anything').exec()).header.revision;
       await direct.kv.compact({ revision: rev, physical: true });
       proxy.resume();
       await eventually(() => flat(), (f) => f.length >= 5, 20_000, 'the resync after compaction');
-      assert.deepEqual(flat().slice(2).sort(), ['added 10.3.3.0/24', 'added 10.3.4.0/24', 'removed 10.3.2.0/24']);
+      assert.deepEqual(flat().slice(2).sort(), ['added 10.3.3.0/24', 'added 10.3.104.0/24', 'removed 10.3.2.0/24'].sort());
       assert.ok(w.stats.resyncs >= 1);
       // And the watch is live again afterwards.
-      await direct.put(`${prefix}/subnets/10.3.5.0-24`).value(udpValue('5.5.5.5'));
-      await eventually(() => flat(), (f) => f.includes('added 10.3.5.0/24'), 10_000, 'live after resync');
+      await direct.put(`${prefix}/subnets/10.3.105.0-24`).value(udpValue('5.5.5.5'));
+      await eventually(() => flat(), (f) => f.includes('added 10.3.105.0/24'), 10_000, 'live after resync');
       await w.stop();
     } finally {
       await proxy.close();
@@ -256,7 +258,8 @@ describe('etcd subnet manager (real etcd)', () => {
 
   test('etcd killed and restarted mid-watch: no lease lost, a lease added meanwhile arrives', { timeout: 60_000 }, async () => {
     const prefix = await network();
-    const m = manager(prefix);
+    const log = new RecordingLogger();
+    const m = manager(prefix, { log });
     await direct.put(`${prefix}/subnets/10.3.2.0-24`).value(udpValue('2.2.2.2'));
     const own = await m.acquireLease(attrs('1.1.1.4'), signal());
     const held = m.holdLease(own);
@@ -267,8 +270,11 @@ describe('etcd subnet manager (real etcd)', () => {
     await etcd.launch();
     const c2 = etcd.client();
     try {
-      await c2.put(`${prefix}/subnets/10.3.8.0-24`).value(udpValue('8.8.8.8'));
-      await eventually(() => flat(), (f) => f.includes('added 10.3.8.0/24'), 20_000, 'the lease added after the restart');
+      await c2.put(`${prefix}/subnets/10.3.108.0-24`).value(udpValue('8.8.8.8'));
+      await eventually(() => flat(), (f) => f.includes('added 10.3.108.0/24'), 20_000, 'the lease added after the restart').catch((e: Error) => {
+        const tail = log.records.slice(-15).map((r) => `${r.level} ${r.msg} ${JSON.stringify(r.obj)}`);
+        throw new Error(`${e.message}\nlast log records:\n${tail.join('\n')}`);
+      });
     } finally {
       c2.close();
     }

@@ -27,7 +27,7 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
 
   before(async () => {
     lab = new Lab();
-    cluster = await FlannelCluster.create(lab, { nodes: 4, config: { Network: '10.5.0.0/16', Backend: { Type: 'udp' } } });
+    cluster = await FlannelCluster.create(lab, { nodes: 4, config: { Network: '10.5.0.0/16', SubnetMax: '10.5.199.0', Backend: { Type: 'udp' } } });
     notify = await notifyListener(lab);
     cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`], { NOTIFY_SOCKET: notify.path });
     // Node 2 runs without offloads (as an upstream peer behaves on the wire).
