@@ -6,6 +6,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -191,6 +192,40 @@ describe('kube subnet manager vs the stand-in API server', () => {
     writeKubeconfig(other, { server: 'https://127.0.0.1:1', caFile: pki.caFile, token: TOKEN });
     const m = await create({ NODE_NAME: 'node-a' }, { kubeconfigFile: other, kubeApiUrl: `https://127.0.0.1:${server.port}` });
     assert.equal(m.client.server, `https://127.0.0.1:${server.port}`);
+  });
+
+  test('-kube-api-url alone against a plain-http server: anonymous, as client-go allows', async () => {
+    const plain = new KubeApiStandIn();
+    await plain.listen('127.0.0.1', 0);
+    try {
+      plain.putNode({ name: 'node-h', podCIDR: '10.244.7.0/24' });
+      const m = await create({ NODE_NAME: 'node-h' }, { kubeconfigFile: '', kubeApiUrl: `http://127.0.0.1:${plain.port}` });
+      const lease = await m.acquireLease(udpAttrs, new AbortController().signal);
+      assert.equal(lease.subnet.toString(), '10.244.7.0/24');
+      assert.ok(plain.requests.length >= 3 && plain.requests.every((r) => r.authorization === undefined), 'no credentials sent');
+      await m.close();
+    } finally {
+      await plain.close();
+    }
+  });
+
+  test('bin/flanneld: SIGTERM during the initial node sync exits 0 at once (upstream dies by the signal)', { timeout: 20_000 }, async () => {
+    const flanneld = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
+    // Nothing listens on port 1: the informer keeps retrying, flanneld keeps waiting.
+    const p = spawn(process.execPath, [flanneld, '-kube-subnet-mgr', '-kube-api-url=https://127.0.0.1:1', `-net-config-path=${netConf}`, `-subnet-file=${path.join(dir, 'never.env')}`], {
+      env: { ...process.env, NODE_NAME: 'node-a' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => out.includes('Waiting 10m0s for node controller to sync') && out.includes('node list/watch failed'), 'the sync wait', 10_000);
+    const t0 = Date.now();
+    p.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
+    assert.equal(code, 0, out.slice(-2000));
+    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(!fs.existsSync(path.join(dir, 'never.env')));
   });
 
   test('in-cluster: KUBERNETES_SERVICE_HOST/PORT and the service-account token', async () => {
