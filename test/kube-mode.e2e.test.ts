@@ -215,6 +215,24 @@ for (const bc of CASES) {
         await allPodsPing(lab, c, [1, 2, 3]);
       });
 
+      test('lifecycle (§11.7): the own Node deleted changes nothing locally; peers withdraw it; annotations outlive a stop', { timeout: 30_000 }, async () => {
+        const saved = (await c.getNode(kubeNodeName(3)))!;
+        await c.deleteNode(kubeNodeName(3));
+        await eventually(() => Promise.all([1, 2].map((i) => routeVia(lab, ns(i), podCidrOf(3)))), (g) => g.every((x) => x === undefined), 5000, 'node-3 withdrawn by its peers');
+        await new Promise((r) => setTimeout(r, 500));
+        assert.ok(c.nodes[2]!.running, 'no lease loss in kube mode');
+        await c.putNode({ name: kubeNodeName(3), podCIDR: podCidrOf(3), annotations: saved.metadata.annotations! });
+        await eventually(() => Promise.all([1, 2].map((i) => routeVia(lab, ns(i), podCidrOf(3)))), (g) => g.every((x) => x === '192.168.100.3'), 5000, 'node-3 back');
+        await allPodsPing(lab, c, [1, 2, 3]);
+        assert.equal(await c.nodes[1]!.stop(), 0);
+        const after = (await c.getNode(kubeNodeName(2)))!;
+        assert.equal(after.metadata.annotations![`${P}kube-subnet-manager`], 'true', 'annotations stay after SIGTERM');
+        assert.equal(after.status.conditions[0]!['status'], 'False', 'the condition stays');
+        c.startNode(2, ['--ip-masq', `--healthz-port=${HEALTHZ_PORT}`]);
+        await c.waitSubnet(2);
+        await allPodsPing(lab, c, [1, 2, 3]);
+      });
+
       test('bad own node or config: each exits 1 with the problem and the fix; nothing published first', { timeout: 60_000 }, async () => {
         await c.putNode({ name: 'node-nocidr' });
         await c.putNode({ name: 'node-outside', podCIDR: '10.99.0.0/24' });
