@@ -90,6 +90,10 @@ describe('kube subnet manager vs the stand-in API server', () => {
       ['GET /api/v1/namespaces/kube-flannel/pods/kube-flannel-ds-abcde', 'GET /api/v1/nodes', 'GET /api/v1/nodes watch', 'PATCH /api/v1/nodes/node-a/status', 'PATCH /api/v1/nodes/node-a/status'],
     );
     assert.ok(reqs.every((r) => r.authorization === `Bearer ${TOKEN}`));
+    const watch = reqs.find((r) => r.query['watch'] === 'true')!;
+    assert.equal(watch.query['allowWatchBookmarks'], 'true');
+    assert.ok(Number(watch.query['timeoutSeconds']) >= 300 && Number(watch.query['timeoutSeconds']) <= 599, `timeoutSeconds ${watch.query['timeoutSeconds']}`);
+    assert.ok(Number(watch.query['resourceVersion']) > 0, 'the watch starts at the list\'s resourceVersion');
     const [patchF, patchG] = reqs.filter((r) => r.method === 'PATCH');
     assert.equal(patchF!.contentType, 'application/strategic-merge-patch+json');
     assert.equal(

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { CoreV1Api, KubeConfig, type Informer, type ListPromise, makeInformer, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type Informer, type ListPromise, ListWatch, PatchStrategy, setHeaderOptions, type V1Node, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../../log';
 import type { KubeNode } from './node-lease';
 
@@ -173,6 +173,40 @@ export interface NodeWatchHandlers {
   state(connected: boolean, error?: KubeApiError): void;
 }
 
+/**
+ * Watches as client-go's reflector makes them (compat §11.2 call C):
+ * bookmarks allowed and a random server-side timeout of 300-599 s, after
+ * which the informer re-watches from its resourceVersion. A client-side
+ * deadline 30 s later aborts a stream whose connection died silently
+ * (client-node sets neither), so a dead API connection is noticed in
+ * minutes, not when TCP keepalive gives up.
+ */
+export class RecyclingWatch extends Watch {
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    done: (err: any) => void,
+  ): Promise<AbortController> {
+    const timeoutSeconds = WATCH_TIMEOUT_MIN_S + Math.floor(Math.random() * (WATCH_TIMEOUT_MAX_S - WATCH_TIMEOUT_MIN_S + 1));
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, callback, (err: unknown) => {
+      finished = true;
+      clearTimeout(timer);
+      done(err);
+    });
+    if (!finished) {
+      timer = setTimeout(() => controller.abort(), (timeoutSeconds + 30) * 1000);
+      timer.unref();
+    }
+    return controller;
+  }
+}
+
+export const WATCH_TIMEOUT_MIN_S = 300;
+export const WATCH_TIMEOUT_MAX_S = 599;
+
 /** The informer's backoff on list/watch failures: client-go's reflector values (compat §11.2). */
 export const WATCH_BACKOFF_INITIAL_MS = 800;
 export const WATCH_BACKOFF_MAX_MS = 30_000;
@@ -212,7 +246,7 @@ export class NodeInformer {
 
   start(): void {
     const list: ListPromise<V1Node> = () => this.api.listNode();
-    const inf = makeInformer(this.kc, '/api/v1/nodes', list);
+    const inf = new ListWatch<V1Node>('/api/v1/nodes', new RecyclingWatch(this.kc), list, false);
     inf.on('add', (n) => this.handlers.upsert(n as KubeNode));
     inf.on('update', (n) => this.handlers.upsert(n as KubeNode));
     inf.on('delete', (n) => this.handlers.delete(n as KubeNode));
