@@ -10,30 +10,13 @@ import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ping } from '../lab/topology';
 import { tcpTransfer } from '../lab/traffic';
+import { allPodsPing, ipj, type Json } from './helpers/cluster-probes';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
-
-type Json = Record<string, unknown>;
-
-async function ipj(lab: Lab, ns: string, cmd: string, ...args: string[]): Promise<Json[]> {
-  const out = (await lab.exec(ns, cmd, ['-j', ...args])).stdout.trim();
-  return out === '' ? [] : (JSON.parse(out) as Json[]);
-}
 
 async function leaseOf(cluster: FlannelCluster, i: number): Promise<Json> {
   const key = `${cluster.prefix}/subnets/${cluster.topology.nodes[i - 1]!.podSubnet.toString().replace('/', '-')}`;
   return JSON.parse((await cluster.etcdctl('get', key, '--print-value-only')).trim()) as Json;
-}
-
-async function allPodsPing(lab: Lab, cluster: FlannelCluster, nodes: number[]): Promise<void> {
-  for (const a of nodes) {
-    for (const b of nodes) {
-      if (a === b) continue;
-      const pa = cluster.topology.nodes[a - 1]!.pod;
-      const pb = cluster.topology.nodes[b - 1]!.pod;
-      assert.ok(await eventually(() => ping(lab, pa.ns, pb.address, 1), (ok) => ok, 10_000, `pod${a} -> pod${b}`));
-    }
-  }
 }
 
 async function tcpBothWays(lab: Lab, cluster: FlannelCluster, a: number, b: number): Promise<void> {

@@ -12,7 +12,7 @@ import { httpGet } from '../lab/daemon-probes';
 import { FLANNELD, FlannelNode } from '../lab/flannel-cluster';
 import { KubeFlannelCluster, kubeNodeName, podCidrOf } from '../lab/kube-cluster';
 import { Lab } from '../lab/netns';
-import { ping } from '../lab/topology';
+import { allPodsPing, ipj } from './helpers/cluster-probes';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
 
@@ -20,26 +20,14 @@ const P = 'flannel.alpha.coreos.com/';
 const HEALTHZ_PORT = 8081;
 const GATE = { [`${P}kube-subnet-manager`]: 'true' };
 
-async function allPodsPing(lab: Lab, c: KubeFlannelCluster, nodes: number[]): Promise<void> {
-  for (const a of nodes) {
-    for (const b of nodes) {
-      if (a === b) continue;
-      const pa = c.topology.nodes[a - 1]!.pod;
-      const pb = c.topology.nodes[b - 1]!.pod;
-      assert.ok(await eventually(() => ping(lab, pa.ns, pb.address, 1), (ok) => ok, 10_000, `pod${a} -> pod${b}`));
-    }
-  }
-}
-
 async function routeVia(lab: Lab, ns: string, cidr: string): Promise<string | undefined> {
-  const out = (await lab.exec(ns, 'ip', ['-j', 'route', 'show', cidr])).stdout.trim();
-  const routes = out === '' ? [] : (JSON.parse(out) as Array<{ gateway?: string }>);
-  return routes[0]?.gateway;
+  const [route] = await ipj(lab, ns, 'ip', 'route', 'show', cidr);
+  return route?.['gateway'] as string | undefined;
 }
 
 async function vtepMac(lab: Lab, ns: string): Promise<string> {
-  const [link] = JSON.parse((await lab.exec(ns, 'ip', ['-j', 'link', 'show', 'flannel.1'])).stdout) as Array<{ address: string }>;
-  return link!.address;
+  const [link] = await ipj(lab, ns, 'ip', 'link', 'show', 'flannel.1');
+  return link!['address'] as string;
 }
 
 interface BackendCase {
