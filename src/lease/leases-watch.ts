@@ -12,6 +12,7 @@
 import type { IEvent } from 'etcd3';
 import type { Logger } from '../log';
 import { Backoff, sleep } from '../util/backoff';
+import { LogOnce } from '../util/repeat-log';
 import { causeText } from './errors';
 import type { EtcdRegistry, SkippedKey } from './etcd-registry';
 import { EtcdWatch, prefixRangeEnd } from './etcd-watch';
@@ -29,7 +30,7 @@ export class EtcdLeasesWatch implements LeasesWatch {
   private watch: EtcdWatch | undefined;
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private readonly loggedSkips = new Set<string>();
+  private readonly loggedSkips = new LogOnce();
   private starting: Promise<void> | undefined;
   readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
 
@@ -64,9 +65,7 @@ export class EtcdLeasesWatch implements LeasesWatch {
   private skip(s: SkippedKey, revision?: string): void {
     const id = `${s.key}@${revision ?? ''}:${s.reason}`;
     this.stats.skippedKeys++;
-    if (this.loggedSkips.has(id)) return;
-    if (this.loggedSkips.size > 10_000) this.loggedSkips.clear();
-    this.loggedSkips.add(id);
+    if (!this.loggedSkips.first(id)) return;
     this.log.warn({ key: s.key, reason: s.reason }, `Ignoring bad subnet node: ${s.key}: ${s.reason} (other leases are unaffected)`);
   }
 

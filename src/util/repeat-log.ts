@@ -31,3 +31,22 @@ export class RepeatLog {
     this.suppressed = 0;
   }
 }
+
+/**
+ * Remembers which occurrences (by id) were logged, so each is logged once:
+ * a bad key or node seen again by a resync or relist stays quiet. Bounded:
+ * past `capacity` ids it forgets them all (and may log each once more).
+ */
+export class LogOnce {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  /** True the first time `id` is offered (since the last forgetting). */
+  first(id: string): boolean {
+    if (this.seen.has(id)) return false;
+    if (this.seen.size > this.capacity) this.seen.clear();
+    this.seen.add(id);
+    return true;
+  }
+}

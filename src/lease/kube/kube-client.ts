@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { CoreV1Api, KubeConfig, type Informer, type ListPromise, ListWatch, PatchStrategy, setHeaderOptions, type V1Node, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../../log';
+import { Backoff } from '../../util/backoff';
 import type { KubeNode } from './node-lease';
 
 export const SERVICEACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -220,7 +221,7 @@ export class NodeInformer {
   private informer: Informer<V1Node> | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private backoffMs = WATCH_BACKOFF_INITIAL_MS;
+  private readonly backoff = new Backoff(WATCH_BACKOFF_INITIAL_MS, WATCH_BACKOFF_MAX_MS);
   private healthySince = 0;
   private syncedFlag = false;
   private syncWaiters: Array<() => void> = [];
@@ -284,10 +285,9 @@ export class NodeInformer {
     const { status, detail } = statusDetail(e);
     const err = new KubeApiError('list/watch nodes', status, detail);
     // A healthy stretch of 2 min resets the backoff, as client-go's reflector does.
-    if (this.healthySince > 0 && Date.now() - this.healthySince > 120_000) this.backoffMs = WATCH_BACKOFF_INITIAL_MS;
+    if (this.healthySince > 0 && Date.now() - this.healthySince > 120_000) this.backoff.reset();
     this.healthySince = 0;
-    const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
-    this.backoffMs = Math.min(this.backoffMs * 2, WATCH_BACKOFF_MAX_MS);
+    const delay = this.backoff.next();
     this.handlers.state(false, err);
     this.log.warn({ err: err.message, retryInMs: delay }, `node list/watch failed: ${err.message}; retrying in ${delay} ms (the routes known so far stay)`);
     clearTimeout(this.retryTimer);

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import type { Logger } from '../../log';
 import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
 import { formatIpv4 } from '../../util/ipv4';
+import { LogOnce } from '../../util/repeat-log';
 import { formatIpv6 } from '../../util/ipv6';
 import type { Lease, LeaseAttrs } from '../lease';
 import type { LeaseEvent } from '../lease-watcher';
@@ -109,7 +110,7 @@ export class KubeSubnetManager implements SubnetManager {
   private informer: NodeInformer | undefined;
   private ownNode: KubeNode | undefined;
   private readonly watchers = new Set<(events: LeaseEvent[]) => void>();
-  private readonly loggedSkips = new Set<string>();
+  private readonly loggedSkips = new LogOnce();
   private readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
   private closed = false;
 
@@ -206,9 +207,7 @@ export class KubeSubnetManager implements SubnetManager {
   private skipped(s: SkippedNode): void {
     this.stats.skippedKeys++;
     const id = `${s.node}@${s.resourceVersion}:${s.reason}`;
-    if (this.loggedSkips.has(id)) return;
-    if (this.loggedSkips.size > 10_000) this.loggedSkips.clear();
-    this.loggedSkips.add(id);
+    if (!this.loggedSkips.first(id)) return;
     this.log.warn({ node: s.node, reason: s.reason }, `Error turning node "${s.node}" to lease: ${s.reason} (node skipped; the other nodes' routes are unaffected)`);
   }
 

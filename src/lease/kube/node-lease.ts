@@ -84,7 +84,9 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
   let ipv6Subnet: Ipv6Net | undefined;
   let publicIp = 0;
   let publicIpv6: bigint | undefined;
-  const cidrs = () => podCidrs(node, name);
+  // Parsed once, and only when a family needs them (a bad public-ip is reported first, as upstream).
+  let parsedCidrs: Array<Ipv4Net | Ipv6Net> | undefined;
+  const cidrs = () => (parsedCidrs ??= podCidrs(node, name));
   if (families.ipv4) {
     const ip = a[keys.publicIp];
     const parsed = ip === undefined ? undefined : tryParseIpv4(ip);

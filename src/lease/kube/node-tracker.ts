@@ -89,6 +89,11 @@ export class NodeLeaseTracker {
   }
 }
 
+/**
+ * Both subnets equal, IPv6 included even when one side has none (stricter
+ * than lease.ts's sameSubnets, which lets a missing IPv6 subnet match: here
+ * a node gaining or losing its IPv6 podCIDR is a move).
+ */
 function sameSubnet(a: Lease, b: Lease): boolean {
   return a.subnet.equals(b.subnet) && (a.ipv6Subnet?.toString() ?? '') === (b.ipv6Subnet?.toString() ?? '');
 }
