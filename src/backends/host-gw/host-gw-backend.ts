@@ -16,6 +16,7 @@ import { formatIpv4 } from '../../util/ipv4';
 import { SerialQueue } from '../../util/serial';
 import { type Backend, type BackendContext, BackendError, type BackendNetwork, type BackendStatus } from '../backend';
 import { hasRoute, type HostGwRoute, repairOps, routeFromLease, routeSpec, staleRouteOps } from './routes';
+import { LogOnce } from '../../util/repeat-log';
 
 /** upstream's route check period (compat §7.3). */
 export const HOST_GW_CHECK_INTERVAL_MS = 10_000;
@@ -49,7 +50,7 @@ export class HostGwBackend implements Backend {
 class HostGwNetwork implements BackendNetwork {
   readonly mtu: number;
   private readonly desired = new Map<string, HostGwRoute>();
-  private readonly ignored = new Set<string>();
+  private readonly ignored = new LogOnce();
   /** Routes whose last attempt failed, with the error already logged once. */
   private readonly failing = new Map<string, string>();
   private readonly queue = new SerialQueue();
@@ -121,8 +122,7 @@ class HostGwNetwork implements BackendNetwork {
       const r = routeFromLease(ev.lease, this.ctx.extIface.index);
       if (!r) {
         const id = `${key}:${ev.lease.attrs.backendType}`;
-        if (!this.ignored.has(id)) {
-          this.ignored.add(id);
+        if (this.ignored.first(id)) {
           this.log.warn({ subnet: key }, `Ignoring non-host-gw subnet: type=${ev.lease.attrs.backendType}`);
         }
         continue;

@@ -20,6 +20,7 @@ import { type Backend, type BackendContext, BackendError, type BackendNetwork, t
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VXLAN_OVERHEAD, vxlanDeviceName } from './config';
 import { ensureV4AddressOnLink, ensureVxlanDevice, type VxlanDeviceSpec } from './device';
 import { addOps, describePeer, peerFromLease, removeOps, repairOps, type VxlanPeer } from './peers';
+import { LogOnce } from '../../util/repeat-log';
 
 /** How often the reconciler checks even without notifications. */
 export const VXLAN_CHECK_INTERVAL_MS = 10_000;
@@ -78,7 +79,7 @@ export class VxlanBackend implements Backend {
 class VxlanNetwork implements BackendNetwork {
   readonly mtu: number;
   private readonly desired = new Map<string, VxlanPeer>();
-  private readonly ignored = new Set<string>();
+  private readonly ignored = new LogOnce();
   private readonly queue = new SerialQueue();
   private readonly events: NetlinkEvents;
   readonly reconciler: Reconciler;
@@ -162,8 +163,7 @@ class VxlanNetwork implements BackendNetwork {
       const parsed = peerFromLease(ev.lease);
       if (!parsed.ok) {
         const id = `${key}:${ev.lease.attrs.backendType}`;
-        if (!this.ignored.has(id)) {
-          this.ignored.add(id);
+        if (this.ignored.first(id)) {
           this.log.warn({ subnet: key, reason: parsed.reason }, `Ignoring non-vxlan subnet ${key}: ${parsed.reason}`);
         }
         continue;
