@@ -200,6 +200,18 @@ function protocolNumber(v: unknown): number {
   return 0;
 }
 
+/** The plain fields of a link message (index, name, MTU, up, type, queue length). */
+function linkInfoOf(m: rt.LinkMessage): LinkInfo {
+  return {
+    index: m.data.index ?? 0,
+    name: m.attrs.ifname ?? '',
+    mtu: m.attrs.mtu ?? 0,
+    up: m.data.flags?.up === true,
+    type: typeof m.data.type === 'number' ? m.data.type : Number((rt.LinkType as unknown as Record<string, number>)[m.data.type ?? ''] ?? 0),
+    txQueueLen: m.attrs.txqlen,
+  };
+}
+
 export function describeRoute(r: RouteSpec, linkName?: string): string {
   let s = r.type && r.type !== 'unicast' ? `${r.type} ${r.dst.toString()}` : r.dst.toString();
   if (r.gateway !== undefined) s += ` via ${formatIpv4(r.gateway)}`;
@@ -255,14 +267,7 @@ export class RtNetlink {
 
   async listLinks(): Promise<LinkInfo[]> {
     const msgs = await this.call('list links', () => this.sock.getLinks(undefined, undefined, RtNetlink.opts()));
-    return msgs.map((m) => ({
-      index: m.data.index ?? 0,
-      name: m.attrs.ifname ?? '',
-      mtu: m.attrs.mtu ?? 0,
-      up: m.data.flags?.up === true,
-      type: typeof m.data.type === 'number' ? m.data.type : Number((rt.LinkType as unknown as Record<string, number>)[m.data.type ?? ''] ?? 0),
-      txQueueLen: m.attrs.txqlen,
-    }));
+    return msgs.map(linkInfoOf);
   }
 
   /** The link named `name`, or undefined when there is none. */
@@ -274,12 +279,7 @@ export class RtNetlink {
   async listLinkDetails(): Promise<LinkDetails[]> {
     const msgs = await this.call('list links', () => this.sock.getLinks(undefined, undefined, RtNetlink.opts()));
     return msgs.map((m) => ({
-      index: m.data.index ?? 0,
-      name: m.attrs.ifname ?? '',
-      mtu: m.attrs.mtu ?? 0,
-      up: m.data.flags?.up === true,
-      type: typeof m.data.type === 'number' ? m.data.type : Number((rt.LinkType as unknown as Record<string, number>)[m.data.type ?? ''] ?? 0),
-      txQueueLen: m.attrs.txqlen,
+      ...linkInfoOf(m),
       mac: m.attrs.address && m.attrs.address.length === 6 ? formatMac(m.attrs.address) : undefined,
       kind: linkKind(m.attrs.linkinfo),
       vxlan: decodeVxlanLinkInfo(m.attrs.linkinfo),
