@@ -180,7 +180,8 @@ describe('flanneld operations: vxlan and host-gw nodes', ROOT_SUITE, () => {
 });
 
 async function backendLifecycle(lab: Lab, backend: 'vxlan' | 'host-gw'): Promise<void> {
-  const cluster = await FlannelCluster.create(lab, { nodes: 2, config: { Network: '10.6.0.0/16', Backend: { Type: backend } } });
+  // SubnetMax keeps the nodes' random subnets off 10.6.98/99, the routes this test plants.
+  const cluster = await FlannelCluster.create(lab, { nodes: 2, config: { Network: '10.6.0.0/16', SubnetMax: '10.6.90.0', Backend: { Type: backend } } });
   const ns1 = cluster.topology.nodes[0]!.ns;
   const dev = cluster.topology.nodes[0]!.underlayIf;
   // A route of ours for a subnet that no longer exists, and someone else's (proto boot) that must stay.
