@@ -1,7 +1,7 @@
 /**
  * vxlan and host-gw without a kernel: options, BackendData bytes, the lease
- * event -> kernel operation mapping (compat §6.3, §7.2), repair plans, the
- * device compatibility check (§6.1), the linkinfo codec and the reconciler.
+ * event -> kernel operation mapping (docs/compatibility.md §6.3, §7.2), repair plans, the
+ * device compatibility check (docs/compatibility.md §6.1), the linkinfo codec and the reconciler.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -10,7 +10,6 @@ import { repairOps as hostGwRepairOps, routeFromLease } from '../src/backends/ho
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VxlanConfigError, vxlanDeviceName } from '../src/backends/vxlan/config';
 import { incompatibility, type VxlanDeviceSpec } from '../src/backends/vxlan/device';
 import { addOps, peerFromLease, removeOps, repairOps, type VxlanPeer } from '../src/backends/vxlan/peers';
-import type { Lease } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { describeOp } from '../src/routing/kernel-ops';
 import { decodeAttrs, decodeVxlanLinkInfo, encodeAttrs, encodeVxlanLinkInfo, linkKind } from '../src/routing/nlattr';
@@ -18,14 +17,9 @@ import { Reconciler } from '../src/routing/reconciler';
 import type { LinkDetails, NeighborEntry, RouteInfo } from '../src/routing/rtnetlink';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { randomLocalMac } from '../src/util/mac';
+import { testLease } from './helpers/leases';
 
-const lease = (cidr: string, ip: string, backendType: string, backendData?: string): Lease => ({
-  subnet: Ipv4Net.parse(cidr),
-  ipv6Subnet: undefined,
-  attrs: { publicIp: parseIpv4(ip), publicIpv6: undefined, backendType, backendData, backendV6Data: undefined },
-  expiration: undefined,
-  etcdLeaseId: '1',
-});
+const lease = testLease;
 const DEV = 7;
 const names = (i: number) => (i === DEV ? 'flannel.1' : `#${i}`);
 
@@ -65,7 +59,7 @@ describe('vxlan: lease events -> kernel operations', () => {
   test('only vxlan leases with a VtepMAC become peers', () => {
     const ok = peerFromLease(lease('10.5.52.0/24', '192.168.1.2', 'vxlan', '{"VNI":1,"VtepMAC":"AA:BB:CC:DD:EE:01"}'));
     assert.ok(ok.ok);
-    assert.deepEqual(ok.peer, { subnet: peer.subnet, gateway: peer.gateway, mac: peer.mac, publicIp: peer.publicIp });
+    assert.deepEqual(ok.peer, peer);
     for (const l of [
       lease('10.5.53.0/24', '192.168.1.3', 'host-gw'),
       lease('10.5.54.0/24', '192.168.1.4', ''),
@@ -169,9 +163,11 @@ describe('linkinfo codec', () => {
 
 describe('host-gw: lease events -> routes', () => {
   test('only host-gw leases; a route via the PublicIP through the external interface', () => {
-    assert.equal(routeFromLease(lease('10.5.3.0/24', '192.168.1.3', 'vxlan'), 3), undefined);
-    const r = routeFromLease(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'), 3)!;
-    assert.deepEqual(hostGwRepairOps([r], []).map((o) => describeOp(o, (i) => (i === 3 ? 'eth0' : `#${i}`))), ['ip route replace 10.5.2.0/24 via 192.168.1.2 dev eth0']);
+    assert.deepEqual(routeFromLease(lease('10.5.3.0/24', '192.168.1.3', 'vxlan'), 3), { ok: false, reason: 'type=vxlan' });
+    const parsed = routeFromLease(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'), 3);
+    assert.ok(parsed.ok);
+    const r = parsed.peer;
+    assert.deepEqual(hostGwRepairOps([r], []).map((o) => describeOp(o.op, (i) => (i === 3 ? 'eth0' : `#${i}`))), ['ip route replace 10.5.2.0/24 via 192.168.1.2 dev eth0']);
     const same: RouteInfo = { dst: Ipv4Net.parse('10.5.2.0/24'), gateway: parseIpv4('192.168.1.2'), oif: 3, table: 254, protocol: 3, scope: 'universe', type: 'unicast', onlink: false, priority: 0 };
     assert.deepEqual(hostGwRepairOps([r], [same]), []);
     assert.equal(hostGwRepairOps([r], [{ ...same, gateway: parseIpv4('192.168.1.9') }]).length, 1, 'a different gateway is replaced');

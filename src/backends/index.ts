@@ -1,7 +1,8 @@
 /**
- * Backends by name (compat §2.2: the lookup lower-cases the type). Upstream
- * also registers ipip, ipsec, wireguard, alloc, extension and tencent-vpc;
- * flannel-ts implements udp, vxlan and host-gw.
+ * Backends by name (upstream's pkg/backend/manager.go, GetBackend: the lookup
+ * lower-cases the type). Upstream also registers ipip, ipsec, wireguard,
+ * alloc, extension and tencent-vpc; flannel-ts implements udp, vxlan and
+ * host-gw.
  */
 import type { Backend } from './backend';
 import { HostGwBackend } from './host-gw/host-gw-backend';
@@ -22,4 +23,9 @@ export function lookupBackend(type: string): Backend | undefined {
 
 export function backendTypes(): string[] {
   return Object.keys(FACTORIES);
+}
+
+/** One of each backend (cleanup asks each which devices are its own). */
+export function allBackends(): Backend[] {
+  return Object.values(FACTORIES).map((f) => f());
 }

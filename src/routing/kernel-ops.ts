@@ -1,12 +1,27 @@
 /**
  * Kernel changes as data, so backends can compute them purely (and tests can
- * check them) and one executor applies them: neighbours, bridge FDB entries
- * and routes, all with replace semantics on add.
+ * check them) and one executor applies them: links, addresses, neighbours,
+ * bridge FDB entries and routes, all with replace semantics on add.
  */
 import { formatIpv4 } from '../util/ipv4';
-import { describeRoute, type RouteSpec, type RtNetlink } from './rtnetlink';
+import type { VxlanInfo } from './nlattr';
+import { describeRoute, type RouteSpec } from './rtnetlink';
+
+/** A vxlan device to create (`ip link add <name> type vxlan ...`). */
+export interface VxlanLinkSpec extends Pick<VxlanInfo, 'vni' | 'link' | 'local' | 'port' | 'learning' | 'gbp'> {
+  name: string;
+  mac: string;
+  mtu: number;
+}
 
 export type KernelOp =
+  | { op: 'createVxlan'; link: VxlanLinkSpec }
+  | { op: 'deleteLink'; ifindex: number }
+  | { op: 'setLinkMtu'; ifindex: number; mtu: number }
+  | { op: 'setLinkMac'; ifindex: number; mac: string }
+  | { op: 'setLinkUp'; ifindex: number }
+  | { op: 'addAddress'; ifindex: number; address: number; prefixLen: number }
+  | { op: 'deleteAddress'; ifindex: number; address: number; prefixLen: number }
   | { op: 'replaceNeighbor'; ifindex: number; ip: number; mac: string }
   | { op: 'deleteNeighbor'; ifindex: number; ip: number }
   | { op: 'replaceFdb'; ifindex: number; mac: string; dst: number }
@@ -17,6 +32,20 @@ export type KernelOp =
 /** `ip`/`bridge` command style text of an op (`names` maps ifindex to a device name). */
 export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i) => `#${i}`): string {
   switch (o.op) {
+    case 'createVxlan':
+      return `ip link add ${o.link.name} address ${o.link.mac} mtu ${o.link.mtu} type vxlan id ${o.link.vni} local ${formatIpv4(o.link.local)} dev ${names(o.link.link)}`;
+    case 'deleteLink':
+      return `ip link del ${names(o.ifindex)}`;
+    case 'setLinkMtu':
+      return `ip link set ${names(o.ifindex)} mtu ${o.mtu}`;
+    case 'setLinkMac':
+      return `ip link set ${names(o.ifindex)} address ${o.mac}`;
+    case 'setLinkUp':
+      return `ip link set ${names(o.ifindex)} up`;
+    case 'addAddress':
+      return `ip addr add ${formatIpv4(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
+    case 'deleteAddress':
+      return `ip addr del ${formatIpv4(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
     case 'replaceNeighbor':
       return `ip neigh replace ${formatIpv4(o.ip)} lladdr ${o.mac} dev ${names(o.ifindex)} nud permanent`;
     case 'deleteNeighbor':
@@ -32,19 +61,32 @@ export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i)
   }
 }
 
-export async function applyOp(nl: RtNetlink, o: KernelOp): Promise<void> {
+/**
+ * The kernel object an op creates, changes or deletes, as a key: two ops
+ * with the same target touch the same object (a neighbour by device and
+ * address, an FDB entry by device, MAC and remote, a route by destination,
+ * table and metric, as the kernel's replace matches them).
+ */
+export function opTarget(o: KernelOp): string {
   switch (o.op) {
+    case 'createVxlan':
+      return `link:${o.link.name}`;
+    case 'deleteLink':
+    case 'setLinkMtu':
+    case 'setLinkMac':
+    case 'setLinkUp':
+      return `link:#${o.ifindex}`;
+    case 'addAddress':
+    case 'deleteAddress':
+      return `addr:${o.ifindex}:${o.address}/${o.prefixLen}`;
     case 'replaceNeighbor':
-      return nl.replaceNeighbor(o.ifindex, o.ip, o.mac);
     case 'deleteNeighbor':
-      return nl.deleteNeighbor(o.ifindex, o.ip);
+      return `neigh:${o.ifindex}:${o.ip}`;
     case 'replaceFdb':
-      return nl.replaceFdb(o.ifindex, o.mac, o.dst);
     case 'deleteFdb':
-      return nl.deleteFdb(o.ifindex, o.mac, o.dst);
+      return `fdb:${o.ifindex}:${o.mac}:${o.dst}`;
     case 'replaceRoute':
-      return nl.replaceRoute(o.route);
     case 'deleteRoute':
-      return nl.deleteRoute(o.route);
+      return `route:${o.route.dst.canonical().toString()}:${o.route.table ?? 254}:${o.route.priority ?? 0}`;
   }
 }

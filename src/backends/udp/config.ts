@@ -1,6 +1,6 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
- * (compat §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`, `Workers`
+ * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`, `Workers`
  * and `Offload` are ours (documented in the README); upstream ignores them,
  * so one network config serves mixed clusters.
  */
@@ -8,15 +8,16 @@ import * as os from 'node:os';
 import { ALL_OFFLOADS, OFFLOAD_NAMES, type OffloadSettings } from '../../forwarder/offload';
 import { UDP_ENCAP_OVERHEAD } from '../../routing/tun-device';
 import { boolField, fieldCI, intField, isJsonObject, JsonFieldError } from '../../util/go-json';
+import { NamedError } from '../../util/errors';
 
-/** Upstream's default udp port (compat §2.4, §5.1). */
+/** Upstream's default udp port (docs/compatibility.md §2.4, §5.1). */
 export const DEFAULT_UDP_PORT = 8285;
 
 /** The smallest MTU an IPv4 link may have (RFC 791: every host must accept 68-byte datagrams). */
 const MIN_TUN_MTU = 68;
 
 export interface UdpBackendConfig {
-  /** UDP port every node listens on and sends to (all nodes must agree, compat §5.3). */
+  /** UDP port every node listens on and sends to (all nodes must agree, docs/compatibility.md §5.3). */
   port: number;
   /** The underlay MTU to assume; undefined = the external interface's MTU. */
   mtu: number | undefined;
@@ -28,7 +29,7 @@ export interface UdpBackendConfig {
   offload: OffloadSettings;
 }
 
-/** The default worker count caps here: past it, more queues only cost memory (users-and-style item 30). */
+/** The default worker count caps here: past it, more queues only cost memory (one tunnel between two hosts uses one queue per direction, so more queues help only with many flows: slackhq/nebula#382). */
 export const MAX_DEFAULT_WORKERS = 8;
 /** The most workers the datapath runs (native/addon/datapath_wrapper.cc kMaxWorkers). */
 export const MAX_WORKERS = 64;
@@ -55,12 +56,7 @@ function parseOffloadField(raw: Record<string, unknown>, prefix: string): Offloa
   return out;
 }
 
-export class UdpBackendConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UdpBackendConfigError';
-  }
-}
+export class UdpBackendConfigError extends NamedError {}
 
 /** Parses the raw `Backend` object (or undefined when the config has none). */
 export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
@@ -106,7 +102,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   };
 }
 
-/** flannel0's MTU: the underlay MTU minus the IPv4+UDP encapsulation (compat §5.2, §5.8). */
+/** flannel0's MTU: the underlay MTU minus the IPv4+UDP encapsulation (docs/compatibility.md §5.2, §5.8). */
 export function tunMtu(cfg: Pick<UdpBackendConfig, 'mtu'>, interfaceMtu: number): number {
   return (cfg.mtu ?? interfaceMtu) - UDP_ENCAP_OVERHEAD;
 }

@@ -1,5 +1,5 @@
 /**
- * Lease events -> the udp datapath's routes and known peers (compat §5.7),
+ * Lease events -> the udp datapath's routes and known peers (docs/compatibility.md §5.7),
  * as a pure mapping:
  *  - "added": route `<lease subnet> -> <PublicIP>:<local Port>`, replacing
  *    the next hop if the subnet is known; leases of every backend type are
@@ -7,7 +7,7 @@
  *  - "removed": the subnet's route is deleted;
  *  - the known peers (for the source check) are the PublicIPs of all routes.
  */
-import type { LeaseEvent } from '../../lease/lease-watcher';
+import type { LeaseEvent } from '../../lease/lease';
 import type { PeerRoute } from '../../forwarder/udp-forwarder';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 

@@ -1,45 +1,59 @@
 /**
- * The udp backend (compat §5.1): lease with `{PublicIP}` only (no
- * BackendType, no BackendData, so its bytes are upstream's), flannel0 with
- * the own subnet's address /32 and the Network route, the UDP socket bound
- * to the interface address and Port, and the native datapath following the
+ * The udp backend (upstream's pkg/backend/udp): lease with `{PublicIP}` only
+ * (no BackendType, no BackendData, so its bytes are upstream's), flannel0 with
+ * the own subnet's address /32 and the Network route, the UDP sockets bound to
+ * the interface address and Port, and the native datapath following the
  * lease events.
  */
-import {
-  combineOffloads,
-  needsVnetHeader,
-  OFFLOAD_ENV,
-  OffloadEnvError,
-  parseOffloadEnv,
-  parseTestFaults,
-  TEST_FAULTS_ENV,
-} from '../../forwarder/offload';
-import { UdpForwarder } from '../../forwarder/udp-forwarder';
-import type { LeaseEvent } from '../../lease/lease-watcher';
-import type { LeasesWatch } from '../../lease/subnet-manager';
+import { combineOffloads, OFFLOAD_ENV, OffloadEnvError, OFFLOAD_SWITCHES, parseOffloadEnv } from '../../forwarder/offload';
+import type { DatapathStats, UdpForwarder } from '../../forwarder/udp-forwarder';
+import type { LeaseEvent } from '../../lease/lease';
 import type { Logger } from '../../log';
-import { RtNetlink } from '../../routing/rtnetlink';
 import { NetlinkEvents } from '../../routing/netlink-events';
 import { Reconciler } from '../../routing/reconciler';
+import { type LinkDetails, RtNetlink } from '../../routing/rtnetlink';
 import { configureTunDevice, type TunDeviceConfig, tunChangeKind } from '../../routing/tun-device';
 import { formatIpv4 } from '../../util/ipv4';
-import { type Backend, type BackendContext, BackendError, type BackendNetwork, type BackendStatus } from '../backend';
+import {
+  acquireBackendLease,
+  type Backend,
+  type BackendContext,
+  BackendError,
+  type BackendNetwork,
+  type BackendNetworkStatus,
+  type DatapathProgress,
+  type DatapathReport,
+  type UserspaceDatapath,
+} from '../backend';
 import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
+import { startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
 import { UnknownSourceReporter } from './source-check';
 
-/** upstream's TUN name template (compat §5.2): the kernel picks flannel0 normally. */
-export const TUN_NAME_TEMPLATE = 'flannel%d';
+export { TUN_NAME_TEMPLATE };
 
 /** How often flannel0's address, MTU and route are checked without a notification. */
 export const UDP_CHECK_INTERVAL_MS = 10_000;
 
+/** Whether `name` is one the kernel gives for `template` ("flannel%d" -> flannel0, flannel1, ...). */
+export function matchesNameTemplate(template: string, name: string): boolean {
+  const [head, tail] = template.split('%d') as [string, string | undefined];
+  if (tail === undefined) return name === head;
+  if (!name.startsWith(head) || !name.endsWith(tail)) return false;
+  return /^\d+$/.test(name.slice(head.length, name.length - tail.length));
+}
+
 export class UdpBackend implements Backend {
   readonly type = 'udp';
 
-  /** `env` supplies FLANNEL_TS_OFFLOAD (and, in tests, FLANNEL_TS_TEST_FAULTS). */
+  /** `env` supplies FLANNEL_TS_OFFLOAD. */
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  /** The TUN the kernel named from our template (flannel0); it normally vanishes with the process. */
+  ownsDevice(link: LinkDetails): boolean {
+    return link.kind === 'tun' && matchesNameTemplate(TUN_NAME_TEMPLATE, link.name);
+  }
 
   async register(ctx: BackendContext): Promise<BackendNetwork> {
     const cfg = parseUdpBackendConfig(ctx.network.backend);
@@ -50,7 +64,6 @@ export class UdpBackend implements Backend {
       if (e instanceof OffloadEnvError) throw new BackendError(e.message, { cause: e });
       throw e;
     }
-    const testFaults = parseTestFaults(this.env[TEST_FAULTS_ENV]);
     const network = ctx.network.network;
     if (!ctx.network.enableIPv4 || !network) {
       throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
@@ -59,45 +72,47 @@ export class UdpBackend implements Backend {
     if (extAddr === undefined || ifaceAddr === undefined) {
       throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);
     }
-    let lease;
-    try {
-      lease = await ctx.subnets.acquireLease(
-        { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData: undefined, backendV6Data: undefined },
-        ctx.signal,
-      );
-    } catch (e) {
-      throw new BackendError(`failed to acquire lease: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
+    const lease = await acquireBackendLease(ctx, { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData: undefined, backendV6Data: undefined });
     const log = ctx.log.child({ backend: 'udp' });
     const mtu = tunMtu(cfg, ctx.extIface.mtu);
     log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
-    const forwarder = new UdpForwarder();
     const nl = RtNetlink.open();
-    let tunCfg: TunDeviceConfig;
     try {
-      const tun = forwarder.openTun(TUN_NAME_TEMPLATE, { queues: cfg.workers, vnetHdr: needsVnetHeader(offload) });
-      tunCfg = { name: tun, subnet: lease.subnet, network, mtu };
-      const report = await configureTunDevice(nl, tunCfg);
-      log.info({ device: tun, changes: report.changes }, `configured ${tun}`);
-      forwarder.bindUdp({ address: formatIpv4(ifaceAddr), port: cfg.port, sockets: cfg.workers });
-      forwarder.setSourceCheck(cfg.sourceCheck);
-      forwarder.start({
-        icmpSource: formatIpv4(lease.subnet.network),
+      const running = await startUdpDatapath(nl, {
+        subnet: lease.subnet,
+        network,
+        mtu,
+        bindAddress: formatIpv4(ifaceAddr),
+        port: cfg.port,
+        workers: cfg.workers,
         offload,
-        ...(testFaults.length > 0 ? { testFaults } : {}),
+        sourceCheck: cfg.sourceCheck,
       });
+      log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
+      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log);
     } catch (e) {
-      forwarder.close();
       nl.close();
       throw e;
     }
-    return new UdpNetwork(ctx, cfg, lease, tunCfg, forwarder, nl, log);
   }
 }
 
-class UdpNetwork implements BackendNetwork {
-  private watch: LeasesWatch | undefined;
+/** The udp datapath's counters in the backend-neutral report shape. */
+export function datapathReport(s: DatapathStats): DatapathReport {
+  return {
+    running: s.running,
+    heartbeatAgeMs: s.heartbeatAgeMs,
+    workers: s.workers,
+    packets: { egress: s.get('egress_sent_packets'), ingress: s.get('ingress_written_packets') },
+    bytes: { egress: s.get('egress_sent_bytes'), ingress: s.get('ingress_written_bytes') },
+    drops: { egress: s.drops('egress'), ingress: s.drops('ingress') },
+    counters: s.counters,
+    offloads: s.offload ? Object.fromEntries(OFFLOAD_SWITCHES.map((k) => [k, s.offload![k].status === 'on'])) : undefined,
+  };
+}
+
+class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   private poller: NodeJS.Timeout | undefined;
   private readonly routes: UdpRouteSync;
   private readonly reporter: UnknownSourceReporter;
@@ -106,9 +121,10 @@ class UdpNetwork implements BackendNetwork {
   /** Keeps flannel0's address, MTU, UP flag and Network route as configured. */
   readonly reconciler: Reconciler;
   readonly mtu: number;
+  readonly datapath: UserspaceDatapath = this;
+  private synced = false;
 
   constructor(
-    private readonly ctx: BackendContext,
     cfg: UdpBackendConfig,
     readonly lease: BackendNetwork['lease'],
     private readonly tun: TunDeviceConfig,
@@ -130,9 +146,8 @@ class UdpNetwork implements BackendNetwork {
     this.offloadReporter.observe(forwarder.stats().offload);
   }
 
-  run(): void {
+  start(): void {
     this.reconciler.start();
-    this.watch = this.ctx.subnets.watchLeases(this.lease, (events) => this.apply(events));
     this.poller = setInterval(() => {
       this.reporter.poll();
       this.offloadReporter.observe(this.forwarder.stats().offload);
@@ -140,12 +155,10 @@ class UdpNetwork implements BackendNetwork {
     this.poller.unref();
   }
 
-  private synced = false;
-
-  private apply(events: LeaseEvent[]): void {
+  applyLeases(events: readonly LeaseEvent[]): void {
     if (!this.synced) {
       this.synced = true;
-      this.reconciler.schedule('first lease snapshot applied', true);
+      this.reconciler.schedule('first lease batch applied', true);
     }
     const changes = this.routes.apply(events);
     this.forwarder.applyRouteChanges(changes.set, changes.remove);
@@ -154,29 +167,24 @@ class UdpNetwork implements BackendNetwork {
     for (const s of changes.remove) this.log.info({ subnet: s.toString() }, `Subnet removed: ${s.toString()}`);
   }
 
-  datapathProgress(): { running: boolean; heartbeatAgeMs: number | undefined } {
+  progress(): DatapathProgress {
     const s = this.forwarder.stats();
     return { running: s.running, heartbeatAgeMs: s.heartbeatAgeMs };
   }
 
-  async status(): Promise<BackendStatus> {
-    const datapath = this.forwarder.stats();
-    return {
-      synced: this.synced,
-      routesDesired: this.routes.size,
-      routesInstalled: datapath.routes,
-      reconcilers: [this.reconciler],
-      leasesWatch: this.watch?.stats,
-      datapath,
-    };
+  report(): DatapathReport {
+    return datapathReport(this.forwarder.stats());
+  }
+
+  async status(): Promise<BackendNetworkStatus> {
+    return { synced: this.synced, routesDesired: this.routes.size, routesInstalled: this.forwarder.stats().routes, reconcilers: [this.reconciler] };
   }
 
   async stop(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
-    await this.watch?.stop();
     await this.reconciler.stop();
     this.events.close();
-    // Closing the TUN removes flannel0 with its address and route (compat §5.7, §8.7).
+    // Closing the TUN removes flannel0 with its address and route, as upstream's does.
     this.forwarder.close();
     this.nl.close();
   }

@@ -1,9 +1,10 @@
 /**
- * The vxlan backend's options (compat §2.4): VNI (default 1), Port (0 = the
+ * The vxlan backend's options (docs/compatibility.md §2.4): VNI (default 1), Port (0 = the
  * kernel's default, 8472), MTU (default: the interface's), GBP, Learning,
  * DirectRouting. Keys are case-insensitive.
  */
 import { boolField, intField, isJsonObject, JsonFieldError } from '../../util/go-json';
+import { NamedError } from '../../util/errors';
 
 export interface VxlanBackendConfig {
   vni: number;
@@ -14,15 +15,10 @@ export interface VxlanBackendConfig {
   directRouting: boolean;
 }
 
-/** IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) bytes (compat §6.4). */
+/** IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) bytes (docs/compatibility.md §6.4). */
 export const VXLAN_OVERHEAD = 50;
 
-export class VxlanConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VxlanConfigError';
-  }
-}
+export class VxlanConfigError extends NamedError {}
 
 export function parseVxlanBackendConfig(raw: unknown): VxlanBackendConfig {
   const prefix = 'error decoding VXLAN backend config: ';
@@ -51,7 +47,7 @@ export function parseVxlanBackendConfig(raw: unknown): VxlanBackendConfig {
   return cfg;
 }
 
-/** The device name: flannel.<VNI> (compat §6.1). */
+/** The device name: flannel.<VNI> (docs/compatibility.md §6.1). */
 export function vxlanDeviceName(vni: number): string {
   return `flannel.${vni}`;
 }

@@ -1,22 +1,24 @@
 /**
- * The vxlan device flannel.<VNI> (compat §6.1): created with the VNI, the
- * underlay interface, local = the public address, the port (or the kernel's
- * 8472), learning and GBP as configured, a locally administered MAC and
+ * The vxlan device flannel.<VNI> (upstream's pkg/backend/vxlan/device.go,
+ * newVXLANDevice and ensureLink): created with the VNI, the underlay
+ * interface, local = the public address, the port (or the kernel's 8472),
+ * learning and GBP as configured, a locally administered MAC and
  * MTU = (Backend.MTU or the interface MTU) - 50; accept_ra = 0; the own
  * subnet's network address /32 with other addresses inside the Network
- * removed; UP.
+ * removed (pkg/ip/iface.go, EnsureV4AddressOnLink); UP.
  *
  * An existing device is reused when compatible (type, VNI, underlay, local,
- * group, l2miss, port, GBP, compared as upstream does) and keeps its MAC;
- * an incompatible one is recreated, saying which field differed. Beyond
- * upstream, an MTU or MAC that drifted is put back (the MAC is the one
- * published in our lease, which peers' FDB entries point at).
+ * group, l2miss, port, GBP, compared as upstream's ensureLink does) and
+ * keeps its MAC; an incompatible one is recreated, saying which field
+ * differed. Beyond upstream, an MTU or MAC that drifted is put back (the MAC
+ * is the one published in our lease, which peers' FDB entries point at).
  */
-import * as fs from 'node:fs';
 import type { Logger } from '../../log';
-import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import type { KernelOp } from '../../routing/kernel-ops';
+import type { KernelPort } from '../../routing/kernel-port';
 import type { Repair } from '../../routing/reconciler';
-import type { LinkDetails, RtNetlink } from '../../routing/rtnetlink';
+import type { LinkDetails } from '../../routing/rtnetlink';
+import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 
 export interface VxlanDeviceSpec {
   name: string;
@@ -45,18 +47,21 @@ export function incompatibility(existing: LinkDetails, spec: VxlanDeviceSpec): s
   return undefined;
 }
 
-function setAcceptRa(name: string): void {
-  const file = `/proc/sys/net/ipv6/conf/${name}/accept_ra`;
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() !== '0') fs.writeFileSync(file, '0');
-  } catch {
-    /* IPv6 disabled on this host: nothing to turn off */
-  }
-}
-
 export interface EnsureResult {
   device: LinkDetails;
   repairs: Repair[];
+}
+
+async function findLink(kernel: KernelPort, name: string): Promise<LinkDetails | undefined> {
+  return (await kernel.listLinks()).find((l) => l.name === name);
+}
+
+/** upstream's vxlan.go sets accept_ra to 0: a vxlan device must not configure itself from router adverts. */
+async function disableAcceptRa(kernel: KernelPort, name: string): Promise<void> {
+  const key = `net/ipv6/conf/${name}/accept_ra`;
+  const now = await kernel.readSysctl(key);
+  // Absent: IPv6 is disabled on this host, nothing to turn off.
+  if (now !== undefined && now !== '0') await kernel.writeSysctl(key, '0');
 }
 
 /**
@@ -64,55 +69,61 @@ export interface EnsureResult {
  * with `enforceMac` (after the lease is published) an existing device's
  * MAC is put back to `mac` too.
  */
-export async function ensureVxlanDevice(nl: RtNetlink, spec: VxlanDeviceSpec, mac: string, enforceMac: boolean, log: Logger): Promise<EnsureResult> {
+export async function ensureVxlanDevice(kernel: KernelPort, spec: VxlanDeviceSpec, mac: string, enforceMac: boolean, log: Logger): Promise<EnsureResult> {
   const repairs: Repair[] = [];
-  let dev = await nl.getLinkDetails(spec.name);
+  let dev = await findLink(kernel, spec.name);
   if (dev) {
     const why = incompatibility(dev, spec);
     if (why) {
       log.warn({ device: spec.name, field: why }, `"${spec.name}" already exists with incompatible configuration: ${why}; recreating device`);
-      await nl.deleteLink(dev.index);
+      await kernel.apply({ op: 'deleteLink', ifindex: dev.index });
       dev = undefined;
     }
   }
+  let created = false;
   if (!dev) {
-    await nl.createVxlan({ name: spec.name, mac, mtu: spec.mtu, vni: spec.vni, link: spec.link, local: spec.local, port: spec.port, learning: spec.learning, gbp: spec.gbp });
+    const { name, vni, link, local, port, learning, gbp, mtu } = spec;
+    await kernel.apply({ op: 'createVxlan', link: { name, mac, mtu, vni, link, local, port, learning, gbp } });
     repairs.push({ kind: 'device', description: `created ${spec.name} (VNI ${spec.vni}, MAC ${mac})` });
-    dev = (await nl.getLinkDetails(spec.name))!;
+    created = true;
+    dev = await findLink(kernel, spec.name);
+    if (!dev) throw new Error(`${spec.name} was created but is not listed`);
   }
-  if (dev.mtu !== spec.mtu) {
-    await nl.setLinkMtu(dev.index, spec.mtu);
-    repairs.push({ kind: 'mtu', description: `set the MTU of ${spec.name} to ${spec.mtu} (was ${dev.mtu})` });
+  const fixes: Array<[KernelOp, string]> = [];
+  if (dev.mtu !== spec.mtu) fixes.push([{ op: 'setLinkMtu', ifindex: dev.index, mtu: spec.mtu }, `set the MTU of ${spec.name} to ${spec.mtu} (was ${dev.mtu})`]);
+  if (enforceMac && dev.mac !== mac) fixes.push([{ op: 'setLinkMac', ifindex: dev.index, mac }, `restored the MAC of ${spec.name} to ${mac} (was ${dev.mac})`]);
+  for (const [op, description] of fixes) {
+    await kernel.apply(op);
+    repairs.push({ kind: op.op === 'setLinkMtu' ? 'mtu' : 'device', description });
   }
-  if (enforceMac && dev.mac !== mac) {
-    await nl.setLinkMac(dev.index, mac);
-    repairs.push({ kind: 'device', description: `restored the MAC of ${spec.name} to ${mac} (was ${dev.mac})` });
-  }
-  setAcceptRa(spec.name);
+  await disableAcceptRa(kernel, spec.name);
   if (!dev.up) {
-    await nl.setLinkUp(dev.index);
-    if (!repairs.some((r) => r.description.startsWith('created'))) repairs.push({ kind: 'device', description: `set ${spec.name} up` });
+    await kernel.apply({ op: 'setLinkUp', ifindex: dev.index });
+    if (!created) repairs.push({ kind: 'device', description: `set ${spec.name} up` });
   }
-  return { device: (await nl.getLinkDetails(spec.name))!, repairs };
+  const now = await findLink(kernel, spec.name);
+  if (!now) throw new Error(`${spec.name} disappeared while it was being configured`);
+  return { device: now, repairs };
 }
 
 /**
- * upstream's EnsureV4AddressOnLink: the own subnet's network address /32 on
- * the device, and no other address of the device inside the Network.
+ * upstream's EnsureV4AddressOnLink (pkg/ip/iface.go): the own subnet's
+ * network address /32 on the device, and no other address of the device
+ * inside the Network.
  */
-export async function ensureV4AddressOnLink(nl: RtNetlink, dev: LinkDetails, subnet: Ipv4Net, network: Ipv4Net): Promise<Repair[]> {
+export async function ensureV4AddressOnLink(kernel: KernelPort, dev: LinkDetails, subnet: Ipv4Net, network: Ipv4Net): Promise<Repair[]> {
   const repairs: Repair[] = [];
   const want = subnet.network;
-  const addrs = await nl.listAddresses(dev.index);
+  const addrs = await kernel.listAddresses(dev.index);
   for (const a of addrs) {
     if (a.address === want && a.prefixLen === 32) continue;
     if (network.contains(a.address)) {
-      await nl.deleteAddress(dev.index, a.address, a.prefixLen);
+      await kernel.apply({ op: 'deleteAddress', ifindex: dev.index, address: a.address, prefixLen: a.prefixLen });
       repairs.push({ kind: 'address', description: `removed ${formatIpv4(a.address)}/${a.prefixLen} from ${dev.name}` });
     }
   }
   if (!addrs.some((a) => a.address === want && a.prefixLen === 32)) {
-    await nl.addAddress(dev.index, want, 32);
+    await kernel.apply({ op: 'addAddress', ifindex: dev.index, address: want, prefixLen: 32 });
     repairs.push({ kind: 'address', description: `added ${formatIpv4(want)}/32 to ${dev.name}` });
   }
   return repairs;

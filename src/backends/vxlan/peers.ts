@@ -1,5 +1,6 @@
 /**
- * vxlan per-peer kernel state as pure functions (compat §6.3):
+ * vxlan per-peer kernel state as pure functions (upstream's
+ * pkg/backend/vxlan/vxlan_network.go, handleSubnetEvents):
  *
  *  - a remote vxlan lease becomes, in this order (the route last, so the
  *    kernel never ARPs for the gateway): a permanent neighbour
@@ -13,12 +14,13 @@
  * repairOps compares that desired state with what the kernel holds and
  * returns only the operations that make them equal again.
  */
+import type { Lease } from '../../lease/lease';
+import type { KernelOp } from '../../routing/kernel-ops';
+import { type RouteInfo, type RouteSpec, RTPROT_FLANNEL_TS } from '../../routing/rtnetlink';
 import { fieldCI, isJsonObject } from '../../util/go-json';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { isMac } from '../../util/mac';
-import type { Lease } from '../../lease/lease';
-import type { KernelOp } from '../../routing/kernel-ops';
-import { type NeighborEntry, type RouteInfo, type RouteSpec, RTPROT_FLANNEL_TS } from '../../routing/rtnetlink';
+import type { KernelState, PeerParse, PlannedOp } from '../kernel-network';
 
 export interface VxlanPeer {
   subnet: Ipv4Net;
@@ -30,10 +32,8 @@ export interface VxlanPeer {
   direct: boolean;
 }
 
-export type PeerParse = { ok: true; peer: Omit<VxlanPeer, 'direct'> } | { ok: false; reason: string };
-
 /** A remote lease as a vxlan peer; only BackendType "vxlan" with a VtepMAC qualifies. */
-export function peerFromLease(lease: Lease): PeerParse {
+export function peerFromLease(lease: Lease): PeerParse<VxlanPeer> {
   if (lease.attrs.backendType !== 'vxlan') {
     return { ok: false, reason: `not a vxlan lease (type=${JSON.stringify(lease.attrs.backendType)})` };
   }
@@ -48,7 +48,7 @@ export function peerFromLease(lease: Lease): PeerParse {
     return { ok: false, reason: `its BackendData has no valid VtepMAC: ${lease.attrs.backendData ?? 'none'}` };
   }
   const subnet = lease.subnet.canonical();
-  return { ok: true, peer: { subnet, gateway: subnet.network, mac: mac.toLowerCase(), publicIp: lease.attrs.publicIp } };
+  return { ok: true, peer: { subnet, gateway: subnet.network, mac: mac.toLowerCase(), publicIp: lease.attrs.publicIp, direct: false } };
 }
 
 export function peerRoute(dev: number, p: VxlanPeer): RouteSpec {
@@ -75,19 +75,10 @@ export function removeOps(dev: number, p: VxlanPeer): KernelOp[] {
   ];
 }
 
-export interface KernelSnapshot {
-  neighbors: readonly NeighborEntry[];
-  fdb: readonly NeighborEntry[];
-  /** Routes of the main table. */
-  routes: readonly RouteInfo[];
-}
-
-export interface PlannedOp {
-  op: KernelOp;
-  /** "neighbor" | "fdb" | "route" */
-  kind: string;
-  /** "restore" (missing or different) or "remove" (stale). */
-  why: 'restore' | 'remove';
+/** Whether the peer's route is in place (not its neighbour or FDB entry). */
+export function hasPeerRoute(dev: number, p: VxlanPeer, routes: readonly RouteInfo[]): boolean {
+  const want = peerRoute(dev, p);
+  return routes.some((r) => r.dst.equals(p.subnet) && r.type === 'unicast' && r.gateway === want.gateway && (p.direct || (r.oif === dev && r.onlink)));
 }
 
 /**
@@ -97,7 +88,7 @@ export interface PlannedOp {
  * first lease snapshot has been applied, so a restart never deletes what a
  * peer still needs.
  */
-export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelSnapshot, removeStale: boolean, network?: Ipv4Net): PlannedOp[] {
+export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelState, removeStale: boolean, network?: Ipv4Net): PlannedOp[] {
   const out: PlannedOp[] = [];
   const wantNeigh = new Map<number, string>();
   const wantFdb = new Set<string>();
@@ -111,23 +102,16 @@ export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelS
   const neighbors = k.neighbors.filter((n) => n.ifindex === dev);
   const fdb = k.fdb.filter((f) => f.ifindex === dev);
   for (const p of desired) {
+    const peer = p.subnet.toString();
     if (!p.direct) {
       if (!neighbors.some((n) => n.ip === p.gateway && n.mac === p.mac && n.permanent)) {
-        out.push({ kind: 'neighbor', why: 'restore', op: { op: 'replaceNeighbor', ifindex: dev, ip: p.gateway, mac: p.mac } });
+        out.push({ kind: 'neighbor', why: 'restore', peer, op: { op: 'replaceNeighbor', ifindex: dev, ip: p.gateway, mac: p.mac } });
       }
       if (!fdb.some((f) => f.mac === p.mac && f.ip === p.publicIp)) {
-        out.push({ kind: 'fdb', why: 'restore', op: { op: 'replaceFdb', ifindex: dev, mac: p.mac, dst: p.publicIp } });
+        out.push({ kind: 'fdb', why: 'restore', peer, op: { op: 'replaceFdb', ifindex: dev, mac: p.mac, dst: p.publicIp } });
       }
     }
-    const want = peerRoute(dev, p);
-    const have = k.routes.some(
-      (r) =>
-        r.dst.equals(p.subnet) &&
-        r.type === 'unicast' &&
-        r.gateway === want.gateway &&
-        (p.direct || (r.oif === dev && r.onlink)),
-    );
-    if (!have) out.push({ kind: 'route', why: 'restore', op: { op: 'replaceRoute', route: want } });
+    if (!hasPeerRoute(dev, p, k.routes)) out.push({ kind: 'route', why: 'restore', peer, op: { op: 'replaceRoute', route: peerRoute(dev, p) } });
   }
   if (removeStale) {
     for (const n of neighbors) {

@@ -1,0 +1,71 @@
+/**
+ * Bringing up the udp datapath (upstream's
+ * pkg/backend/udp/udp_network_amd64.go, newNetwork and configureIface): the
+ * TUN device with one queue per worker, configured with the own subnet's
+ * address /32, the MTU and the route for the Network; the UDP sockets bound to
+ * the interface address and Port; the forwarding threads started. The udp
+ * backend and the lab's static node (lab/bin/static-udp-node.ts) both start
+ * it this way.
+ */
+import { needsVnetHeader, type OffloadSettings } from '../../forwarder/offload';
+import { UdpForwarder } from '../../forwarder/udp-forwarder';
+import type { RtNetlink } from '../../routing/rtnetlink';
+import { configureTunDevice, type TunDeviceConfig } from '../../routing/tun-device';
+import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+
+/** upstream's TUN name template (pkg/ip/tun.go, OpenTun with "flannel%d"): the kernel picks flannel0 normally. */
+export const TUN_NAME_TEMPLATE = 'flannel%d';
+
+export interface UdpDatapathSpec {
+  /** TUN name template (default flannel%d). */
+  tunTemplate?: string;
+  /** The own subnet: its network address goes on the TUN and is the source of ICMP errors. */
+  subnet: Ipv4Net;
+  /** The flannel Network, routed to the TUN. */
+  network: Ipv4Net;
+  /** The TUN's MTU. */
+  mtu: number;
+  /** The address the sockets bind (the external interface's). */
+  bindAddress: string;
+  port: number;
+  /** Forwarding workers: TUN queues, sockets and thread pairs. */
+  workers: number;
+  offload: OffloadSettings;
+  /** Drop datagrams whose source is not a known peer's PublicIP. */
+  sourceCheck: boolean;
+  /** Tuning for tests and the benchmark (the datapath's defaults otherwise). */
+  bufferSize?: number;
+  batchSize?: number;
+}
+
+export interface RunningUdpDatapath {
+  forwarder: UdpForwarder;
+  /** The TUN's configuration, for reconciling it later. */
+  tun: TunDeviceConfig;
+  /** What configuring the TUN changed. */
+  changes: string[];
+}
+
+/**
+ * Opens, configures and starts; on a failure everything opened so far is
+ * closed again. `forwarder` is for tests that supply their own addon.
+ */
+export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, forwarder: UdpForwarder = new UdpForwarder()): Promise<RunningUdpDatapath> {
+  try {
+    const name = forwarder.openTun(spec.tunTemplate ?? TUN_NAME_TEMPLATE, { queues: spec.workers, vnetHdr: needsVnetHeader(spec.offload) });
+    const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu };
+    const report = await configureTunDevice(nl, tun);
+    forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers });
+    forwarder.setSourceCheck(spec.sourceCheck);
+    forwarder.start({
+      icmpSource: formatIpv4(spec.subnet.network),
+      offload: spec.offload,
+      ...(spec.bufferSize !== undefined ? { bufferSize: spec.bufferSize } : {}),
+      ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
+    });
+    return { forwarder, tun, changes: report.changes };
+  } catch (e) {
+    forwarder.close();
+    throw e;
+  }
+}
