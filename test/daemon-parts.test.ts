@@ -1,7 +1,7 @@
 /**
  * Pure and local parts of the daemon: subnet.env bytes and file handling
- * (compat §4.1-4.2), the udp backend's lease-event mapping (§5.7), the
- * health endpoints (§8.5) and the systemd notification (§8.8).
+ * (docs/compatibility.md §4.1-4.2), the udp backend's lease-event mapping (docs/compatibility.md §5.7), the
+ * health endpoints (docs/compatibility.md §8.5) and the systemd notification (docs/compatibility.md §8.8).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,11 +13,11 @@ import { test } from 'node:test';
 import { UdpRouteSync } from '../src/backends/udp/route-sync';
 import { HealthServer } from '../src/daemon/health';
 import { SystemdNotifier } from '../src/daemon/sd-notify';
-import { formatSubnetEnv, writeSubnetEnv } from '../src/daemon/subnet-env';
-import type { Lease } from '../src/lease/lease';
+import { formatSubnetEnv, writeSubnetEnv } from '../src/lease/subnet-file';
 import { RecordingLogger } from '../src/log';
-import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
+import { Ipv4Net } from '../src/util/ipv4';
 import { Ipv6Net } from '../src/util/ipv6';
+import { testLease } from './helpers/leases';
 
 test('subnet.env: exact lines and order (v4, dual stack)', () => {
   assert.equal(
@@ -56,13 +56,7 @@ test('subnet.env: created with its directories and mode 0644 whatever the umask;
   }
 });
 
-const lease = (cidr: string, ip: string, backendType = ''): Lease => ({
-  subnet: Ipv4Net.parse(cidr),
-  ipv6Subnet: undefined,
-  attrs: { publicIp: parseIpv4(ip), publicIpv6: undefined, backendType, backendData: undefined, backendV6Data: undefined },
-  expiration: undefined,
-  etcdLeaseId: '1',
-});
+const lease = testLease;
 
 test('udp: lease events become routes to PublicIP:Port and the peer set', () => {
   const r = new UdpRouteSync(8285);

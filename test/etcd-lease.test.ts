@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
-import type { EtcdClientConfig } from '../src/cli/config';
-import { createEtcdClient } from '../src/lease/etcd-client';
-import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd-subnet-manager';
-import type { Lease, LeaseAttrs } from '../src/lease/lease';
-import type { LeaseEvent } from '../src/lease/lease-watcher';
+import { createEtcdClient, type EtcdClientConfig } from '../src/lease/etcd/client';
+import { Etcd3Registry } from '../src/lease/etcd/etcd3-registry';
+import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd/subnet-manager';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../src/lease/lease';
 import { type Logger, RecordingLogger } from '../src/log';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { EtcdServer } from '../lab/etcd';
@@ -53,7 +52,7 @@ describe('etcd subnet manager (real etcd)', () => {
   function manager(prefix: string, extra: Partial<EtcdSubnetManagerOptions> & { endpoint?: string; log?: Logger } = {}): EtcdSubnetManager {
     const log = extra.log ?? new RecordingLogger();
     const cfg: EtcdClientConfig = { endpoints: [extra.endpoint ?? etcd.endpoint], prefix, keyFile: '', certFile: '', caFile: '', username: '', password: '' };
-    const m = new EtcdSubnetManager({ client: createEtcdClient(cfg, log), prefix, endpoints: cfg.endpoints, log, configRetryMs: 100, ...extra });
+    const m = new EtcdSubnetManager({ registry: new Etcd3Registry(createEtcdClient(cfg, log), prefix, cfg.endpoints, log), log, configRetryMs: 100, ...extra });
     managers.push(m);
     return m;
   }

@@ -1,6 +1,6 @@
 /**
- * etcd client security (compat §3.9): TLS with a client certificate, TLS
- * with only a CA (PORT NOTE: upstream ignored a lone -etcd-cafile), and
+ * etcd client security (docs/compatibility.md §3.9): TLS with a client certificate, TLS
+ * with only a CA (upstream ignores a lone -etcd-cafile), and
  * username/password auth, against real etcd servers.
  */
 import assert from 'node:assert/strict';
@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { EtcdClientConfig } from '../src/cli/config';
-import { createEtcdClient } from '../src/lease/etcd-client';
-import { EtcdSubnetManager } from '../src/lease/etcd-subnet-manager';
+import { createEtcdClient, type EtcdClientConfig } from '../src/lease/etcd/client';
+import { Etcd3Registry } from '../src/lease/etcd/etcd3-registry';
+import { EtcdSubnetManager } from '../src/lease/etcd/subnet-manager';
 import { RecordingLogger } from '../src/log';
 import { EtcdServer } from '../lab/etcd';
 import { Lab } from '../lab/netns';
@@ -21,7 +21,7 @@ import { eventually } from './helpers/eventually';
 const CONFIG = '{"Network":"10.3.0.0/16"}';
 
 function managerFor(cfg: EtcdClientConfig, log = new RecordingLogger()): EtcdSubnetManager {
-  return new EtcdSubnetManager({ client: createEtcdClient(cfg, log), prefix: cfg.prefix, endpoints: cfg.endpoints, log, configRetryMs: 100 });
+  return new EtcdSubnetManager({ registry: new Etcd3Registry(createEtcdClient(cfg, log), cfg.prefix, cfg.endpoints, log), log, configRetryMs: 100 });
 }
 
 const base = (endpoint: string, prefix = '/coreos.com/network'): EtcdClientConfig => ({
@@ -65,7 +65,7 @@ describe('etcd over TLS', () => {
     }
   });
 
-  test('CA only (PORT NOTE): the server is verified without a client certificate', async () => {
+  test('CA only (upstream ignores it): the server is verified without a client certificate', async () => {
     const log = new RecordingLogger();
     const m = managerFor({ ...base(serverOnly.endpoint), caFile: pki.caFile }, log);
     try {

@@ -1,8 +1,8 @@
 /**
  * The kube subnet manager against the stand-in API server over HTTPS (no
- * namespaces needed): the calls of compat §11.2 in order, the exact PATCH
+ * namespaces needed): the calls of docs/compatibility.md §11.2 in order, the exact PATCH
  * bytes, the condition, the VtepMAC restore, node events → lease events,
- * and every startup error of §11.1/§11.5 with its message.
+ * and every startup error of docs/compatibility.md §11.1/docs/compatibility.md §11.5 with its message.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { KubeApiStandIn } from '../lab/kube-apiserver';
 import { writeKubeconfig } from '../lab/kubeconfig';
 import { makeTestPki } from '../lab/tls';
 import { KubeSubnetManager, type KubeModeConfig, TEST_TIMINGS_ENV } from '../src/lease/kube/kube-subnet-manager';
-import type { LeaseEvent } from '../src/lease/lease-watcher';
+import type { LeaseEvent } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { parseIpv4 } from '../src/util/ipv4';
 
@@ -137,7 +137,7 @@ describe('kube subnet manager vs the stand-in API server', () => {
     assert.equal(await m.storedVtepMac(), '12:c6:65:89:b4:e3');
   });
 
-  test('a node without any annotations: lease acquired, nothing crashes (PORT NOTE)', async () => {
+  test('a node without any annotations: lease acquired, nothing crashes (upstream panics)', async () => {
     server.putNode({ name: 'node-bare', podCIDR: '10.244.5.0/24', annotations: null });
     const m = await create({ NODE_NAME: 'node-bare' });
     assert.equal(await m.storedVtepMac(), undefined);

@@ -1,18 +1,10 @@
 /**
- * Subnet keys (compat §3.1), lease JSON golden bytes (§3.2) and IPv6 text.
+ * Subnet keys (docs/compatibility.md §3.1), lease JSON golden bytes (docs/compatibility.md §3.2) and IPv6 text.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  decodeLeaseAttrs,
-  encodeLeaseAttrs,
-  joinKey,
-  makeSubnetKey,
-  parseSubnetKey,
-  subnetKeyOfEtcdKey,
-  subnetKeyPath,
-  subnetsPrefix,
-} from '../src/lease/lease';
+import { decodeLeaseAttrs, encodeLeaseAttrs } from '../src/lease/etcd/lease-value';
+import { joinKey, makeSubnetKey, parseSubnetKey, subnetKeyOfEtcdKey, subnetKeyPath, subnetsPrefix } from '../src/lease/etcd/subnet-key';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { formatIpv6, Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 

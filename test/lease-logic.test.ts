@@ -1,6 +1,6 @@
 /**
- * Pure lease logic: allocation (compat §3.5), the diffing core of the lease
- * watch (§3.8), reading the previous subnet.env (§4.3).
+ * Pure lease logic: allocation (docs/compatibility.md §3.5), the diffing core of the lease
+ * watch (docs/compatibility.md §3.8), reading the previous subnet.env (docs/compatibility.md §4.3).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,11 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { fitsConfig, freeIpv4Candidates, MAX_CANDIDATES, OutOfSubnetsError, pickFreeSubnet } from '../src/lease/allocator';
-import type { Lease } from '../src/lease/lease';
-import { LeaseWatcher } from '../src/lease/lease-watcher';
+import { RemoteLeaseSet } from '../src/lease/remote-leases';
 import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
 import { parseDotenv, readPreviousSubnets } from '../src/lease/subnet-file';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
+import { testLease } from './helpers/leases';
 
 const cfgOf = (json: string) => checkNetworkConfig(parseNetworkConfig(json));
 // upstream's fixture (subnet_test.go).
@@ -60,17 +60,11 @@ test('fitsConfig: range and prefix length (previous subnet and reuse checks)', (
   assert.ok(!fitsConfig(fixture, taken('10.3.26.0/24')[0]!));
 });
 
-const lease = (cidr: string, publicIp: string, backendType = ''): Lease => ({
-  subnet: Ipv4Net.parse(cidr),
-  ipv6Subnet: undefined,
-  attrs: { publicIp: parseIpv4(publicIp), publicIpv6: undefined, backendType, backendData: undefined, backendV6Data: undefined },
-  expiration: undefined,
-  etcdLeaseId: '1',
-});
+const lease = testLease;
 
-test('lease watcher: snapshot diffs, own lease filtered, changed attributes re-emitted', () => {
+test('remote lease set: snapshot diffs, own lease filtered, changed attributes re-emitted', () => {
   const own = lease('10.5.1.0/24', '192.168.0.1');
-  const w = new LeaseWatcher(own);
+  const w = new RemoteLeaseSet(own);
   const first = w.reset([own, lease('10.5.2.0/24', '192.168.0.2'), lease('10.5.3.0/24', '192.168.0.3')]);
   assert.deepEqual(first.map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.5.2.0/24', 'added 10.5.3.0/24']);
   assert.equal(w.leases.length, 2);
@@ -82,9 +76,9 @@ test('lease watcher: snapshot diffs, own lease filtered, changed attributes re-e
   assert.equal(next[0]!.lease.attrs.publicIp, parseIpv4('192.168.0.9'));
 });
 
-test('lease watcher: incremental put replaces by subnet; delete emits the stored lease', () => {
+test('remote lease set: incremental put replaces by subnet; delete emits the stored lease', () => {
   const own = lease('10.5.1.0/24', '192.168.0.1');
-  const w = new LeaseWatcher(own);
+  const w = new RemoteLeaseSet(own);
   w.reset([lease('10.5.2.0/24', '192.168.0.2', 'vxlan')]);
   const a = w.update([{ type: 'put', lease: lease('10.5.5.0/24', '192.168.0.5') }, { type: 'put', lease: own }]);
   assert.deepEqual(a.map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.5.5.0/24']);

@@ -1,5 +1,5 @@
 /**
- * Choosing a free subnet (pure; compat §3.5 step 5): walk the candidates
+ * Choosing a free subnet (pure; docs/compatibility.md §3.5 step 5): walk the candidates
  * from SubnetMin upward in steps of the subnet size while <= SubnetMax,
  * collect at most 100 that overlap no existing lease (every listed lease
  * counts, even ones outside the range), and pick one at random. Same for
@@ -8,6 +8,7 @@
 import { Ipv4Net } from '../util/ipv4';
 import { Ipv6Net } from '../util/ipv6';
 import type { NetworkConfig } from './network-config';
+import { NamedError } from '../util/errors';
 
 export const MAX_CANDIDATES = 100;
 
@@ -21,10 +22,9 @@ export type RandomInt = (n: number) => number;
 
 export const mathRandomInt: RandomInt = (n) => Math.floor(Math.random() * n);
 
-export class OutOfSubnetsError extends Error {
+export class OutOfSubnetsError extends NamedError {
   constructor(readonly family: 'IPv4' | 'IPv6', readonly range: string) {
     super('out of subnets');
-    this.name = 'OutOfSubnetsError';
   }
 }
 
@@ -60,7 +60,7 @@ export function pickFreeSubnet(cfg: NetworkConfig, taken: readonly Taken[], rand
 }
 
 /**
- * Whether a lease fits the config (compat §3.5 step 3): the IPv4 subnet in
+ * Whether a lease fits the config (docs/compatibility.md §3.5 step 3): the IPv4 subnet in
  * [SubnetMin, SubnetMax] with prefix SubnetLen, and the IPv6 part absent when
  * IPv6 is off, present and in range otherwise.
  */

@@ -1,18 +1,14 @@
 /**
  * The flannel network config: the JSON at `<prefix>/config` in etcd (or
  * net-conf.json in kube mode), decoded as upstream's Go struct is (compat
- * §2.2) and validated with upstream's defaults and error texts (§2.3).
+ * docs/compatibility.md §2.2) and validated with upstream's defaults and error texts (docs/compatibility.md §2.3).
  */
 import { fieldCI, isJsonObject, type JsonObject } from '../util/go-json';
 import { formatIpv4, Ipv4Net, tryParseIpv4 } from '../util/ipv4';
 import { formatIpv6, Ipv6Net, tryParseIpv6 } from '../util/ipv6';
+import { NamedError, errorText } from '../util/errors';
 
-export class NetworkConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NetworkConfigError';
-  }
-}
+export class NetworkConfigError extends NamedError {}
 
 /** The decoded JSON, before validation. */
 export interface RawNetworkConfig {
@@ -48,7 +44,7 @@ export interface NetworkConfig {
   ipv6SubnetLen: number;
   ipv6SubnetMin: bigint;
   ipv6SubnetMax: bigint;
-  /** Backend.Type lower-cased, as the backend lookup does (compat §2.2). */
+  /** Backend.Type lower-cased, as the backend lookup does (docs/compatibility.md §2.2). */
   backendType: string;
   backend: unknown;
 }
@@ -90,7 +86,7 @@ function ipv6NetOf(obj: JsonObject, field: string): Ipv6Net | undefined {
   return n.canonical();
 }
 
-/** An IPv4 address field; "0.0.0.0" counts as unset (compat §2.2). */
+/** An IPv4 address field; "0.0.0.0" counts as unset (docs/compatibility.md §2.2). */
 function ipv4Of(obj: JsonObject, field: string): number | undefined {
   const v = fieldCI(obj, field);
   if (v === undefined || v === null) return undefined;
@@ -127,13 +123,13 @@ function backendTypeOf(backend: unknown): string {
   return t;
 }
 
-/** Decodes the config JSON (compat §2.2). Throws NetworkConfigError. */
+/** Decodes the config JSON (docs/compatibility.md §2.2). Throws NetworkConfigError. */
 export function parseNetworkConfig(text: string): RawNetworkConfig {
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch (e) {
-    throw new NetworkConfigError(`the config is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new NetworkConfigError(`the config is not valid JSON: ${errorText(e)}`);
   }
   if (!isJsonObject(obj)) throw new NetworkConfigError('the config must be a JSON object');
   const backend = fieldCI(obj, 'Backend');
@@ -154,7 +150,7 @@ export function parseNetworkConfig(text: string): RawNetworkConfig {
   };
 }
 
-/** upstream's CheckNetworkConfig (etcd mode only; compat §2.3). Throws NetworkConfigError. */
+/** upstream's CheckNetworkConfig (etcd mode only; docs/compatibility.md §2.3). Throws NetworkConfigError. */
 export function checkNetworkConfig(raw: RawNetworkConfig): NetworkConfig {
   const cfg: NetworkConfig = {
     enableIPv4: raw.enableIPv4,
@@ -234,10 +230,10 @@ export function configExample(configKey: string): string {
 }
 
 /**
- * net-conf.json in kube mode (compat §11.1 step 3): decoded only, none of
- * §2.3's checks or defaults (SubnetLen/Min/Max are unused: the subnet is
+ * net-conf.json in kube mode (docs/compatibility.md §11.1 step 3): decoded only, none of
+ * docs/compatibility.md §2.3's checks or defaults (SubnetLen/Min/Max are unused: the subnet is
  * the node's podCIDR). A missing Network is reported when the own podCIDR
- * is checked against it (§11.5).
+ * is checked against it (docs/compatibility.md §11.5).
  */
 export function kubeNetworkConfig(raw: RawNetworkConfig): NetworkConfig {
   return Object.freeze({

@@ -1,8 +1,8 @@
 /**
- * The pure core of watching all leases (compat §3.8, after upstream's
- * pkg/lease/lease.go LeaseWatcher): it holds the known remote leases and
- * turns snapshots and watch events into "added"/"removed" batches for the
- * backends. No etcd, no clock.
+ * The other nodes' leases, whichever store reports them: the pure core of
+ * watching leases (upstream's pkg/lease/lease.go, LeaseWatcher). It holds the
+ * known remote leases and turns snapshots and changes into "added"/"removed"
+ * batches for the backends. No store, no clock.
  *
  * Upstream semantics kept:
  *  - the own lease is never reported (compared by subnet);
@@ -11,21 +11,21 @@
  *    attributes (PublicIP, VtepMAC) they need to clean up.
  * Fixed on purpose:
  *  - a snapshot re-emits "added" for a lease whose attributes changed
- *    (compat §10 item 17; upstream only diffs by subnet);
+ *    (upstream only diffs by subnet, so it misses a PublicIP or MAC that
+ *    changed while the watch was behind a compaction);
  *  - a removal of an unknown subnet emits nothing (upstream emitted an empty
  *    lease that backends cannot act on);
  *  - bad keys and values never reach this class: the registry skips them
- *    (compat §3.8 PORT NOTE), so nothing here can withdraw unrelated leases.
+ *    (upstream withdrew every route on one bad key), so nothing here can
+ *    withdraw unrelated leases.
  */
-import { type Lease, sameAttrs, sameSubnets } from './lease';
-
-export type LeaseEvent = { type: 'added'; lease: Lease } | { type: 'removed'; lease: Lease };
+import { type Lease, type LeaseEvent, sameAttrs, sameSubnets } from './lease';
 
 export type LeaseChange =
   | { type: 'put'; lease: Lease }
   | { type: 'delete'; subnet: Lease['subnet']; ipv6Subnet: Lease['ipv6Subnet'] };
 
-export class LeaseWatcher {
+export class RemoteLeaseSet {
   private known: Lease[] = [];
 
   constructor(private readonly own: Pick<Lease, 'subnet' | 'ipv6Subnet'>) {}

@@ -1,10 +1,49 @@
 /**
- * subnet.env (compat §4): reading the previous file at startup (§4.3).
- * Writing it is in src/daemon/subnet-env.ts.
+ * subnet.env, the file the CNI plugin and mk-docker-opts read (upstream's
+ * pkg/subnet/subnet.go, WriteSubnetFile; main.go, ReadCIDRFromSubnetFile):
+ * written once the node is up, read back at the next start (the previous
+ * subnet is a lease hint, the previous networks let stale masquerade rules
+ * be removed).
+ *
+ * Lines, in this order, `KEY=value\n` each: FLANNEL_NETWORK and
+ * FLANNEL_SUBNET (IPv4 on), FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET
+ * (IPv6 on), FLANNEL_MTU, FLANNEL_IPMASQ. The subnet is written as its first
+ * host address (10.5.72.0/24 -> 10.5.72.1/24).
+ *
+ * The file is replaced atomically (temporary file in the same directory,
+ * fsync, rename), as upstream's renameio does. A new file gets mode 0644
+ * exactly, whatever the umask; an existing file keeps its mode. Missing
+ * parent directories are created.
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-file';
 import { Ipv4Net } from '../util/ipv4';
 import { Ipv6Net } from '../util/ipv6';
+
+export interface SubnetEnv {
+  network: Ipv4Net | undefined;
+  subnet: Ipv4Net | undefined;
+  ipv6Network: Ipv6Net | undefined;
+  ipv6Subnet: Ipv6Net | undefined;
+  mtu: number;
+  ipMasq: boolean;
+}
+
+export function formatSubnetEnv(e: SubnetEnv): string {
+  const lines: string[] = [];
+  if (e.network && e.subnet) {
+    lines.push(`FLANNEL_NETWORK=${e.network.toString()}`, `FLANNEL_SUBNET=${e.subnet.firstHost().toString()}`);
+  }
+  if (e.ipv6Network && e.ipv6Subnet) {
+    lines.push(`FLANNEL_IPV6_NETWORK=${e.ipv6Network.toString()}`, `FLANNEL_IPV6_SUBNET=${e.ipv6Subnet.firstHost().toString()}`);
+  }
+  lines.push(`FLANNEL_MTU=${e.mtu}`, `FLANNEL_IPMASQ=${e.ipMasq ? 'true' : 'false'}`);
+  return lines.map((l) => l + '\n').join('');
+}
+
+export function writeSubnetEnv(file: string, e: SubnetEnv): void {
+  writeFileAtomic(file, formatSubnetEnv(e));
+}
 
 /**
  * A dotenv parser in the spirit of godotenv (which upstream uses): blank

@@ -1,9 +1,10 @@
 /**
- * What the daemon and the backends need from a subnet manager: etcd mode
- * (src/lease/etcd-subnet-manager.ts) and kube mode (src/lease/kube/).
+ * What the daemon and the backends need from a subnet manager, whichever
+ * store keeps the leases: etcd (./etcd/subnet-manager.ts) or the Kubernetes
+ * Node objects (./kube/kube-subnet-manager.ts). Upstream's
+ * pkg/subnet/subnet.go, Manager.
  */
-import type { Lease, LeaseAttrs } from './lease';
-import type { LeaseEvent } from './lease-watcher';
+import type { Lease, LeaseAttrs, LeaseEvent } from './lease';
 import type { NetworkConfig } from './network-config';
 
 export interface LeaseLoss {
@@ -46,10 +47,10 @@ export interface SubnetManager {
   /** Starts watching the other leases; `onEvents` gets the first snapshot (even when empty), then every non-empty batch. */
   watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch;
   close(): Promise<void>;
-  /** Kube mode: addresses the node object asks this node to use instead of -public-ip(v6) (compat §11.1 step 7). */
+  /** Kube mode: addresses the node object asks this node to use instead of -public-ip(v6) (upstream's GetStoredPublicIP). */
   publicIpHints?(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }>;
-  /** Kube mode: the VtepMAC this node published before, so a vxlan restart keeps it (compat §11.8). */
+  /** Kube mode: the VtepMAC this node published before, so a vxlan restart keeps it (upstream's GetStoredMacAddresses). */
   storedVtepMac?(): Promise<string | undefined>;
-  /** Kube mode: called once the node is up (READY=1): the NetworkUnavailable=False condition (compat §11.2 call G). */
+  /** Kube mode: called once the node is up (READY=1): the NetworkUnavailable=False condition (upstream's CompleteLease). */
   completeLease?(): Promise<void>;
 }

@@ -1,10 +1,10 @@
 /**
  * Building the etcd v3 client (etcd3, pinned 1.1.2) from the -etcd-* flags
- * (compat §3.9):
+ * (upstream's pkg/subnet/etcd/registry.go, newEtcdClient and newTlsConfig):
  *  - TLS with a client certificate when both -etcd-certfile and
  *    -etcd-keyfile are given (CA from -etcd-cafile, else the system roots);
- *  - PORT NOTE: -etcd-cafile alone is honoured (server verification
- *    without a client certificate); upstream ignored it;
+ *  - -etcd-cafile alone is honoured (server verification without a
+ *    client certificate); upstream ignores it;
  *  - otherwise https:// endpoints use the system roots and http:// ones
  *    are plain (with upstream's warning);
  *  - -etcd-username/-etcd-password for etcd's simple auth;
@@ -13,16 +13,28 @@
  */
 import * as fs from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
-import type { EtcdClientConfig } from '../cli/config';
-import type { Logger } from '../log';
+import type { Logger } from '../../log';
+import { errorText, NamedError } from '../../util/errors';
+import { ETCD_RETRY_INITIAL_MS, ETCD_RETRY_MAX_MS } from './backoff-policy';
+
+/** The -etcd-* flags. */
+export interface EtcdClientConfig {
+  /** -etcd-endpoints split on ',' verbatim (upstream does not trim). */
+  endpoints: readonly string[];
+  prefix: string;
+  keyFile: string;
+  certFile: string;
+  caFile: string;
+  username: string;
+  password: string;
+}
 
 /** Default deadline of one unary etcd request. */
 export const ETCD_REQUEST_TIMEOUT_MS = 5000;
 
-export class EtcdTlsFileError extends Error {
+export class EtcdTlsFileError extends NamedError {
   constructor(readonly flag: string, readonly file: string, cause: unknown) {
-    super(`cannot read ${flag} ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'EtcdTlsFileError';
+    super(`cannot read ${flag} ${file}: ${errorText(cause)}`, { cause });
   }
 }
 
@@ -50,9 +62,9 @@ export function etcdClientOptions(cfg: EtcdClientConfig, log: Logger, opts: Etcd
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       // grpc-js waits up to 120 s between reconnects by default; after an
-      // etcd outage we want to be back within seconds.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 5_000,
+      // etcd outage we want to be back within seconds: the etcd retry schedule.
+      'grpc.initial_reconnect_backoff_ms': ETCD_RETRY_INITIAL_MS,
+      'grpc.max_reconnect_backoff_ms': ETCD_RETRY_MAX_MS,
     },
   };
   if (cfg.certFile !== '' && cfg.keyFile !== '') {

@@ -3,20 +3,17 @@
  * waiting and retrying can help without an operator acting.
  */
 import { isRecoverableError } from 'etcd3';
+import { errorText, NamedError } from '../../util/errors';
 
-export abstract class LeaseManagerError extends Error {
+export abstract class LeaseManagerError extends NamedError {
   abstract readonly recoverable: boolean;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** etcd could not be reached or did not answer in time. */
 export class EtcdUnavailableError extends LeaseManagerError {
   readonly recoverable = true;
   constructor(readonly op: string, readonly endpoints: readonly string[], cause: unknown) {
-    super(`etcd is unreachable (${op}; endpoints ${endpoints.join(', ')}): ${causeText(cause)}`, { cause });
+    super(`etcd is unreachable (${op}; endpoints ${endpoints.join(', ')}): ${errorText(cause)}`, { cause });
   }
 }
 
@@ -24,7 +21,7 @@ export class EtcdUnavailableError extends LeaseManagerError {
 export class EtcdRequestError extends LeaseManagerError {
   readonly recoverable = false;
   constructor(readonly op: string, cause: unknown, hint?: string) {
-    super(`etcd rejected ${op}: ${causeText(cause)}${hint ? `. ${hint}` : ''}`, { cause });
+    super(`etcd rejected ${op}: ${errorText(cause)}${hint ? `. ${hint}` : ''}`, { cause });
   }
 }
 
@@ -50,10 +47,6 @@ export class LeaseLostError extends LeaseManagerError {
   constructor(readonly key: string, readonly reason: string) {
     super(`lease ${key} lost: ${reason}`);
   }
-}
-
-export function causeText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 const AUTH_HINT =

@@ -1,48 +1,37 @@
 /**
- * The etcd v3 store of a flannel network (compat §3): `<prefix>/config` and
+ * The etcd v3 store of a flannel network (upstream's
+ * pkg/subnet/etcd/registry.go): `<prefix>/config` and
  * `<prefix>/subnets/<subnet-key>` keys holding lease JSON, attached to etcd
- * leases with a 24 h TTL (or to none: a reservation, §3.4).
+ * leases with a 24 h TTL (or to none: a reservation, docs/compatibility.md
+ * "Reservations").
  *
- * Writes are transactions: create only if the key does not exist (§3.3),
- * rewrite only if the key is still what we read, renew only if it still
- * holds our value. A lost race is a LeaseTakenError (retryable), a renewal
- * of a key that changed is a LeaseLostError.
+ * Writes are transactions: create only if the key does not exist, rewrite
+ * only if the key is still what we read, renew only if it still holds our
+ * value (./registry.ts states the contract).
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import type { Logger } from '../log';
-import type { Ipv4Net } from '../util/ipv4';
-import type { Ipv6Net } from '../util/ipv6';
+import type { Logger } from '../../log';
+import { errorText } from '../../util/errors';
+import type { Ipv4Net } from '../../util/ipv4';
+import type { Ipv6Net } from '../../util/ipv6';
+import type { Lease, LeaseAttrs } from '../lease';
 import { classifyEtcdError, LeaseLostError, LeaseTakenError } from './errors';
+import { encodeLeaseAttrs } from './lease-value';
 import {
-  decodeLeaseAttrs,
-  encodeLeaseAttrs,
-  joinKey,
-  type Lease,
-  type LeaseAttrs,
-  subnetKeyOfEtcdKey,
-  subnetKeyPath,
-  subnetsPrefix,
-} from './lease';
+  type ParsedKv,
+  parseLeaseKv,
+  type RegistryEvent,
+  type RegistryWatch,
+  type RegistryWatchHandlers,
+  type RegistryWatchOptions,
+  type SkippedKey,
+  type StoredLease,
+  type SubnetRegistry,
+} from './registry';
+import { joinKey, subnetKeyPath, subnetsPrefix } from './subnet-key';
+import { EtcdWatchStream, prefixRangeEnd } from './watch-stream';
 
-/** A lease as stored: the lease, its key, raw value and revision. */
-export interface StoredLease {
-  key: string;
-  lease: Lease;
-  value: string;
-  modRevision: bigint;
-}
-
-export interface SkippedKey {
-  key: string;
-  reason: string;
-}
-
-export type ParsedKv = { ok: true; stored: StoredLease } | { ok: false; skipped: SkippedKey };
-
-/** Upstream's 24 h lease TTL (compat §3.3). */
-export const SUBNET_TTL_SECONDS = 86400;
-
-export class EtcdRegistry {
+export class Etcd3Registry implements SubnetRegistry {
   readonly subnetsPrefix: string;
 
   constructor(
@@ -76,27 +65,9 @@ export class EtcdRegistry {
     return v ?? undefined;
   }
 
-  /** A key-value under the subnets prefix as a lease, or why it was skipped (compat §3.8 PORT NOTE). */
-  parseKv(kv: IKeyValue): ParsedKv {
-    const key = kv.key.toString();
-    const parsed = subnetKeyOfEtcdKey(this.prefix, key);
-    if (!parsed) return { ok: false, skipped: { key, reason: 'not a subnet key' } };
-    const value = kv.value.toString();
-    let attrs: LeaseAttrs;
-    try {
-      attrs = decodeLeaseAttrs(value);
-    } catch (e) {
-      return { ok: false, skipped: { key, reason: `bad lease value: ${e instanceof Error ? e.message : String(e)}` } };
-    }
-    return {
-      ok: true,
-      stored: {
-        key,
-        value,
-        modRevision: BigInt(kv.mod_revision),
-        lease: { subnet: parsed.subnet, ipv6Subnet: parsed.ipv6Subnet, attrs, expiration: undefined, etcdLeaseId: kv.lease || '0' },
-      },
-    };
+  /** A key-value under the subnets prefix as a lease, or why it is skipped. */
+  private parseKv(kv: IKeyValue): ParsedKv {
+    return parseLeaseKv(this.prefix, kv.key.toString(), kv.value.toString(), BigInt(kv.mod_revision), kv.lease || '0');
   }
 
   /** Every lease, in key order, with the store revision of the listing; bad entries are skipped. */
@@ -142,20 +113,21 @@ export class EtcdRegistry {
       await this.client.leaseClient.leaseRevoke({ ID: leaseId });
     } catch (e) {
       // The lease then simply expires on its own; nothing depends on it.
-      this.log.debug({ leaseId, err: e instanceof Error ? e.message : String(e) }, 'could not revoke an unused etcd lease');
+      this.log.debug({ leaseId, err: errorText(e) }, 'could not revoke an unused etcd lease');
     }
   }
 
-  private stored(key: string, value: string, lease: Omit<Lease, 'expiration' | 'etcdLeaseId'>, leaseId: string, ttl: number | undefined, revision: bigint): StoredLease {
+  private stored(key: string, value: string, lease: Omit<Lease, 'expiration'>, leaseId: string, ttl: number | undefined, revision: bigint): StoredLease {
     return {
       key,
       value,
       modRevision: revision,
-      lease: { ...lease, etcdLeaseId: leaseId, expiration: ttl === undefined ? undefined : new Date(Date.now() + ttl * 1000) },
+      etcdLeaseId: leaseId,
+      lease: { ...lease, expiration: ttl === undefined ? undefined : new Date(Date.now() + ttl * 1000) },
     };
   }
 
-  /** Creates a lease key that must not exist yet (compat §3.3); LeaseTakenError when it does. */
+  /** Creates a lease key that must not exist yet (upstream's createSubnet); LeaseTakenError when it does. */
   async createLease(subnet: Ipv4Net, ipv6Subnet: Ipv6Net | undefined, attrs: LeaseAttrs, ttlSeconds: number): Promise<StoredLease> {
     const key = this.keyOf(subnet, ipv6Subnet);
     const value = encodeLeaseAttrs(attrs);
@@ -177,16 +149,16 @@ export class EtcdRegistry {
   }
 
   /**
-   * Writes `attrs` over an existing lease we read (reuse, compat §3.5 step
-   * 3), only if it is unchanged since. A reservation (no etcd lease) stays
-   * one (compat §3.4 PORT NOTE); anything else gets a fresh 24 h lease.
+   * Writes `attrs` over an existing lease we read (reuse by PublicIP), only
+   * if it is unchanged since. A reservation (no etcd lease) stays one
+   * (upstream gives it a 24 h TTL); anything else gets a fresh 24 h lease.
    */
   async rewriteLease(existing: StoredLease, attrs: LeaseAttrs, ttlSeconds: number): Promise<StoredLease> {
     return this.putWithLease(existing, attrs, ttlSeconds, 'Mod', existing.modRevision.toString(), () => new LeaseTakenError(existing.key));
   }
 
   /**
-   * Renews our lease (compat §3.6): a fresh 24 h etcd lease for the key, so
+   * Renews our lease (upstream's updateSubnet): a fresh 24 h etcd lease for the key, so
    * its remaining TTL is ~24 h again, only if the key still holds our value;
    * the previous etcd lease is revoked (upstream leaked one per renewal).
    */
@@ -206,7 +178,7 @@ export class EtcdRegistry {
   ): Promise<StoredLease> {
     const key = existing.key;
     const value = encodeLeaseAttrs(attrs);
-    const reservation = existing.lease.etcdLeaseId === '0';
+    const reservation = existing.etcdLeaseId === '0';
     const leaseId = reservation ? '0' : await this.grant(ttlSeconds);
     const put = this.client.put(key).value(value);
     if (!reservation) put.lease(leaseId);
@@ -223,16 +195,47 @@ export class EtcdRegistry {
       await this.revokeQuietly(leaseId);
       throw onConflict();
     }
-    if (!reservation && existing.lease.etcdLeaseId !== leaseId) await this.revokeQuietly(existing.lease.etcdLeaseId);
+    if (!reservation && existing.etcdLeaseId !== leaseId) await this.revokeQuietly(existing.etcdLeaseId);
     const { subnet, ipv6Subnet } = existing.lease;
     return this.stored(key, value, { subnet, ipv6Subnet, attrs }, leaseId, reservation ? undefined : ttlSeconds, BigInt(res.header.revision));
   }
 
-  /** Deletes a lease we read, only if it is unchanged since (compat §3.5 step 3, incompatible lease). */
+  /** Deletes a lease we read, only if it is unchanged since (reuse found an incompatible lease). */
   async deleteLease(existing: StoredLease): Promise<boolean> {
     const res = await this.call(`delete ${existing.key}`, () =>
       this.client.if(existing.key, 'Mod', '==', existing.modRevision.toString()).then(this.client.delete().key(existing.key)).commit(),
     );
     return res.succeeded;
+  }
+
+  watch(options: RegistryWatchOptions, handlers: RegistryWatchHandlers): RegistryWatch {
+    const key = Buffer.from(options.key);
+    return new EtcdWatchStream(
+      this.client,
+      {
+        key,
+        ...(options.prefix ? { rangeEnd: prefixRangeEnd(key) } : {}),
+        startRevision: options.startRevision,
+        ...(options.progressIntervalMs ? { progressIntervalMs: options.progressIntervalMs } : {}),
+      },
+      {
+        onEvents: (events, revision) => {
+          const out: RegistryEvent[] = [];
+          for (const ev of events) {
+            const modRevision = BigInt(ev.kv.mod_revision);
+            if (ev.type === 'Put') out.push({ type: 'put', kv: this.parseKv(ev.kv), modRevision });
+            else if (ev.type === 'Delete') out.push({ type: 'delete', key: ev.kv.key.toString(), modRevision });
+          }
+          handlers.onEvents(out, revision);
+        },
+        onCompacted: (rev) => handlers.onCompacted(rev),
+        ...(handlers.onState ? { onState: handlers.onState } : {}),
+      },
+      this.log.child({ watch: options.key }),
+    );
+  }
+
+  close(): void {
+    this.client.close();
   }
 }

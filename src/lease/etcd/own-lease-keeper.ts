@@ -1,22 +1,23 @@
 /**
- * Keeping the own lease (compat §3.6, §3.7): renew it `margin` before it
- * expires, and watch its key so that a deletion (by hand, or the etcd lease
- * expiring) or a takeover by another node is reported as lease loss.
+ * Keeping the own lease (upstream's pkg/subnet/etcd/local_manager.go,
+ * RenewLease and WatchLease): renew it `margin` before it expires, and watch
+ * its key so that a deletion (by hand, or the etcd lease expiring) or a
+ * takeover by another node is reported as lease loss.
  *
  * States: held -> (renewing -> held)* -> lost | stopped. A reservation (a
- * key without an etcd lease) is held without renewal (§3.4 PORT NOTE).
- * Upstream's silent failure mode (the monitor failing to start disabled
- * renewal; §3.7 PORT NOTE) is replaced by retrying with backoff and saying so.
+ * key without an etcd lease) is held without renewal (upstream turns it into
+ * a 24 h lease). Upstream's silent failure mode (the monitor failing to start
+ * disabled renewal) is replaced by retrying with backoff and saying so.
  */
-import type { IEvent } from 'etcd3';
-import type { Logger } from '../log';
-import { Backoff, sleep } from '../util/backoff';
-import { formatIpv4 } from '../util/ipv4';
-import { RepeatLog } from '../util/repeat-log';
-import { causeText, LeaseLostError } from './errors';
-import type { EtcdRegistry, StoredLease } from './etcd-registry';
-import { EtcdWatch } from './etcd-watch';
-import type { HeldLease, LeaseLoss } from './subnet-manager';
+import type { Logger } from '../../log';
+import { sleep } from '../../util/backoff';
+import { errorText } from '../../util/errors';
+import { formatIpv4 } from '../../util/ipv4';
+import { RepeatLog } from '../../util/repeat-log';
+import type { HeldLease, LeaseLoss } from '../subnet-manager';
+import { etcdRetryBackoff } from './backoff-policy';
+import { LeaseLostError } from './errors';
+import type { RegistryEvent, RegistryWatch, StoredLease, SubnetRegistry } from './registry';
 
 export interface KeeperTiming {
   /** TTL of the etcd lease written on renewal (upstream: 86400 s). */
@@ -29,10 +30,10 @@ export interface KeeperTiming {
   watchProgressMs?: number;
 }
 
-export class LeaseKeeper implements HeldLease {
+export class OwnLeaseKeeper implements HeldLease {
   private current: StoredLease;
   private timer: NodeJS.Timeout | undefined;
-  private watch: EtcdWatch | undefined;
+  private watch: RegistryWatch | undefined;
   private stopped = false;
   private resolveLost!: (l: LeaseLoss) => void;
   readonly lost: Promise<LeaseLoss>;
@@ -40,7 +41,7 @@ export class LeaseKeeper implements HeldLease {
   private readonly repeat: RepeatLog;
 
   constructor(
-    private readonly registry: EtcdRegistry,
+    private readonly registry: SubnetRegistry,
     stored: StoredLease,
     private readonly timing: KeeperTiming,
     private readonly log: Logger,
@@ -87,7 +88,7 @@ export class LeaseKeeper implements HeldLease {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     const exp = this.current.lease.expiration;
-    if (this.current.lease.etcdLeaseId === '0' || exp === undefined) {
+    if (this.current.etcdLeaseId === '0' || exp === undefined) {
       this.log.info({ key: this.current.key }, 'the lease is a reservation (no TTL): nothing to renew');
       return;
     }
@@ -105,7 +106,7 @@ export class LeaseKeeper implements HeldLease {
       this.arm();
     } catch (e) {
       if (e instanceof LeaseLostError) return this.lose(e.reason);
-      this.repeat.warn({ key: this.current.key, err: causeText(e) }, `Error renewing lease (trying again in ${Math.round(this.timing.renewRetryMs / 1000)} s)`);
+      this.repeat.warn({ key: this.current.key, err: errorText(e) }, `Error renewing lease (trying again in ${Math.round(this.timing.renewRetryMs / 1000)} s)`);
       this.arm(this.timing.renewRetryMs);
     }
   }
@@ -114,7 +115,7 @@ export class LeaseKeeper implements HeldLease {
 
   /** Reads the key, then watches it; retried until it runs (never silently given up). */
   private async monitor(): Promise<void> {
-    const backoff = new Backoff(200, 10_000);
+    const backoff = etcdRetryBackoff();
     while (!this.stopped) {
       let revision: bigint;
       try {
@@ -124,19 +125,17 @@ export class LeaseKeeper implements HeldLease {
         revision = r.revision;
       } catch (e) {
         if (e instanceof LeaseLostError) return this.lose(e.reason);
-        this.repeat.warn({ key: this.current.key, err: causeText(e) }, 'cannot start monitoring the own lease; retrying');
+        this.repeat.warn({ key: this.current.key, err: errorText(e) }, 'cannot start monitoring the own lease; retrying');
         await sleep(backoff.next()).catch(() => undefined);
         continue;
       }
       this.repeat.reset();
-      this.watch = new EtcdWatch(
-        this.registry.client,
-        { key: Buffer.from(this.current.key), startRevision: revision + 1n, ...(this.timing.watchProgressMs ? { progressIntervalMs: this.timing.watchProgressMs } : {}) },
+      this.watch = this.registry.watch(
+        { key: this.current.key, prefix: false, startRevision: revision + 1n, ...(this.timing.watchProgressMs ? { progressIntervalMs: this.timing.watchProgressMs } : {}) },
         {
           onEvents: (events) => this.onEvents(events),
           onCompacted: () => void this.afterCompaction(),
         },
-        this.log.child({ watch: 'own lease' }),
       );
       this.watch.start();
       return;
@@ -153,32 +152,31 @@ export class LeaseKeeper implements HeldLease {
     return true;
   }
 
-  private onEvents(events: IEvent[]): void {
+  private onEvents(events: readonly RegistryEvent[]): void {
     for (const ev of events) {
       if (this.stopped) return;
-      if (ev.type === 'Delete') return this.lose('the lease key was deleted (by hand, or its etcd lease expired)');
-      const p = this.registry.parseKv(ev.kv);
-      if (!p.ok) return this.lose(p.skipped.reason);
-      if (!this.checkOwner(p.stored)) return;
-      const ours = p.stored.lease.etcdLeaseId === this.current.lease.etcdLeaseId;
-      if (!ours) void this.adopt(p.stored);
+      if (ev.type === 'delete') return this.lose('the lease key was deleted (by hand, or its etcd lease expired)');
+      if (!ev.kv.ok) return this.lose(ev.kv.skipped.reason);
+      if (!this.checkOwner(ev.kv.stored)) return;
+      const ours = ev.kv.stored.etcdLeaseId === this.current.etcdLeaseId;
+      if (!ours) void this.adopt(ev.kv.stored);
     }
   }
 
   /** Someone rewrote our key (same owner) with another etcd lease: follow its TTL (upstream resets the timer the same way). */
   private async adopt(stored: StoredLease): Promise<void> {
     try {
-      const ttl = await this.registry.leaseTtlSeconds(stored.lease.etcdLeaseId);
-      const expiration = stored.lease.etcdLeaseId === '0' ? undefined : new Date(Date.now() + Math.max(0, ttl) * 1000);
+      const ttl = await this.registry.leaseTtlSeconds(stored.etcdLeaseId);
+      const expiration = stored.etcdLeaseId === '0' ? undefined : new Date(Date.now() + Math.max(0, ttl) * 1000);
       this.current = { ...stored, lease: { ...stored.lease, expiration } };
       this.arm();
     } catch (e) {
-      this.log.warn({ key: stored.key, err: causeText(e) }, 'could not read the TTL of the rewritten own lease; keeping the current renewal schedule');
+      this.log.warn({ key: stored.key, err: errorText(e) }, 'could not read the TTL of the rewritten own lease; keeping the current renewal schedule');
     }
   }
 
   private async afterCompaction(): Promise<void> {
-    const backoff = new Backoff(200, 10_000);
+    const backoff = etcdRetryBackoff();
     while (!this.stopped) {
       try {
         const r = await this.registry.getLease(this.current.key);
@@ -188,7 +186,7 @@ export class LeaseKeeper implements HeldLease {
         return;
       } catch (e) {
         if (e instanceof LeaseLostError) return this.lose(e.reason);
-        this.repeat.warn({ err: causeText(e) }, 'cannot re-read the own lease after a compaction; retrying');
+        this.repeat.warn({ err: errorText(e) }, 'cannot re-read the own lease after a compaction; retrying');
         await sleep(backoff.next()).catch(() => undefined);
       }
     }

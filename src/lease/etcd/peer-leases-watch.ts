@@ -1,33 +1,35 @@
 /**
- * Watching all leases (compat §3.8): a snapshot, then a watch of
- * `<prefix>/subnets` from the snapshot's revision + 1. After a compaction it
- * re-lists and diffs (re-emitting leases whose attributes changed), and it
- * re-lists every `resyncIntervalMs` as anti-entropy. etcd going away only
- * pauses it: the known leases stay in force and the watch resumes.
+ * Watching the other nodes' leases in etcd (upstream's
+ * pkg/subnet/etcd/registry.go, watchSubnets and resyncWatch): a listing as
+ * the first batch, then a watch of `<prefix>/subnets` from the listing's
+ * revision + 1. After a compaction it re-lists and diffs (re-emitting
+ * leases whose attributes changed), and it re-lists every
+ * `resyncIntervalMs` as anti-entropy. etcd going away only pauses it: the
+ * known leases stay in force and the watch resumes.
  *
  * A key that is not a subnet key, or a value that is not lease JSON, is
- * skipped and logged once; it never withdraws other leases (compat §3.8
- * PORT NOTE: upstream withdrew every route).
+ * skipped and logged once; it never withdraws other leases (upstream
+ * withdrew every remote route on such an event).
  */
-import type { IEvent } from 'etcd3';
-import type { Logger } from '../log';
-import { Backoff, sleep } from '../util/backoff';
-import { LogOnce } from '../util/repeat-log';
-import { causeText } from './errors';
-import type { EtcdRegistry, SkippedKey } from './etcd-registry';
-import { EtcdWatch, prefixRangeEnd } from './etcd-watch';
-import { subnetKeyOfEtcdKey, type Lease } from './lease';
-import { type LeaseChange, type LeaseEvent, LeaseWatcher } from './lease-watcher';
-import type { LeasesWatch, LeasesWatchStats } from './subnet-manager';
+import type { Logger } from '../../log';
+import { sleep } from '../../util/backoff';
+import { errorText } from '../../util/errors';
+import { LogOnce } from '../../util/repeat-log';
+import type { Lease, LeaseEvent } from '../lease';
+import { type LeaseChange, RemoteLeaseSet } from '../remote-leases';
+import type { LeasesWatch, LeasesWatchStats } from '../subnet-manager';
+import { etcdRetryBackoff } from './backoff-policy';
+import type { RegistryEvent, RegistryWatch, SkippedKey, SubnetRegistry } from './registry';
+import { subnetKeyOfEtcdKey } from './subnet-key';
 
-export interface LeasesWatchOptions {
+export interface PeerLeasesWatchOptions {
   resyncIntervalMs: number;
   watchProgressMs?: number;
 }
 
-export class EtcdLeasesWatch implements LeasesWatch {
-  private readonly watcher: LeaseWatcher;
-  private watch: EtcdWatch | undefined;
+export class EtcdPeerLeasesWatch implements LeasesWatch {
+  private readonly leases: RemoteLeaseSet;
+  private watch: RegistryWatch | undefined;
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly loggedSkips = new LogOnce();
@@ -35,13 +37,13 @@ export class EtcdLeasesWatch implements LeasesWatch {
   readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
 
   constructor(
-    private readonly registry: EtcdRegistry,
+    private readonly registry: SubnetRegistry,
     own: Lease,
     private readonly onEvents: (events: LeaseEvent[]) => void,
-    private readonly options: LeasesWatchOptions,
+    private readonly options: PeerLeasesWatchOptions,
     private readonly log: Logger,
   ) {
-    this.watcher = new LeaseWatcher(own);
+    this.leases = new RemoteLeaseSet(own);
   }
 
   start(): void {
@@ -55,14 +57,14 @@ export class EtcdLeasesWatch implements LeasesWatch {
     await this.watch?.stop();
   }
 
-  /** Hands a batch to the backend; the first snapshot even when empty, so the backend knows it is in sync. */
+  /** Hands a batch to the backend; the first listing even when empty, so the backend knows it is in sync. */
   private emit(events: LeaseEvent[]): void {
     if (this.stopped) return;
     if (events.length > 0 || !this.stats.snapshotApplied) this.onEvents(events);
     this.stats.snapshotApplied = true;
   }
 
-  private skip(s: SkippedKey, revision?: string): void {
+  private skip(s: SkippedKey, revision?: bigint): void {
     const id = `${s.key}@${revision ?? ''}:${s.reason}`;
     this.stats.skippedKeys++;
     if (!this.loggedSkips.first(id)) return;
@@ -71,15 +73,15 @@ export class EtcdLeasesWatch implements LeasesWatch {
 
   /** Lists every lease (retrying until etcd answers) and applies it as a snapshot; returns the listing's revision. */
   private async snapshot(): Promise<bigint | undefined> {
-    const backoff = new Backoff(100, 5000);
+    const backoff = etcdRetryBackoff();
     while (!this.stopped) {
       try {
         const { leases, revision, skipped } = await this.registry.listLeases();
         for (const s of skipped) this.skip(s);
-        this.emit(this.watcher.reset(leases.map((l) => l.lease)));
+        this.emit(this.leases.reset(leases.map((l) => l.lease)));
         return revision;
       } catch (e) {
-        this.log.warn({ err: causeText(e) }, 'cannot list the leases; retrying');
+        this.log.warn({ err: errorText(e) }, 'cannot list the leases; retrying');
         await sleep(backoff.next()).catch(() => undefined);
       }
     }
@@ -89,12 +91,10 @@ export class EtcdLeasesWatch implements LeasesWatch {
   private async run(): Promise<void> {
     const revision = await this.snapshot();
     if (revision === undefined) return;
-    const prefix = Buffer.from(this.registry.subnetsPrefix);
-    this.watch = new EtcdWatch(
-      this.registry.client,
+    this.watch = this.registry.watch(
       {
-        key: prefix,
-        rangeEnd: prefixRangeEnd(prefix),
+        key: this.registry.subnetsPrefix,
+        prefix: true,
         startRevision: revision + 1n,
         ...(this.options.watchProgressMs ? { progressIntervalMs: this.options.watchProgressMs } : {}),
       },
@@ -108,27 +108,24 @@ export class EtcdLeasesWatch implements LeasesWatch {
           if (state === 'disconnected') this.log.debug({ detail }, 'lease watch disconnected');
         },
       },
-      this.log.child({ watch: 'leases' }),
     );
     this.watch.start();
     this.scheduleResync();
   }
 
-  private apply(events: IEvent[]): void {
+  private apply(events: readonly RegistryEvent[]): void {
     const changes: LeaseChange[] = [];
     for (const ev of events) {
-      if (ev.type === 'Put') {
-        const p = this.registry.parseKv(ev.kv);
-        if (p.ok) changes.push({ type: 'put', lease: p.stored.lease });
-        else this.skip(p.skipped, ev.kv.mod_revision);
-      } else if (ev.type === 'Delete') {
-        const key = ev.kv.key.toString();
-        const parsed = subnetKeyOfEtcdKey(this.registry.prefix, key);
-        if (parsed) changes.push({ type: 'delete', subnet: parsed.subnet, ipv6Subnet: parsed.ipv6Subnet });
-        else this.skip({ key, reason: 'not a subnet key' }, ev.kv.mod_revision);
+      if (ev.type === 'put') {
+        if (ev.kv.ok) changes.push({ type: 'put', lease: ev.kv.stored.lease });
+        else this.skip(ev.kv.skipped, ev.modRevision);
+        continue;
       }
+      const parsed = subnetKeyOfEtcdKey(this.registry.prefix, ev.key);
+      if (parsed) changes.push({ type: 'delete', subnet: parsed.subnet, ipv6Subnet: parsed.ipv6Subnet });
+      else this.skip({ key: ev.key, reason: 'not a subnet key' }, ev.modRevision);
     }
-    this.emit(this.watcher.update(changes));
+    this.emit(this.leases.update(changes));
   }
 
   private scheduleResync(): void {

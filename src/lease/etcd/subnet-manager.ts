@@ -1,33 +1,32 @@
 /**
- * The etcd v3 subnet manager (compat §2.5, §3): fetch the network config,
- * acquire the own lease, keep it, and watch everyone else's.
+ * The etcd v3 subnet manager (upstream's pkg/subnet/etcd/local_manager.go):
+ * fetch the network config, acquire the own lease, keep it, and watch
+ * everyone else's. The store is a SubnetRegistry (./registry.ts): etcd in
+ * production, an in-memory registry in tests.
  *
  * Every etcd call has a deadline; when etcd is down nothing crashes: the
  * loops wait with backoff (jittered) and say what they are waiting for, the
  * known leases stay in force, and the watches resume.
  */
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from '../log';
-import { AbortedError, Backoff, sleep, throwIfAborted } from '../util/backoff';
-import { formatIpv4, type Ipv4Net } from '../util/ipv4';
-import { formatIpv6, type Ipv6Net } from '../util/ipv6';
-import { RepeatLog } from '../util/repeat-log';
-import { fitsConfig, mathRandomInt, OutOfSubnetsError, pickFreeSubnet, type RandomInt } from './allocator';
+import type { Logger } from '../../log';
+import { AbortedError, sleep, throwIfAborted } from '../../util/backoff';
+import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
+import { RepeatLog } from '../../util/repeat-log';
+import { fitsConfig, mathRandomInt, OutOfSubnetsError, pickFreeSubnet, type RandomInt } from '../allocator';
+import { describeLease, type Lease, type LeaseAttrs, type LeaseEvent, sameSubnets } from '../lease';
+import { checkNetworkConfig, configExample, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
+import type { HeldLease, LeasesWatch, SubnetManager } from '../subnet-manager';
+import { etcdRetryBackoff } from './backoff-policy';
 import { ConfigNotFoundError, LeaseManagerError, LeaseTakenError } from './errors';
-import { EtcdRegistry, type StoredLease, SUBNET_TTL_SECONDS } from './etcd-registry';
-import { describeLease, type Lease, type LeaseAttrs, sameSubnets } from './lease';
-import type { LeaseEvent } from './lease-watcher';
-import { LeaseKeeper } from './lease-keeper';
-import { EtcdLeasesWatch } from './leases-watch';
-import { checkNetworkConfig, configExample, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from './network-config';
-import type { HeldLease, LeasesWatch, SubnetManager } from './subnet-manager';
+import { OwnLeaseKeeper } from './own-lease-keeper';
+import { EtcdPeerLeasesWatch } from './peer-leases-watch';
+import { type StoredLease, SUBNET_TTL_SECONDS, type SubnetRegistry } from './registry';
 
 export interface EtcdSubnetManagerOptions {
-  client: Etcd3;
-  prefix: string;
-  endpoints: readonly string[];
+  registry: SubnetRegistry;
   log: Logger;
-  /** The previous FLANNEL_SUBNET / FLANNEL_IPV6_SUBNET from subnet.env (compat §4.3). */
+  /** The previous FLANNEL_SUBNET / FLANNEL_IPV6_SUBNET from subnet.env (upstream's main.go, ReadCIDRFromSubnetFile). */
   previous?: { subnet: Ipv4Net | undefined; ipv6Subnet: Ipv6Net | undefined };
   /** -subnet-lease-renew-margin in ms (default 60 min). */
   renewMarginMs?: number;
@@ -40,11 +39,11 @@ export interface EtcdSubnetManagerOptions {
   random?: RandomInt;
 }
 
-/** Upstream's bound on lost creation races (compat §3.5 step 7). */
+/** Upstream's bound on lost creation races (local_manager.go, tryAcquireLease's retry loop). */
 const MAX_ACQUIRE_RACES = 10;
 
 export class EtcdSubnetManager implements SubnetManager {
-  readonly registry: EtcdRegistry;
+  readonly registry: SubnetRegistry;
   private readonly log: Logger;
   private readonly ttl: number;
   private readonly random: RandomInt;
@@ -55,7 +54,7 @@ export class EtcdSubnetManager implements SubnetManager {
 
   constructor(private readonly opts: EtcdSubnetManagerOptions) {
     this.log = opts.log;
-    this.registry = new EtcdRegistry(opts.client, opts.prefix, opts.endpoints, opts.log);
+    this.registry = opts.registry;
     this.ttl = opts.leaseTtlSeconds ?? SUBNET_TTL_SECONDS;
     this.random = opts.random ?? mathRandomInt;
   }
@@ -75,7 +74,7 @@ export class EtcdSubnetManager implements SubnetManager {
     }
   }
 
-  /** Retries every second until the config is usable (compat §2.5); only `signal` ends it early. */
+  /** Retries every second until the config is usable (upstream's main.go, getConfig); only `signal` ends it early. */
   async getNetworkConfig(signal: AbortSignal): Promise<NetworkConfig> {
     const repeat = new RepeatLog(this.log);
     for (;;) {
@@ -91,13 +90,14 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   /**
-   * Acquires the own lease (compat §3.5): reuse a lease with our PublicIP;
-   * else the previous subnet from subnet.env; else a random free subnet.
-   * A lost creation race is retried (§3.5 step 7 PORT NOTE); etcd being
-   * unreachable is waited out with backoff (upstream exited 1).
+   * Acquires the own lease (upstream's AcquireLease): reuse a lease with our
+   * PublicIP; else the previous subnet from subnet.env; else a random free
+   * subnet. A lost creation race is retried (upstream's retry compares the
+   * wrong error and exits 1); etcd being unreachable is waited out with
+   * backoff (upstream exits 1).
    */
   async acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
-    const backoff = new Backoff(200, 5000);
+    const backoff = etcdRetryBackoff();
     const repeat = new RepeatLog(this.log);
     let races = 0;
     for (;;) {
@@ -177,7 +177,7 @@ export class EtcdSubnetManager implements SubnetManager {
     const key = this.registry.keyOf(lease.subnet, lease.ipv6Subnet);
     const stored = this.acquired.get(key);
     if (!stored) throw new Error(`holdLease: ${key} was not acquired by this manager`);
-    const keeper = new LeaseKeeper(
+    const keeper = new OwnLeaseKeeper(
       this.registry,
       stored,
       {
@@ -194,7 +194,7 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch {
-    const w = new EtcdLeasesWatch(
+    const w = new EtcdPeerLeasesWatch(
       this.registry,
       own,
       onEvents,
@@ -212,6 +212,6 @@ export class EtcdSubnetManager implements SubnetManager {
   async close(): Promise<void> {
     await Promise.all([...this.held].map((h) => h.stop()));
     await Promise.all([...this.watches].map((w) => w.stop()));
-    this.opts.client.close();
+    this.registry.close();
   }
 }

@@ -1,23 +1,25 @@
 /**
- * A resilient etcd v3 watch of one key or prefix, over etcd3's raw gRPC
+ * The stream under every watch of the etcd registry: a resilient etcd v3
+ * watch of one key or prefix, over etcd3's raw gRPC
  * watch stream (its Watcher resumes from the create response's revision,
  * which can skip events when a stream breaks during catch-up).
  *
  * States: connecting -> connected -> (disconnected -> backoff -> connecting)
  * ... -> stopped. It resumes after every break from the revision following
- * the last response it processed (compat §3.8: header revision + 1), with
- * exponential backoff and jitter (100 ms doubling to 5 s, reset once a stream
- * is healthy), and asks etcd for progress notifications so a stream that
+ * the last response it processed (header revision + 1, as upstream's
+ * watchSubnets), with the etcd retry backoff (./backoff-policy.ts, reset once
+ * a stream is healthy), and asks etcd for progress notifications so a stream that
  * silently stops delivering is noticed and replaced.
  *
  * When etcd has compacted the revision it wants to resume from, it stops and
  * reports `onCompacted`; the owner re-lists, diffs, and calls restartFrom().
  */
 import type { Etcd3, IEvent, IWatchResponse } from 'etcd3';
-import type { Logger } from '../log';
-import { Backoff, sleep } from '../util/backoff';
-
-export type WatchState = 'connecting' | 'connected' | 'disconnected' | 'compacted' | 'stopped';
+import type { Logger } from '../../log';
+import { type Backoff, sleep } from '../../util/backoff';
+import { errorText } from '../../util/errors';
+import { etcdRetryBackoff } from './backoff-policy';
+import type { RegistryWatch, WatchState } from './registry';
 
 export interface WatchHandlers {
   /** Events of one response, in revision order; `revision` is the response header's. */
@@ -53,7 +55,7 @@ export function prefixRangeEnd(prefix: Buffer): Buffer {
 
 type SessionEnd = { kind: 'compacted'; revision: bigint } | { kind: 'stopped' };
 
-export class EtcdWatch {
+export class EtcdWatchStream implements RegistryWatch {
   private next: bigint;
   private stopped = false;
   private current: { cancel(): void } | undefined;
@@ -72,7 +74,7 @@ export class EtcdWatch {
     private readonly log: Logger,
   ) {
     this.next = options.startRevision;
-    this.backoff = options.backoff ?? new Backoff(100, 5000);
+    this.backoff = options.backoff ?? etcdRetryBackoff();
     this.progressIntervalMs = options.progressIntervalMs ?? 30_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? this.progressIntervalMs * 2.5;
   }
@@ -118,7 +120,7 @@ export class EtcdWatch {
       } catch (e) {
         if (this.stopped) break;
         const delay = this.backoff.next();
-        const detail = e instanceof Error ? e.message : String(e);
+        const detail = errorText(e);
         this.setState('disconnected', detail);
         this.log.warn({ err: detail, retryInMs: delay, fromRevision: this.next.toString() }, 'etcd watch broke; reconnecting');
         try {

@@ -1,37 +1,33 @@
 /**
  * The Node annotation keys flanneld reads and writes in kube mode (compat
- * §11.4): `-kube-annotation-prefix` normalised as upstream does, then a
+ * docs/compatibility.md §11.4): `-kube-annotation-prefix` normalised as upstream does, then a
  * fixed name appended.
  *
  * Normalisation, in upstream's order: more than one "/" is an error; no "/"
  * gets one appended; a prefix ending in neither "/" nor "-" then gets "-".
  * The result must look like `fqdn/` or `fqdn/name-`.
  *
- * Fixed on purpose (compat §11.11 item 5): upstream's regex is anchored at
+ * Fixed on purpose (docs/compatibility.md §12, kube mode): upstream's regex is anchored at
  * the end only, so `Foo.example.com` passes and yields upper-case keys the
  * API server rejects on every PATCH (a 30 s timeout at startup). We anchor
  * both ends and say why at once.
  */
+import { NamedError } from '../../util/errors';
 
-export class AnnotationPrefixError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AnnotationPrefixError';
-  }
-}
+export class AnnotationPrefixError extends NamedError {}
 
 export interface AnnotationKeys {
-  /** `<prefix>kube-subnet-manager`: "true" on every node flanneld runs on; the gate for peers (§11.6). */
+  /** `<prefix>kube-subnet-manager`: "true" on every node flanneld runs on; the gate for peers (docs/compatibility.md §11.6). */
   subnetKubeManaged: string;
   backendType: string;
   backendData: string;
   backendV6Data: string;
   publicIp: string;
   publicIpv6: string;
-  /** Operator-set: replaces what is published in public-ip(v6) (§11.5). */
+  /** Operator-set: replaces what is published in public-ip(v6) (docs/compatibility.md §11.5). */
   publicIpOverwrite: string;
   publicIpv6Overwrite: string;
-  /** Operator-set: replaces -public-ip(v6) at startup (§11.1 step 7). */
+  /** Operator-set: replaces -public-ip(v6) at startup (docs/compatibility.md §11.1 step 7). */
   nodePublicIp: string;
   nodePublicIpv6: string;
 }

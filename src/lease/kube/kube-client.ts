@@ -1,6 +1,6 @@
 /**
- * The Kubernetes API as kube mode uses it (compat §11.2): the client config
- * of §11.1 step 1, node/pod GETs, the two status-subresource PATCHes, and a
+ * The Kubernetes API as kube mode uses it (docs/compatibility.md §11.2): the client config
+ * of docs/compatibility.md §11.1 step 1, node/pod GETs, the two status-subresource PATCHes, and a
  * node informer. Built on @kubernetes/client-node; this file is the only
  * place that imports it, so the subnet manager sees a small typed surface.
  */
@@ -10,26 +10,21 @@ import { CoreV1Api, KubeConfig, type Informer, type ListPromise, ListWatch, Patc
 import type { Logger } from '../../log';
 import { Backoff } from '../../util/backoff';
 import type { KubeNode } from './node-lease';
+import { NamedError, errorText } from '../../util/errors';
 
 export const SERVICEACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-/** The API client cannot be configured (§11.1 step 1); `Failed to create SubnetManager: fail to create kubernetes config: …`. */
-export class KubeConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KubeConfigError';
-  }
-}
+/** The API client cannot be configured (docs/compatibility.md §11.1 step 1); `Failed to create SubnetManager: fail to create kubernetes config: …`. */
+export class KubeConfigError extends NamedError {}
 
 /** An API call failed: the HTTP status (0 when there was no answer) and the server's Status message. */
-export class KubeApiError extends Error {
+export class KubeApiError extends NamedError {
   constructor(
     readonly operation: string,
     readonly status: number,
     detail: string,
   ) {
     super(`${operation}: ${status === 0 ? detail : `${status} ${detail}`}`);
-    this.name = 'KubeApiError';
   }
 }
 
@@ -45,7 +40,7 @@ export interface KubeClientOptions {
 
 /**
  * The client config, as client-go's BuildConfigFromFlags decides it (compat
- * §11.1 step 1): kubeconfig file (server replaced by -kube-api-url when both
+ * docs/compatibility.md §11.1 step 1): kubeconfig file (server replaced by -kube-api-url when both
  * are given), the URL alone (anonymous), or the in-cluster service account.
  * KUBECONFIG and ~/.kube/config are never consulted.
  */
@@ -76,7 +71,7 @@ function loadKubeConfigAsGiven(o: KubeClientOptions): KubeConfig {
     try {
       kc.loadFromFile(o.kubeconfigFile);
     } catch (e) {
-      throw new KubeConfigError(`fail to create kubernetes config: ${o.kubeconfigFile}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new KubeConfigError(`fail to create kubernetes config: ${o.kubeconfigFile}: ${errorText(e)}`);
     }
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeConfigError(`fail to create kubernetes config: ${o.kubeconfigFile} has no current-context with a cluster`);
@@ -140,7 +135,7 @@ function statusDetail(e: unknown): { status: number; detail: string } {
     return { status: err.code, detail: detail || 'no Status message' };
   }
   const cause = (e as { cause?: { code?: string } }).cause?.code;
-  return { status: 0, detail: `${e instanceof Error ? e.message : String(e)}${cause ? ` (${cause})` : ''}` };
+  return { status: 0, detail: `${errorText(e)}${cause ? ` (${cause})` : ''}` };
 }
 
 function safeJson(s: string): unknown {
@@ -175,7 +170,7 @@ export interface NodeWatchHandlers {
 }
 
 /**
- * Watches as client-go's reflector makes them (compat §11.2 call C):
+ * Watches as client-go's reflector makes them (docs/compatibility.md §11.2 call C):
  * bookmarks allowed and a random server-side timeout of 300-599 s, after
  * which the informer re-watches from its resourceVersion. A client-side
  * deadline 30 s later aborts a stream whose connection died silently
@@ -208,7 +203,7 @@ export class RecyclingWatch extends Watch {
 export const WATCH_TIMEOUT_MIN_S = 300;
 export const WATCH_TIMEOUT_MAX_S = 599;
 
-/** The informer's backoff on list/watch failures: client-go's reflector values (compat §11.2). */
+/** The informer's backoff on list/watch failures: client-go's reflector values (docs/compatibility.md §11.2). */
 export const WATCH_BACKOFF_INITIAL_MS = 800;
 export const WATCH_BACKOFF_MAX_MS = 30_000;
 
@@ -305,7 +300,7 @@ export class NodeInformer {
   }
 }
 
-/** The calls of compat §11.2 (A, D/E, F/G) and the informer (B, C). */
+/** The calls of docs/compatibility.md §11.2 (A, D/E, F/G) and the informer (B, C). */
 export class KubeClient {
   private readonly api: CoreV1Api;
 
@@ -316,7 +311,7 @@ export class KubeClient {
     try {
       this.api = config.makeApiClient(CoreV1Api);
     } catch (e) {
-      throw new KubeConfigError(`unable to initialize client: ${e instanceof Error ? e.message : String(e)}`);
+      throw new KubeConfigError(`unable to initialize client: ${errorText(e)}`);
     }
   }
 

@@ -1,10 +1,10 @@
 /**
- * The kube subnet manager (compat §11): the own subnet is the Node's
+ * The kube subnet manager (docs/compatibility.md §11): the own subnet is the Node's
  * podCIDR, the node is published through annotations on the Node object,
  * and the other nodes come from a node informer as lease events. Same
  * interface as the etcd manager, so every backend runs unchanged.
  *
- * Lifecycle (§11.7): no renewal, no own-lease loss (deleting the own Node
+ * Lifecycle (docs/compatibility.md §11.7): no renewal, no own-lease loss (deleting the own Node
  * changes nothing here), NetworkUnavailable=False patched once running,
  * annotations and condition left in place at shutdown.
  */
@@ -14,8 +14,7 @@ import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
 import { formatIpv4 } from '../../util/ipv4';
 import { LogOnce } from '../../util/repeat-log';
 import { formatIpv6 } from '../../util/ipv6';
-import type { Lease, LeaseAttrs } from '../lease';
-import type { LeaseEvent } from '../lease-watcher';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../lease';
 import { kubeNetworkConfig, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
 import type { HeldLease, LeasesWatch, LeasesWatchStats, SubnetManager } from '../subnet-manager';
 import { type AnnotationKeys, annotationKeys } from './annotations';
@@ -31,14 +30,10 @@ import {
   storedVtepMac,
 } from './node-lease';
 import { NodeLeaseTracker, type SkippedNode } from './node-tracker';
+import { NamedError, errorText } from '../../util/errors';
 
 /** A kube-mode startup failure; the daemon prints `Failed to create SubnetManager: <message>` (or the lease wrapper). */
-export class KubeSubnetManagerError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'KubeSubnetManagerError';
-  }
-}
+export class KubeSubnetManagerError extends NamedError {}
 
 export interface KubeModeConfig {
   kubeconfigFile: string;
@@ -49,9 +44,9 @@ export interface KubeModeConfig {
 }
 
 export interface KubeTimings {
-  /** How long startup waits for the first node list (§11.1 step 5: 10 min). */
+  /** How long startup waits for the first node list (docs/compatibility.md §11.1 step 5: 10 min). */
   syncTimeoutMs: number;
-  /** How long acquireLease waits for the own node in the cache, and retries the PATCH (§11.2: 30 s, every 3 s). */
+  /** How long acquireLease waits for the own node in the cache, and retries the PATCH (docs/compatibility.md §11.2: 30 s, every 3 s). */
   ownNodeTimeoutMs: number;
   retryMs: number;
 }
@@ -61,11 +56,8 @@ export const UPSTREAM_TIMINGS: KubeTimings = { syncTimeoutMs: 10 * 60_000, ownNo
 /** Where kube mode's timings may be shortened for tests (never set in production). */
 export const TEST_TIMINGS_ENV = 'FLANNEL_TS_TEST_KUBE_TIMINGS';
 
-function text(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
-/** §11.1 step 2: NODE_NAME, else the pod's spec.nodeName. */
+/** docs/compatibility.md §11.1 step 2: NODE_NAME, else the pod's spec.nodeName. */
 async function resolveNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Promise<string> {
   const fromEnv = env['NODE_NAME'];
   if (fromEnv) return fromEnv;
@@ -78,21 +70,21 @@ async function resolveNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Prom
   try {
     found = await client.getPod(ns, pod);
   } catch (e) {
-    throw new KubeSubnetManagerError(`error retrieving pod spec for '${ns}/${pod}': ${text(e)}`, { cause: e });
+    throw new KubeSubnetManagerError(`error retrieving pod spec for '${ns}/${pod}': ${errorText(e)}`, { cause: e });
   }
   const name = found.spec?.nodeName;
   if (!name) throw new KubeSubnetManagerError(`node name not present in pod spec '${ns}/${pod}'`);
   return name;
 }
 
-/** §11.1 step 3: read once, parse only; fatal at once when bad. */
+/** docs/compatibility.md §11.1 step 3: read once, parse only; fatal at once when bad. */
 export function readNetConf(file: string): NetworkConfig {
   let raw: string;
   try {
     raw = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : text(e);
+    const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : errorText(e);
     throw new KubeSubnetManagerError(
       `failed to read net conf: open ${file}: ${why} (mount the kube-flannel-cfg ConfigMap at ${file.replace(/\/[^/]*$/, '/')} or pass -net-config-path)`,
     );
@@ -129,7 +121,7 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   /**
-   * §11.1 steps 1-5: client config, node name, net-conf.json, annotation
+   * docs/compatibility.md §11.1 steps 1-5: client config, node name, net-conf.json, annotation
    * keys, then the node informer and the wait for its first list. Errors are
    * KubeSubnetManagerError with upstream's text and what to do.
    */
@@ -139,7 +131,7 @@ export class KubeSubnetManager implements SubnetManager {
     try {
       client = new KubeClient(loadKubeConfig({ kubeconfigFile: cfg.kubeconfigFile, apiUrl: cfg.kubeApiUrl, env, log }), log);
     } catch (e) {
-      throw new KubeSubnetManagerError(text(e), { cause: e });
+      throw new KubeSubnetManagerError(errorText(e), { cause: e });
     }
     const name = await resolveNodeName(client, env);
     const network = readNetConf(cfg.netConfigPath);
@@ -147,7 +139,7 @@ export class KubeSubnetManager implements SubnetManager {
     try {
       keys = annotationKeys(cfg.kubeAnnotationPrefix);
     } catch (e) {
-      throw new KubeSubnetManagerError(`error creating network manager: ${text(e)}`, { cause: e });
+      throw new KubeSubnetManagerError(`error creating network manager: ${errorText(e)}`, { cause: e });
     }
     const depth = env['EVENT_QUEUE_DEPTH'];
     if (depth !== undefined && depth !== '' && !/^[+-]?\d+$/.test(depth)) {
@@ -215,14 +207,14 @@ export class KubeSubnetManager implements SubnetManager {
     return this.network;
   }
 
-  /** §11.1 step 7 (call D): node-public-ip(v6) annotations replace -public-ip(v6). */
+  /** docs/compatibility.md §11.1 step 7 (call D): node-public-ip(v6) annotations replace -public-ip(v6). */
   async publicIpHints(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }> {
     try {
       const node = await this.client.getNode(this.nodeName);
       this.log.info({ node: this.nodeName, annotations: node.metadata?.annotations ?? {} }, `List of node(${this.nodeName}) annotations`);
       return publicIpHints(node, this.keys);
     } catch (e) {
-      this.log.warn({ err: text(e) }, `Failed to get node for backend data: ${text(e)}`);
+      this.log.warn({ err: errorText(e) }, `Failed to get node for backend data: ${errorText(e)}`);
       return { publicIp: undefined, publicIpv6: undefined };
     }
   }
@@ -233,7 +225,7 @@ export class KubeSubnetManager implements SubnetManager {
     try {
       node = await this.client.getNode(this.nodeName);
     } catch (e) {
-      this.log.warn({ err: text(e) }, `Failed to get node for backend data: ${text(e)}; a new VtepMAC is chosen`);
+      this.log.warn({ err: errorText(e) }, `Failed to get node for backend data: ${errorText(e)}; a new VtepMAC is chosen`);
       return undefined;
     }
     const raw = node.metadata?.annotations?.[this.keys.backendData];
@@ -257,7 +249,7 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   /**
-   * §11.5: the own lease is the node's podCIDR; it is checked against
+   * docs/compatibility.md §11.5: the own lease is the node's podCIDR; it is checked against
    * Network first, then the annotations are patched (retried for 30 s).
    */
   async acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
@@ -268,7 +260,7 @@ export class KubeSubnetManager implements SubnetManager {
       own = ownNodeSubnets(node);
       checkOwnSubnets(this.nodeName, own, families, this.network.network, this.network.ipv6Network, this.cfg.netConfigPath);
     } catch (e) {
-      throw new KubeSubnetManagerError(text(e), { cause: e });
+      throw new KubeSubnetManagerError(errorText(e), { cause: e });
     }
     if (!own.subnet) {
       throw new KubeSubnetManagerError(`IPv4 is enabled but the lease has no IPv4 (node "${this.nodeName}" has no IPv4 pod CIDR; flannel-ts needs one in every backend)`);
@@ -291,8 +283,8 @@ export class KubeSubnetManager implements SubnetManager {
       subnet: own.subnet,
       ipv6Subnet: families.ipv6 ? own.ipv6Subnet : undefined,
       attrs,
-      expiration: new Date(this.now().getTime() + 24 * 3600_000),
-      etcdLeaseId: '',
+      // Kube mode leases do not expire (upstream fills in 24 h that nothing reads).
+      expiration: undefined,
     };
   }
 
@@ -308,28 +300,28 @@ export class KubeSubnetManager implements SubnetManager {
       } catch (e) {
         if (isAborted(e)) throw e;
         last = e;
-        this.log.debug({ err: text(e) }, `Failed to patch node "${this.nodeName}": ${text(e)}`);
+        this.log.debug({ err: errorText(e) }, `Failed to patch node "${this.nodeName}": ${errorText(e)}`);
       }
       if (Date.now() + this.timings.retryMs > deadline) break;
       await sleep(this.timings.retryMs, signal);
     }
     const hint = last instanceof KubeApiError && last.status === 403 ? ' (the ClusterRole must grant patch on nodes/status)' : '';
-    throw new KubeSubnetManagerError(`timeout contacting kube-api, failed to patch node "${this.nodeName}". Error: ${text(last)}${hint}`, { cause: last });
+    throw new KubeSubnetManagerError(`timeout contacting kube-api, failed to patch node "${this.nodeName}". Error: ${errorText(last)}${hint}`, { cause: last });
   }
 
-  /** §11.7: no renewal and no loss in kube mode. */
+  /** docs/compatibility.md §11.7: no renewal and no loss in kube mode. */
   holdLease(lease: Lease): HeldLease {
     return { lease, lost: new Promise(() => undefined), expiresAt: undefined, stop: async () => undefined };
   }
 
-  /** §11.2 call G after start (unless -set-node-network-unavailable=false); one attempt, failure logged. */
+  /** docs/compatibility.md §11.2 call G after start (unless -set-node-network-unavailable=false); one attempt, failure logged. */
   async completeLease(): Promise<void> {
     if (!this.cfg.setNodeNetworkUnavailable) return;
     try {
       await this.client.patchNodeStatus(this.nodeName, networkAvailableConditionPatch(this.now()));
       this.log.info({ node: this.nodeName }, `node "${this.nodeName}": condition NetworkUnavailable=False (FlannelIsUp)`);
     } catch (e) {
-      this.log.error({ err: text(e) }, `CompleteLease execute error err: ${text(e)}`);
+      this.log.error({ err: errorText(e) }, `CompleteLease execute error err: ${errorText(e)}`);
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * Pure kube-mode logic (compat §11.5, §11.6, §11.8): Node objects to leases,
+ * Pure kube-mode logic (docs/compatibility.md §11.5, §11.6, §11.8): Node objects to leases,
  * the own node's subnets and annotation patch, the NetworkUnavailable
  * condition, and the stored VtepMAC. No API calls, no clock (`now` is
  * passed in), so every rule is unit-tested without a server.
@@ -10,6 +10,7 @@ import { isMac } from '../../util/mac';
 import { isJsonObject, fieldCI } from '../../util/go-json';
 import type { Lease, LeaseAttrs } from '../lease';
 import type { AnnotationKeys } from './annotations';
+import { NamedError } from '../../util/errors';
 
 /** The parts of a core/v1 Node flanneld uses (structurally a client-node V1Node). */
 export interface KubeNode {
@@ -23,23 +24,18 @@ export interface Families {
 }
 
 /** A Node that cannot be used; `message` is upstream's text where it has one. */
-export class NodeLeaseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NodeLeaseError';
-  }
-}
+export class NodeLeaseError extends NamedError {}
 
 export function nodeName(node: KubeNode): string {
   return node.metadata?.name ?? '';
 }
 
-/** Annotations as a map; a node without any is an empty map (compat §11.11 item 1 PORT NOTE: upstream panics). */
+/** Annotations as a map; a node without any is an empty map (docs/compatibility.md §12: upstream panics). */
 export function annotationsOf(node: KubeNode): Record<string, string> {
   return node.metadata?.annotations ?? {};
 }
 
-/** The gate of §11.6: flanneld runs on the node (annotation kube-subnet-manager exactly "true"). */
+/** The gate of docs/compatibility.md §11.6: flanneld runs on the node (annotation kube-subnet-manager exactly "true"). */
 export function isFlannelNode(node: KubeNode, keys: AnnotationKeys): boolean {
   return annotationsOf(node)[keys.subnetKubeManaged] === 'true';
 }
@@ -73,7 +69,7 @@ function backendDataOf(text: string | undefined, key: string): string | undefine
 }
 
 /**
- * A peer Node as a lease (compat §11.6 nodeToLease): public-ip must be an
+ * A peer Node as a lease (docs/compatibility.md §11.6 nodeToLease): public-ip must be an
  * IPv4 literal, the CIDR is the first IPv4 entry of podCIDRs (or podCIDR);
  * IPv6 likewise when enabled. Throws NodeLeaseError with upstream's text.
  */
@@ -115,10 +111,10 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
     backendData: families.ipv4 ? backendDataOf(a[keys.backendData], keys.backendData) : undefined,
     backendV6Data: families.ipv6 ? backendDataOf(a[keys.backendV6Data], keys.backendV6Data) : undefined,
   };
-  return { subnet: subnet.canonical(), ipv6Subnet: ipv6Subnet?.canonical(), attrs, expiration: undefined, etcdLeaseId: '' };
+  return { subnet: subnet.canonical(), ipv6Subnet: ipv6Subnet?.canonical(), attrs, expiration: undefined };
 }
 
-/** The own node's subnets (compat §11.5 steps 2-3): podCIDR must be set; the last IPv4 and last IPv6 entry win. */
+/** The own node's subnets (docs/compatibility.md §11.5 steps 2-3): podCIDR must be set; the last IPv4 and last IPv6 entry win. */
 export function ownNodeSubnets(node: KubeNode): { subnet: Ipv4Net | undefined; ipv6Subnet: Ipv6Net | undefined } {
   const name = nodeName(node);
   if (!node.spec?.podCIDR) {
@@ -143,8 +139,8 @@ export function containsCidr(outer: Ipv4Net | Ipv6Net, inner: Ipv4Net | Ipv6Net)
 }
 
 /**
- * The containment check of §11.5 step 6, done before anything is published
- * (compat §11.11 item 2 PORT NOTE: upstream patches first, so a misconfigured
+ * The containment check of docs/compatibility.md §11.5 step 6, done before anything is published
+ * (docs/compatibility.md §12: upstream patches first, so a misconfigured
  * node advertises itself and then exits).
  */
 export function checkOwnSubnets(
@@ -170,7 +166,7 @@ export function checkOwnSubnets(
 /** What the backend publishes about this node (the attrs it passed to acquireLease). */
 export interface OwnPublication {
   backendType: string;
-  /** Raw JSON; undefined encodes as `null` (compat §11.5 step 4). */
+  /** Raw JSON; undefined encodes as `null` (docs/compatibility.md §11.5 step 4). */
   backendData: string | undefined;
   /** Set when the backend has an IPv6 part (vxlan v6 device, host-gw v6 address). */
   backendV6Data?: string | undefined;
@@ -188,7 +184,7 @@ export interface AnnotationPatch {
 }
 
 /**
- * The own node's annotation patch (compat §11.5 step 5): needed when
+ * The own node's annotation patch (docs/compatibility.md §11.5 step 5): needed when
  * backend-data, backend-type, public-ip or kube-subnet-manager differ (or an
  * overwrite differs from the local address); the body is the two-way diff of
  * the annotations, keys sorted. Nothing is ever deleted.
@@ -231,15 +227,15 @@ export function kubeTime(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Call G's body (compat §11.3): NetworkUnavailable=False, field order as upstream's. */
+/** Call G's body (docs/compatibility.md §11.3): NetworkUnavailable=False, field order as upstream's. */
 export function networkAvailableConditionPatch(now: Date): string {
   const t = kubeTime(now);
   return `{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","lastHeartbeatTime":"${t}","lastTransitionTime":"${t}","reason":"FlannelIsUp","message":"Flannel is running on this node"}]}}`;
 }
 
 /**
- * The VtepMAC stored in the own node's backend-data annotation (compat §11.8),
- * read as JSON (compat §11.11 item 4 PORT NOTE: upstream splits the string
+ * The VtepMAC stored in the own node's backend-data annotation (docs/compatibility.md §11.8),
+ * read as JSON (docs/compatibility.md §12: upstream splits the string
  * and looks under the raw, unnormalised prefix, so custom prefixes never
  * restored). Undefined when there is none or it is not a MAC.
  */
@@ -255,7 +251,7 @@ export function storedVtepMac(text: string | undefined): string | undefined {
   return typeof mac === 'string' && isMac(mac) ? mac.toLowerCase() : undefined;
 }
 
-/** `-public-ip(v6)` replaced by the node's node-public-ip(v6) annotations (compat §11.1 step 7). */
+/** `-public-ip(v6)` replaced by the node's node-public-ip(v6) annotations (docs/compatibility.md §11.1 step 7). */
 export function publicIpHints(node: KubeNode, keys: AnnotationKeys): { publicIp: string | undefined; publicIpv6: string | undefined } {
   const a = annotationsOf(node);
   const v4 = a[keys.nodePublicIp];

@@ -1,5 +1,5 @@
 /**
- * Other nodes → lease events (compat §11.6), the pure core of the kube
+ * Other nodes → lease events (docs/compatibility.md §11.6), the pure core of the kube
  * leases watch: the informer's add/update/delete of Node objects go in,
  * "added"/"removed" lease events for the backends come out. No API, no clock.
  *
@@ -7,7 +7,7 @@
  * an update emits "added" only when what the lease carries changed; a
  * removal carries the last known lease; a node that does not convert is
  * skipped with a warning and never touches other nodes' routes.
- * Fixed on purpose (compat §11.11 item 3 PORT NOTE):
+ * Fixed on purpose (docs/compatibility.md §12, kube mode):
  *  - a change confined to one address family is not ignored (the whole lease
  *    is compared);
  *  - a node whose gate annotation is removed has its routes withdrawn;
@@ -16,8 +16,7 @@
  *  - a removal uses the lease we routed, so a final object that no longer
  *    converts still withdraws it.
  */
-import { describeLease, type Lease, sameAttrs } from '../lease';
-import type { LeaseEvent } from '../lease-watcher';
+import { describeLease, type Lease, type LeaseEvent, sameAttrs } from '../lease';
 import type { AnnotationKeys } from './annotations';
 import { type Families, isFlannelNode, type KubeNode, NodeLeaseError, nodeName, nodeToLease } from './node-lease';
 
