@@ -1,5 +1,8 @@
 # Native parts of flannel-ts, built by `npm ci` (node-gyp rebuild):
 #  - flannel_native: the addon (the udp backend's datapath and a few syscalls).
+#  - flannel_native_test: the same addon with test-only fault injection
+#    (FLANNEL_TEST_FAULTS, native/linux/test_faults_linux.h); only the test
+#    launcher test/bin/flanneld-test.ts and the lab's static node load it.
 #  - native_core_tests: unit tests of the pure packet core; no root needed.
 #  - native_lpm_bench: the route lookup micro-benchmark (npm run bench).
 {
@@ -14,6 +17,21 @@
       "native/core/ipv4.cc",
       "native/core/lpm_table.cc",
     ],
+    "addon_sources": [
+      "<@(core_sources)",
+      "native/linux/datapath_thread_linux.cc",
+      "native/linux/egress_linux.cc",
+      "native/linux/forwarder_linux.cc",
+      "native/linux/ingress_linux.cc",
+      "native/linux/tun_linux.cc",
+      "native/linux/udp_socket_linux.cc",
+      "native/linux/sd_notify_linux.cc",
+      "native/linux/netlink_monitor_linux.cc",
+      "native/addon/datapath_wrapper.cc",
+      "native/addon/netlink_monitor_wrapper.cc",
+      "native/addon/main.cc",
+      "native/addon/napi_util.cc",
+    ],
   },
   "target_defaults": {
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
@@ -23,23 +41,16 @@
   "targets": [
     {
       "target_name": "flannel_native",
-      "sources": [
-        "<@(core_sources)",
-        "native/linux/datapath_thread_linux.cc",
-        "native/linux/egress_linux.cc",
-        "native/linux/forwarder_linux.cc",
-        "native/linux/ingress_linux.cc",
-        "native/linux/tun_linux.cc",
-        "native/linux/udp_socket_linux.cc",
-        "native/linux/sd_notify_linux.cc",
-        "native/linux/netlink_monitor_linux.cc",
-        "native/addon/datapath_wrapper.cc",
-        "native/addon/netlink_monitor_wrapper.cc",
-        "native/addon/main.cc",
-        "native/addon/napi_util.cc",
-      ],
+      "sources": ["<@(addon_sources)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "libraries": ["-lpthread"],
+    },
+    {
+      "target_name": "flannel_native_test",
+      "sources": ["<@(addon_sources)"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "FLANNEL_TEST_FAULTS"],
       "libraries": ["-lpthread"],
     },
     {

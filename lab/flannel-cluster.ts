@@ -12,9 +12,12 @@ import { Ipv4Net, formatIpv4 } from '../src/util/ipv4';
 import { parseDotenv } from '../src/lease/subnet-file';
 import { EtcdServer } from './etcd';
 import { type Lab } from './netns';
+import { TEST_FAULTS_ENV } from './test-addon';
 import { attachPod, buildCluster, type Cluster, type NodeSpec } from './topology';
 
 export const FLANNELD = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
+/** flanneld with the test build of the addon and faults armed (test/bin/flanneld-test.ts). */
+export const FLANNELD_WITH_FAULTS = path.resolve(__dirname, '..', 'test', 'bin', 'flanneld-test.js');
 export const ETCD_HOST = '192.168.100.254';
 export const ETCD_PORT = 2379;
 export const PREFIX = '/coreos.com/network';
@@ -123,18 +126,20 @@ export abstract class FlanneldNodes {
   /**
    * Starts bin/flanneld on node i (1-based) with the control-plane flags, the
    * underlay interface and the subnet file, unless `extraArgs` gives its own.
+   * With `testFaults`, the test launcher runs instead, with those faults armed.
    */
-  startNode(i: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): FlannelNode {
+  startNode(i: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, testFaults: readonly string[] = []): FlannelNode {
     const spec = this.topology.nodes[i - 1]!;
     const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a === `-${f}` || a === `--${f}` || a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
     const args = [
-      FLANNELD,
+      testFaults.length > 0 ? FLANNELD_WITH_FAULTS : FLANNELD,
       ...this.controlArgs(i, given),
       ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
       ...extraArgs,
     ];
-    const proc = this.lab.spawn(spec.ns, 'env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, ...args]);
+    const fullEnv = testFaults.length > 0 ? { ...env, [TEST_FAULTS_ENV]: testFaults.join(',') } : env;
+    const proc = this.lab.spawn(spec.ns, 'env', [...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`), process.execPath, ...args]);
     const subnetArg = [...args].reverse().find((a) => /^--?subnet-file=/.test(a));
     const node = new FlannelNode(spec, proc, subnetArg ? subnetArg.slice(subnetArg.indexOf('=') + 1) : this.subnetFileOf(i));
     this.nodes[i - 1] = node;

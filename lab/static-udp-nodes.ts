@@ -3,7 +3,7 @@
  * all the others, and gives tests a handle to query and steer them.
  */
 import * as path from 'node:path';
-import type { Counters } from '../src/forwarder/native-binding';
+import type { Counters } from '../src/forwarder/native-datapath';
 import type { OffloadReport } from '../src/forwarder/offload';
 import type { StaticUdpNodeOptions } from './bin/static-udp-node';
 import { JsonChannel } from './json-channel';

@@ -1,5 +1,5 @@
 /**
- * Node operations with the real bin/flanneld in namespaces (issue E):
+ * Node operations with the real bin/flanneld in namespaces (traffic rules, reconciling, health, metrics, systemd, restarts, cleanup):
  * masquerade/forward rules and the blackhole route as an operator sees them,
  * everything restored after being deleted by hand, /metrics, systemd
  * notifications and the watchdog, restarts (udp: under a second of
@@ -153,7 +153,7 @@ describe('flanneld operations: udp node', ROOT_SUITE, () => {
 
   test('a stuck datapath thread fails /healthz with the reason; the process itself still runs', async () => {
     await cluster.nodes[1]!.stop('SIGTERM', 5000);
-    cluster.startNode(2, [`-healthz-port=${HEALTHZ_PORT}`], { FLANNEL_TS_TEST_FAULTS: 'stall-ingress' });
+    cluster.startNode(2, [`-healthz-port=${HEALTHZ_PORT}`], {}, ['stall-ingress']);
     const ns2 = cluster.topology.nodes[1]!.ns;
     await eventually(() => get(ns2, '/readyz'), (x) => x.status === 200, 10_000, 'the restarted node 2 ready');
     assert.equal((await get(ns2, '/healthz')).status, 200);

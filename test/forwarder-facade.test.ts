@@ -6,14 +6,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TunOpenError, UdpSocketError } from '../src/forwarder/errors';
+import * as fs from 'node:fs';
+import { loadAddon } from '../src/addon/loader';
 import {
   COUNTER_NAMES,
-  loadNativeAddon,
-  type NativeAddon,
+  type DatapathAddon,
+  loadDatapathAddon,
   type NativeDatapath,
   type NativeRoute,
   type NativeRouteKey,
-} from '../src/forwarder/native-binding';
+} from '../src/forwarder/native-datapath';
+import { TEST_ADDON_FILE, TEST_FAULTS } from '../lab/test-addon';
 import { UdpForwarder } from '../src/forwarder/udp-forwarder';
 import { Ipv4Net } from '../src/util/ipv4';
 
@@ -65,11 +68,7 @@ class FakeDatapath implements NativeDatapath {
   }
 }
 
-class UnusedNetlinkMonitor {
-  close(): void {}
-}
-
-const fakeAddon: NativeAddon = { Datapath: FakeDatapath, NetlinkMonitor: UnusedNetlinkMonitor, counterNames: COUNTER_NAMES, sdNotify: () => undefined };
+const fakeAddon: DatapathAddon = { Datapath: FakeDatapath, counterNames: COUNTER_NAMES };
 
 test('routes are sent as masked networks with peer and port', () => {
   const f = new UdpForwarder(fakeAddon);
@@ -164,7 +163,7 @@ test('stats are shaped by direction and drop reason', () => {
 });
 
 test('the real addon loads and reports the counters this code knows', () => {
-  const addon = loadNativeAddon();
+  const addon = loadDatapathAddon();
   assert.deepEqual([...addon.counterNames], [...COUNTER_NAMES]);
   const dp = new addon.Datapath();
   // Argument validation happens in the addon without root.
@@ -176,4 +175,12 @@ test('the real addon loads and reports the counters this code knows', () => {
   assert.equal(dp.stats().running, false);
   dp.close();
   assert.throws(() => dp.stats(), /called after close/);
+});
+
+test('the release addon holds no test fault; the test build holds them all', () => {
+  const release = fs.readFileSync(loadAddon().file).toString('latin1');
+  assert.match(loadAddon().file, /build\/Release\/flannel_native\.node$/, 'the release addon is what flanneld loads');
+  for (const name of [...TEST_FAULTS, 'testFaults']) assert.ok(!release.includes(name), `the release addon mentions ${name}`);
+  const testBuild = fs.readFileSync(TEST_ADDON_FILE).toString('latin1');
+  for (const name of [...TEST_FAULTS, 'testFaults']) assert.ok(testBuild.includes(name), `the test build knows ${name}`);
 });

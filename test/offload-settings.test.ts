@@ -13,7 +13,6 @@ import {
   OffloadEnvError,
   type OffloadReport,
   parseOffloadEnv,
-  parseTestFaults,
 } from '../src/forwarder/offload';
 import { RecordingLogger } from '../src/log';
 
@@ -39,8 +38,6 @@ test('an offload is used only when config and environment both allow it; the vne
   assert.equal(needsVnetHeader(NO_OFFLOADS), false);
   assert.equal(needsVnetHeader({ ...NO_OFFLOADS, gso: true }), false, 'UDP GSO alone works without it');
   for (const k of ['tso', 'uso', 'gro'] as const) assert.equal(needsVnetHeader({ ...NO_OFFLOADS, [k]: true }), true, k);
-  assert.deepEqual(parseTestFaults(' udp-gso-send, ,tun-tso'), ['udp-gso-send', 'tun-tso']);
-  assert.deepEqual(parseTestFaults(undefined), []);
 });
 
 function report(overrides: Partial<OffloadReport> = {}): OffloadReport {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { CounterName } from '../src/forwarder/native-binding';
+import type { CounterName } from '../src/forwarder/native-datapath';
 import { parseIpv4 } from '../src/util/ipv4';
 import { Capture } from '../lab/capture';
 import { Lab } from '../lab/netns';

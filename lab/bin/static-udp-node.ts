@@ -14,17 +14,13 @@
  * SIGTERM, SIGINT or the end of stdin stop it.
  */
 import { defaultWorkers, tunMtu } from '../../src/backends/udp/config';
-import {
-  ALL_OFFLOADS,
-  combineOffloads,
-  needsVnetHeader,
-  type OffloadSettings,
-  parseOffloadEnv,
-} from '../../src/forwarder/offload';
-import { UdpForwarder } from '../../src/forwarder/udp-forwarder';
+import { startUdpDatapath } from '../../src/backends/udp/datapath';
+import { ALL_OFFLOADS, combineOffloads, type OffloadSettings, parseOffloadEnv } from '../../src/forwarder/offload';
 import { RtNetlink } from '../../src/routing/rtnetlink';
 import { configureTunDevice } from '../../src/routing/tun-device';
-import { formatIpv4, Ipv4Net } from '../../src/util/ipv4';
+import { Ipv4Net } from '../../src/util/ipv4';
+import { useTestAddon } from '../test-addon';
+import { errorText } from '../../src/util/errors';
 
 export interface StaticUdpNodeOptions {
   tunTemplate?: string;
@@ -45,7 +41,7 @@ export interface StaticUdpNodeOptions {
   offload?: Partial<OffloadSettings>;
   /** A FLANNEL_TS_OFFLOAD value to apply on top of `offload`. */
   offloadEnv?: string;
-  /** Test faults (FLANNEL_TS_TEST_FAULTS names). */
+  /** Faults to arm (lab/test-addon.ts TEST_FAULTS); the test build of the addon is loaded when given. */
   testFaults?: string[];
 }
 
@@ -61,8 +57,25 @@ async function main(): Promise<void> {
   const toRoutes = (rs: StaticUdpNodeOptions['routes']) =>
     rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port }));
 
-  const fwd = new UdpForwarder();
+  if (opts.testFaults && opts.testFaults.length > 0) useTestAddon(opts.testFaults);
   const nl = RtNetlink.open();
+  const workers = opts.workers ?? defaultWorkers();
+  const offload = combineOffloads({ ...ALL_OFFLOADS, ...opts.offload }, parseOffloadEnv(opts.offloadEnv));
+  const { forwarder: fwd, tun: deviceConfig, changes } = await startUdpDatapath(nl, {
+    ...(opts.tunTemplate !== undefined ? { tunTemplate: opts.tunTemplate } : {}),
+    subnet,
+    network,
+    mtu: tunMtu({ mtu: opts.udpMtu }, opts.underlayMtu ?? 1500),
+    bindAddress: opts.bindAddress,
+    port,
+    workers,
+    offload,
+    sourceCheck: opts.sourceCheck ?? true,
+    ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
+    ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+  });
+  fwd.setRoutes(toRoutes(opts.routes));
+  fwd.setPeers(opts.peers ?? opts.routes.map((r) => r.peer));
   let stopping = false;
   const stop = (code: number) => {
     if (stopping) return;
@@ -73,25 +86,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
-
-  const workers = opts.workers ?? defaultWorkers();
-  const offload = combineOffloads({ ...ALL_OFFLOADS, ...opts.offload }, parseOffloadEnv(opts.offloadEnv));
-  const tun = fwd.openTun(opts.tunTemplate ?? 'flannel%d', { queues: workers, vnetHdr: needsVnetHeader(offload) });
-  const mtu = tunMtu({ mtu: opts.udpMtu }, opts.underlayMtu ?? 1500);
-  const deviceConfig = { name: tun, subnet, network, mtu };
-  const report = await configureTunDevice(nl, deviceConfig);
-  fwd.bindUdp({ address: opts.bindAddress, port, sockets: workers });
-  fwd.setRoutes(toRoutes(opts.routes));
-  fwd.setPeers(opts.peers ?? opts.routes.map((r) => r.peer));
-  fwd.setSourceCheck(opts.sourceCheck ?? true);
-  fwd.start({
-    icmpSource: formatIpv4(subnet.network),
-    offload,
-    testFaults: opts.testFaults ?? [],
-    ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
-    ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
-  });
-  out({ event: 'ready', tun, mtu, changes: report.changes, pid: process.pid });
+  out({ event: 'ready', tun: deviceConfig.name, mtu: deviceConfig.mtu, changes, pid: process.pid });
 
   let buf = '';
   process.stdin.setEncoding('utf8');
@@ -141,14 +136,14 @@ async function main(): Promise<void> {
           case 'reconfigure':
             configureTunDevice(nl, deviceConfig).then(
               (r) => out({ id, changes: r.changes }),
-              (e: unknown) => out({ id, error: e instanceof Error ? e.message : String(e) }),
+              (e: unknown) => out({ id, error: errorText(e) }),
             );
             break;
           default:
             out({ id, error: `unknown command ${String(req['cmd'])}` });
         }
       } catch (e) {
-        out({ id, error: e instanceof Error ? e.message : String(e) });
+        out({ id, error: errorText(e) });
       }
     }
   });
@@ -156,7 +151,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`static-udp-node: ${e instanceof Error ? e.message : String(e)}\n`);
-  out({ event: 'error', message: e instanceof Error ? e.message : String(e), name: e instanceof Error ? e.name : '' });
+  process.stderr.write(`static-udp-node: ${errorText(e)}\n`);
+  out({ event: 'error', message: errorText(e), name: e instanceof Error ? e.name : '' });
   process.exit(1);
 });

@@ -5,6 +5,7 @@
 
 #include "../core/counters.h"
 #include "../linux/offload_linux.h"
+#include "../linux/test_faults_linux.h"
 #include "../linux/udp_socket_linux.h"
 #include "napi_util.h"
 
@@ -56,7 +57,8 @@ bool OptionalBooleanProperty(const Napi::Object& o, const char* key, bool fallba
   return v.As<Napi::Boolean>().Value();
 }
 
-// Names of the TestFault bits (native/linux/offload_linux.h).
+#ifdef FLANNEL_TEST_FAULTS
+// Test build only: the names of the TestFault bits (native/linux/test_faults_linux.h).
 uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
   if (v.IsUndefined()) return 0;
   if (!v.IsArray()) throw Napi::TypeError::New(env, "start(options): testFaults must be an array of names");
@@ -86,6 +88,7 @@ uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
   }
   return bits;
 }
+#endif  // FLANNEL_TEST_FAULTS
 
 const char* StatusName(OffloadStatus s) {
   switch (s) {
@@ -239,7 +242,9 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
     config.offload.gso = OptionalBooleanProperty(off, "gso", false);
     config.offload.gro = OptionalBooleanProperty(off, "gro", false);
   }
+#ifdef FLANNEL_TEST_FAULTS
   config.test_faults = ParseTestFaults(env, o.Get("testFaults"));
+#endif
   auto forwarder = std::make_unique<Forwarder>(config, &publisher_);
   const SysResult r = forwarder->start();
   if (!r.ok()) throw ErrnoError(env, r.err, r.op);
@@ -352,7 +357,7 @@ void DatapathWrapper::Shutdown() {
   for (int fd : udp_fds_) close(fd);
   udp_fds_.clear();
   // Closing the last fd of a non-persistent TUN removes the device, its
-  // addresses and its routes (compat §5.7).
+  // addresses and its routes (docs/compatibility.md §5.7).
   for (int fd : tun_.fds) close(fd);
   tun_.fds.clear();
 }

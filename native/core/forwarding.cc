@@ -36,7 +36,7 @@ void want_icmp(Decision& d, IcmpError kind, const uint8_t* pkt) {
   d.icmp = icmp_error_allowed(kind, pkt, d.header) ? IcmpAction::kSend : IcmpAction::kSuppressed;
 }
 
-// TTL step shared by both directions (compat §5.4: decremented on both paths).
+// TTL step shared by both directions (docs/compatibility.md §5.4: decremented on both paths).
 bool forward_with_ttl(uint8_t* pkt, Counter expired, Decision& d) {
   if (!decrement_ttl(pkt)) {
     d.drop = expired;

@@ -2,7 +2,7 @@
 //
 // The threads in native/linux own the sockets; these functions only look at a
 // packet and the published forwarding state and say what to do with it
-// (after boringtun's sans-I/O TunnResult). Wire format: compat spec §5.3-5.4:
+// (after boringtun's sans-I/O TunnResult). Wire format: compat spec docs/compatibility.md §5.3-5.4:
 // the UDP payload is the bare inner IPv4 packet, and the TTL is decremented
 // on both paths with an incremental checksum fix.
 #pragma once

@@ -1,6 +1,6 @@
 // ICMPv4 error generation (pure, no I/O): net-unreachable for packets with no
-// route (compat spec §5.6) and time-exceeded for packets whose TTL runs out
-// (beyond upstream, which drops them silently, compat §10 item 8).
+// route (compat spec docs/compatibility.md §5.6) and time-exceeded for packets whose TTL runs out
+// (beyond upstream, which drops them silently, docs/compatibility.md §10).
 #pragma once
 
 #include <cstddef>
@@ -21,7 +21,7 @@ constexpr uint8_t kIcmpTypeTimeExceeded = 11;
 constexpr uint8_t kIcmpCodeTtlExceeded = 0;
 
 // TTL of a generated net-unreachable: upstream's proxy_amd64.c uses 8, and the
-// bytes must match it (compat §5.6).
+// bytes must match it (docs/compatibility.md §5.6).
 constexpr uint8_t kIcmpNetUnreachableTtl = 8;
 // TTL of a generated time-exceeded: the kernel's default (net.ipv4.ip_default_ttl).
 constexpr uint8_t kIcmpTimeExceededTtl = 64;
@@ -44,7 +44,7 @@ bool icmp_error_allowed(IcmpError kind, const uint8_t* pkt, const Ipv4Header& h)
 
 // Writes the ICMP error about `offender` into `out` and returns its length,
 // or 0 when `out_cap` is too small (kIcmpErrorMaxLen always suffices).
-// Layout (compat §5.6): IPv4 header 0x45, TOS 0, ID 0, no flags, TTL as
+// Layout (docs/compatibility.md §5.6): IPv4 header 0x45, TOS 0, ID 0, no flags, TTL as
 // above, protocol 1, source `source_addr` (the TUN address), destination the
 // offender's source; then type, code, checksum, a zero unused word, and the
 // offender's header plus min(8, what it has) payload bytes: never bytes past

@@ -8,7 +8,7 @@ namespace flannel {
 
 // RFC 791 §3.1 constants.
 constexpr size_t kIpv4MinHeaderLen = 20;  // IHL 5
-constexpr size_t kIpv4MaxHeaderLen = 60;  // IHL 15: legal (upstream rejected it, compat §5.6)
+constexpr size_t kIpv4MaxHeaderLen = 60;  // IHL 15: legal (upstream rejected it, docs/compatibility.md §5.6)
 constexpr uint8_t kIpProtoIcmp = 1;
 constexpr uint8_t kIpProtoTcp = 6;
 constexpr uint8_t kIpProtoUdp = 17;

@@ -8,7 +8,7 @@ namespace flannel {
 
 namespace {
 
-// Fibonacci hashing (Knuth, TAOCP vol. 3 §6.4): multiply by 2^32/phi and keep
+// Fibonacci hashing (Knuth, TAOCP vol. 3 docs/compatibility.md §6.4): multiply by 2^32/phi and keep
 // the top bits. It spreads consecutive integers evenly over the table.
 inline uint32_t hash_slot(uint32_t key, uint32_t shift) {
   return static_cast<uint32_t>((key * 2654435769u) >> shift);

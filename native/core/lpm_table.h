@@ -28,7 +28,7 @@ inline uint32_t prefix_mask(uint8_t prefix_len) {
   return prefix_len == 0 ? 0u : ~0u << (32 - prefix_len);
 }
 
-// Longest-prefix match (compat §5.5 PORT NOTE: upstream did first-match in
+// Longest-prefix match (docs/compatibility.md §5.5, §12: upstream does first-match in
 // array order with move-to-front). One open-addressing hash table per
 // distinct prefix length, probed from the longest length down, so a lookup
 // costs one probe per distinct prefix length present (flannel leases all have

@@ -15,7 +15,7 @@ namespace flannel {
 constexpr size_t kVirtioNetHdrLen = 10;
 
 // linux/virtio_net.h. Debian bookworm's headers (6.1) lack
-// VIRTIO_NET_HDR_GSO_UDP_L4 (datapath-facts), so all are defined here.
+// VIRTIO_NET_HDR_GSO_UDP_L4 (Linux 6.2's include/uapi/linux/virtio_net.h), so all are defined here.
 constexpr uint8_t kVirtioFlagNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
 constexpr uint8_t kVirtioFlagDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID
 constexpr uint8_t kVirtioGsoNone = 0;        // VIRTIO_NET_HDR_GSO_NONE

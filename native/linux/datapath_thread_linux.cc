@@ -81,7 +81,7 @@ void DatapathThread::handle_icmp(const Decision& d, const uint8_t* pkt) {
   }
   const size_t n = build_icmp_error(d.icmp_kind, pkt, d.header, config_.icmp_source, icmp_, sizeof(icmp_));
   // The error goes into the TUN: the kernel routes it to the offender's
-  // source, locally or back out through flannel0 (compat §5.6).
+  // source, locally or back out through flannel0 (docs/compatibility.md §5.6).
   if (n == 0 || write_tun_packet(icmp_, n) != 0) {
     counters_.add(kIcmpWriteError);
     return;

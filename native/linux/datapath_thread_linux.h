@@ -16,6 +16,7 @@
 #include "../core/token_bucket.h"
 #include "../core/virtio_net.h"
 #include "offload_linux.h"
+#include "test_faults_linux.h"
 
 namespace flannel {
 
@@ -46,15 +47,8 @@ struct SharedContext {
   int stop_fd = -1;
   std::atomic<bool> stopping{false};
   OffloadState offload;
-  // One-shot TestFaults not yet fired (each fires once, in whichever thread).
-  std::atomic<uint32_t> pending_faults{0};
-
-  // True (once) when `fault` is pending: the caller then acts as if the
-  // kernel had failed.
-  bool take_fault(TestFault fault) {
-    if ((pending_faults.load(std::memory_order_relaxed) & fault) == 0) return false;
-    return (pending_faults.fetch_and(~static_cast<uint32_t>(fault)) & fault) != 0;
-  }
+  // Test build only (test_faults_linux.h); constant false in the release addon.
+  TestFaults faults;
 };
 
 class DatapathThread {

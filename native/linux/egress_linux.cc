@@ -89,7 +89,7 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   if (gso) counters_.add(kTunReadGsoPackets);
   if (!gso && (vh.flags & kVirtioFlagNeedsCsum)) {
     // Complete the checksum first, so an ICMP error quoting the packet
-    // quotes what the wire would have carried (compat §5.6).
+    // quotes what the wire would have carried (docs/compatibility.md §5.6).
     if (!complete_partial_checksum(pkt, len, vh.csum_start, vh.csum_offset)) {
       counters_.add(kEgressDropBadOffload);
       return false;
@@ -173,7 +173,7 @@ void EgressPath::prepare_message(size_t i) {
   h.msg_flags = 0;
   if (m.segments > 1) {
     // One UDP_SEGMENT cmsg per call (never on a single segment: some kernels
-    // refuse that, users-and-style item 28).
+    // refuse that: cloudflare/quiche#2552).
     h.msg_control = control_[i].bytes;
     h.msg_controllen = sizeof(control_[i].bytes);
     struct cmsghdr* c = CMSG_FIRSTHDR(&h);
@@ -211,12 +211,12 @@ void EgressPath::flush() {
     }
     int sent;
     int err = 0;
-    if (gso_message && shared_->take_fault(kFaultUdpGsoSend)) {
+    if (gso_message && shared_->faults.take(kFaultUdpGsoSend)) {
       sent = -1;
       err = EIO;
     } else {
       // While a GSO fault is pending, go one message at a time so it can hit.
-      const size_t count = shared_->pending_faults.load(std::memory_order_relaxed) & kFaultUdpGsoSend ? 1 : n - i;
+      const size_t count = shared_->faults.armed(kFaultUdpGsoSend) ? 1 : n - i;
       counters_.add(kUdpSendCalls);
       sent = sendmmsg(udp_fd_, &msgs_[i], static_cast<unsigned>(count), 0);
       if (sent < 0) err = errno;

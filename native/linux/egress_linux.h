@@ -9,7 +9,7 @@
 // kMaxGsoBytes) become one message with a UDP_SEGMENT cmsg, whose iovecs
 // interleave those headers with the payload slices: the payload is never
 // copied. Each wire datagram is still exactly one inner IPv4 packet (compat
-// §5.3). All messages of a batch go out with sendmmsg.
+// docs/compatibility.md §5.3). All messages of a batch go out with sendmmsg.
 #pragma once
 
 #include <netinet/in.h>

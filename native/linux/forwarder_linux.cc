@@ -58,7 +58,6 @@ Forwarder::Forwarder(const ForwarderConfig& config, StatePublisher<ForwardingSta
     : config_(config) {
   shared_.config = &config_;
   shared_.publisher = publisher;
-  shared_.pending_faults.store(config.test_faults);
 }
 
 Forwarder::~Forwarder() { stop(); }
@@ -68,13 +67,12 @@ void Forwarder::probe_offloads() {
   const OffloadRequest& want = config_.offload;
   o.vnet_hdr = config_.vnet_hdr;
   const int tun = config_.tun_fds[0];
-  const uint32_t faults = config_.test_faults;
 
   // TUN offloads need the virtio header: they are what it describes.
   unsigned flags = 0;
   if (want.tso && config_.vnet_hdr) {
     const unsigned tso = kTunOffloadCsum | kTunOffloadTso4 | kTunOffloadTso6 | kTunOffloadTsoEcn;
-    const int err = (faults & kFaultTunTso) ? EINVAL : set_tun_offload(tun, tso);
+    const int err = shared_.faults.take(kFaultTunTso) ? EINVAL : set_tun_offload(tun, tso);
     if (err == 0) {
       flags = tso;
       o.tso.set(OffloadStatus::kOn);
@@ -83,9 +81,10 @@ void Forwarder::probe_offloads() {
     }
   }
   if (want.uso && config_.vnet_hdr) {
-    // USO4 is only accepted together with USO6 (datapath-facts).
+    // The kernel accepts USO4 only together with USO6 (drivers/net/tun.c,
+    // set_offload: TUN_F_USO4 and TUN_F_USO6 are checked as a pair).
     const unsigned with_uso = flags | kTunOffloadCsum | kTunOffloadUso4 | kTunOffloadUso6;
-    const int err = (faults & kFaultTunUso) ? EINVAL : set_tun_offload(tun, with_uso);
+    const int err = shared_.faults.take(kFaultTunUso) ? EINVAL : set_tun_offload(tun, with_uso);
     if (err == 0) {
       flags = with_uso;
       o.uso.set(OffloadStatus::kOn);
@@ -105,7 +104,7 @@ void Forwarder::probe_offloads() {
     o.gso.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
   }
   if (want.gro) {
-    int err = (faults & kFaultUdpGro) ? ENOPROTOOPT : 0;
+    int err = shared_.faults.take(kFaultUdpGro) ? ENOPROTOOPT : 0;
     for (int fd : config_.udp_fds) {
       if (err == 0) err = enable_udp_gro(fd);
     }
@@ -118,8 +117,7 @@ void Forwarder::probe_offloads() {
 SysResult Forwarder::start() {
   const size_t n = config_.tun_fds.size();
   if (n == 0 || config_.udp_fds.size() != n) return SysResult::failure(EINVAL, "check worker fds");
-  // Faults that fire at start are not one-shot runtime faults.
-  shared_.pending_faults.store(config_.test_faults & (kFaultUdpGsoSend | kFaultTunGroWrite | kFaultStallIngress));
+  shared_.faults.arm(config_.test_faults);
   probe_offloads();
   for (size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();

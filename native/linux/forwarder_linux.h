@@ -40,8 +40,8 @@ struct ForwarderConfig {
   std::vector<int> udp_fds;  // one socket per worker (same count)
   bool vnet_hdr = false;     // the TUN was opened with IFF_VNET_HDR
   OffloadRequest offload;    // what may be used; start() probes it
-  uint32_t test_faults = 0;  // TestFault bits (tests only)
-  uint32_t icmp_source = 0;         // host order; the TUN address (compat §5.6)
+  uint32_t test_faults = 0;  // TestFault bits, armed at start (test build only: test_faults_linux.h)
+  uint32_t icmp_source = 0;         // host order; the TUN address (docs/compatibility.md §5.6)
   uint32_t icmp_rate_per_sec = 100;  // generated ICMP errors per second and thread
   uint32_t icmp_burst = 50;
   size_t batch_size = 64;      // TUN reads per send flush; messages per recvmmsg

@@ -66,7 +66,7 @@ void IngressPath::run(int reader_slot) {
       if (stopping()) break;
       continue;  // idle: wake to beat
     }
-    if (shared_->take_fault(kFaultStallIngress)) {
+    if (shared_->faults.take(kFaultStallIngress)) {
       // Test only: a wedged thread (no beat, no work) until the forwarder stops.
       while (!wait_for(shared_->stop_fd, POLLIN, 100) && !stopping()) {
       }
@@ -187,7 +187,7 @@ void IngressPath::write_merged(const CoalescedItem& item) {
     bytes += p.len;
     k = next_[k];
   }
-  const int err = shared_->take_fault(kFaultTunGroWrite) ? EINVAL : write_tun(write_iov_, item.count + 1, total);
+  const int err = shared_->faults.take(kFaultTunGroWrite) ? EINVAL : write_tun(write_iov_, item.count + 1, total);
   if (err == 0) {
     counters_.add(kTunWrittenPackets, item.count);
     counters_.add(kTunWrittenBytes, bytes);
@@ -197,7 +197,7 @@ void IngressPath::write_merged(const CoalescedItem& item) {
   }
   if (err == EINVAL) {
     // The kernel refuses GSO writes (a virtio_net_hdr_to_skb regression,
-    // users-and-style item 29): off for good; these go out one by one.
+    // tailscale/tailscale#13041): off for good; these go out one by one.
     if (shared_->offload.gro.fail_at_runtime(err)) counters_.add(kOffloadGroFailures);
     write_members(item);
     return;

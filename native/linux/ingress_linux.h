@@ -2,7 +2,7 @@
 //
 // Per wakeup, recvmmsg batches from the worker's socket. With UDP_GRO a
 // message may hold several datagrams of one sender, all gso_size long but
-// the last; each datagram is one inner IPv4 packet (compat §5.3), checked
+// the last; each datagram is one inner IPv4 packet (docs/compatibility.md §5.3), checked
 // and TTL-decremented on its own (core/forwarding.h). The accepted packets
 // of a batch are then coalesced (core/gro.h) when GRO is on: each run of one
 // TCP flow's segments goes to the TUN as one write of a virtio GSO header,

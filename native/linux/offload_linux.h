@@ -10,7 +10,8 @@
 //    one virtio-net GSO write to the TUN (core/gro.h).
 // Each is probed at start; GSO and GRO can also fail at runtime (EIO from a
 // UDP GSO send when the egress device lacks checksum offload; EINVAL from a
-// TUN GSO write after kernel regressions, users-and-style item 28-29) and
+// TUN GSO write after kernel regressions: wireguard-go conn/errors_linux.go,
+// tailscale/tailscale#13041) and
 // are then switched off for good, for every worker. TypeScript reads the
 // state with the stats and logs each change once.
 #pragma once
@@ -66,17 +67,6 @@ struct OffloadState {
   OffloadSwitch gso;
   OffloadSwitch udp_gro;  // UDP_GRO on the sockets (part of "GRO")
   OffloadSwitch gro;      // coalesced TUN writes (part of "GRO")
-};
-
-// Failures a test can force, to exercise every fallback without a broken
-// kernel (the udp backend passes them only from FLANNEL_TS_TEST_FAULTS).
-enum TestFault : uint32_t {
-  kFaultTunTso = 1u << 0,      // TUNSETOFFLOAD with TSO answers EINVAL
-  kFaultTunUso = 1u << 1,      // TUNSETOFFLOAD with USO answers EINVAL
-  kFaultUdpGsoSend = 1u << 2,  // the first UDP GSO send answers EIO
-  kFaultUdpGro = 1u << 3,      // setsockopt UDP_GRO answers ENOPROTOOPT
-  kFaultTunGroWrite = 1u << 4, // the first coalesced TUN write answers EINVAL
-  kFaultStallIngress = 1u << 5, // an ingress thread stops looping (until stop) once traffic arrives
 };
 
 }  // namespace flannel

@@ -11,7 +11,7 @@ namespace flannel {
 
 struct TunOptions {
   // Queues to open. 1 opens an ordinary single-queue device, as upstream's
-  // pkg/ip/tun.go does (compat §5.2); more sets IFF_MULTI_QUEUE and attaches
+  // pkg/ip/tun.go does (docs/compatibility.md §5.2); more sets IFF_MULTI_QUEUE and attaches
   // one fd per queue, so each worker thread reads and writes its own queue.
   int queues = 1;
   // IFF_VNET_HDR: every read and write starts with a 10-byte virtio-net
@@ -39,7 +39,7 @@ struct TunDevice {
 SysResult open_tun(const std::string& name_template, const TunOptions& options, TunDevice* out);
 
 // TUNSETOFFLOAD flags (linux/if_tun.h). Debian bookworm's headers (6.1) lack
-// the USO pair (datapath-facts), so all are spelled out here.
+// the USO pair (added in Linux 6.2), so all are spelled out here.
 constexpr unsigned kTunOffloadCsum = 0x01;    // TUN_F_CSUM: may hand us CHECKSUM_PARTIAL packets
 constexpr unsigned kTunOffloadTso4 = 0x02;    // TUN_F_TSO4
 constexpr unsigned kTunOffloadTso6 = 0x04;    // TUN_F_TSO6

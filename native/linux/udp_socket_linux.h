@@ -9,7 +9,7 @@
 namespace flannel {
 
 struct UdpSocketOptions {
-  uint32_t bind_addr = 0;  // host order: the selected interface's address (compat §5.1 step 5)
+  uint32_t bind_addr = 0;  // host order: the selected interface's address (docs/compatibility.md §5.1 step 5)
   uint16_t port = 0;       // the backend's Port (default 8285)
   int receive_buffer_bytes = 0;  // SO_RCVBUF(FORCE); 0 keeps the kernel default
   int send_buffer_bytes = 0;     // SO_SNDBUF(FORCE); 0 keeps the kernel default
@@ -17,7 +17,7 @@ struct UdpSocketOptions {
   // SO_REUSEPORT: the kernel then spreads received datagrams by a hash of the
   // outer addresses and ports, so everything from one peer lands on one
   // socket (never reordered) and different peers spread over the workers.
-  // Every datagram still leaves from bind_addr:port (compat §5.3).
+  // Every datagram still leaves from bind_addr:port (docs/compatibility.md §5.3).
   int count = 1;
 };
 

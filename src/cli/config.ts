@@ -3,53 +3,14 @@
  * Built once from the parsed flags (command line > FLANNELD_* > defaults)
  * and passed down explicitly; nothing reads flags or the environment later.
  */
+import type { FlannelConfig } from '../daemon/config';
+import { NamedError } from '../util/errors';
 import type { FlagValue, ParsedFlags } from './go-flags';
 
-export interface EtcdClientConfig {
-  /** -etcd-endpoints split on ',' verbatim (compat §1.1: no trimming). */
-  endpoints: readonly string[];
-  prefix: string;
-  keyFile: string;
-  certFile: string;
-  caFile: string;
-  username: string;
-  password: string;
-}
-
-export interface FlannelConfig {
-  etcd: EtcdClientConfig;
-  iface: readonly string[];
-  ifaceRegex: readonly string[];
-  ifaceCanReach: string;
-  subnetFile: string;
-  publicIp: string;
-  publicIpv6: string;
-  subnetLeaseRenewMarginMinutes: number;
-  ipMasq: boolean;
-  ipMasqFullyRandomDisable: boolean;
-  kubeSubnetMgr: boolean;
-  kubeApiUrl: string;
-  kubeAnnotationPrefix: string;
-  kubeconfigFile: string;
-  healthzIp: string;
-  healthzPort: number;
-  iptablesResyncSeconds: number;
-  iptablesForwardRules: boolean;
-  ipBlackholeRoute: boolean;
-  netConfigPath: string;
-  setNodeNetworkUnavailable: boolean;
-  verbosity: number;
-  vmodule: string;
-  logBacktraceAt: string;
-}
+export type { FlannelConfig };
 
 /** A flag value that parsed but is not acceptable; the message is upstream's where it has one. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export class ConfigError extends NamedError {}
 
 function str(v: Map<string, FlagValue>, k: string): string {
   return v.get(k) as string;
@@ -67,7 +28,7 @@ function list(v: Map<string, FlagValue>, k: string): readonly string[] {
 export function buildConfig(parsed: ParsedFlags): FlannelConfig {
   const v = parsed.values;
   const margin = num(v, 'subnet-lease-renew-margin');
-  // compat §0 step 5.
+  // docs/compatibility.md §0 step 5.
   if (margin < 1 || margin > 1439) {
     throw new ConfigError('Invalid subnet-lease-renew-margin option, out of acceptable range');
   }
@@ -114,7 +75,7 @@ export function buildConfig(parsed: ParsedFlags): FlannelConfig {
   return Object.freeze(cfg);
 }
 
-/** The configuration for the startup log line, with the etcd password redacted (compat §0 step 4 PORT NOTE). */
+/** The configuration for the startup log line, with the etcd password redacted (docs/compatibility.md §12: upstream logs it). */
 export function redactedConfig(cfg: FlannelConfig): Record<string, unknown> {
   return { ...cfg, etcd: { ...cfg.etcd, password: cfg.etcd.password === '' ? '' : '<redacted>' } };
 }

@@ -1,6 +1,6 @@
 /**
- * flanneld's flags (compat §1.1) and their FLANNELD_* environment mapping
- * (compat §1.2).
+ * flanneld's flags (docs/compatibility.md §1.1) and their FLANNELD_* environment mapping
+ * (docs/compatibility.md §1.2).
  */
 import { type FlagSpec, type FlagValue, type ParsedFlags, setFlagValue } from './go-flags';
 
@@ -71,7 +71,7 @@ export interface EnvProblem {
 
 /**
  * Fills flags not given on the command line from FLANNELD_* variables
- * (compat §1.2): an empty value is ignored; a repeatable flag gets exactly
+ * (docs/compatibility.md §1.2): an empty value is ignored; a repeatable flag gets exactly
  * one element (no comma splitting); a value that does not parse leaves the
  * default and is reported. FLANNELD_VERSION has no effect: -version is
  * decided before the environment is read.

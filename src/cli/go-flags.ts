@@ -1,5 +1,5 @@
 /**
- * A command-line parser with Go's `flag` package semantics (compat §1.3),
+ * A command-line parser with Go's `flag` package semantics (docs/compatibility.md §1.3),
  * which upstream flanneld uses and operators' unit files rely on:
  *
  *  - `-name`, `--name`, `-name=value`, `-name value` (not for bools);
@@ -12,6 +12,7 @@
  *  - `-h` / `-help` ask for usage.
  * Error texts are Go's.
  */
+import { NamedError } from '../util/errors';
 
 export type FlagKind = 'string' | 'stringList' | 'bool' | 'int';
 export type FlagValue = string | string[] | boolean | number;
@@ -33,18 +34,12 @@ export interface ParsedFlags {
   rest: string[];
 }
 
-export class FlagParseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FlagParseError';
-  }
-}
+export class FlagParseError extends NamedError {}
 
 /** Thrown for -h / -help: print usage and exit successfully. */
-export class HelpRequested extends Error {
+export class HelpRequested extends NamedError {
   constructor() {
     super('help requested');
-    this.name = 'HelpRequested';
   }
 }
 

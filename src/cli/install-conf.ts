@@ -1,12 +1,13 @@
 /**
  * `install-conf <src> <dest>`: the CNI config installer the kube-flannel
- * manifest runs from the flannel image (compat §11.9, upstream's
+ * manifest runs from the flannel image (docs/compatibility.md §11.9, upstream's
  * cmd/install_conf): an atomic copy through a temporary file in the target
  * directory, with the source's mode, so the kubelet never reads half a file.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { errorText } from '../util/errors';
 
 /** Copies `src` to `dest` atomically; throws with the reason. */
 export function installConf(src: string, dest: string): void {
@@ -33,7 +34,7 @@ export function installConfMain(argv0: string, args: readonly string[], stderr: 
     installConf(args[0]!, args[1]!);
     return 0;
   } catch (e) {
-    stderr(`error installing "${args[0]}": ${e instanceof Error ? e.message : String(e)}\n`);
+    stderr(`error installing "${args[0]}": ${errorText(e)}\n`);
     return 1;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The `flanneld` command line (compat §0 steps 1-5, §1): Go-style flags,
+ * The `flanneld` command line (docs/compatibility.md §0 steps 1-5, docs/compatibility.md §1): Go-style flags,
  * -version before the environment is read, FLANNELD_* variables for flags
  * not given, one frozen config, then the daemon.
  *
@@ -86,7 +86,7 @@ export async function run(argv: readonly string[], io: Partial<MainIo> = {}): Pr
     stderr(`unexpected argument: ${parsed.rest[0]} (flanneld takes only flags, or the one command \`cleanup\`)\n${usage(argv0)}`);
     return 2;
   }
-  // compat §0 step 2: decided on the command line alone, before the environment.
+  // docs/compatibility.md §0 step 2: decided on the command line alone, before the environment.
   if (parsed.values.get('version') === true) {
     stderr(`${VERSION}\n`);
     return 0;

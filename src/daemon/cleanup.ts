@@ -1,20 +1,19 @@
 /**
  * `flanneld cleanup` (beyond upstream): removes from this node everything
  * flannel-ts creates and leaves behind on purpose when it stops (compat
- * §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
+ * docs/compatibility.md §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
  * with it), a leftover flannel<N> TUN, every route of ours (RTPROT_FLANNEL_TS:
  * host-gw and DirectRouting routes, the blackhole route), the iptables rules
- * and chains of §8.1-8.2 for both families and the nftables tables of §8.3.
+ * and chains of docs/compatibility.md §8.1-8.2 for both families and the nftables tables of docs/compatibility.md §8.3.
  * Returns one line per thing removed. Run it with flanneld stopped.
  */
+import type { Backend } from '../backends/backend';
+import { allBackends } from '../backends/index';
 import { describeRoute, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
 import { CommandError, type CommandRunner } from '../traffic/command';
 import { Iptables } from '../traffic/iptables';
 import { Nftables } from '../traffic/nftables';
-
-/** Device names flannel-ts creates: flannel.<VNI> (vxlan, compat §6.1), flannel<N> (TUN, §5.2). */
-const VXLAN_NAME = /^flannel\.\d+$/;
-const TUN_NAME = /^flannel\d+$/;
+import { errorText } from '../util/errors';
 
 export interface CleanupResult {
   removed: string[];
@@ -22,7 +21,8 @@ export interface CleanupResult {
   problems: string[];
 }
 
-export async function cleanupNode(nl: RtNetlink, runner: CommandRunner): Promise<CleanupResult> {
+/** `backends` say which devices are theirs (default: every backend flannel-ts has). */
+export async function cleanupNode(nl: RtNetlink, runner: CommandRunner, backends: readonly Backend[] = allBackends()): Promise<CleanupResult> {
   const removed: string[] = [];
   const problems: string[] = [];
   const attempt = async (what: string, f: () => Promise<void>): Promise<void> => {
@@ -30,7 +30,7 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner): Promise
       await f();
     } catch (e) {
       if (e instanceof CommandError && e.code === 'ENOENT') return; // no such tool: nothing of ours there
-      problems.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+      problems.push(`${what}: ${errorText(e)}`);
     }
   };
 
@@ -38,9 +38,8 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner): Promise
     const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
     const routes = await nl.listRoutes(RT_TABLE_MAIN);
     for (const link of await nl.listLinkDetails()) {
-      const vxlan = link.kind === 'vxlan' && VXLAN_NAME.test(link.name);
-      const tun = link.kind === 'tun' && TUN_NAME.test(link.name);
-      if (!vxlan && !tun) continue;
+      if (!backends.some((b) => b.ownsDevice(link))) continue;
+      const vxlan = link.kind === 'vxlan';
       const neighbors = vxlan ? (await nl.listNeighbors(link.index)).filter((n) => n.permanent).length : 0;
       const fdb = vxlan ? (await nl.listFdb(link.index)).filter((f) => f.permanent && f.self).length : 0;
       const through = routes.filter((r) => r.oif === link.index).length;

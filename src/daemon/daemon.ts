@@ -1,25 +1,26 @@
 /**
- * flanneld: the startup order of compat §0 (steps 6-22; kube mode §11.1),
+ * flanneld: the startup order of docs/compatibility.md §0 (steps 6-22; kube mode docs/compatibility.md §11.1),
  * then running until a signal or the loss of the own lease (etcd mode
  * only), then a clean stop.
  *
- * Exit codes (compat §0): 0 on SIGINT/SIGTERM and on lease loss (logged
+ * Exit codes (docs/compatibility.md §0): 0 on SIGINT/SIGTERM and on lease loss (logged
  * loudly: `Restart=on-failure` units do not restart on 0, as upstream);
  * 1 on any startup failure, with a message that says what to do.
  *
  * Stopping is bounded: STOPPING=1 to systemd, then every part is stopped
  * within STOP_BUDGET_MS in total, so SIGTERM ends the process within 3 s.
  * vxlan/host-gw kernel state, traffic rules and the blackhole route stay
- * (compat §8.7); the udp TUN goes with the process (non-persistent).
+ * (docs/compatibility.md §8.7); the udp TUN goes with the process (non-persistent).
  */
 import * as fs from 'node:fs';
-import type { FlannelConfig } from '../cli/config';
+import type { FlannelConfig } from './config';
 import type { BackendNetwork } from '../backends/backend';
 import { lookupBackend } from '../backends/index';
-import { createEtcdClient } from '../lease/etcd-client';
-import { EtcdSubnetManager } from '../lease/etcd-subnet-manager';
+import { createEtcdClient } from '../lease/etcd/client';
+import { Etcd3Registry } from '../lease/etcd/etcd3-registry';
+import { EtcdSubnetManager } from '../lease/etcd/subnet-manager';
 import type { NetworkConfig } from '../lease/network-config';
-import { readPreviousSubnets } from '../lease/subnet-file';
+import { readPreviousSubnets, writeSubnetEnv } from '../lease/subnet-file';
 import type { HeldLease, LeaseLoss, SubnetManager } from '../lease/subnet-manager';
 import type { Logger } from '../log';
 import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
@@ -31,7 +32,7 @@ import { HealthServer } from './health';
 import { NodeMetrics } from './metrics';
 import { NodeStatus, readinessProblems } from './node-status';
 import { SystemdNotifier, Watchdog, watchdogPeriodMs } from './sd-notify';
-import { writeSubnetEnv } from './subnet-env';
+import { errorText } from '../util/errors';
 
 /** The whole stop (every part together) finishes within this; SIGTERM must end the process within 3 s. */
 export const STOP_BUDGET_MS = 2500;
@@ -39,11 +40,8 @@ export const STOP_BUDGET_MS = 2500;
 /** A startup step failed: log `message`, exit 1. */
 class StartupError extends Error {}
 
-function text(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
-/** compat §0 step 11: iptables mode needs br_netfilter's sysctls. */
+/** docs/compatibility.md §0 step 11: iptables mode needs br_netfilter's sysctls. */
 function checkBrNetfilter(network: NetworkConfig): void {
   if (network.enableNFTables) return;
   const files = [
@@ -67,7 +65,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
   const notifier = new SystemdNotifier(process.env['NOTIFY_SOCKET'], log);
 
   // Step 7: SIGINT/SIGTERM cancel everything; the handler goes away after the
-  // first signal, so a second one kills the process (compat §8.7).
+  // first signal, so a second one kills the process (docs/compatibility.md §8.7).
   const onSignal = (sig: NodeJS.Signals): void => {
     stopReason = `received ${sig}`;
     log.info({ signal: sig }, 'shutdownHandler sent cancel signal...');
@@ -82,7 +80,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
   let exitCode = 0;
   try {
     // Step 6: the subnet manager: etcd (the previous subnet as a hint) or
-    // kube (compat §11.1; subnet.env is then read only to recycle rules).
+    // kube (docs/compatibility.md §11.1; subnet.env is then read only to recycle rules).
     let manager: SubnetManager;
     let previous: ReturnType<typeof readPreviousSubnets>;
     try {
@@ -92,16 +90,14 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         ? // Loaded only in kube mode: @kubernetes/client-node adds ~0.6 s to every start.
           await (await import('../lease/kube/kube-subnet-manager')).KubeSubnetManager.create(cfg, process.env, log.child({ component: 'kube' }), signal)
         : new EtcdSubnetManager({
-            client: createEtcdClient(cfg.etcd, log),
-            prefix: cfg.etcd.prefix,
-            endpoints: cfg.etcd.endpoints,
+            registry: new Etcd3Registry(createEtcdClient(cfg.etcd, log), cfg.etcd.prefix, cfg.etcd.endpoints, log.child({ component: 'etcd' })),
             log: log.child({ component: 'etcd' }),
             previous: { subnet: previous.subnet, ipv6Subnet: previous.ipv6Subnet },
             renewMarginMs: cfg.subnetLeaseRenewMarginMinutes * 60_000,
           });
     } catch (e) {
       if (isAborted(e)) throw e;
-      throw new StartupError(`Failed to create SubnetManager: ${text(e)}`);
+      throw new StartupError(`Failed to create SubnetManager: ${errorText(e)}`);
     }
     cleanups.push(['subnet manager', () => manager.close()]);
 
@@ -121,7 +117,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
           log,
         );
       } catch (e) {
-        throw new StartupError(`failed to start the health server on ${cfg.healthzIp}:${cfg.healthzPort}: ${text(e)} (choose another -healthz-port or -healthz-ip)`);
+        throw new StartupError(`failed to start the health server on ${cfg.healthzIp}:${cfg.healthzPort}: ${errorText(e)} (choose another -healthz-port or -healthz-ip)`);
       }
       cleanups.push(['health server', () => health!.close()]);
     }
@@ -136,7 +132,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     checkBrNetfilter(network);
 
     // Step 12: the external interface (kube mode: the node's node-public-ip
-    // annotations replace -public-ip, compat §11.1 step 7).
+    // annotations replace -public-ip, docs/compatibility.md §11.1 step 7).
     const hints = (await manager.publicIpHints?.()) ?? { publicIp: undefined, publicIpv6: undefined };
     let extIface: ExternalInterface;
     const nl = RtNetlink.open();
@@ -155,7 +151,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         log,
       );
     } catch (e) {
-      throw new StartupError(text(e));
+      throw new StartupError(errorText(e));
     } finally {
       nl.close();
     }
@@ -166,16 +162,16 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     try {
       backend.check?.(extIface);
     } catch (e) {
-      throw new StartupError(`Error fetching backend: ${text(e)}`);
+      throw new StartupError(`Error fetching backend: ${errorText(e)}`);
     }
 
     // Step 14: register the network: lease, devices, datapath.
     let bn: BackendNetwork;
     try {
-      bn = await backend.register({ config: cfg, network, extIface, subnets: manager, log, signal });
+      bn = await backend.register({ network, extIface, subnets: manager, log, signal });
     } catch (e) {
       if (isAborted(e)) throw e;
-      throw new StartupError(`Error registering network: ${text(e)}`);
+      throw new StartupError(`Error registering network: ${errorText(e)}`);
     }
     cleanups.unshift(['backend', () => bn.stop()]);
     status.backend = bn;
@@ -248,11 +244,14 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       status.subnetEnvWritten = true;
       log.info({ file: cfg.subnetFile }, `wrote ${cfg.subnetFile}`);
     } catch (e) {
-      log.warn({ file: cfg.subnetFile, err: text(e) }, `Failed to write subnet file: ${text(e)}`);
+      log.warn({ file: cfg.subnetFile, err: errorText(e) }, `Failed to write subnet file: ${errorText(e)}`);
     }
 
-    // Step 20: follow the leases.
-    bn.run();
+    // Step 20: the backend runs and follows the other nodes' leases.
+    bn.start();
+    const leasesWatch = manager.watchLeases(bn.lease, (events) => bn.applyLeases(events));
+    status.leasesWatch = leasesWatch;
+    cleanups.unshift(['lease watch', () => leasesWatch.stop()]);
 
     // Step 21: tell systemd; keep its watchdog fed while live.
     notifier.notify('READY=1');
@@ -264,7 +263,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       log.info({ periodMs: period }, `systemd watchdog: WATCHDOG=1 every ${period / 2000} s while healthy`);
     }
     log.info({ subnet: bn.lease.subnet.toString(), backend: backend.type }, 'flanneld is running');
-    // Kube mode: NetworkUnavailable=False on the Node (compat §11.2 call G).
+    // Kube mode: NetworkUnavailable=False on the Node (docs/compatibility.md §11.2 call G).
     await manager.completeLease?.();
 
     // Step 22: until a signal or the loss of the lease.
@@ -281,7 +280,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       log.error({}, e.message);
       exitCode = 1;
     } else {
-      log.error({ err: e instanceof Error ? e.stack : String(e) }, `unexpected error: ${text(e)}`);
+      log.error({ err: e instanceof Error ? e.stack : String(e) }, `unexpected error: ${errorText(e)}`);
       exitCode = 1;
     }
   } finally {
@@ -299,7 +298,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
           log.warn({ component: what, waitedMs: left }, `the ${what} did not stop within ${left} ms; not waiting for it`);
         }
       } catch (e) {
-        log.warn({ component: what, err: text(e) }, `error while stopping the ${what}`);
+        log.warn({ component: what, err: errorText(e) }, `error while stopping the ${what}`);
         if (exitCode === 0) exitCode = 1;
       } finally {
         clearTimeout(timer);

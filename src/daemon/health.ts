@@ -1,5 +1,5 @@
 /**
- * The health listener (compat §8.5), with -healthz-port > 0:
+ * The health listener (docs/compatibility.md §8.5), with -healthz-port > 0:
  *   /healthz  200 "flanneld is running"; 500 with the reason when the event
  *             loop or a datapath thread stopped making progress (./node-status.ts)
  *   /readyz   200 "flanneld is ready" once ready, else 503 "flanneld is not ready
@@ -11,6 +11,7 @@
  */
 import * as http from 'node:http';
 import type { Logger } from '../log';
+import { errorText } from '../util/errors';
 
 export interface HealthState {
   /** Why the node is not live, or undefined. */
@@ -52,7 +53,7 @@ export class HealthServer {
           res.end(a.body);
         },
         (e: unknown) => {
-          const body = `internal error: ${e instanceof Error ? e.message : String(e)}\n`;
+          const body = `internal error: ${errorText(e)}\n`;
           log.warn({ path, err: body.trim() }, `health endpoint ${path} failed`);
           res.writeHead(500, { 'Content-Type': TEXT, 'Content-Length': Buffer.byteLength(body) });
           res.end(body);

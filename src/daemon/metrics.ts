@@ -6,12 +6,11 @@
  * (CPU, memory, event-loop lag) come with them.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { COUNTER_NAMES } from '../forwarder/native-binding';
-import type { DatapathStats } from '../forwarder/udp-forwarder';
+import type { DatapathReport } from '../backends/backend';
 import type { Reconciler } from '../routing/reconciler';
 import { livenessProblem, readinessProblems, type StatusSnapshot } from './node-status';
 
-const OFFLOADS = ['tso', 'uso', 'gso', 'udpGro', 'gro'] as const;
+type Read = (set: (labels: Record<string, string>, v: number) => void) => void;
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -21,62 +20,50 @@ export class NodeMetrics {
     const r = this.registry;
     collectDefaultMetrics({ register: r });
     const self = this;
-    const dp = (): DatapathStats | undefined => self.snap?.backend?.datapath;
+    const dp = (): DatapathReport | undefined => self.snap?.datapath;
 
-    /** A counter whose value is read, not incremented, at scrape time. */
-    const mirrored = (name: string, help: string, labelNames: string[], read: (set: (labels: Record<string, string>, v: number) => void) => void): void => {
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          this.reset();
-          read((labels, v) => this.inc(labels, v));
-        },
-      });
+    /** A metric whose values are read from the snapshot at scrape time (a counter mirrors a cumulative count). */
+    const scraped = (type: 'counter' | 'gauge', name: string, help: string, labelNames: string[], read: Read): void => {
+      const metric =
+        type === 'counter'
+          ? new Counter({ name, help, labelNames, registers: [r], collect: () => fill((labels, v) => (metric as Counter).inc(labels, v)) })
+          : new Gauge({ name, help, labelNames, registers: [r], collect: () => fill((labels, v) => (metric as Gauge).set(labels, v)) });
+      const fill = (set: (labels: Record<string, string>, v: number) => void): void => {
+        metric.reset();
+        read(set);
+      };
     };
-    const gauge = (name: string, help: string, labelNames: string[], read: (set: (labels: Record<string, string>, v: number) => void) => void): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          this.reset();
-          read((labels, v) => this.set(labels, v));
-        },
-      });
-    };
+    const mirrored = (name: string, help: string, labelNames: string[], read: Read): void => scraped('counter', name, help, labelNames, read);
+    const gauge = (name: string, help: string, labelNames: string[], read: Read): void => scraped('gauge', name, help, labelNames, read);
 
     mirrored('flanneld_datapath_packets_total', 'Packets forwarded by the udp datapath: egress = flannel0 to UDP (sent), ingress = UDP to flannel0 (written).', ['direction'], (set) => {
       const d = dp();
       if (!d) return;
-      set({ direction: 'egress' }, d.get('egress_sent_packets'));
-      set({ direction: 'ingress' }, d.get('ingress_written_packets'));
+      set({ direction: 'egress' }, d.packets.egress);
+      set({ direction: 'ingress' }, d.packets.ingress);
     });
     mirrored('flanneld_datapath_bytes_total', 'Bytes forwarded by the udp datapath (inner IPv4 packets).', ['direction'], (set) => {
       const d = dp();
       if (!d) return;
-      set({ direction: 'egress' }, d.get('egress_sent_bytes'));
-      set({ direction: 'ingress' }, d.get('ingress_written_bytes'));
+      set({ direction: 'egress' }, d.bytes.egress);
+      set({ direction: 'ingress' }, d.bytes.ingress);
     });
     mirrored('flanneld_datapath_drops_total', 'Packets the udp datapath dropped, by direction and reason.', ['direction', 'reason'], (set) => {
       const d = dp();
       if (!d) return;
       for (const direction of ['egress', 'ingress'] as const) {
-        for (const [reason, v] of Object.entries(d.drops(direction))) set({ direction, reason }, v);
+        for (const [reason, v] of Object.entries(d.drops[direction])) set({ direction, reason }, v);
       }
     });
     mirrored('flanneld_datapath_events_total', 'Every counter of the udp datapath (syscalls, offload use, ICMP errors, ...), by name.', ['counter'], (set) => {
       const d = dp();
       if (!d) return;
-      for (const name of COUNTER_NAMES) set({ counter: name }, d.get(name));
+      for (const [name, v] of Object.entries(d.counters)) set({ counter: name }, v);
     });
     gauge('flanneld_datapath_offload_active', 'Whether an offload of the udp datapath is in use (1) or not (0).', ['offload'], (set) => {
-      const o = dp()?.offload;
+      const o = dp()?.offloads;
       if (!o) return;
-      for (const k of OFFLOADS) set({ offload: k }, o[k].status === 'on' ? 1 : 0);
+      for (const [k, on] of Object.entries(o)) set({ offload: k }, on ? 1 : 0);
     });
     gauge('flanneld_datapath_workers', 'Forwarding worker pairs of the udp datapath.', [], (set) => {
       const d = dp();
@@ -99,19 +86,19 @@ export class NodeMetrics {
       if (s !== undefined) set({}, s);
     });
     mirrored('flanneld_etcd_watch_reconnects_total', 'Times the etcd lease watch was re-established.', [], (set) => {
-      const w = self.snap?.backend?.leasesWatch;
+      const w = self.snap?.leasesWatch;
       if (w) set({}, w.reconnects);
     });
     mirrored('flanneld_etcd_watch_resyncs_total', 'Full re-listings of the leases (periodic and after compaction).', [], (set) => {
-      const w = self.snap?.backend?.leasesWatch;
+      const w = self.snap?.leasesWatch;
       if (w) set({}, w.resyncs);
     });
     mirrored('flanneld_etcd_skipped_keys_total', 'Keys under <prefix>/subnets that could not be parsed and were skipped.', [], (set) => {
-      const w = self.snap?.backend?.leasesWatch;
+      const w = self.snap?.leasesWatch;
       if (w) set({}, w.skippedKeys);
     });
     gauge('flanneld_etcd_watch_connected', 'Whether the etcd lease watch is connected.', [], (set) => {
-      const w = self.snap?.backend?.leasesWatch;
+      const w = self.snap?.leasesWatch;
       set({}, w?.connected ? 1 : 0);
     });
     mirrored('flanneld_repairs_total', 'Kernel state restored by a reconciler, by reconciler and kind.', ['reconciler', 'kind'], (set) => {
@@ -130,7 +117,7 @@ export class NodeMetrics {
       if (self.snap) set({}, readinessProblems(self.snap).length === 0 ? 1 : 0);
     });
     gauge('flanneld_live', 'Whether /healthz answers 200.', [], (set) => {
-      if (self.snap) set({}, livenessProblem(self.snap.backend?.datapath) === undefined ? 1 : 0);
+      if (self.snap) set({}, livenessProblem(self.snap.datapath) === undefined ? 1 : 0);
     });
   }
 

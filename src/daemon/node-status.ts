@@ -1,38 +1,36 @@
 /**
  * What the node's health, readiness and metrics are computed from, and the
- * rules that turn it into answers (users-and-style A item 23):
+ * rules that turn it into answers:
  *
  * - live (`/healthz`, `WATCHDOG=1`): fails only when the event loop or a
  *   datapath thread stops making progress. The event loop answers the
  *   request itself, so a stuck loop fails by not answering; a datapath
  *   thread is stuck when its heartbeat (refreshed at least every second,
  *   even idle) is older than DATAPATH_STALL_MS. Losing etcd never fails it.
- * - ready (`/readyz`): lease held, etcd watch connected, datapath up, the
- *   first lease snapshot applied with kernel state reconciled, traffic rules
+ * - ready (`/readyz`): lease held, lease watch connected, datapath up, the
+ *   first lease batch applied with kernel state reconciled, traffic rules
  *   in place, subnet.env written.
  */
-import type { BackendNetwork, BackendStatus } from '../backends/backend';
-import type { HeldLease } from '../lease/subnet-manager';
+import type { BackendNetwork, BackendNetworkStatus, DatapathProgress, DatapathReport } from '../backends/backend';
+import type { HeldLease, LeasesWatch, LeasesWatchStats } from '../lease/subnet-manager';
 import type { TrafficRules } from '../traffic/traffic-manager';
 
 /** A datapath thread silent this long is stuck (it wakes every second when idle). */
 export const DATAPATH_STALL_MS = 5000;
 
 export interface StatusSnapshot {
-  backend: BackendStatus | undefined;
-  /** Seconds until the own etcd lease expires; undefined for a reservation or before the lease. */
+  backend: BackendNetworkStatus | undefined;
+  /** The user-space datapath's counters (udp). */
+  datapath: DatapathReport | undefined;
+  /** The watch of the other nodes' leases. */
+  leasesWatch: LeasesWatchStats | undefined;
+  /** Seconds until the own etcd lease expires; undefined for a reservation, in kube mode, or before the lease. */
   leaseSecondsLeft: number | undefined;
   leaseHeld: boolean;
   trafficInPlace: boolean | undefined;
   subnetEnvWritten: boolean;
   /** Startup not finished yet (no backend). */
   starting: boolean;
-}
-
-/** What liveness looks at: the datapath's threads (absent for the kernel backends). */
-export interface DatapathProgress {
-  running: boolean;
-  heartbeatAgeMs: number | undefined;
 }
 
 /** Why the node is not live, or undefined when it is. */
@@ -49,9 +47,9 @@ export function readinessProblems(s: StatusSnapshot): string[] {
   const out: string[] = [];
   if (s.starting || !s.backend) return ['starting'];
   if (!s.leaseHeld) out.push('the lease is not held');
-  const w = s.backend.leasesWatch;
+  const w = s.leasesWatch;
   if (!w || !w.connected) out.push('the etcd lease watch is not connected');
-  if (s.backend.datapath && !s.backend.datapath.running) out.push('the datapath is not running');
+  if (s.datapath && !s.datapath.running) out.push('the datapath is not running');
   if (!s.backend.synced) out.push('the lease snapshot is not applied yet');
   for (const r of s.backend.reconcilers) {
     if (r.lastFailure) out.push(`${r.name}: ${r.lastFailure}`);
@@ -65,6 +63,7 @@ export function readinessProblems(s: StatusSnapshot): string[] {
 export class NodeStatus {
   backend: BackendNetwork | undefined;
   held: HeldLease | undefined;
+  leasesWatch: LeasesWatch | undefined;
   traffic: TrafficRules | undefined;
   subnetEnvWritten = false;
   leaseLost = false;
@@ -74,7 +73,7 @@ export class NodeStatus {
 
   /** Cheap and local (no etcd, no netlink): safe for every /healthz and watchdog tick. */
   live(): string | undefined {
-    return livenessProblem(this.backend?.datapathProgress?.());
+    return livenessProblem(this.backend?.datapath?.progress());
   }
 
   async snapshot(): Promise<StatusSnapshot> {
@@ -82,6 +81,8 @@ export class NodeStatus {
     const exp = this.held?.expiresAt;
     return {
       backend,
+      datapath: this.backend?.datapath?.report(),
+      leasesWatch: this.leasesWatch?.stats,
       leaseSecondsLeft: exp ? Math.max(0, (exp.getTime() - this.now()) / 1000) : undefined,
       leaseHeld: this.held !== undefined && !this.leaseLost,
       trafficInPlace: this.traffic?.inPlace,

@@ -1,19 +1,24 @@
 /**
- * systemd notifications (compat §8.8): READY=1 to $NOTIFY_SOCKET, sent by
- * the addon (no libsystemd). Without $NOTIFY_SOCKET this does nothing;
+ * systemd notifications (sd_notify(3); upstream's main.go sends READY=1):
+ * READY=1, WATCHDOG=1 and STOPPING=1 to $NOTIFY_SOCKET, sent by the addon
+ * (no libsystemd). Without $NOTIFY_SOCKET this does nothing;
  * failures are only logged, as upstream.
  */
-import { isNativeSystemError } from '../forwarder/errors';
-import { loadNativeAddon } from '../forwarder/native-binding';
+import { loadAddon } from '../addon/loader';
+import { isNativeSystemError } from '../addon/system-error';
 import type { Logger } from '../log';
+import { errorText } from '../util/errors';
 
 export type NotifySender = (socketPath: string, message: string) => void;
+
+/** The addon's sd_notify face: one datagram to a unix socket (native/linux/sd_notify_linux.h); throws {syscall, code}. */
+const addonSend: NotifySender = (p, m) => (loadAddon().module['sdNotify'] as NotifySender)(p, m);
 
 export class SystemdNotifier {
   constructor(
     private readonly socketPath: string | undefined,
     private readonly log: Logger,
-    private readonly send: NotifySender = (p, m) => loadNativeAddon().sdNotify(p, m),
+    private readonly send: NotifySender = addonSend,
   ) {}
 
   get enabled(): boolean {
@@ -28,7 +33,7 @@ export class SystemdNotifier {
       this.log.debug({ message }, 'notified systemd');
       return true;
     } catch (e) {
-      const detail = isNativeSystemError(e) ? `${e.syscall}: ${e.code}` : e instanceof Error ? e.message : String(e);
+      const detail = isNativeSystemError(e) ? `${e.syscall}: ${e.code}` : errorText(e);
       this.log.warn({ socket: this.socketPath, message, err: detail }, `failed to notify systemd (${message})`);
       return false;
     }
@@ -66,7 +71,7 @@ export class Watchdog {
 
   start(): void {
     const tick = async (): Promise<void> => {
-      const problem = await this.live().catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+      const problem = await this.live().catch((e: unknown) => (errorText(e)));
       if (problem === undefined) {
         if (this.withholding) this.log.info({}, 'healthy again: resuming systemd watchdog pings');
         this.withholding = false;

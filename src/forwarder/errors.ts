@@ -4,25 +4,11 @@
  * operator may grep for them, and what to do about it.
  */
 
-/** The system-error shape the addon throws (native/addon/napi_util.cc). */
-export interface NativeSystemError {
-  message: string;
-  syscall: string;
-  errno: number;
-  code: string;
-}
-
-export function isNativeSystemError(e: unknown): e is NativeSystemError {
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    typeof (e as NativeSystemError).syscall === 'string' &&
-    typeof (e as NativeSystemError).code === 'string'
-  );
-}
+import { isNativeSystemError, type NativeSystemError } from '../addon/system-error';
+import { NamedError } from '../util/errors';
 
 /** Base of every datapath setup error. */
-export class DatapathError extends Error {
+export class DatapathError extends NamedError {
   constructor(
     message: string,
     /** The failing operation, e.g. "ioctl TUNSETIFF". */
@@ -34,7 +20,6 @@ export class DatapathError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = new.target.name;
   }
 }
 

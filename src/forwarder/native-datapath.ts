@@ -1,12 +1,11 @@
 /**
- * The native addon's surface, and its loader.
+ * The datapath's face of the native addon (src/addon/loader.ts loads it).
  *
  * The interfaces here are the contract with native/addon/datapath_wrapper.h;
- * UdpForwarder takes a NativeAddon as a constructor argument so unit tests
+ * UdpForwarder takes a DatapathAddon as a constructor argument so unit tests
  * can substitute a fake.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { loadAddon, NativeAddonLoadError } from '../addon/loader';
 import type { OffloadReport, OffloadSettings } from './offload';
 
 /** The counters of native/core/counters.h, in order. Checked at load time. */
@@ -87,27 +86,32 @@ export interface NativeStats {
 export interface NativeTunOptions {
   /** TUN queues (IFF_MULTI_QUEUE when > 1), one per worker. Default 1. */
   queues?: number;
-  /** IFF_VNET_HDR (needed by TSO, USO and GRO). Default false. */
+  /** Open with a virtio-net header (IFF_VNET_HDR; needed by TSO, USO and GRO). Default false. */
   vnetHdr?: boolean;
 }
 
 export interface NativeBindOptions {
   address: string;
   port: number;
+  /** Socket buffer sizes (UdpForwarder's default: 4 MiB each), so bursts are not dropped. */
   receiveBufferBytes?: number;
   sendBufferBytes?: number;
-  /** Sockets, one per worker, bound with SO_REUSEPORT when > 1. Default 1. */
+  /** Sockets, one per worker, bound with SO_REUSEPORT when > 1; must equal the TUN queues. Default 1. */
   sockets?: number;
 }
 
 export interface NativeStartOptions {
+  /** Source address of generated ICMP errors: the TUN address (upstream's proxy_amd64.c, send_net_unreachable). */
   icmpSource: string;
+  /** ICMP errors per second and thread (default 100) and burst (default 50). */
   icmpRatePerSec?: number;
   icmpBurst?: number;
+  /** Packets per sendmmsg/recvmmsg (default 64). */
   batchSize?: number;
+  /** Bytes per packet buffer (default 65536: any IPv4 packet fits). */
   bufferSize?: number;
+  /** Offloads to probe and use (default none); see ./offload.ts. */
   offload?: OffloadSettings;
-  testFaults?: string[];
 }
 
 /** One native Datapath object (see native/addon/datapath_wrapper.h). */
@@ -124,87 +128,26 @@ export interface NativeDatapath {
   close(): void;
 }
 
-/** One rtnetlink notification as the addon reports it (native/linux/netlink_monitor_linux.h). */
-export interface NativeNotification {
-  kind: 'link' | 'address' | 'route' | 'neighbor';
-  deleted: boolean;
-  /** Absent for routes. */
-  ifindex?: number;
-}
-
-export interface NativeNetlinkMonitor {
-  close(): void;
-}
-
-export interface NativeAddon {
+/** The datapath's part of the addon. */
+export interface DatapathAddon {
   Datapath: new () => NativeDatapath;
-  /**
-   * rtnetlink notifications (link, IPv4 address and route, neighbour):
-   * `onBatch` gets each wakeup's notifications and the count of ENOBUFS
-   * reports (lost notifications), plus an error when a receive failed otherwise.
-   */
-  NetlinkMonitor: new (
-    recvBufferBytes: number,
-    onBatch: (events: NativeNotification[], overflows: number, error?: Error) => void,
-  ) => NativeNetlinkMonitor;
   counterNames: readonly string[];
-  /** Sends one datagram to a systemd notification socket (native/linux/sd_notify_linux.h). */
-  sdNotify(socketPath: string, message: string): void;
 }
 
-/** Thrown when the addon cannot be found or does not match this code. */
-export class NativeAddonLoadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NativeAddonLoadError';
-  }
-}
+let checked: DatapathAddon | undefined;
 
-const ADDON_FILE = 'flannel_native.node';
-
-/** The repository root: out/src/forwarder -> ../../.. (compiled) */
-function packageRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'binding.gyp'))) {
-      return dir;
-    }
-    dir = path.dirname(dir);
-  }
-  return path.resolve(__dirname, '..', '..', '..');
-}
-
-let cached: NativeAddon | undefined;
-
-/**
- * Loads the addon from explicit candidate paths (FLANNEL_TS_NATIVE_ADDON,
- * then build/Release, then build/Debug) and checks that its counters are the
- * ones this code knows.
- */
-export function loadNativeAddon(): NativeAddon {
-  if (cached) return cached;
-  const root = packageRoot();
-  const candidates = [
-    process.env['FLANNEL_TS_NATIVE_ADDON'],
-    path.join(root, 'build', 'Release', ADDON_FILE),
-    path.join(root, 'build', 'Debug', ADDON_FILE),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) {
-    throw new NativeAddonLoadError(
-      `the flannel-ts native addon (${ADDON_FILE}) was not found; tried: ${candidates.join(', ')}. ` +
-        'Build it with `npm ci` or `npm run build:native` (needs g++, make and python3).',
-    );
-  }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const addon = require(found) as NativeAddon;
+/** The datapath face of the addon, checked: its counters must be the ones this code knows. */
+export function loadDatapathAddon(): DatapathAddon {
+  if (checked) return checked;
+  const { file, module } = loadAddon();
+  const addon = module as unknown as DatapathAddon;
   const names = addon.counterNames;
   if (names.length !== COUNTER_NAMES.length || names.some((n, i) => n !== COUNTER_NAMES[i])) {
     throw new NativeAddonLoadError(
-      `the native addon at ${found} reports counters [${names.join(', ')}], which differ from this ` +
-        'code\'s; it is stale. Rebuild it with `npm run build:native`.',
+      `the native addon at ${file} reports counters [${names.join(', ')}], which differ from this ` +
+        "code's; it is stale. Rebuild it with `npm run build:native`.",
     );
   }
-  cached = addon;
+  checked = addon;
   return addon;
 }

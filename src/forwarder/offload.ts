@@ -10,8 +10,10 @@
  *  - GRO: UDP_GRO on the sockets, and received TCP segments coalesced into one
  *    TUN write.
  * None changes the wire: every datagram carries one inner IPv4 packet with
- * valid checksums (compat §5.3), so peers without offloads (upstream) interoperate.
+ * valid checksums, as upstream's proxy sends them, so peers without offloads
+ * (upstream) interoperate.
  */
+import { NamedError } from '../util/errors';
 
 export const OFFLOAD_NAMES = ['tso', 'uso', 'gso', 'gro'] as const;
 export type OffloadName = (typeof OFFLOAD_NAMES)[number];
@@ -22,15 +24,8 @@ export const NO_OFFLOADS: Readonly<OffloadSettings> = Object.freeze({ tso: false
 
 /** The environment variable that narrows the offloads on one node without touching the network config. */
 export const OFFLOAD_ENV = 'FLANNEL_TS_OFFLOAD';
-/** Test-only: native failures to force (native/addon/datapath_wrapper.cc ParseTestFaults). */
-export const TEST_FAULTS_ENV = 'FLANNEL_TS_TEST_FAULTS';
 
-export class OffloadEnvError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OffloadEnvError';
-  }
-}
+export class OffloadEnvError extends NamedError {}
 
 /**
  * Parses FLANNEL_TS_OFFLOAD: unset or empty allows every offload; "off" (or
@@ -64,14 +59,6 @@ export function combineOffloads(a: OffloadSettings, b: OffloadSettings): Offload
 /** TSO, USO and GRO go through the virtio-net header; without them the TUN is opened as upstream opens it. */
 export function needsVnetHeader(o: OffloadSettings): boolean {
   return o.tso || o.uso || o.gro;
-}
-
-/** The test faults named in FLANNEL_TS_TEST_FAULTS (comma list); the addon checks the names. */
-export function parseTestFaults(value: string | undefined): string[] {
-  return (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 /**

@@ -10,60 +10,34 @@
  * -> start() -> setRoutes()/applyRouteChanges()/setPeers()/stats() ... ->
  * close(). Routes and peers may be set before start().
  */
-import { formatIpv4, Ipv4Net } from '../util/ipv4';
+import { formatIpv4, type Ipv4Net } from '../util/ipv4';
 import { datapathStartError, tunOpenError, udpSocketError } from './errors';
 import {
   COUNTER_NAMES,
   type CounterName,
   type Counters,
-  loadNativeAddon,
-  type NativeAddon,
+  type DatapathAddon,
+  loadDatapathAddon,
+  type NativeBindOptions,
   type NativeDatapath,
   type NativeRoute,
-} from './native-binding';
-import type { OffloadReport, OffloadSettings } from './offload';
+  type NativeStartOptions,
+  type NativeTunOptions,
+} from './native-datapath';
+import type { OffloadReport } from './offload';
 
-/** A remote subnet and the peer that owns it (compat §5.7). */
+/** A remote subnet and the peer that owns it (upstream's udp_network_amd64.go, processSubnetEvents). */
 export interface PeerRoute {
   subnet: Ipv4Net;
   /** The peer's PublicIP (dotted quad). */
   peer: string;
-  /** The peer's UDP port: upstream always uses the local Port (compat §5.3). */
+  /** The peer's UDP port: upstream always uses the local Port (udp_network_amd64.go). */
   port: number;
 }
 
-export interface StartOptions {
-  /** Source address of generated ICMP errors: the TUN address (compat §5.6). */
-  icmpSource: string;
-  /** ICMP errors per second and thread (default 100) and burst (default 50). */
-  icmpRatePerSec?: number;
-  icmpBurst?: number;
-  /** Packets per sendmmsg/recvmmsg (default 64). */
-  batchSize?: number;
-  /** Bytes per packet buffer (default 65536: any IPv4 packet fits). */
-  bufferSize?: number;
-  /** Offloads to probe and use (default none); see ./offload.ts. */
-  offload?: OffloadSettings;
-  /** Test-only native failures (FLANNEL_TS_TEST_FAULTS). */
-  testFaults?: string[];
-}
-
-export interface TunOptions {
-  /** Worker count: TUN queues (default 1). */
-  queues?: number;
-  /** Open with a virtio-net header (needed by TSO, USO, GRO; default false). */
-  vnetHdr?: boolean;
-}
-
-export interface BindOptions {
-  address: string;
-  port: number;
-  /** Socket buffer sizes (default 4 MiB each), so bursts are not dropped. */
-  receiveBufferBytes?: number;
-  sendBufferBytes?: number;
-  /** One socket per worker (default 1); must equal the TUN queues. */
-  sockets?: number;
-}
+export type StartOptions = NativeStartOptions;
+export type TunOptions = NativeTunOptions;
+export type BindOptions = NativeBindOptions;
 
 type DropDirection = 'egress' | 'ingress';
 
@@ -110,7 +84,7 @@ export class UdpForwarder {
   private tunName: string | undefined;
   private closed = false;
 
-  constructor(addon: NativeAddon = loadNativeAddon()) {
+  constructor(addon: DatapathAddon = loadDatapathAddon()) {
     this.native = new addon.Datapath();
   }
 
@@ -186,7 +160,7 @@ export class UdpForwarder {
 
   /**
    * Stops the threads and closes the socket and the TUN; the device, its
-   * address and its route disappear with it (compat §5.7). Idempotent.
+   * address and its route disappear with it (as upstream's). Idempotent.
    */
   close(): void {
     if (this.closed) return;

@@ -4,14 +4,14 @@
  * notification is reported with its kind, whether it is a deletion, and the
  * interface index when the message has one. A receive overflow (ENOBUFS:
  * notifications were lost) is reported as `overflow`, so the owner can
- * reconcile everything (users-and-style A item 26).
+ * reconcile everything.
  *
  * The socket is the addon's (native/linux/netlink_monitor_linux.h), not
  * netlink@0.3.0's: that package aborts the process when its socket reports
  * an error, and ENOBUFS is such an error.
  */
 import { EventEmitter } from 'node:events';
-import { loadNativeAddon, type NativeNetlinkMonitor } from '../forwarder/native-binding';
+import { loadAddon } from '../addon/loader';
 import type { Logger } from '../log';
 
 export type NetlinkEventKind = 'link' | 'address' | 'route' | 'neighbor';
@@ -34,14 +34,33 @@ export interface NetlinkEventSource {
   close(): void;
 }
 
+/** One rtnetlink notification as the addon reports it (native/linux/netlink_monitor_linux.h). */
+interface NativeNotification {
+  kind: NetlinkEventKind;
+  deleted: boolean;
+  /** Absent for routes. */
+  ifindex?: number;
+}
+
+/**
+ * The netlink monitor's face of the addon: `onBatch` gets each wakeup's
+ * notifications and the count of ENOBUFS reports (lost notifications), plus
+ * an error when a receive failed otherwise.
+ */
+type NativeNetlinkMonitor = new (
+  recvBufferBytes: number,
+  onBatch: (events: NativeNotification[], overflows: number, error?: Error) => void,
+) => { close(): void };
+
 export class NetlinkEvents extends EventEmitter implements NetlinkEventSource {
-  private readonly monitor: NativeNetlinkMonitor;
+  private readonly monitor: { close(): void };
   overflows = 0;
 
   /** `recvBufferSize` is for tests that need the kernel to drop notifications. */
   constructor(log: Logger, recvBufferSize: number = RECEIVE_BUFFER) {
     super();
-    this.monitor = new (loadNativeAddon().NetlinkMonitor)(recvBufferSize, (events, overflows, error) => {
+    const Monitor = loadAddon().module['NetlinkMonitor'] as NativeNetlinkMonitor;
+    this.monitor = new Monitor(recvBufferSize, (events, overflows, error) => {
       for (const e of events) this.emit('event', { kind: e.kind, deleted: e.deleted, ifindex: e.ifindex } satisfies NetlinkEvent);
       if (overflows > 0) {
         this.overflows += overflows;
