@@ -1,6 +1,6 @@
 # The flannel-ts image for the kube-flannel DaemonSet (dist/kube-flannel-udp.yml).
 # Like upstream's image it provides /opt/bin/flanneld and /opt/bin/install-conf,
-# and the iptables / nft tools the traffic rules need (compat §8, §11.9).
+# and the iptables / nft tools the traffic rules need (docs/compatibility.md §8, §11.9).
 #
 #   docker build -t ghcr.io/flannel-ts/flanneld:v0.1.0 .
 

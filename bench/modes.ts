@@ -4,12 +4,12 @@
  *
  *  - udp:     our datapath (lab/bin/static-udp-node), flannel0, MTU 1472;
  *  - vxlan:   the kernel's vxlan, configured BY HAND with iproute2 exactly as
- *             flannel's vxlan backend configures it (compat §6.1, §6.3),
+ *             flannel's vxlan backend configures it (docs/compatibility.md §6.1, §6.3),
  *             independent of our code: flannel.1, VNI 1, port 8472,
  *             nolearning, local = the public address, MTU 1450, the own
  *             subnet's network address /32, and per peer a permanent
  *             neighbour, a permanent self FDB entry and an onlink route;
- *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (compat §7.2).
+ *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (docs/compatibility.md §7.2).
  */
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { type Lab } from '../lab/netns';
@@ -100,7 +100,7 @@ export const MODES: ModeDefinition[] = [
   { name: 'flannel-host-gw', description: 'flannel-ts\'s host-gw backend (real bin/flanneld with etcd); compare with host-gw', setup: (lab) => flannelMode(lab, 'flannel-host-gw', 'host-gw') },
 ];
 
-/** Pairs reported as "ours vs the kernel configured by hand" (issue C: within 10 %). */
+/** Pairs reported as "ours vs the kernel configured by hand" (the bar: within 10 %). */
 export const SAME_DATAPATH_PAIRS: Array<[ours: string, reference: string]> = [
   ['flannel-vxlan', 'vxlan'],
   ['flannel-host-gw', 'host-gw'],

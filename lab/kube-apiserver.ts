@@ -1,11 +1,11 @@
 /**
  * A stand-in for kube-apiserver with exactly what flanneld's kube mode uses
- * (compat §11.2, §11.3), for tests: nodes list and watch (resourceVersion,
+ * (docs/compatibility.md §11.2, §11.3), for tests: nodes list and watch (resourceVersion,
  * history replay, 410 Expired after a compaction, bookmarks, timeoutSeconds),
  * node get, strategic-merge PATCH of nodes/status (annotations merged as a
  * map with null deleting, conditions merged by type, spec ignored), pod get,
  * bearer-token auth, and a log of every request. No kube-apiserver can be
- * installed here (§11.12); test/kube-apiserver.test.ts checks this server
+ * installed here (no package of npm or Debian ships kube-apiserver); test/kube-apiserver.test.ts checks this server
  * against @kubernetes/client-node's informer.
  *
  * Semantics kept from the real server: monotonically increasing string RVs

@@ -7,8 +7,9 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { NamedError } from '../src/util/errors';
 
-export class CommandError extends Error {
+export class CommandError extends NamedError {
   constructor(
     readonly command: string,
     readonly exitCode: number | null,
@@ -16,7 +17,6 @@ export class CommandError extends Error {
     readonly stderr: string,
   ) {
     super(`command failed (exit ${exitCode}): ${command}\n${stderr.trim()}`);
-    this.name = 'CommandError';
   }
 }
 

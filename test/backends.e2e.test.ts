@@ -1,7 +1,7 @@
 /**
  * The vxlan and host-gw backends end to end: real bin/flanneld processes in
  * namespaces with etcd; kernel state checked with iproute2 against compat
- * §6.1, §6.3 and §7.2; entries deleted by hand come back.
+ * docs/compatibility.md §6.1, §6.3 and §7.2; entries deleted by hand come back.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -56,7 +56,7 @@ describe('vxlan backend: three nodes', ROOT_SUITE, () => {
     await tcpBothWays(lab, c, 1, 2);
   });
 
-  test('device, lease, neighbours, FDB and routes are as flannel makes them (§6.1, §6.3)', async () => {
+  test('device, lease, neighbours, FDB and routes are as flannel makes them (docs/compatibility.md §6.1, §6.3)', async () => {
     for (const i of [1, 2, 3]) {
       const node = c.topology.nodes[i - 1]!;
       const [link] = await ipj(lab, node.ns, 'ip', '-d', 'link', 'show', 'flannel.1');
@@ -182,7 +182,7 @@ describe('host-gw backend: three nodes', ROOT_SUITE, () => {
     await tcpBothWays(lab, c, 2, 3);
   });
 
-  test('routes, lease and MTU are as flannel makes them (§7.2)', async () => {
+  test('routes, lease and MTU are as flannel makes them (docs/compatibility.md §7.2)', async () => {
     for (const i of [1, 2, 3]) {
       const node = c.topology.nodes[i - 1]!;
       const raw = (await c.etcdctl('get', `${c.prefix}/subnets/${node.podSubnet.toString().replace('/', '-')}`, '--print-value-only')).trim();

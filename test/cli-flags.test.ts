@@ -1,5 +1,5 @@
 /**
- * Command line (compat §1): Go flag syntax, FLANNELD_* environment, the
+ * Command line (docs/compatibility.md §1): Go flag syntax, FLANNELD_* environment, the
  * frozen config, -version/-h, and our deviations (unknown flag exits 2,
  * password never logged).
  */

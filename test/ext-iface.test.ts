@@ -1,5 +1,5 @@
 /**
- * External interface selection (compat §8.4) on a fake network view, with
+ * External interface selection (docs/compatibility.md §8.4) on a fake network view, with
  * the cases of upstream's pkg/ipmatch/match_test.go.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Kube mode's pure logic (compat §11.4-§11.8, §11.10-§11.11): annotation
+ * Kube mode's pure logic (docs/compatibility.md §11.4-§11.8, §11.10-§11.11): annotation
  * prefixes (upstream's Test_newAnnotations table), TestContainsCIDR, node →
  * lease conversion (FuzzNodeToLease seeds), the own node's patch bytes, the
  * condition body, VtepMAC restore, and the node → lease-event tracker.
@@ -60,7 +60,7 @@ describe('annotation prefix (Test_newAnnotations)', () => {
   for (const bad of ['org', 'org/', 'org/prefix', 'org.COM', 'org.com/PREFIX', 'a/b/c']) {
     test(`${bad} is an error`, () => assert.throws(() => normalizeAnnotationPrefix(bad), AnnotationPrefixError));
   }
-  test('upper case anywhere is rejected at once (PORT NOTE: upstream accepted Foo.example.com and failed every PATCH)', () => {
+  test('upper case anywhere is rejected at once (upstream accepts Foo.example.com and fails every PATCH)', () => {
     assert.throws(() => normalizeAnnotationPrefix('Foo.example.com'), /fqdn\/\[0-9a-z-_\]\*.*Foo\.example\.com/);
   });
   test('every key of the default prefix', () => {
@@ -158,7 +158,7 @@ describe('own node (AcquireLease)', () => {
     assert.throws(() => checkOwnSubnets('me', own, V4, undefined, undefined, 'x'), /subnet "0\.0\.0\.0\/0"/);
     checkOwnSubnets('me', own, V4, Ipv4Net.parse('10.0.0.0/8'), undefined, 'x');
   });
-  test('first vxlan start: upstream\'s patch bytes (compat §11.3 call F)', () => {
+  test('first vxlan start: upstream\'s patch bytes (docs/compatibility.md §11.3 call F)', () => {
     const p = ownAnnotationPatch(node('node-a', '10.244.1.0/24', { 'node.alpha.kubernetes.io/ttl': '0' }), { backendType: 'vxlan', backendData: '{"VNI":1,"VtepMAC":"26:5a:1c:9e:0b:11"}', publicIp: '192.168.50.11' }, K);
     assert.equal(p.needed, true);
     assert.equal(
@@ -173,7 +173,7 @@ describe('own node (AcquireLease)', () => {
       '{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-data":"null","flannel.alpha.coreos.com/backend-type":"","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ip":"192.168.50.11"}}}',
     );
   });
-  test('a node without any annotations gets the same patch (PORT NOTE: upstream panics)', () => {
+  test('a node without any annotations gets the same patch (upstream panics)', () => {
     const p = ownAnnotationPatch(node('node-a', '10.244.1.0/24', null), { backendType: 'host-gw', backendData: undefined, publicIp: '192.168.50.11' }, K);
     assert.equal(p.needed, true);
     assert.match(p.body, /"flannel.alpha.coreos.com\/backend-type":"host-gw"/);
@@ -194,13 +194,13 @@ describe('own node (AcquireLease)', () => {
     const again = ownAnnotationPatch(after, { backendType: 'vxlan', backendData: '{"VNI":1,"VtepMAC":"26:5a:1c:9e:0b:11"}', publicIp: '192.168.50.11' }, K);
     assert.deepEqual([again.needed, again.body], [true, '{}']);
   });
-  test('NetworkUnavailable=False body (compat §11.3 call G)', () => {
+  test('NetworkUnavailable=False body (docs/compatibility.md §11.3 call G)', () => {
     assert.equal(
       networkAvailableConditionPatch(new Date('2026-08-14T10:00:05.123Z')),
       '{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","lastHeartbeatTime":"2026-08-14T10:00:05Z","lastTransitionTime":"2026-08-14T10:00:05Z","reason":"FlannelIsUp","message":"Flannel is running on this node"}]}}',
     );
   });
-  test('VtepMAC restore reads the JSON (PORT NOTE: any prefix, not a string split)', () => {
+  test('VtepMAC restore reads the JSON (any prefix, not a string split as upstream does)', () => {
     assert.equal(storedVtepMac('{"VNI":1,"VtepMAC":"12:C6:65:89:B4:E3"}'), '12:c6:65:89:b4:e3');
     assert.equal(storedVtepMac('{"VtepMAC":"12:c6:65:89:b4:e3","VNI":1}'), '12:c6:65:89:b4:e3');
     for (const none of [undefined, 'null', '', '{"VNI":1}', '{"VtepMAC":"nope"}', '12:c6:65:89:b4:e3']) assert.equal(storedVtepMac(none), undefined, String(none));
@@ -220,7 +220,7 @@ describe('net-conf.json (kube mode: parse only)', () => {
     fs.writeFileSync(f, body);
     return f;
   };
-  test('no §2.3 validation: SubnetLen and friends are not checked', () => {
+  test('no docs/compatibility.md §2.3 validation: SubnetLen and friends are not checked', () => {
     const c = readNetConf(file('a.json', '{"Network":"10.244.0.0/16","SubnetLen":31,"Backend":{"Type":"UDP"}}'));
     assert.deepEqual([c.network?.toString(), c.backendType], ['10.244.0.0/16', 'udp']);
   });
@@ -266,7 +266,7 @@ describe('other nodes → lease events (NodeLeaseTracker)', () => {
     assert.deepEqual(kinds(t.upsert(flannelNode('b', '10.244.2.0/24', '192.168.50.12'))), ['added 10.244.2.0/24']);
   });
 
-  test('PORT NOTES: gate removal withdraws; podCIDR change moves; a subnet already routed elsewhere is refused', () => {
+  test('fixed on purpose: gate removal withdraws; podCIDR change moves; a subnet already routed elsewhere is refused', () => {
     const { t, skipped } = make();
     t.upsert(flannelNode('a', '10.244.1.0/24', '192.168.50.11'));
     assert.deepEqual(kinds(t.upsert(flannelNode('a', '10.244.7.0/24', '192.168.50.11'))), ['removed 10.244.1.0/24', 'added 10.244.7.0/24']);
@@ -275,7 +275,7 @@ describe('other nodes → lease events (NodeLeaseTracker)', () => {
     assert.deepEqual(kinds(t.upsert(node('a', '10.244.7.0/24', { dummy: 'value' }))), ['removed 10.244.7.0/24']);
   });
 
-  test('dual stack: a change confined to IPv6 is not ignored (PORT NOTE)', () => {
+  test('dual stack: a change confined to IPv6 is not ignored (upstream ignores it)', () => {
     const t = new NodeLeaseTracker('me', { ipv4: true, ipv6: true }, K, () => undefined);
     const base = { [K.subnetKubeManaged]: 'true', [K.backendType]: 'host-gw', [K.backendData]: 'null', [K.backendV6Data]: 'null', [K.publicIp]: '192.168.50.11', [K.publicIpv6]: 'fd00::11' };
     assert.equal(t.upsert(node('a', '10.244.1.0/24', base, ['10.244.1.0/24', 'fd00:1::/64'])).length, 1);

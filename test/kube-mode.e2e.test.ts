@@ -1,5 +1,5 @@
 /**
- * Kube mode end to end (issue F): three nodes in namespaces, each running
+ * Kube mode end to end: three nodes in namespaces, each running
  * the real `bin/flanneld -kube-subnet-mgr -kubeconfig-file=…` against the
  * kube-apiserver stand-in over HTTPS, for udp, vxlan and host-gw: pods ping
  * each other; each Node's annotations, first PATCH and condition are
@@ -111,7 +111,7 @@ for (const bc of CASES) {
         assert.match(cond!['lastHeartbeatTime']!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       }
       const gets = requests.filter((r) => r.method === 'GET' && r.path === `/api/v1/nodes/${kubeNodeName(1)}`).length;
-      assert.equal(gets, bc.type === 'vxlan' ? 2 : 1, 'call D, plus call E for vxlan (§11.2)');
+      assert.equal(gets, bc.type === 'vxlan' ? 2 : 1, 'call D, plus call E for vxlan (docs/compatibility.md §11.2)');
     });
 
     if (bc.type === 'udp') {
@@ -203,7 +203,7 @@ for (const bc of CASES) {
         await allPodsPing(lab, c, [1, 2, 3]);
       });
 
-      test('lifecycle (§11.7): the own Node deleted changes nothing locally; peers withdraw it; annotations outlive a stop', { timeout: 30_000 }, async () => {
+      test('lifecycle (docs/compatibility.md §11.7): the own Node deleted changes nothing locally; peers withdraw it; annotations outlive a stop', { timeout: 30_000 }, async () => {
         const saved = (await c.getNode(kubeNodeName(3)))!;
         await c.deleteNode(kubeNodeName(3));
         await eventually(() => Promise.all([1, 2].map((i) => routeVia(lab, ns(i), podCidrOf(3)))), (g) => g.every((x) => x === undefined), 5000, 'node-3 withdrawn by its peers');
@@ -235,7 +235,7 @@ for (const bc of CASES) {
           assert.ok(n.messages().some((m) => re.test(m)), `${name}: ${n.messages().slice(-5).join('\n')}`);
         }
         const outside = await c.getNode('node-outside');
-        assert.deepEqual(outside!.metadata.annotations, { dummy: 'value' }, 'a misconfigured node does not advertise itself (PORT NOTE)');
+        assert.deepEqual(outside!.metadata.annotations, { dummy: 'value' }, 'a misconfigured node does not advertise itself (upstream does)');
       });
     }
   });

@@ -1,6 +1,6 @@
 /**
  * Lost rtnetlink notifications (ENOBUFS) trigger a full reconcile
- * (users-and-style A item 26): a real kernel overflow in a namespace of
+ * (upstream issues flannel-io/flannel#414, #958): a real kernel overflow in a namespace of
  * our own, provoked by a tiny receive buffer and a burst of 2,000 routes.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Network config decoding and validation (compat §2.2, §2.3), with
+ * Network config decoding and validation (docs/compatibility.md §2.2, §2.3), with
  * upstream's worked examples and error texts.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { formatIpv6 } from '../src/util/ipv6';
 
 const check = (json: string) => checkNetworkConfig(parseNetworkConfig(json));
 
-test('worked examples of §2.3', () => {
+test('worked examples of docs/compatibility.md §2.3', () => {
   const cases: Array<[string, number, string, string]> = [
     ['{"network":"10.3.0.0/16"}', 24, '10.3.1.0', '10.3.255.0'],
     ['{"Network":"10.3.0.0/16","SubnetMin":"10.3.5.0","SubnetMax":"10.3.8.0","SubnetLen":28}', 28, '10.3.5.0', '10.3.8.0'],

@@ -38,7 +38,7 @@ test('flanneld.env: every variable, commented-out ones included, is a flag flann
   assert.doesNotThrow(() => parseOffloadEnv('gso,gro'));
 });
 
-describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (compat §11.9)', () => {
+describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (docs/compatibility.md §11.9)', () => {
   type Doc = Record<string, any>;
   const docs = parseAllDocuments(fs.readFileSync(path.join(DIST, 'kube-flannel-udp.yml'), 'utf8')).map((d) => {
     assert.deepEqual(d.errors, [], 'valid YAML');

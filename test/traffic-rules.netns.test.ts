@@ -1,7 +1,7 @@
 /**
  * Traffic rules with the real iptables (iptables-nft) and nft, each test in
  * a namespace of its own (iptables and nftables state is per namespace):
- * the goldens of compat §8.1-8.3 exactly, a rule deleted by hand restored
+ * the goldens of docs/compatibility.md §8.1-8.3 exactly, a rule deleted by hand restored
  * within one resync, no duplicates on a second start, the other mode's
  * state removed at start, the old network's rules removed.
  */
@@ -89,7 +89,7 @@ describe('traffic rules with real iptables and nft', ROOT_SUITE, () => {
     return start < 0 ? [] : all.slice(start);
   };
 
-  test('iptables mode: exactly the goldens of §8.1 and §8.2', async () => {
+  test('iptables mode: exactly the goldens of docs/compatibility.md §8.1 and §8.2', async () => {
     const ns = await lab.addNamespace('ipt1');
     const t = await start(ns, {});
     assert.equal(t.inPlace, true);
@@ -138,7 +138,7 @@ describe('traffic rules with real iptables and nft', ROOT_SUITE, () => {
     assert.deepEqual(await lines(ns2, 'iptables', '-t', 'nat', '-S'), natGolden(NET, POD).slice(0, 4));
   });
 
-  test('nftables mode: exactly the tables of §8.3, the iptables state removed, a deleted rule restored, no duplicates', async () => {
+  test('nftables mode: exactly the tables of docs/compatibility.md §8.3, the iptables state removed, a deleted rule restored, no duplicates', async () => {
     const ns = await lab.addNamespace('nft1');
     await stop(await start(ns, {})); // iptables mode first: its state must go
     const log = new RecordingLogger();

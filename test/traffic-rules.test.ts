@@ -1,5 +1,5 @@
 /**
- * The traffic rules as data (compat §8.1-8.3): the rule text equals the
+ * The traffic rules as data (docs/compatibility.md §8.1-8.3): the rule text equals the
  * spec's goldens, and the iptables-restore payloads follow upstream's
  * bootstrap and teardown mechanics. Pure; no root.
  */
@@ -22,8 +22,8 @@ import {
 const NET = '10.5.0.0/16';
 const POD = '10.5.72.0/24';
 
-describe('iptables rules (compat §8.1, §8.2)', () => {
-  test('forward rules are the golden of §8.1', () => {
+describe('iptables rules (docs/compatibility.md §8.1, §8.2)', () => {
+  test('forward rules are the golden of docs/compatibility.md §8.1', () => {
     assert.deepEqual(forwardRules(NET).map(formatRule), [
       '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
       '-A FLANNEL-FWD -s 10.5.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
@@ -31,7 +31,7 @@ describe('iptables rules (compat §8.1, §8.2)', () => {
     ]);
   });
 
-  test('masquerade rules are the golden of §8.2, in order, with --random-fully', () => {
+  test('masquerade rules are the golden of docs/compatibility.md §8.2, in order, with --random-fully', () => {
     assert.deepEqual(masqRules({ family: 'ipv4', cluster: NET, pod: POD, fullyRandom: true }).map(formatRule), [
       '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
       '-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN',
@@ -84,7 +84,7 @@ describe('iptables rules (compat §8.1, §8.2)', () => {
   });
 });
 
-describe('nftables rules (compat §8.3)', () => {
+describe('nftables rules (docs/compatibility.md §8.3)', () => {
   test('masquerade chain: exact mark, rule 4 negates the pod CIDR, fully-random', () => {
     assert.deepEqual(nftMasqChain({ family: 'ipv4', cluster: NET, pod: POD, fullyRandom: true }).rules, [
       'meta mark 0x00004000 return',

@@ -1,5 +1,5 @@
 /**
- * flannel0 configuration (compat §5.2) is idempotent and repairs drift, and
+ * flannel0 configuration (docs/compatibility.md §5.2) is idempotent and repairs drift, and
  * TUN creation failures say what to do. Real TUN devices in namespaces.
  */
 import assert from 'node:assert/strict';

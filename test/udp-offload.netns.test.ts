@@ -1,5 +1,5 @@
 /**
- * The udp datapath's offloads with real TUN devices in namespaces (issue D):
+ * The udp datapath's offloads with real TUN devices in namespaces (TSO, USO, GSO, GRO):
  *  - interop: node 1 uses every offload and two workers; node 2 uses none
  *    and one worker, which on the wire is how an upstream flanneld behaves
  *    (one bare inner packet per datagram, no offload knowledge);
@@ -193,7 +193,7 @@ describe('udp offloads: fallback when the kernel refuses one', ROOT_SUITE, () =>
 
   test('an underlay without checksum offload: traffic flows with UDP GSO (software checksums) or without it (EIO)', { timeout: 120_000 }, async () => {
     // Kernels before 6.x answered a UDP GSO send on such a device with EIO
-    // (users-and-style item 28); this one checksums in software. Either way
+    // (wireguard-go conn/errors_linux.go); this one checksums in software. Either way
     // nothing may be lost.
     const lab = new Lab();
     try {

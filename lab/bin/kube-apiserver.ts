@@ -15,6 +15,7 @@
  */
 import { createInterface } from 'node:readline';
 import { KubeApiStandIn, type StandInOptions } from '../kube-apiserver';
+import { errorText } from '../../src/util/errors';
 
 interface Options extends StandInOptions {
   host: string;
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
     }
     handle(m).then(
       (result) => out({ id: m['id'], ok: true, result: result ?? null }),
-      (e: unknown) => out({ id: m['id'], ok: false, error: e instanceof Error ? e.message : String(e) }),
+      (e: unknown) => out({ id: m['id'], ok: false, error: errorText(e) }),
     );
   });
   const stop = (): void => void server.close().then(() => process.exit(0));

@@ -6,6 +6,7 @@
  */
 import { DatapathError } from '../../src/forwarder/errors';
 import { UdpForwarder } from '../../src/forwarder/udp-forwarder';
+import { errorText } from '../../src/util/errors';
 
 const fwd = new UdpForwarder();
 try {
@@ -14,7 +15,7 @@ try {
 } catch (e) {
   const d = e instanceof DatapathError ? e : undefined;
   process.stdout.write(
-    JSON.stringify({ ok: false, name: e instanceof Error ? e.name : 'unknown', code: d?.code, op: d?.op, message: e instanceof Error ? e.message : String(e) }) + '\n',
+    JSON.stringify({ ok: false, name: e instanceof Error ? e.name : 'unknown', code: d?.code, op: d?.op, message: errorText(e) }) + '\n',
   );
 } finally {
   fwd.close();

@@ -1,5 +1,5 @@
 /**
- * Selecting the external interface and addresses (compat §8.4).
+ * Selecting the external interface and addresses (docs/compatibility.md §8.4).
  *
  * Order of attempts:
  *  - no -iface, -iface-regex or -iface-can-reach: the interface holding
@@ -19,6 +19,7 @@ import type { Logger } from '../log';
 import { formatIpv4, tryParseIpv4 } from '../util/ipv4';
 import { formatIpv6, tryParseIpv6 } from '../util/ipv6';
 import { type DetailedAddress, formatAddress, type LinkInfo, type RouteInfo, type RtNetlink } from './rtnetlink';
+import { NamedError, errorText } from '../util/errors';
 
 export interface NetworkView {
   links: readonly LinkInfo[];
@@ -50,12 +51,7 @@ export interface ExternalInterface {
   extAddr6: bigint | undefined;
 }
 
-export class InterfaceSelectionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InterfaceSelectionError';
-  }
-}
+export class InterfaceSelectionError extends NamedError {}
 
 function isUsable(a: DetailedAddress): boolean {
   if (a.deprecated) return false;
@@ -129,7 +125,7 @@ function byRegex(view: NetworkView, req: SelectRequest, pattern: string): Found 
   try {
     re = new RegExp(pattern);
   } catch (e) {
-    throw new InterfaceSelectionError(`could not compile the IP address regex '${pattern}': ${e instanceof Error ? e.message : String(e)}`);
+    throw new InterfaceSelectionError(`could not compile the IP address regex '${pattern}': ${errorText(e)}`);
   }
   const families: Array<4 | 6> = [...(req.ipv4 ? [4 as const] : []), ...(req.ipv6 ? [6 as const] : [])];
   for (const link of view.links) {
@@ -171,7 +167,7 @@ export async function selectExternalInterface(view: NetworkView, req: SelectRequ
       else if (req.publicIpv6 !== '') found = byAddress(view, req, req.publicIpv6, `-public-ipv6=${req.publicIpv6} is configured on it`);
       else found = byDefaultRoute(view, req);
     } catch (e) {
-      throw new InterfaceSelectionError(`Failed to find any valid interface to use: ${e instanceof Error ? e.message : String(e)} (interfaces: ${describeCandidates(view)})`);
+      throw new InterfaceSelectionError(`Failed to find any valid interface to use: ${errorText(e)} (interfaces: ${describeCandidates(view)})`);
     }
   } else {
     const attempts: Array<[string, () => Promise<Found> | Found]> = [
@@ -184,7 +180,7 @@ export async function selectExternalInterface(view: NetworkView, req: SelectRequ
         found = await attempt();
         break;
       } catch (e) {
-        log.warn({ match: what, err: e instanceof Error ? e.message : String(e) }, `Could not find valid interface matching ${what}: ${e instanceof Error ? e.message : String(e)}`);
+        log.warn({ match: what, err: errorText(e) }, `Could not find valid interface matching ${what}: ${errorText(e)}`);
       }
     }
     if (!found) {

@@ -94,7 +94,7 @@ export interface VxlanInfo {
 
 /**
  * The IFLA_LINKINFO payload creating a vxlan device the way upstream's
- * netlink library does for flannel (compat §6.1): VNI, underlay, local,
+ * netlink library does for flannel (docs/compatibility.md §6.1): VNI, underlay, local,
  * TTL 0, TOS 0, learning as asked, proxy/rsc/l2miss/l3miss off, the port
  * only when set (else the kernel's 8472), GBP only when set.
  */

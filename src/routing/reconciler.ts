@@ -1,6 +1,8 @@
 /**
- * Keeps kernel state equal to what a backend wants (compat §10 item 25,
- * users-and-style A items 19-20): a backend gives a `repair` function that
+ * Keeps kernel state equal to what a backend wants (devices and routes
+ * that vanish after an interface flap, or stay stale after downtime, are
+ * upstream issues flannel-io/flannel#869, #1070, #2554; docs/compatibility.md
+ * §10): a backend gives a `repair` function that
  * compares the desired state with the kernel and fixes what differs, and
  * the Reconciler runs it on kernel notifications (debounced), on a timer,
  * and after lost notifications. Runs never overlap. Every repair is counted
@@ -9,6 +11,7 @@
  */
 import type { Logger } from '../log';
 import type { NetlinkEvent, NetlinkEventSource } from './netlink-events';
+import { NamedError, errorText } from '../util/errors';
 
 export interface Repair {
   /** What kind of state: "device", "address", "route", "neighbor", "fdb", "mtu", ... */
@@ -18,13 +21,12 @@ export interface Repair {
 }
 
 /** A run that repaired some things and failed at others: `done` still counts. */
-export class PartialRepairError extends Error {
+export class PartialRepairError extends NamedError {
   constructor(
     message: string,
     readonly done: readonly Repair[],
   ) {
     super(message);
-    this.name = 'PartialRepairError';
   }
 }
 
@@ -141,7 +143,7 @@ export class Reconciler {
       } catch (e) {
         if (e instanceof PartialRepairError) count(e.done);
         this.stats.failures++;
-        const msg = e instanceof Error ? e.message : String(e);
+        const msg = errorText(e);
         if (msg !== this.failing) this.log.error({ reconciler: this.opts.name, err: msg }, `cannot reconcile kernel state (will retry): ${msg}`);
         this.failing = msg;
       }

@@ -14,6 +14,7 @@ import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
 import { formatIpv6 } from '../util/ipv6';
 import { SerialQueue } from '../util/serial';
 import { decodeVxlanLinkInfo, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
+import { NamedError, errorText } from '../util/errors';
 
 /** NLM_F_* request flags (linux/netlink.h). */
 const NLM_F_REPLACE = 0x100;
@@ -27,7 +28,7 @@ const AF_BRIDGE = 7;
 
 /** rtm_table RT_TABLE_MAIN (linux/rtnetlink.h). */
 export const RT_TABLE_MAIN = 254;
-/** rtm_protocol RTPROT_BOOT: what upstream's netlink library sets by default (compat §5.2 "proto boot"). */
+/** rtm_protocol RTPROT_BOOT: what upstream's netlink library sets by default (docs/compatibility.md §5.2 "proto boot"). */
 export const RTPROT_BOOT = 3;
 /**
  * The rtm_protocol of every route flannel-ts adds (`ip route` shows `proto
@@ -45,7 +46,7 @@ const RTNH_F_ONLINK = 4;
 const REQUEST_TIMEOUT_MS = 5000;
 
 /** A netlink request the kernel rejected, or that timed out. */
-export class NetlinkError extends Error {
+export class NetlinkError extends NamedError {
   constructor(
     /** What we asked, e.g. "add route 10.5.0.0/16 dev flannel0". */
     readonly op: string,
@@ -56,7 +57,6 @@ export class NetlinkError extends Error {
     const cause = options?.cause;
     const detail = code === 'EUNKNOWN' && cause instanceof Error ? ` (${cause.message})` : '';
     super(`${op}: ${code}${detail}`, options);
-    this.name = 'NetlinkError';
   }
 }
 
@@ -65,7 +65,7 @@ export function isNetlinkError(e: unknown, code?: string): e is NetlinkError {
 }
 
 function errorCode(e: unknown): string {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorText(e);
   const m = /Request rejected: ([A-Z0-9]+)/.exec(message);
   if (m) return m[1]!;
   if (/timed? ?out/i.test(message)) return 'ETIMEDOUT';
@@ -82,7 +82,7 @@ export interface LinkInfo {
   txQueueLen: number | undefined;
 }
 
-/** A link with the details the vxlan backend compares (compat §6.1). */
+/** A link with the details the vxlan backend compares (docs/compatibility.md §6.1). */
 export interface LinkDetails extends LinkInfo {
   /** Hardware address as lower-case "aa:bb:cc:dd:ee:ff" (undefined for a TUN). */
   mac: string | undefined;
@@ -117,7 +117,7 @@ export interface AddressInfo {
   prefixLen: number;
 }
 
-/** An address of either family with the flags interface selection sorts by (compat §8.4). */
+/** An address of either family with the flags interface selection sorts by (docs/compatibility.md §8.4). */
 export interface DetailedAddress {
   index: number;
   family: 4 | 6;

@@ -1,6 +1,6 @@
 /**
  * Configuring the udp backend's TUN device as upstream's configureIface does
- * (compat §5.2): the own subnet's network address as /32 (a /32 creates no
+ * (docs/compatibility.md §5.2): the own subnet's network address as /32 (a /32 creates no
  * broadcast routes), MTU = underlay MTU - 28, UP, and a route for the whole
  * flannel Network to the device (scope universe, main table; proto 157,
  * RTPROT_FLANNEL_TS, where upstream has proto boot).
@@ -12,8 +12,9 @@
 import * as fs from 'node:fs/promises';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from './rtnetlink';
+import { NamedError, errorText } from '../util/errors';
 
-/** IPv4 (20) + UDP (8) header bytes the encapsulation adds (compat §5.2, §5.8). */
+/** IPv4 (20) + UDP (8) header bytes the encapsulation adds (docs/compatibility.md §5.2, §5.8). */
 export const UDP_ENCAP_OVERHEAD = 28;
 
 export interface TunDeviceConfig {
@@ -42,21 +43,13 @@ export interface TunDeviceReport {
 }
 
 /** A step of the device configuration failed; the message is upstream's text. */
-export class TunConfigError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TunConfigError';
-  }
-}
+export class TunConfigError extends NamedError {}
 
-function causeText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /**
  * Lets the kernel accept packets arriving on `device` whose source is one of
  * this host's addresses. Needed because the ICMP errors the datapath writes
- * into the TUN come from the TUN's own address (compat §5.6); without it the
+ * into the TUN come from the TUN's own address (docs/compatibility.md §5.6); without it the
  * kernel drops them as martians (fib_validate_source) and they never reach
  * the sender.
  */
@@ -92,7 +85,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
       }
     }
   } catch (e) {
-    throw new TunConfigError(`failed to add IP address ${addrText} to ${cfg.name}: ${causeText(e)}`, { cause: e });
+    throw new TunConfigError(`failed to add IP address ${addrText} to ${cfg.name}: ${errorText(e)}`, { cause: e });
   }
 
   if (link.mtu !== cfg.mtu) {
@@ -100,7 +93,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
       await nl.setLinkMtu(link.index, cfg.mtu);
       changes.push(`set MTU ${cfg.mtu} (was ${link.mtu})`);
     } catch (e) {
-      throw new TunConfigError(`failed to set MTU for ${cfg.name}: ${causeText(e)}`, { cause: e });
+      throw new TunConfigError(`failed to set MTU for ${cfg.name}: ${errorText(e)}`, { cause: e });
     }
   }
 
@@ -109,7 +102,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
       await nl.setLinkUp(link.index);
       changes.push('set UP');
     } catch (e) {
-      throw new TunConfigError(`failed to set interface ${cfg.name} to UP state: ${causeText(e)}`, { cause: e });
+      throw new TunConfigError(`failed to set interface ${cfg.name} to UP state: ${errorText(e)}`, { cause: e });
     }
   }
 
@@ -126,7 +119,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
       changes.push(`set route ${network.toString()} dev ${cfg.name}`);
     }
   } catch (e) {
-    throw new TunConfigError(`failed to add route (${network.toString()} -> ${cfg.name}): ${causeText(e)}`, {
+    throw new TunConfigError(`failed to add route (${network.toString()} -> ${cfg.name}): ${errorText(e)}`, {
       cause: e,
     });
   }
@@ -134,7 +127,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
   try {
     if (await setAcceptLocal(cfg.name, true)) changes.push('set accept_local=1');
   } catch (e) {
-    throw new TunConfigError(`failed to set accept_local on ${cfg.name}: ${causeText(e)}`, { cause: e });
+    throw new TunConfigError(`failed to set accept_local on ${cfg.name}: ${errorText(e)}`, { cause: e });
   }
   return { changes };
 }

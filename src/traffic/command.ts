@@ -6,6 +6,7 @@
  * tools at a namespace of their own.
  */
 import { spawn } from 'node:child_process';
+import { NamedError } from '../util/errors';
 
 /** How long one invocation may take (iptables waits for the xtables lock). */
 const COMMAND_TIMEOUT_MS = 15_000;
@@ -28,7 +29,7 @@ export interface CommandResult {
 }
 
 /** A tool failed: which command, its exit status and what it printed. */
-export class CommandError extends Error {
+export class CommandError extends NamedError {
   constructor(
     readonly command: string,
     readonly code: number | 'ENOENT' | 'ETIMEDOUT',
@@ -42,7 +43,6 @@ export class CommandError extends Error {
           ? `timed out after ${COMMAND_TIMEOUT_MS / 1000} s`
           : `exit status ${code}: ${stderr.trim() || '(no output)'}`;
     super(`${command}: ${why}`);
-    this.name = 'CommandError';
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * iptables mode (compat §8.1-8.2) through the system's `iptables` /
+ * iptables mode (docs/compatibility.md §8.1-8.2) through the system's `iptables` /
  * `ip6tables` and their `-restore` tools: existence checks with `-C`, the
  * `--noflush` bootstrap that re-appends the whole flannel rule set in
  * order, the teardown of rules built from old values, and the removal of
@@ -25,7 +25,7 @@ const TOOLS: Record<Family, { cmd: string; restore: string; save: string }> = {
   ipv6: { cmd: 'ip6tables', restore: 'ip6tables-restore', save: 'ip6tables-save' },
 };
 
-/** The comments that mark flannel's rules (compat §8.1, §8.2). */
+/** The comments that mark flannel's rules (docs/compatibility.md §8.1, §8.2). */
 const FLANNEL_COMMENT = /--comment "?flanneld (masq|forward)"?/;
 
 export class Iptables {
@@ -48,7 +48,7 @@ export class Iptables {
     this.probed = true;
   }
 
-  /** `--random-fully` and `iptables-restore --wait` need iptables ≥ 1.6.2 (compat §8.2). */
+  /** `--random-fully` and `iptables-restore --wait` need iptables ≥ 1.6.2 (docs/compatibility.md §8.2). */
   get hasRandomFully(): boolean {
     return atLeast162(this.version);
   }
@@ -93,7 +93,7 @@ export class Iptables {
   }
 
   /**
-   * Makes sure every rule exists (compat §8.2 ensure): nothing is done when
+   * Makes sure every rule exists (docs/compatibility.md §8.2 ensure): nothing is done when
    * all do; otherwise the whole set is rebuilt in order in one restore.
    * Returns the rules that were missing.
    */
@@ -110,7 +110,7 @@ export class Iptables {
     return missing;
   }
 
-  /** Deletes the rules of `rules` that exist (compat §8.2 teardown); returns them. */
+  /** Deletes the rules of `rules` that exist (docs/compatibility.md §8.2 teardown); returns them. */
   async teardown(rules: readonly IptRule[]): Promise<IptRule[]> {
     const { exists } = await this.existing(rules);
     await this.restore(teardownPayload(rules, (i) => exists[i]!));

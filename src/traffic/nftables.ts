@@ -1,5 +1,5 @@
 /**
- * nftables mode (compat §8.3) through the `nft` tool: the flannel tables,
+ * nftables mode (docs/compatibility.md §8.3) through the `nft` tool: the flannel tables,
  * their forward and postrtg chains written in one atomic script each, a
  * check that rewrites a chain whose rules differ (beyond upstream, which
  * never re-checks in this mode), and the removal of the flannel tables.

@@ -1,5 +1,5 @@
 /**
- * The traffic rules of compat §8.1-8.3 as data: what iptables and nftables
+ * The traffic rules of docs/compatibility.md §8.1-8.3 as data: what iptables and nftables
  * must hold for a network, independent of how it gets there. Everything
  * here is pure, so the rule text is checked against the spec's goldens
  * without root.
@@ -14,16 +14,16 @@ export interface IptRule {
   spec: readonly string[];
 }
 
-/** The flannel chains (compat §8.1, §8.2). */
+/** The flannel chains (docs/compatibility.md §8.1, §8.2). */
 export const FORWARD_CHAIN = 'FLANNEL-FWD';
 export const MASQ_CHAIN = 'FLANNEL-POSTRTG';
 const FORWARD_COMMENT = 'flanneld forward';
 const MASQ_COMMENT = 'flanneld masq';
-/** kube-proxy's masquerade mark: traffic it marks is not masqueraded twice (compat §8.2). */
+/** kube-proxy's masquerade mark: traffic it marks is not masqueraded twice (docs/compatibility.md §8.2). */
 export const KUBE_PROXY_MARK = '0x4000/0x4000';
 const MULTICAST: Record<Family, string> = { ipv4: '224.0.0.0/4', ipv6: 'ff00::/8' };
 
-/** compat §8.1: the FORWARD jump and two ACCEPT rules for the Network. */
+/** docs/compatibility.md §8.1: the FORWARD jump and two ACCEPT rules for the Network. */
 export function forwardRules(network: string): IptRule[] {
   const c = ['-m', 'comment', '--comment', FORWARD_COMMENT];
   return [
@@ -43,7 +43,7 @@ export interface MasqInput {
   fullyRandom: boolean;
 }
 
-/** compat §8.2: the POSTROUTING jump and the six rules of FLANNEL-POSTRTG, in order. */
+/** docs/compatibility.md §8.2: the POSTROUTING jump and the six rules of FLANNEL-POSTRTG, in order. */
 export function masqRules(m: MasqInput): IptRule[] {
   const c = ['-m', 'comment', '--comment', MASQ_COMMENT];
   const masq = m.fullyRandom ? ['-j', 'MASQUERADE', '--random-fully'] : ['-j', 'MASQUERADE'];
@@ -67,7 +67,7 @@ export function flannelChainOf(rule: IptRule): string | undefined {
   return target === FORWARD_CHAIN || target === MASQ_CHAIN ? target : undefined;
 }
 
-/** Arguments joined by single spaces, the one after `--comment` in double quotes (compat §8.2). */
+/** Arguments joined by single spaces, the one after `--comment` in double quotes (docs/compatibility.md §8.2). */
 export function formatSpec(spec: readonly string[]): string {
   return spec.map((a, i) => (spec[i - 1] === '--comment' ? `"${a}"` : a)).join(' ');
 }
@@ -79,7 +79,7 @@ export function formatRule(rule: IptRule): string {
 
 /**
  * The `iptables-restore --noflush` payload that rebuilds `rules` (compat
- * §8.2 bootstrap): per table, the missing flannel chains first, then for
+ * docs/compatibility.md §8.2 bootstrap): per table, the missing flannel chains first, then for
  * every rule in order `-D` when it exists and `-A`, so the whole set ends
  * up at the end of each chain in order. `exists(i)` says whether rules[i]
  * is present now; `missingChains` are flannel chains to create.
@@ -106,7 +106,7 @@ export function bootstrapPayload(rules: readonly IptRule[], exists: (i: number) 
   return restoreText(byTable);
 }
 
-/** The payload that deletes the rules of `rules` that exist (compat §8.2 teardown). */
+/** The payload that deletes the rules of `rules` that exist (docs/compatibility.md §8.2 teardown). */
 export function teardownPayload(rules: readonly IptRule[], exists: (i: number) => boolean): string {
   const byTable = new Map<string, string[]>();
   rules.forEach((r, i) => {
@@ -133,7 +133,7 @@ export function parseIptablesVersion(text: string): [number, number, number] | u
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
 }
 
-/** iptables ≥ 1.6.2 has `--random-fully` and `iptables-restore --wait` (compat §8.2). */
+/** iptables ≥ 1.6.2 has `--random-fully` and `iptables-restore --wait` (docs/compatibility.md §8.2). */
 export function atLeast162(v: [number, number, number] | undefined): boolean {
   if (!v) return false;
   const [a, b, c] = v;
@@ -142,7 +142,7 @@ export function atLeast162(v: [number, number, number] | undefined): boolean {
 
 // ---------------------------------------------------------------- nftables
 
-/** compat §8.3: table names per family. */
+/** docs/compatibility.md §8.3: table names per family. */
 export const NFT_TABLES: Record<Family, { family: 'ip' | 'ip6'; name: string }> = {
   ipv4: { family: 'ip', name: 'flannel-ipv4' },
   ipv6: { family: 'ip6', name: 'flannel-ipv6' },
@@ -156,7 +156,7 @@ export interface NftChain {
   rules: string[];
 }
 
-/** compat §8.3: the forward chain for `network`. */
+/** docs/compatibility.md §8.3: the forward chain for `network`. */
 export function nftForwardChain(family: Family, network: string): NftChain {
   const ip = family === 'ipv4' ? 'ip' : 'ip6';
   return {
@@ -168,7 +168,7 @@ export function nftForwardChain(family: Family, network: string): NftChain {
 }
 
 /**
- * compat §8.3: the masquerade chain, copied verbatim from upstream's
+ * docs/compatibility.md §8.3: the masquerade chain, copied verbatim from upstream's
  * goldens: the mark match is exact (not masked) and rule 4 negates the pod
  * CIDR, unlike iptables mode.
  */
@@ -190,7 +190,7 @@ export function nftMasqChain(m: MasqInput): NftChain {
   };
 }
 
-/** The table declaration (always created at init, compat §8.3). */
+/** The table declaration (always created at init, docs/compatibility.md §8.3). */
 export function nftTableScript(family: Family): string {
   const t = NFT_TABLES[family];
   return `add table ${t.family} ${t.name} { comment "rules for ${t.name}" ; }\n`;

@@ -1,7 +1,7 @@
 /**
- * compat §0 steps 15-18: the other traffic mode's state removed, then the
- * masquerade rules (§8.2 / §8.3), the forward rules (§8.1 / §8.3) and the
- * blackhole route (§8.6), all kept in place by one reconciler every
+ * docs/compatibility.md §0 steps 15-18: the other traffic mode's state removed, then the
+ * masquerade rules (docs/compatibility.md §8.2 / docs/compatibility.md §8.3), the forward rules (docs/compatibility.md §8.1 / docs/compatibility.md §8.3) and the
+ * blackhole route (docs/compatibility.md §8.6), all kept in place by one reconciler every
  * `-iptables-resync` seconds: a rule deleted by hand is back within one
  * period, and each repair is counted and logged.
  *
@@ -17,14 +17,10 @@ import { CommandError, type CommandRunner } from './command';
 import { describeRules, Iptables } from './iptables';
 import { Nftables } from './nftables';
 import { FORWARD_CHAIN, type Family, forwardRules, type IptRule, MASQ_CHAIN, masqRules, type NftChain, nftForwardChain, nftMasqChain } from './rules';
+import { NamedError, errorText } from '../util/errors';
 
 /** A step of the traffic setup failed in a way that stops startup (exit 1). */
-export class TrafficSetupError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TrafficSetupError';
-  }
-}
+export class TrafficSetupError extends NamedError {}
 
 /** One address family's networks, as CIDR text in network form. */
 export interface FamilyNetworks {
@@ -59,9 +55,6 @@ interface Guarded {
 /** The blackhole route's metric: the largest, so any real route for the subnet wins (see ensureBlackhole). */
 export const BLACKHOLE_METRIC = 0xffffffff;
 
-function text(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export class TrafficRules {
   readonly reconciler: Reconciler;
@@ -92,7 +85,7 @@ export class TrafficRules {
   }
 
   async stop(): Promise<void> {
-    // Rules and the blackhole route stay after shutdown (compat §8.2, §8.7).
+    // Rules and the blackhole route stay after shutdown (docs/compatibility.md §8.2, §8.7).
     await this.reconciler.stop();
   }
 
@@ -111,7 +104,7 @@ export class TrafficRules {
             log.info({ family }, `no iptables rules to remove: ${e.message}`);
             continue;
           }
-          throw new TrafficSetupError(`failed to clean up iptables rules: ${text(e)}`, { cause: e });
+          throw new TrafficSetupError(`failed to clean up iptables rules: ${errorText(e)}`, { cause: e });
         }
       }
     } else {
@@ -121,7 +114,7 @@ export class TrafficRules {
           const removed = await nft.deleteTables();
           if (removed.length > 0) log.info({ removed }, `removed the flannel nftables tables (${removed.join(', ')}): iptables mode is on`);
         } catch (e) {
-          throw new TrafficSetupError(`failed to clean up nftables tables: ${text(e)}`, { cause: e });
+          throw new TrafficSetupError(`failed to clean up nftables tables: ${errorText(e)}`, { cause: e });
         }
       }
     }
@@ -149,10 +142,10 @@ export class TrafficRules {
       try {
         await ipt.probe();
       } catch (e) {
-        throw new TrafficSetupError(`cannot use ${f.family === 'ipv4' ? 'iptables' : 'ip6tables'}: ${text(e)}`, { cause: e });
+        throw new TrafficSetupError(`cannot use ${f.family === 'ipv4' ? 'iptables' : 'ip6tables'}: ${errorText(e)}`, { cause: e });
       }
       if (opts.ipMasq) {
-        // Step 16: rules built from the previous subnet.env's values go first (compat §8.2).
+        // Step 16: rules built from the previous subnet.env's values go first (docs/compatibility.md §8.2).
         if (f.previousNetwork && f.previousSubnet && (f.previousNetwork !== f.network || f.previousSubnet !== f.subnet)) {
           const old = masqRules({ family: f.family, cluster: f.previousNetwork, pod: f.previousSubnet, fullyRandom: ipt.hasRandomFully && !opts.fullyRandomDisable });
           const plain = masqRules({ family: f.family, cluster: f.previousNetwork, pod: f.previousSubnet, fullyRandom: false });
@@ -161,7 +154,7 @@ export class TrafficRules {
             const gone = [...(await ipt.teardown(old)), ...(await ipt.teardown(plain))];
             if (gone.length > 0) log.info({ family: f.family, removed: describeRules(gone) }, `removed ${gone.length} masquerade rule(s) of the previous network ${f.previousNetwork} / subnet ${f.previousSubnet}`);
           } catch (e) {
-            throw new TrafficSetupError(`failed to delete the old masquerade rules: ${text(e)}`, { cause: e });
+            throw new TrafficSetupError(`failed to delete the old masquerade rules: ${errorText(e)}`, { cause: e });
           }
         }
         const rules = masqRules({ family: f.family, cluster: f.network, pod: f.subnet, fullyRandom: ipt.hasRandomFully && !opts.fullyRandomDisable });
@@ -183,7 +176,7 @@ export class TrafficRules {
       this.log.info({ family: ipt.family, rules: describeRules(rules) }, `installed the ${label} (${rules.length})`);
     } catch (e) {
       // Logged only, as upstream; the resync retries.
-      this.log.error({ family: ipt.family, err: text(e) }, `failed to bootstrap the ${label}: ${text(e)}`);
+      this.log.error({ family: ipt.family, err: errorText(e) }, `failed to bootstrap the ${label}: ${errorText(e)}`);
     }
     this.guarded.push({
       kind: 'iptables',
@@ -199,7 +192,7 @@ export class TrafficRules {
     const { opts, log } = this;
     const nft = new Nftables(this.runner);
     try {
-      // Both tables always exist in nftables mode (compat §8.3).
+      // Both tables always exist in nftables mode (docs/compatibility.md §8.3).
       for (const family of ['ipv4', 'ipv6'] as const) await nft.initTable(family);
       for (const f of opts.families) {
         if (opts.ipMasq) {
@@ -210,7 +203,7 @@ export class TrafficRules {
       }
       for (const g of this.guarded) await g.ensure();
     } catch (e) {
-      throw new TrafficSetupError(`failed to set up the nftables rules: ${text(e)}`, { cause: e });
+      throw new TrafficSetupError(`failed to set up the nftables rules: ${errorText(e)}`, { cause: e });
     }
     log.info({ chains: this.guarded.map((g) => g.what) }, 'installed the nftables rules');
   }
@@ -225,7 +218,7 @@ export class TrafficRules {
   }
 
   /**
-   * compat §8.6: add the blackhole route unless one for the subnet exists.
+   * docs/compatibility.md §8.6: add the blackhole route unless one for the subnet exists.
    * Deviation: it gets the largest metric (BLACKHOLE_METRIC), not 0. At
    * metric 0 a blackhole added before the pod bridge's address shadows the
    * bridge's own prefix route (the kernel appends that route after ours),
@@ -255,7 +248,7 @@ export class TrafficRules {
       try {
         for (const description of await g.ensure()) done.push({ kind: g.kind, description });
       } catch (e) {
-        failures.push(`${g.what}: ${text(e)}`);
+        failures.push(`${g.what}: ${errorText(e)}`);
       }
     }
     this.ok = failures.length === 0;

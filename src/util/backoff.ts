@@ -1,4 +1,5 @@
 /** Exponential backoff with jitter, and sleeps that an AbortSignal cancels. */
+import { NamedError } from './errors';
 
 export class Backoff {
   private current: number;
@@ -32,10 +33,9 @@ export class Backoff {
 }
 
 /** Thrown by sleep() and by loops when their signal is aborted. */
-export class AbortedError extends Error {
+export class AbortedError extends NamedError {
   constructor() {
     super('aborted');
-    this.name = 'AbortedError';
   }
 }
 

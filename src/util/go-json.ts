@@ -1,17 +1,13 @@
 /**
  * Reading JSON objects the way Go's encoding/json fills a struct, which is
- * how upstream decodes every config (compat §2.2): keys match field names
+ * how upstream decodes every config (docs/compatibility.md §2.2): keys match field names
  * case-insensitively, unknown keys are ignored, and when several keys match
  * one field the last one in the object wins. Type mismatches are errors with
  * Go-like wording.
  */
+import { NamedError } from './errors';
 
-export class JsonFieldError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'JsonFieldError';
-  }
-}
+export class JsonFieldError extends NamedError {}
 
 export type JsonObject = Record<string, unknown>;
 

@@ -2,12 +2,12 @@
  * IPv4 addresses and networks as unsigned 32-bit integers (host order), the
  * way upstream's pkg/ip/ipnet.go models them.
  */
+import { NamedError } from './errors';
 
 /** Thrown for text that is not an IPv4 address or CIDR. */
-export class Ipv4ParseError extends Error {
+export class Ipv4ParseError extends NamedError {
   constructor(readonly input: string, readonly expected: 'address' | 'CIDR') {
     super(`invalid IPv4 ${expected}: '${input}'`);
-    this.name = 'Ipv4ParseError';
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * What `iptables -S` and `iptables -t nat -S` print in a namespace whose only
- * rules are flannel's (compat §8.1, §8.2; upstream's e2e/rules.go goldens).
+ * rules are flannel's (docs/compatibility.md §8.1, §8.2; upstream's e2e/rules.go goldens).
  */
 
 export function filterGolden(net: string): string[] {
