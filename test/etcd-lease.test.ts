@@ -6,15 +6,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdClientConfig } from '../src/lease/etcd/client';
-import { Etcd3Registry } from '../src/lease/etcd/etcd3-registry';
+import { Etcd3Kv } from '../src/lease/etcd/etcd3-kv';
+import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd/subnet-manager';
-import type { Lease, LeaseAttrs, LeaseEvent } from '../src/lease/lease';
+import type { Lease, LeaseAttrs } from '../src/lease/lease';
 import { type Logger, RecordingLogger } from '../src/log';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { EtcdServer } from '../lab/etcd';
 import { Lab } from '../lab/netns';
 import { TcpProxy } from '../lab/tcp-proxy';
 import { eventually } from './helpers/eventually';
+import { guardedWatch } from './helpers/guarded-watch';
 
 // Own leases are picked at random in 10.3.1-25; leases a test writes after acquiring one use
 // 10.3.100+ so they can never be the own subnet (which the watch filters out, by design).
@@ -52,7 +54,7 @@ describe('etcd subnet manager (real etcd)', () => {
   function manager(prefix: string, extra: Partial<EtcdSubnetManagerOptions> & { endpoint?: string; log?: Logger } = {}): EtcdSubnetManager {
     const log = extra.log ?? new RecordingLogger();
     const cfg: EtcdClientConfig = { endpoints: [extra.endpoint ?? etcd.endpoint], prefix, keyFile: '', certFile: '', caFile: '', username: '', password: '' };
-    const m = new EtcdSubnetManager({ registry: new Etcd3Registry(createEtcdClient(cfg, log), prefix, cfg.endpoints, log), log, configRetryMs: 100, ...extra });
+    const m = new EtcdSubnetManager({ registry: new SubnetRegistry(new Etcd3Kv(createEtcdClient(cfg, log), cfg.endpoints, log), prefix, log), log, configRetryMs: 100, ...extra });
     managers.push(m);
     return m;
   }
@@ -178,12 +180,9 @@ describe('etcd subnet manager (real etcd)', () => {
     }
   });
 
-  /** Starts a leases watch and records every batch. */
+  /** Starts a leases watch through the guard, as the daemon does, and records what a backend gets. */
   function watchAll(m: EtcdSubnetManager, own: Lease) {
-    const batches: LeaseEvent[][] = [];
-    const w = m.watchLeases(own, (b) => batches.push(b));
-    const flat = () => batches.flat().map((e) => `${e.type} ${e.lease.subnet.toString()}`);
-    return { w, batches, flat };
+    return guardedWatch(m, own, CONFIG);
   }
 
   test('the watch: a snapshot, then added and removed; the own lease never appears', async () => {

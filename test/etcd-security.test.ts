@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { createEtcdClient, type EtcdClientConfig } from '../src/lease/etcd/client';
-import { Etcd3Registry } from '../src/lease/etcd/etcd3-registry';
+import { Etcd3Kv } from '../src/lease/etcd/etcd3-kv';
+import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager } from '../src/lease/etcd/subnet-manager';
 import { RecordingLogger } from '../src/log';
 import { EtcdServer } from '../lab/etcd';
@@ -21,7 +22,7 @@ import { eventually } from './helpers/eventually';
 const CONFIG = '{"Network":"10.3.0.0/16"}';
 
 function managerFor(cfg: EtcdClientConfig, log = new RecordingLogger()): EtcdSubnetManager {
-  return new EtcdSubnetManager({ registry: new Etcd3Registry(createEtcdClient(cfg, log), cfg.prefix, cfg.endpoints, log), log, configRetryMs: 100 });
+  return new EtcdSubnetManager({ registry: new SubnetRegistry(new Etcd3Kv(createEtcdClient(cfg, log), cfg.endpoints, log), cfg.prefix, log), log, configRetryMs: 100 });
 }
 
 const base = (endpoint: string, prefix = '/coreos.com/network'): EtcdClientConfig => ({

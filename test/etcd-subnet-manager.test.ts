@@ -1,19 +1,22 @@
 /**
- * The etcd subnet manager's logic against the in-memory registry
- * (test/helpers/memory-registry.ts), as upstream tests its manager against
+ * The etcd subnet manager and registry logic against the in-memory etcd
+ * (test/helpers/memory-kv.ts), as upstream tests its manager against
  * mock_registry.go: acquisition (upstream's TestAcquireLease and
- * TestConfigChanged), a lost creation race, renewal, loss, and the watch of
- * the other leases (snapshot, changes, bad keys, compaction). The same
- * manager runs against a real etcd in etcd-lease.test.ts.
+ * TestConfigChanged), a lost creation race, renewal, loss, the watch of the
+ * other leases (snapshot, changes, bad keys, compaction), and the moments a
+ * real etcd does not expose on demand: a write applied whose reply was lost,
+ * a put between the listing and the watch, a wiped etcd. The same manager
+ * runs against a real etcd in etcd-lease.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd/subnet-manager';
-import type { LeaseAttrs, LeaseEvent } from '../src/lease/lease';
+import type { LeaseAttrs, RecordBatch } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
-import { MemoryRegistry } from './helpers/memory-registry';
+import { MemoryKv } from './helpers/memory-kv';
 
 // upstream's fixture (pkg/subnet/etcd/subnet_test.go): leases 10.3.1/2/4/5.0/24 and an
 // out-of-range 10.3.31.0/24 held by 1.1.1.1; our node is 1.2.3.4.
@@ -22,140 +25,278 @@ const attrs = (ip: string): LeaseAttrs => ({ publicIp: parseIpv4(ip), publicIpv6
 const udpValue = (ip: string) => `{"PublicIP":"${ip}","PublicIPv6":null}`;
 const signal = () => new AbortController().signal;
 
-function fixture(): MemoryRegistry {
-  const r = new MemoryRegistry('/coreos.com/network', Date.now());
-  r.put(r.configKey, CONFIG);
-  for (const s of ['10.3.1.0', '10.3.2.0', '10.3.4.0', '10.3.5.0', '10.3.31.0']) r.put(`${r.subnetsPrefix}/${s}-24`, udpValue('1.1.1.1'), r.grantLease(86400));
-  return r;
+const PREFIX = '/coreos.com/network';
+const SUBNETS = `${PREFIX}/subnets`;
+const CONFIG_KEY = `${PREFIX}/config`;
+
+function fixture(): MemoryKv {
+  const kv = new MemoryKv();
+  kv.put(CONFIG_KEY, CONFIG);
+  for (const s of ['10.3.1.0', '10.3.2.0', '10.3.4.0', '10.3.5.0', '10.3.31.0']) kv.put(`${SUBNETS}/${s}-24`, udpValue('1.1.1.1'), kv.grantLease(86400));
+  return kv;
 }
 
-function manager(registry: MemoryRegistry, extra: Partial<EtcdSubnetManagerOptions> = {}): { m: EtcdSubnetManager; log: RecordingLogger } {
+function manager(kv: MemoryKv, extra: Partial<EtcdSubnetManagerOptions> = {}, prefix = PREFIX): { m: EtcdSubnetManager; log: RecordingLogger } {
   const log = new RecordingLogger();
-  return { m: new EtcdSubnetManager({ registry, log, configRetryMs: 10, ...extra }), log };
+  return { m: new EtcdSubnetManager({ registry: new SubnetRegistry(kv, prefix, log), log, configRetryMs: 10, ...extra }), log };
 }
 
-describe('etcd subnet manager against the in-memory registry', () => {
-  test('acquires a free subnet in range with upstream\'s exact value and a 24 h lease (TestAcquireLease)', async () => {
-    const r = fixture();
-    const { m } = manager(r);
+const keyOf = (cidr: string, prefix = PREFIX) => `${prefix}/subnets/${cidr.replace('/', '-')}`;
+
+/** The records a watch reported, as "put <key>" / "delete <key>" lines after the first snapshot. */
+function changesOf(batches: RecordBatch[]): string[] {
+  return batches.flatMap((b) => (b.kind === 'changes' ? b.changes.map((c) => (c.type === 'put' ? `put ${c.record.id}` : `delete ${c.id}`)) : []));
+}
+
+describe('etcd subnet manager on the in-memory etcd', () => {
+  test("acquires a free subnet in range with upstream's exact value and a 24 h lease (TestAcquireLease)", async () => {
+    const kv = fixture();
+    const { m } = manager(kv);
     const l = await m.acquireLease(attrs('1.2.3.4'), signal());
     const ip = l.subnet.ip;
     assert.ok(ip >= parseIpv4('10.3.1.0') && ip <= parseIpv4('10.3.25.0') && l.subnet.prefixLen === 24);
     assert.ok(!['10.3.1.0', '10.3.2.0', '10.3.4.0', '10.3.5.0'].includes(l.subnet.toString().split('/')[0]!));
-    const kv = r.get(r.keyOf(l.subnet))!;
-    assert.equal(kv.value, udpValue('1.2.3.4'));
-    assert.equal(await r.leaseTtlSeconds(kv.lease), 86400);
-    // A second acquisition with the same PublicIP reuses it.
-    const again = await manager(r).m.acquireLease(attrs('1.2.3.4'), signal());
-    assert.equal(again.subnet.toString(), l.subnet.toString());
+    const e = kv.entry(keyOf(l.subnet.toString()))!;
+    assert.equal(e.value, udpValue('1.2.3.4'));
+    assert.equal(await kv.timeToLive(e.lease), 86400);
+    const again = await manager(kv).m.acquireLease(attrs('1.2.3.4'), signal());
+    assert.equal(again.subnet.toString(), l.subnet.toString(), 'the same PublicIP reuses it');
   });
 
   test('the previous subnet is reused when free and in range, ignored outside the network (TestAcquireLease)', async () => {
-    const r = fixture();
-    const { m } = manager(r, { previous: { subnet: Ipv4Net.parse('10.3.6.0/24'), ipv6Subnet: undefined } });
+    const kv = fixture();
+    const { m } = manager(kv, { previous: { subnet: Ipv4Net.parse('10.3.6.0/24'), ipv6Subnet: undefined } });
     assert.equal((await m.acquireLease(attrs('1.2.3.4'), signal())).subnet.toString(), '10.3.6.0/24');
-    const { m: m2, log } = manager(r, { previous: { subnet: Ipv4Net.parse('10.4.1.0/24'), ipv6Subnet: undefined } });
+    const { m: m2, log } = manager(kv, { previous: { subnet: Ipv4Net.parse('10.4.1.0/24'), ipv6Subnet: undefined } });
     const l2 = await m2.acquireLease(attrs('1.2.3.5'), signal());
     assert.notEqual(l2.subnet.toString(), '10.4.1.0/24');
     assert.ok(log.records.some((x) => /previous subnet 10\.4\.1\.0\/24 .* does not fit/.test(x.msg)));
   });
 
   test('after the network config changes, a fresh subnet in the new network (TestConfigChanged)', async () => {
-    const r = fixture();
-    const first = await manager(r).m.acquireLease(attrs('1.2.3.4'), signal());
-    r.put(r.configKey, '{"Network":"10.4.0.0/16"}');
-    const second = await manager(r).m.acquireLease(attrs('1.2.3.4'), signal());
+    const kv = fixture();
+    const first = await manager(kv).m.acquireLease(attrs('1.2.3.4'), signal());
+    kv.put(CONFIG_KEY, '{"Network":"10.4.0.0/16"}');
+    const second = await manager(kv).m.acquireLease(attrs('1.2.3.4'), signal());
     assert.ok(Ipv4Net.parse('10.4.0.0/16').containsNet(second.subnet), second.subnet.toString());
-    assert.equal(r.get(r.keyOf(first.subnet)), undefined, 'the lease that no longer fits was deleted');
+    assert.equal(kv.entry(keyOf(first.subnet.toString())), undefined, 'the lease that no longer fits was deleted');
   });
 
   test('a creation race lost to another node is retried with another subnet', async () => {
-    const r = new MemoryRegistry('/p', Date.now());
-    r.put(r.configKey, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.2.0"}');
+    const kv = new MemoryKv();
+    kv.put(CONFIG_KEY, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.2.0"}');
     let raced = false;
-    r.hooks.beforeWrite = (kind, key) => {
-      if (kind === 'create' && !raced) {
+    kv.hooks.beforeWrite = (kind, key) => {
+      if (kind === 'put' && key.includes('/subnets/') && !raced) {
         raced = true;
-        r.put(key, udpValue('9.9.9.9')); // another node creates the same key first
+        kv.put(key, udpValue('9.9.9.9')); // another node creates the same key first
       }
       return 'ok';
     };
-    const { m, log } = manager(r, { random: () => 0 });
+    const { m, log } = manager(kv, { random: () => 0 });
     const l = await m.acquireLease(attrs('1.2.3.4'), signal());
     assert.equal(l.subnet.toString(), '10.3.2.0/24');
-    assert.ok(log.records.some((x) => /lost a race for \/p\/subnets\/10\.3\.1\.0-24/.test(x.msg)));
+    assert.ok(log.records.some((x) => /lost a race for \/coreos\.com\/network\/subnets\/10\.3\.1\.0-24/.test(x.msg)));
   });
 
   test('out of subnets: an error that says so', async () => {
-    const r = new MemoryRegistry('/p', Date.now());
-    r.put(r.configKey, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.1.0"}');
-    r.put(`${r.subnetsPrefix}/10.3.1.0-24`, udpValue('9.9.9.9'));
-    await assert.rejects(manager(r).m.acquireLease(attrs('1.2.3.4'), signal()), /out of subnets/);
+    const kv = new MemoryKv();
+    kv.put(CONFIG_KEY, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.1.0"}');
+    kv.put(`${SUBNETS}/10.3.1.0-24`, udpValue('9.9.9.9'));
+    await assert.rejects(manager(kv).m.acquireLease(attrs('1.2.3.4'), signal()), /out of subnets/);
+  });
+
+  test('a lease outside the Network blocks nothing: a 0.0.0.0-0 key no longer makes new nodes run out of subnets', async () => {
+    const kv = new MemoryKv();
+    kv.put(CONFIG_KEY, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.2.0"}');
+    kv.put(`${SUBNETS}/0.0.0.0-0`, udpValue('9.9.9.9'));
+    kv.put(`${SUBNETS}/10.3.1.0-25`, udpValue('9.9.9.8')); // inside the Network, another size: still blocks
+    const l = await manager(kv).m.acquireLease(attrs('1.2.3.4'), signal());
+    assert.equal(l.subnet.toString(), '10.3.2.0/24');
   });
 
   test('renewal before expiry attaches a fresh etcd lease with the same value and revokes the old one', { timeout: 20_000 }, async () => {
-    const r = fixture();
-    const { m, log } = manager(r, { leaseTtlSeconds: 60, renewMarginMs: 59_500 });
+    const kv = fixture();
+    const { m, log } = manager(kv, { leaseTtlSeconds: 60, renewMarginMs: 59_500 });
     const l = await m.acquireLease(attrs('1.2.3.4'), signal());
-    const key = r.keyOf(l.subnet);
-    const before = r.get(key)!;
+    const key = keyOf(l.subnet.toString());
+    const before = kv.entry(key)!;
     const held = m.holdLease(l);
-    await eventually(() => r.get(key)!.lease, (id) => id !== before.lease, 5000, 'a renewal');
-    assert.equal(r.get(key)!.value, before.value);
-    assert.equal(await r.leaseTtlSeconds(before.lease), -1, 'the previous etcd lease is revoked');
+    await eventually(() => kv.entry(key)!.lease, (id) => id !== before.lease, 5000, 'a renewal');
+    assert.equal(kv.entry(key)!.value, before.value);
+    assert.equal(await kv.timeToLive(before.lease), -1, 'the previous etcd lease is revoked');
     assert.ok(log.records.some((x) => /^Lease renewed/.test(x.msg)));
     await held.stop();
     await m.close();
   });
 
+  test('a renewal applied whose reply was lost keeps the lease (the new etcd lease is not revoked)', { timeout: 20_000 }, async () => {
+    const kv = fixture();
+    const { m, log } = manager(kv, { leaseTtlSeconds: 60, renewMarginMs: 59_500 });
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const key = keyOf(l.subnet.toString());
+    let lost = 0;
+    kv.hooks.beforeWrite = (kind, k) => (kind === 'put' && k === key && lost++ === 0 ? 'apply-then-fail' : 'ok');
+    const held = m.holdLease(l);
+    let lostLease = false;
+    void held.lost.then(() => (lostLease = true));
+    await eventually(() => log.records, (r) => r.some((x) => /landed although its reply was lost/.test(x.msg)), 5000, 'the read-back');
+    await new Promise((res) => setTimeout(res, 100));
+    assert.ok(kv.entry(key), 'the key is still there');
+    assert.equal(await kv.timeToLive(kv.entry(key)!.lease), 60, 'attached to the renewal\'s etcd lease');
+    assert.equal(lostLease, false, 'no LEASE LOST');
+    await held.stop();
+    await m.close();
+  });
+
+  test('a creation applied whose reply was lost is the acquired lease', async () => {
+    const kv = fixture();
+    kv.hooks.beforeWrite = (kind, key) => (kind === 'put' && key.includes('/subnets/') ? 'apply-then-fail' : 'ok');
+    const { m } = manager(kv);
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const e = kv.entry(keyOf(l.subnet.toString()))!;
+    assert.equal(e.value, udpValue('1.2.3.4'));
+    assert.equal(await kv.timeToLive(e.lease), 86400, 'its etcd lease was kept');
+  });
+
+  test('a write that surely failed revokes the etcd lease it granted', async () => {
+    const kv = fixture();
+    let failed = 0;
+    kv.hooks.beforeWrite = (kind, key) => (kind === 'put' && key.includes('/subnets/') && failed++ === 0 ? 'fail' : 'ok');
+    const revoked: string[] = [];
+    const grantCount = () => kv.writes.filter((w) => w.kind === 'grant').length;
+    const { m } = manager(kv);
+    await m.acquireLease(attrs('1.2.3.4'), signal());
+    for (const w of kv.writes) if (w.kind === 'revoke') revoked.push(w.key);
+    assert.equal(revoked.length, 1, 'the lease granted for the failed write');
+    assert.equal(grantCount(), 2);
+  });
+
+  test('a renewal due while etcd is unreachable happens as soon as it is back', { timeout: 20_000 }, async () => {
+    const kv = fixture();
+    const { m, log } = manager(kv, { leaseTtlSeconds: 60, renewMarginMs: 59_000 });
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const key = keyOf(l.subnet.toString());
+    const before = kv.entry(key)!.lease;
+    kv.down();
+    const held = m.holdLease(l);
+    await eventually(() => log.records, (r) => r.some((x) => /Error renewing lease \(trying again in [0-9.]+ s\)/.test(x.msg)), 5000, 'a failed renewal');
+    kv.up();
+    await eventually(() => kv.entry(key)!.lease, (id) => id !== before, 5000, 'the renewal once etcd is back');
+    await held.stop();
+    await m.close();
+  });
+
   test('the own key deleted by hand is a lease loss', async () => {
-    const r = fixture();
-    const { m } = manager(r);
+    const kv = fixture();
+    const { m } = manager(kv);
     const l = await m.acquireLease(attrs('1.2.3.4'), signal());
     const held = m.holdLease(l);
     await new Promise((res) => setTimeout(res, 20));
-    r.delete(r.keyOf(l.subnet));
+    kv.delete(keyOf(l.subnet.toString()));
     const loss = await held.lost;
     assert.match(loss.reason, /deleted/);
     await m.close();
   });
 
-  test('the watch: the listing first, then changes; the own lease never; a bad key skipped once, others flow', async () => {
-    const r = fixture();
-    const { m, log } = manager(r);
+  test('the watch: the listing first, then changes; the own key never; bad and non-canonical keys skipped once, others flow', async () => {
+    const kv = fixture();
+    const { m, log } = manager(kv);
     const own = await m.acquireLease(attrs('1.2.3.4'), signal());
-    const batches: LeaseEvent[][] = [];
-    const w = m.watchLeases(own, (ev) => batches.push(ev));
+    const batches: RecordBatch[] = [];
+    const w = m.watchLeases(own, (b) => batches.push(b));
     await eventually(() => batches.length, (n) => n >= 1, 2000, 'the first batch');
-    assert.deepEqual(batches[0]!.map((e) => `${e.type} ${e.lease.subnet}`).sort(), ['added 10.3.1.0/24', 'added 10.3.2.0/24', 'added 10.3.31.0/24', 'added 10.3.4.0/24', 'added 10.3.5.0/24']);
-    r.put(`${r.subnetsPrefix}/10.3.7.0-24`, udpValue('1.1.1.7'));
-    r.put(`${r.subnetsPrefix}/junk`, 'x');
-    r.put(`${r.subnetsPrefix}/10.3.8.0-24`, 'not json');
-    r.put(`${r.subnetsPrefix}/10.3.9.0-24`, udpValue('1.1.1.9'));
-    r.delete(`${r.subnetsPrefix}/10.3.1.0-24`);
-    await eventually(() => batches.flat().map((e) => `${e.type} ${e.lease.subnet}`), (x) => x.includes('removed 10.3.1.0/24'), 2000, 'the changes');
-    assert.deepEqual(batches.slice(1).flat().map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.3.7.0/24', 'added 10.3.9.0/24', 'removed 10.3.1.0/24']);
-    assert.equal(log.records.filter((x) => /Ignoring bad subnet node/.test(x.msg)).length, 2);
-    assert.equal(w.stats.skippedKeys, 2);
+    const first = batches[0]!;
+    assert.equal(first.kind, 'snapshot');
+    assert.deepEqual(first.kind === 'snapshot' && first.records.map((r) => r.id).sort(), ['10.3.1.0-24', '10.3.2.0-24', '10.3.31.0-24', '10.3.4.0-24', '10.3.5.0-24'].map((k) => `${SUBNETS}/${k}`));
+    kv.put(`${SUBNETS}/10.3.7.0-24`, udpValue('1.1.1.7'));
+    kv.put(`${SUBNETS}/junk`, 'x');
+    kv.put(`${SUBNETS}/10.3.8.0-24`, 'not json');
+    kv.put(`${SUBNETS}/10.3.2.1-24`, udpValue('6.6.6.6')); // host bits: would alias 10.3.2.0/24
+    kv.put(`${SUBNETS}/10.3.9.0-24`, udpValue('1.1.1.9'));
+    kv.delete(`${SUBNETS}/10.3.2.1-24`); // must not withdraw 10.3.2.0-24
+    kv.delete(`${SUBNETS}/10.3.1.0-24`);
+    await eventually(() => changesOf(batches), (x) => x.includes(`delete ${SUBNETS}/10.3.1.0-24`), 2000, 'the changes');
+    assert.deepEqual(changesOf(batches), [`put ${SUBNETS}/10.3.7.0-24`, `put ${SUBNETS}/10.3.9.0-24`, `delete ${SUBNETS}/10.3.2.1-24`, `delete ${SUBNETS}/10.3.1.0-24`]);
+    assert.equal(log.records.filter((x) => /Ignoring bad subnet node/.test(x.msg)).length, 3);
+    assert.ok(log.records.some((x) => /10\.3\.2\.1-24: the key has host bits set \(the subnet is 10\.3\.2\.0-24\)/.test(x.msg)));
     await w.stop();
     await m.close();
   });
 
-  test('a watch that falls behind a compaction re-lists and re-emits a lease whose PublicIP changed', async () => {
-    const r = fixture();
-    const { m } = manager(r);
+  test('a put between the listing and the start of the watch is delivered', async () => {
+    const kv = fixture();
+    const { m } = manager(kv);
     const own = await m.acquireLease(attrs('1.2.3.4'), signal());
-    const batches: LeaseEvent[][] = [];
-    const w = m.watchLeases(own, (ev) => batches.push(ev));
+    kv.hooks.afterList = () => {
+      kv.hooks.afterList = undefined;
+      kv.put(`${SUBNETS}/10.3.20.0-24`, udpValue('1.1.1.20'));
+    };
+    const batches: RecordBatch[] = [];
+    const w = m.watchLeases(own, (b) => batches.push(b));
+    await eventually(() => changesOf(batches), (x) => x.includes(`put ${SUBNETS}/10.3.20.0-24`), 2000, 'the put made right after the listing');
+    await w.stop();
+    await m.close();
+  });
+
+  test('a watch behind a compaction re-lists: the whole set again, with the lease that moved', async () => {
+    const kv = fixture();
+    const { m } = manager(kv);
+    const own = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const batches: RecordBatch[] = [];
+    const w = m.watchLeases(own, (b) => batches.push(b));
     await eventually(() => w.stats.connected, (c) => c, 2000, 'connected');
-    r.down();
-    r.put(`${r.subnetsPrefix}/10.3.2.0-24`, udpValue('1.1.1.22')); // moved while we could not hear
-    r.compact();
-    r.up();
-    await eventually(() => batches.flat().filter((e) => e.lease.subnet.toString() === '10.3.2.0/24').length, (n) => n === 2, 2000, 'the moved lease re-emitted');
-    assert.equal(batches.at(-1)![0]!.lease.attrs.publicIp, parseIpv4('1.1.1.22'));
+    kv.down();
+    kv.put(`${SUBNETS}/10.3.2.0-24`, udpValue('1.1.1.22')); // moved while we could not hear
+    kv.compact();
+    kv.up();
+    await eventually(() => batches.filter((b) => b.kind === 'snapshot').length, (n) => n === 2, 2000, 'a second listing');
+    const last = batches.at(-1)!;
+    assert.ok(last.kind === 'snapshot' && last.records.find((r) => r.id === `${SUBNETS}/10.3.2.0-24`)!.lease.attrs.publicIp === parseIpv4('1.1.1.22'));
     assert.ok(w.stats.resyncs >= 1);
     await w.stop();
+    await m.close();
+  });
+
+  test('a wiped etcd: the own lease is re-created with the same subnet, and no route is withdrawn until the grace period ends', { timeout: 20_000 }, async () => {
+    for (const newCluster of [false, true]) {
+      const kv = fixture();
+      const { m, log } = manager(kv, { wipeGraceMs: 1500 });
+      const own = await m.acquireLease(attrs('1.2.3.4'), signal());
+      const ownKey = keyOf(own.subnet.toString());
+      const held = m.holdLease(own);
+      let lost = false;
+      void held.lost.then(() => (lost = true));
+      const batches: RecordBatch[] = [];
+      const w = m.watchLeases(own, (b) => batches.push(b));
+      await eventually(() => w.stats.connected, (c) => c, 2000, 'connected');
+      await new Promise((res) => setTimeout(res, 50));
+      kv.wipe({ newCluster });
+      kv.put(CONFIG_KEY, CONFIG);
+      kv.put(`${SUBNETS}/10.3.4.0-24`, udpValue('1.1.1.1')); // one peer is back at once
+      await eventually(() => kv.entry(ownKey)?.value, (v) => v === udpValue('1.2.3.4'), 3000, `the own key re-created (new cluster id: ${newCluster})`);
+      assert.equal(lost, false);
+      assert.ok(log.records.some((x) => /re-created the own lease/.test(x.msg)));
+      await eventually(() => w.stats.resets, (n) => n >= 1, 3000, 'the peer watch saw the wipe');
+      const afterWipe = batches.slice(1);
+      assert.ok(afterWipe.every((b) => b.kind === 'changes' && b.changes.every((c) => c.type === 'put')), 'during the grace period nothing is withdrawn');
+      await eventually(() => batches.at(-1)!, (b) => b.kind === 'snapshot' && b.records.length === 1, 5000, 'after the grace period the listing is the whole set again');
+      await w.stop();
+      await held.stop();
+      await m.close();
+    }
+  });
+
+  test('a wiped etcd where another node took our subnet first: the lease is lost', { timeout: 10_000 }, async () => {
+    const kv = fixture();
+    const { m } = manager(kv, { wipeGraceMs: 1000 });
+    const own = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const held = m.holdLease(own);
+    await new Promise((res) => setTimeout(res, 50));
+    kv.wipe();
+    kv.put(keyOf(own.subnet.toString()), udpValue('7.7.7.7'));
+    const loss = await held.lost;
+    assert.match(loss.reason, /PublicIP 7\.7\.7\.7/);
     await m.close();
   });
 });

@@ -8,6 +8,16 @@
  * key without an etcd lease) is held without renewal (upstream turns it into
  * a 24 h lease). Upstream's silent failure mode (the monitor failing to start
  * disabled renewal) is replaced by retrying with backoff and saying so.
+ *
+ * A renewal that fails because etcd cannot be reached is retried on the etcd
+ * retry schedule (./backoff-policy.ts), so it happens as soon as etcd is back;
+ * any other failure waits upstream's minute. A renewal whose reply was lost is
+ * read back before anything is revoked (./registry.ts).
+ *
+ * A wiped etcd (another store answers on the same address) has no key of
+ * ours: the keeper re-creates it with the same subnet and a fresh etcd lease.
+ * If another node took the subnet first, the lease is lost (exit, as upstream
+ * does when its lease disappears).
  */
 import type { Logger } from '../../log';
 import { sleep } from '../../util/backoff';
@@ -16,8 +26,9 @@ import { formatIpv4 } from '../../util/ipv4';
 import { RepeatLog } from '../../util/repeat-log';
 import type { HeldLease, LeaseLoss } from '../subnet-manager';
 import { etcdRetryBackoff } from './backoff-policy';
-import { LeaseLostError } from './errors';
-import type { RegistryEvent, RegistryWatch, StoredLease, SubnetRegistry } from './registry';
+import { EtcdUnavailableError, LeaseLostError, LeaseTakenError } from './errors';
+import type { KvWatch } from './kv-store';
+import type { RegistryEvent, StoredLease, SubnetRegistry } from './registry';
 
 export interface KeeperTiming {
   /** TTL of the etcd lease written on renewal (upstream: 86400 s). */
@@ -33,7 +44,8 @@ export interface KeeperTiming {
 export class OwnLeaseKeeper implements HeldLease {
   private current: StoredLease;
   private timer: NodeJS.Timeout | undefined;
-  private watch: RegistryWatch | undefined;
+  private watch: KvWatch | undefined;
+  private readonly renewBackoff = etcdRetryBackoff();
   private stopped = false;
   private resolveLost!: (l: LeaseLoss) => void;
   readonly lost: Promise<LeaseLoss>;
@@ -102,12 +114,14 @@ export class OwnLeaseKeeper implements HeldLease {
     try {
       this.current = await this.registry.renewLease(this.current, this.timing.ttlSeconds);
       this.repeat.reset();
+      this.renewBackoff.reset();
       this.log.info({ key: this.current.key, expiration: this.current.lease.expiration?.toISOString() }, `Lease renewed, new expiration: ${this.current.lease.expiration?.toISOString()}`);
       this.arm();
     } catch (e) {
       if (e instanceof LeaseLostError) return this.lose(e.reason);
-      this.repeat.warn({ key: this.current.key, err: errorText(e) }, `Error renewing lease (trying again in ${Math.round(this.timing.renewRetryMs / 1000)} s)`);
-      this.arm(this.timing.renewRetryMs);
+      const retryMs = e instanceof EtcdUnavailableError ? Math.min(this.renewBackoff.next(), this.timing.renewRetryMs) : this.timing.renewRetryMs;
+      this.repeat.warn({ key: this.current.key, err: errorText(e) }, `Error renewing lease (trying again in ${(retryMs / 1000).toFixed(1)} s)`);
+      this.arm(retryMs);
     }
   }
 
@@ -117,12 +131,12 @@ export class OwnLeaseKeeper implements HeldLease {
   private async monitor(): Promise<void> {
     const backoff = etcdRetryBackoff();
     while (!this.stopped) {
-      let revision: bigint;
+      let header;
       try {
         const r = await this.registry.getLease(this.current.key);
         if (!r.stored) return this.lose('the lease key was deleted');
         if (!this.checkOwner(r.stored)) return;
-        revision = r.revision;
+        header = r.header;
       } catch (e) {
         if (e instanceof LeaseLostError) return this.lose(e.reason);
         this.repeat.warn({ key: this.current.key, err: errorText(e) }, 'cannot start monitoring the own lease; retrying');
@@ -131,10 +145,17 @@ export class OwnLeaseKeeper implements HeldLease {
       }
       this.repeat.reset();
       this.watch = this.registry.watch(
-        { key: this.current.key, prefix: false, startRevision: revision + 1n, ...(this.timing.watchProgressMs ? { progressIntervalMs: this.timing.watchProgressMs } : {}) },
+        {
+          key: this.current.key,
+          prefix: false,
+          startRevision: header.revision + 1n,
+          clusterId: header.clusterId,
+          ...(this.timing.watchProgressMs ? { progressIntervalMs: this.timing.watchProgressMs } : {}),
+        },
         {
           onEvents: (events) => this.onEvents(events),
-          onCompacted: () => void this.afterCompaction(),
+          onCompacted: () => void this.reread('compaction'),
+          onReset: (reason) => void this.reread(`wipe: ${reason}`),
         },
       );
       this.watch.start();
@@ -175,18 +196,38 @@ export class OwnLeaseKeeper implements HeldLease {
     }
   }
 
-  private async afterCompaction(): Promise<void> {
+  /**
+   * After a compaction (or a wiped etcd) the watch cannot resume: re-read the
+   * key, re-create it after a wipe if it is gone, and watch again from there.
+   */
+  private async reread(why: 'compaction' | `wipe: ${string}`): Promise<void> {
     const backoff = etcdRetryBackoff();
+    const wiped = why.startsWith('wipe');
+    if (wiped) this.log.warn({ key: this.current.key, reason: why }, `etcd was replaced or wiped (${why.slice(6)}); checking the own lease ${this.current.key}`);
     while (!this.stopped) {
       try {
         const r = await this.registry.getLease(this.current.key);
-        if (!r.stored) return this.lose('the lease key was deleted while the watch was behind a compaction');
+        if (!r.stored && !wiped) return this.lose('the lease key was deleted while the watch was behind a compaction');
+        if (!r.stored) {
+          const { subnet, ipv6Subnet, attrs } = this.current.lease;
+          try {
+            this.current = await this.registry.createLease(subnet, ipv6Subnet, attrs, this.timing.ttlSeconds);
+          } catch (e) {
+            if (e instanceof LeaseTakenError) continue; // someone wrote it meanwhile: read it again
+            throw e;
+          }
+          this.log.warn({ key: this.current.key }, `re-created the own lease ${this.current.key} in the new etcd (same subnet)`);
+          this.arm();
+          this.watch?.restartFrom(this.current.modRevision + 1n, r.header.clusterId);
+          return;
+        }
         if (!this.checkOwner(r.stored)) return;
-        this.watch?.restartFrom(r.revision + 1n);
+        if (r.stored.etcdLeaseId !== this.current.etcdLeaseId) await this.adopt(r.stored);
+        this.watch?.restartFrom(r.header.revision + 1n, r.header.clusterId);
         return;
       } catch (e) {
         if (e instanceof LeaseLostError) return this.lose(e.reason);
-        this.repeat.warn({ err: errorText(e) }, 'cannot re-read the own lease after a compaction; retrying');
+        this.repeat.warn({ err: errorText(e) }, `cannot re-read the own lease after a ${wiped ? 'wipe' : 'compaction'}; retrying`);
         await sleep(backoff.next()).catch(() => undefined);
       }
     }

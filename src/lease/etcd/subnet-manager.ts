@@ -1,8 +1,8 @@
 /**
  * The etcd v3 subnet manager (upstream's pkg/subnet/etcd/local_manager.go):
  * fetch the network config, acquire the own lease, keep it, and watch
- * everyone else's. The store is a SubnetRegistry (./registry.ts): etcd in
- * production, an in-memory registry in tests.
+ * everyone else's. The store is a SubnetRegistry (./registry.ts) over a
+ * key-value store: etcd in production, an in-memory store in tests.
  *
  * Every etcd call has a deadline; when etcd is down nothing crashes: the
  * loops wait with backoff (jittered) and say what they are waiting for, the
@@ -14,7 +14,7 @@ import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
 import { RepeatLog } from '../../util/repeat-log';
 import { fitsConfig, mathRandomInt, OutOfSubnetsError, pickFreeSubnet, type RandomInt } from '../allocator';
-import { describeLease, type Lease, type LeaseAttrs, type LeaseEvent, sameSubnets } from '../lease';
+import { describeLease, type Lease, type LeaseAttrs, type RecordBatch, sameSubnets } from '../lease';
 import { checkNetworkConfig, configExample, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
 import type { HeldLease, LeasesWatch, SubnetManager } from '../subnet-manager';
 import { etcdRetryBackoff } from './backoff-policy';
@@ -36,6 +36,7 @@ export interface EtcdSubnetManagerOptions {
   configRetryMs?: number;
   resyncIntervalMs?: number;
   watchProgressMs?: number;
+  wipeGraceMs?: number;
   random?: RandomInt;
 }
 
@@ -193,14 +194,15 @@ export class EtcdSubnetManager implements SubnetManager {
     return keeper;
   }
 
-  watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch {
+  watchLeases(own: Lease, onBatch: (batch: RecordBatch) => void): LeasesWatch {
     const w = new EtcdPeerLeasesWatch(
       this.registry,
-      own,
-      onEvents,
+      this.registry.keyOf(own.subnet, own.ipv6Subnet),
+      onBatch,
       {
         resyncIntervalMs: this.opts.resyncIntervalMs ?? 10 * 60_000,
         ...(this.opts.watchProgressMs ? { watchProgressMs: this.opts.watchProgressMs } : {}),
+        ...(this.opts.wipeGraceMs !== undefined ? { wipeGraceMs: this.opts.wipeGraceMs } : {}),
       },
       this.log.child({ component: 'leases' }),
     );

@@ -1,44 +1,46 @@
 /**
- * The stream under every watch of the etcd registry: a resilient etcd v3
- * watch of one key or prefix, over etcd3's raw gRPC
- * watch stream (its Watcher resumes from the create response's revision,
- * which can skip events when a stream breaks during catch-up).
+ * The stream under every watch of the etcd store: a resilient etcd v3 watch
+ * of one key or prefix, over etcd3's raw gRPC watch stream (its Watcher
+ * resumes from the create response's revision, which can skip events when a
+ * stream breaks during catch-up).
  *
  * States: connecting -> connected -> (disconnected -> backoff -> connecting)
  * ... -> stopped. It resumes after every break from the revision following
  * the last response it processed (header revision + 1, as upstream's
  * watchSubnets), with the etcd retry backoff (./backoff-policy.ts, reset once
- * a stream is healthy), and asks etcd for progress notifications so a stream that
- * silently stops delivering is noticed and replaced.
+ * a stream is healthy), and asks etcd for progress notifications so a stream
+ * that silently stops delivering is noticed and replaced.
  *
- * When etcd has compacted the revision it wants to resume from, it stops and
- * reports `onCompacted`; the owner re-lists, diffs, and calls restartFrom().
+ * Two things stop it until the owner re-reads and calls restartFrom():
+ *  - compaction of the revision it wants to resume from (onCompacted);
+ *  - another store answering (onReset): the cluster id in the response
+ *    headers changed, or the revision went back (confirmed by a linearizable
+ *    read, since a lagging follower may answer a little behind). That is a
+ *    wiped etcd on the same address (a member bootstrapped with the same
+ *    flags even gets the same cluster id); a watch from our old revision
+ *    would otherwise wait silently for the new store to catch up.
  */
-import type { Etcd3, IEvent, IWatchResponse } from 'etcd3';
+import type { Etcd3, IEvent, IResponseHeader, IWatchResponse } from 'etcd3';
 import type { Logger } from '../../log';
 import { type Backoff, sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { etcdRetryBackoff } from './backoff-policy';
-import type { RegistryWatch, WatchState } from './registry';
+import type { KvEvent, KvHeader, KvWatch, KvWatchHandlers } from './kv-store';
 
-export interface WatchHandlers {
-  /** Events of one response, in revision order; `revision` is the response header's. */
-  onEvents(events: IEvent[], revision: bigint): void;
-  /** The resume revision was compacted away: re-list, then call restartFrom(). */
-  onCompacted(compactRevision: bigint): void;
-  onState?(state: WatchState, detail?: string): void;
-}
-
-export interface WatchOptions {
+export interface WatchStreamOptions {
   /** Key, and range end for a prefix (etcd3's Range.prefix end). */
   key: Buffer;
   rangeEnd?: Buffer;
   startRevision: bigint;
+  /** The store the caller read from; undefined: the first response decides. */
+  clusterId?: string;
   /** How often to ask for a progress notification while connected (default 30 s). */
   progressIntervalMs?: number;
   /** A connected stream silent for this long is replaced (default 2.5 x progress interval). */
   stallTimeoutMs?: number;
   backoff?: Backoff;
+  /** A linearizable read of the store's header, to confirm a revision that went back. */
+  confirmHeader: () => Promise<KvHeader>;
 }
 
 /** etcd3's prefix range end: the prefix with its last byte incremented (carry over 0xff). */
@@ -53,10 +55,26 @@ export function prefixRangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
-type SessionEnd = { kind: 'compacted'; revision: bigint } | { kind: 'stopped' };
+export function kvHeader(h: IResponseHeader): KvHeader {
+  return { revision: BigInt(h.revision), clusterId: String(h.cluster_id) };
+}
 
-export class EtcdWatchStream implements RegistryWatch {
+export function kvEvent(ev: IEvent): KvEvent {
+  const kv = ev.kv;
+  if (ev.type === 'Delete') return { type: 'delete', key: kv.key.toString(), modRevision: BigInt(kv.mod_revision) };
+  return {
+    type: 'put',
+    entry: { key: kv.key.toString(), value: kv.value.toString(), createRevision: BigInt(kv.create_revision), modRevision: BigInt(kv.mod_revision), lease: kv.lease || '0' },
+  };
+}
+
+type SessionEnd = { kind: 'compacted'; revision: bigint } | { kind: 'reset'; reason: string; header: KvHeader } | { kind: 'stopped' };
+
+export class EtcdWatchStream implements KvWatch {
   private next: bigint;
+  private clusterId: string | undefined;
+  /** The highest revision any response of this store reported. */
+  private highest = 0n;
   private stopped = false;
   private current: { cancel(): void } | undefined;
   private restart: ((revision: bigint) => void) | undefined;
@@ -69,11 +87,13 @@ export class EtcdWatchStream implements RegistryWatch {
 
   constructor(
     private readonly client: Etcd3,
-    private readonly options: WatchOptions,
-    private readonly handlers: WatchHandlers,
+    private readonly options: WatchStreamOptions,
+    private readonly handlers: KvWatchHandlers,
     private readonly log: Logger,
   ) {
     this.next = options.startRevision;
+    this.clusterId = options.clusterId;
+    this.highest = options.startRevision - 1n;
     this.backoff = options.backoff ?? etcdRetryBackoff();
     this.progressIntervalMs = options.progressIntervalMs ?? 30_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? this.progressIntervalMs * 2.5;
@@ -88,9 +108,10 @@ export class EtcdWatchStream implements RegistryWatch {
     if (!this.loop) this.loop = this.run();
   }
 
-  /** After onCompacted: continue from `revision` (the re-list's revision + 1). */
-  restartFrom(revision: bigint): void {
+  restartFrom(revision: bigint, clusterId?: string): void {
     this.next = revision;
+    this.highest = revision - 1n;
+    if (clusterId !== undefined) this.clusterId = clusterId;
     const r = this.restart;
     this.restart = undefined;
     r?.(revision);
@@ -101,11 +122,7 @@ export class EtcdWatchStream implements RegistryWatch {
     this.current?.cancel();
     this.restart?.(this.next);
     await this.loop;
-    this.setState('stopped');
-  }
-
-  private setState(state: WatchState, detail?: string): void {
-    this.handlers.onState?.(state, detail);
+    this.handlers.onState?.('stopped');
   }
 
   private async run(): Promise<void> {
@@ -113,7 +130,7 @@ export class EtcdWatchStream implements RegistryWatch {
     while (!this.stopped) {
       if (!first) this.reconnects++;
       first = false;
-      this.setState('connecting');
+      this.handlers.onState?.('connecting');
       let end: SessionEnd;
       try {
         end = await this.session();
@@ -121,30 +138,49 @@ export class EtcdWatchStream implements RegistryWatch {
         if (this.stopped) break;
         const delay = this.backoff.next();
         const detail = errorText(e);
-        this.setState('disconnected', detail);
+        this.handlers.onState?.('disconnected', detail);
         this.log.warn({ err: detail, retryInMs: delay, fromRevision: this.next.toString() }, 'etcd watch broke; reconnecting');
-        try {
-          await sleep(delay);
-        } catch {
-          /* not abortable here */
-        }
+        await sleep(delay).catch(() => undefined);
         continue;
       }
       if (end.kind === 'stopped') break;
-      // Compacted: wait for the owner to re-list and give the new revision.
-      this.setState('compacted', `compacted at ${end.revision}`);
-      await new Promise<bigint>((resolve) => {
-        this.restart = resolve;
+      // Compacted or reset: wait for the owner to re-read and give the new revision.
+      const waiting = new Promise<bigint>((resolve) => (this.restart = resolve));
+      if (end.kind === 'compacted') {
+        this.handlers.onState?.('compacted', `compacted at ${end.revision}`);
         this.handlers.onCompacted(end.revision);
-      });
+      } else {
+        this.handlers.onState?.('reset', end.reason);
+        this.handlers.onReset(end.reason, end.header);
+      }
+      await waiting;
     }
   }
 
-  /** One stream: resolves when stopped or compacted, rejects when it breaks. */
+  /** Why `h` is not from the store this watch follows, or undefined when it is. */
+  private replaced(h: KvHeader): string | undefined {
+    if (this.clusterId === undefined || this.clusterId === '0') {
+      this.clusterId = h.clusterId;
+      return undefined;
+    }
+    if (h.clusterId !== this.clusterId) return `the etcd cluster id changed from ${this.clusterId} to ${h.clusterId}`;
+    if (h.revision < this.highest) return `the etcd revision went back from ${this.highest} to ${h.revision}`;
+    return undefined;
+  }
+
+  /** Whether a linearizable read confirms the store is not the one we followed. */
+  private async confirmReplaced(): Promise<{ reason: string; header: KvHeader } | undefined> {
+    const h = await this.options.confirmHeader();
+    const why = h.clusterId !== this.clusterId ? `the etcd cluster id changed from ${this.clusterId} to ${h.clusterId}` : h.revision < this.highest ? `the etcd revision went back from ${this.highest} to ${h.revision}` : undefined;
+    return why ? { reason: why, header: h } : undefined;
+  }
+
+  /** One stream: resolves when stopped, compacted or reset; rejects when it breaks. */
   private async session(): Promise<SessionEnd> {
     const stream = await this.client.watchClient.watch();
     return new Promise<SessionEnd>((resolve, reject) => {
       let settled = false;
+      let confirming = false;
       let lastHeard = Date.now();
       const finish = (f: () => void): void => {
         if (settled) return;
@@ -175,6 +211,8 @@ export class EtcdWatchStream implements RegistryWatch {
       stream.on('data', (res: IWatchResponse) => {
         if (settled) return;
         lastHeard = Date.now();
+        const header = kvHeader(res.header);
+        // etcd's compaction notice carries revision 0 in its header: handled first, never taken for a reset.
         if (res.compact_revision && res.compact_revision !== '0') {
           const revision = BigInt(res.compact_revision);
           finish(() => resolve({ kind: 'compacted', revision }));
@@ -184,16 +222,31 @@ export class EtcdWatchStream implements RegistryWatch {
           finish(() => reject(new Error(`watch canceled by etcd: ${res.cancel_reason || 'no reason given'}`)));
           return;
         }
+        if (header.revision > 0n && this.replaced(header)) {
+          // Nothing from a store we cannot vouch for is delivered; a lagging
+          // follower is told apart from a wiped etcd by a linearizable read.
+          if (!confirming) {
+            confirming = true;
+            this.confirmReplaced().then(
+              (r) => {
+                confirming = false;
+                if (r) finish(() => resolve({ kind: 'reset', reason: r.reason, header: r.header }));
+              },
+              (e: unknown) => finish(() => reject(e)),
+            );
+          }
+          return;
+        }
+        if (header.revision > this.highest) this.highest = header.revision;
         if (res.created) {
           this.backoff.reset();
-          this.setState('connected');
+          this.handlers.onState?.('connected');
           return; // the create response's revision says nothing about what was delivered
         }
-        const revision = BigInt(res.header.revision);
-        if (res.events.length > 0) this.handlers.onEvents(res.events, revision);
+        if (res.events.length > 0) this.handlers.onEvents(res.events.map(kvEvent), header);
         // Events up to the header revision have been delivered (etcd sends a
         // watcher's events in order and progress only once it is in sync).
-        if (revision + 1n > this.next) this.next = revision + 1n;
+        if (header.revision + 1n > this.next) this.next = header.revision + 1n;
       });
       stream.on('error', (err: Error) => finish(() => reject(err)));
       stream.on('end', () => finish(() => reject(new Error('watch stream ended'))));

@@ -1,0 +1,111 @@
+/**
+ * The key-value store interface (./kv-store.ts) over etcd v3 with the etcd3
+ * client: ranges, one-comparison transactions, leases and the resilient
+ * watch stream. Every error is classified (./errors.ts): unreachable or
+ * timed out (the outcome of a write is then unknown), or refused.
+ */
+import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Logger } from '../../log';
+import { errorText } from '../../util/errors';
+import { classifyEtcdError } from './errors';
+import type { KvCondition, KvEntry, KvHeader, KvStore, KvWatch, KvWatchHandlers, KvWatchOptions } from './kv-store';
+import { EtcdWatchStream, kvHeader, prefixRangeEnd } from './watch-stream';
+
+function entryOf(kv: IKeyValue): KvEntry {
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    createRevision: BigInt(kv.create_revision),
+    modRevision: BigInt(kv.mod_revision),
+    lease: kv.lease || '0',
+  };
+}
+
+export class Etcd3Kv implements KvStore {
+  constructor(
+    private readonly client: Etcd3,
+    readonly endpoints: readonly string[],
+    private readonly log: Logger,
+  ) {}
+
+  private async call<T>(op: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw classifyEtcdError(e, op, this.endpoints);
+    }
+  }
+
+  async get(key: string): Promise<{ entry: KvEntry | undefined; header: KvHeader }> {
+    const res = await this.call(`get ${key}`, () => this.client.get(key).exec());
+    const kv = res.kvs[0];
+    return { entry: kv ? entryOf(kv) : undefined, header: kvHeader(res.header) };
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; header: KvHeader }> {
+    const res = await this.call(`list ${prefix}`, () => this.client.getAll().prefix(prefix).exec());
+    return { entries: res.kvs.map(entryOf), header: kvHeader(res.header) };
+  }
+
+  private compare(key: string, c: KvCondition) {
+    switch (c.kind) {
+      case 'absent':
+        return this.client.if(key, 'Version', '==', 0);
+      case 'modRevision':
+        return this.client.if(key, 'Mod', '==', c.modRevision.toString());
+      case 'value':
+        return this.client.if(key, 'Value', '==', c.value);
+    }
+  }
+
+  async putIf(key: string, condition: KvCondition, value: string, lease: string): Promise<{ succeeded: boolean; header: KvHeader }> {
+    const put = this.client.put(key).value(value);
+    if (lease !== '0') put.lease(lease);
+    const res = await this.call(`write ${key}`, () => this.compare(key, condition).then(put).commit());
+    return { succeeded: res.succeeded, header: kvHeader(res.header) };
+  }
+
+  async deleteIf(key: string, condition: KvCondition): Promise<{ succeeded: boolean; header: KvHeader }> {
+    const res = await this.call(`delete ${key}`, () => this.compare(key, condition).then(this.client.delete().key(key)).commit());
+    return { succeeded: res.succeeded, header: kvHeader(res.header) };
+  }
+
+  async grant(ttlSeconds: number): Promise<string> {
+    const res = await this.call(`grant a ${ttlSeconds} s lease`, () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
+    return res.ID;
+  }
+
+  async revoke(leaseId: string): Promise<void> {
+    await this.call(`revoke lease ${leaseId}`, () => this.client.leaseClient.leaseRevoke({ ID: leaseId }));
+  }
+
+  async timeToLive(leaseId: string): Promise<number> {
+    const res = await this.call(`time-to-live of lease ${leaseId}`, () => this.client.leaseClient.leaseTimeToLive({ ID: leaseId }));
+    return Number(res.TTL);
+  }
+
+  watch(options: KvWatchOptions, handlers: KvWatchHandlers): KvWatch {
+    const key = Buffer.from(options.key);
+    return new EtcdWatchStream(
+      this.client,
+      {
+        key,
+        ...(options.prefix ? { rangeEnd: prefixRangeEnd(key) } : {}),
+        startRevision: options.startRevision,
+        ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}),
+        ...(options.progressIntervalMs ? { progressIntervalMs: options.progressIntervalMs } : {}),
+        confirmHeader: async () => (await this.get(options.key)).header,
+      },
+      handlers,
+      this.log.child({ watch: options.key }),
+    );
+  }
+
+  close(): void {
+    try {
+      this.client.close();
+    } catch (e) {
+      this.log.debug({ err: errorText(e) }, 'closing the etcd client failed');
+    }
+  }
+}
