@@ -227,6 +227,35 @@ describe('host-gw backend: three nodes', ROOT_SUITE, () => {
     await c.etcdctl('del', `${c.prefix}/subnets/10.8.251.0-24`);
   });
 
+  test('bad records cannot hurt a node: a default route, an alias of our subnet, host bits, our own address as a peer', { timeout: 60_000 }, async () => {
+    const hostGw = (ip: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"host-gw"}`;
+    const [n1, n2] = [c.topology.nodes[0]!, c.topology.nodes[1]!];
+    const defaultBefore = await ipj(lab, ns(1), 'ip', 'route', 'show', 'default');
+    const alias = n2.podSubnet.toString().replace('/', '-').replace(/\.0-/, '.1-'); // host bits: "10.8.x.1-24"
+    const writes: Array<[string, string]> = [
+      ['0.0.0.0-0', hostGw(n2.underlayAddress)], // upstream: replaces the node's default route
+      [n1.podSubnet.toString().replace('/', '-').replace(/-24$/, '-25'), hostGw(n2.underlayAddress)], // inside node 1's own subnet
+      ['10.9.1.0-24', hostGw(n2.underlayAddress)], // outside the Network
+      ['10.8.240.0-24', hostGw(n1.underlayAddress)], // node 1's own address as a peer
+      [alias, hostGw('192.168.100.99')], // put, then deleted: upstream withdraws node 2's route
+    ];
+    for (const [k, v] of writes) await c.etcdctl('put', `${c.prefix}/subnets/${k}`, v);
+    await c.etcdctl('del', `${c.prefix}/subnets/${alias}`);
+    await eventually(() => c.nodes[0]!.messages(), (m) => m.filter((x) => /^Ignoring lease|^Ignoring bad subnet node/.test(x)).length >= 5, 5000, 'every bad record refused');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await ipj(lab, ns(1), 'ip', 'route', 'show', 'default'), defaultBefore, 'the default route is untouched');
+    assert.deepEqual(await ipj(lab, ns(1), 'ip', 'route', 'show', '10.8.240.0/24'), [], 'no route via our own address');
+    assert.deepEqual(await ipj(lab, ns(1), 'ip', 'route', 'show', '10.9.1.0/24'), [], 'nothing outside the Network');
+    const toNode2 = await ipj(lab, ns(1), 'ip', 'route', 'show', n2.podSubnet.toString());
+    assert.equal(toNode2[0]?.['gateway'], n2.underlayAddress, "node 2's route survived the alias's deletion");
+    const msgs = c.nodes[0]!.messages();
+    for (const why of ['not inside the Network', "overlaps this node's own subnet", "this node's own address", 'host bits set']) {
+      assert.ok(msgs.some((m) => m.includes(why)), `logged: ${why}`);
+    }
+    await allPodsPing(lab, c, [1, 2, 3]);
+    for (const [k] of writes) await c.etcdctl('del', `${c.prefix}/subnets/${k}`);
+  });
+
   test('behind NAT (PublicIP differs from the interface IP): exit 1 with upstream\'s message', async () => {
     const node = c.startNode(3, [`-iface=${c.topology.nodes[2]!.underlayIf}`, '-public-ip=203.0.113.9', `-subnet-file=${c.subnetFileOf(3)}.nat`]);
     assert.equal(await node.waitExit(15_000), 1);

@@ -22,11 +22,15 @@ import {
 import { NodeLeaseTracker, type SkippedNode } from '../src/lease/kube/node-tracker';
 import { Ipv4Net } from '../src/util/ipv4';
 import { Ipv6Net } from '../src/util/ipv6';
-import { formatIpv4 } from '../src/util/ipv4';
+import { formatIpv4, parseIpv4 } from '../src/util/ipv4';
+import { kubeNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
+import { RecordingLogger } from '../src/log';
 import { readNetConf } from '../src/lease/kube/kube-subnet-manager';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { RecordChange } from '../src/lease/lease';
+import { PeerLeaseGuard } from '../src/lease/peer-lease-guard';
 
 const K = annotationKeys('flannel.alpha.coreos.com');
 const V4 = { ipv4: true, ipv6: false };
@@ -232,25 +236,25 @@ describe('net-conf.json (kube mode: parse only)', () => {
   });
 });
 
-describe('other nodes → lease events (NodeLeaseTracker)', () => {
+describe('other nodes → lease records (NodeLeaseTracker)', () => {
   const make = () => {
     const skipped: SkippedNode[] = [];
     return { t: new NodeLeaseTracker('me', V4, K, (s) => skipped.push(s)), skipped };
   };
-  const kinds = (evs: Array<{ type: string; lease: { subnet: Ipv4Net } }>) => evs.map((e) => `${e.type} ${e.lease.subnet.toString()}`);
+  const kinds = (changes: RecordChange[]) => changes.map((c) => (c.type === 'put' ? `put ${c.record.id} ${c.record.lease.subnet.toString()}` : `delete ${c.id}`));
 
   test('gate, add, unchanged update, relevant update, delete; the own node never appears', () => {
     const { t } = make();
     assert.deepEqual(t.upsert(flannelNode('me', '10.244.9.0/24', '192.168.50.9')), []);
     assert.deepEqual(t.upsert(node('plain', '10.244.8.0/24', { dummy: 'value' })), [], 'no gate, no lease');
     const a = flannelNode('a', '10.244.1.0/24', '192.168.50.11');
-    assert.deepEqual(kinds(t.upsert(a)), ['added 10.244.1.0/24']);
+    assert.deepEqual(kinds(t.upsert(a)), ['put a 10.244.1.0/24']);
     assert.deepEqual(t.upsert({ ...a, metadata: { ...a.metadata, resourceVersion: '2', annotations: { ...a.metadata!.annotations!, unrelated: 'x' } } }), [], 'labels or unrelated annotations emit nothing');
     const moved = flannelNode('a', '10.244.1.0/24', '192.168.50.21');
-    assert.deepEqual(kinds(t.upsert(moved)), ['added 10.244.1.0/24']);
-    const removed = t.delete(node('a', '', null));
-    assert.equal(removed.length, 1);
-    assert.equal(formatIpv4(removed[0]!.lease.attrs.publicIp), '192.168.50.21', 'a removal carries the last known lease');
+    const put = t.upsert(moved);
+    assert.deepEqual(kinds(put), ['put a 10.244.1.0/24']);
+    assert.equal(put[0]!.type === 'put' && formatIpv4(put[0]!.record.lease.attrs.publicIp), '192.168.50.21');
+    assert.deepEqual(kinds(t.delete(node('a', '', null))), ['delete a']);
     assert.deepEqual(t.delete(node('a', '', null)), []);
   });
 
@@ -263,16 +267,20 @@ describe('other nodes → lease events (NodeLeaseTracker)', () => {
     assert.equal(t.size, 1);
     assert.deepEqual(t.upsert(flannelNode('a', '10.244.1.0/24', 'garbage')), [], 'a bad update keeps the known route');
     assert.equal(t.size, 1);
-    assert.deepEqual(kinds(t.upsert(flannelNode('b', '10.244.2.0/24', '192.168.50.12'))), ['added 10.244.2.0/24']);
+    assert.deepEqual(kinds(t.upsert(flannelNode('b', '10.244.2.0/24', '192.168.50.12'))), ['put b 10.244.2.0/24']);
   });
 
-  test('fixed on purpose: gate removal withdraws; podCIDR change moves; a subnet already routed elsewhere is refused', () => {
-    const { t, skipped } = make();
-    t.upsert(flannelNode('a', '10.244.1.0/24', '192.168.50.11'));
-    assert.deepEqual(kinds(t.upsert(flannelNode('a', '10.244.7.0/24', '192.168.50.11'))), ['removed 10.244.1.0/24', 'added 10.244.7.0/24']);
-    assert.deepEqual(t.upsert(flannelNode('dup', '10.244.7.0/24', '192.168.50.30')), []);
-    assert.match(skipped.at(-1)!.reason, /already routed to node "a"/);
-    assert.deepEqual(kinds(t.upsert(node('a', '10.244.7.0/24', { dummy: 'value' }))), ['removed 10.244.7.0/24']);
+  test('fixed on purpose: gate removal withdraws; a podCIDR change moves the record; records carry the creation time', () => {
+    const { t } = make();
+    const a = flannelNode('a', '10.244.1.0/24', '192.168.50.11');
+    a.metadata!.creationTimestamp = new Date('2026-08-14T10:00:00Z');
+    t.upsert(a);
+    const movedNode = flannelNode('a', '10.244.7.0/24', '192.168.50.11');
+    movedNode.metadata!.creationTimestamp = '2026-08-14T10:00:00Z';
+    const moved = t.upsert(movedNode);
+    assert.deepEqual(kinds(moved), ['put a 10.244.7.0/24']);
+    assert.equal(moved[0]!.type === 'put' && moved[0]!.record.since, Date.parse('2026-08-14T10:00:00Z'));
+    assert.deepEqual(kinds(t.upsert(node('a', '10.244.7.0/24', { dummy: 'value' }))), ['delete a']);
   });
 
   test('dual stack: a change confined to IPv6 is not ignored (upstream ignores it)', () => {
@@ -286,6 +294,48 @@ describe('other nodes → lease events (NodeLeaseTracker)', () => {
     const { t } = make();
     t.upsert(flannelNode('a', '10.244.1.0/24', '192.168.50.11'));
     t.upsert(flannelNode('b', '10.244.2.0/24', '192.168.50.12', 'host-gw', 'null'));
-    assert.deepEqual(kinds(t.snapshot()), ['added 10.244.1.0/24', 'added 10.244.2.0/24']);
+    assert.deepEqual(t.snapshot().map((r) => `${r.id} ${r.lease.subnet.toString()}`), ['a 10.244.1.0/24', 'b 10.244.2.0/24']);
+  });
+});
+
+describe('kube peers pass the same guard as etcd leases', () => {
+  const network = kubeNetworkConfig(parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'));
+  const own = { subnet: Ipv4Net.parse('10.244.9.0/24'), ipv6Subnet: undefined };
+  const aged = (n: KubeNode, iso: string): KubeNode => ({ ...n, metadata: { ...n.metadata, creationTimestamp: iso } });
+  const older = aged(flannelNode('zz-older', '10.244.5.0/24', '192.168.50.15'), '2026-01-01T00:00:00Z');
+  const newer = aged(flannelNode('aa-newer', '10.244.5.0/24', '192.168.50.25'), '2026-06-01T00:00:00Z');
+  const bad = [
+    aged(flannelNode('default', '0.0.0.0/0', '192.168.50.30'), '2025-01-01T00:00:00Z'),
+    aged(flannelNode('outside', '10.99.1.0/24', '192.168.50.31'), '2025-01-01T00:00:00Z'),
+    aged(flannelNode('alias', '10.244.9.0/24', '192.168.50.32'), '2025-01-01T00:00:00Z'),
+    aged(flannelNode('self-ip', '10.244.6.0/24', '192.168.50.9'), '2025-01-01T00:00:00Z'),
+  ];
+
+  /** Feeds nodes in `order` through a tracker and a guard; returns what is routed, subnet -> PublicIP. */
+  function route(order: KubeNode[], relist = false): Map<string, string> {
+    const tracker = new NodeLeaseTracker('me', V4, K, () => undefined);
+    const routed = new Map<string, string>();
+    const log = new RecordingLogger();
+    const guard = new PeerLeaseGuard({ network, own, localIpv4: [parseIpv4('192.168.50.9')], localIpv6: [], directedBroadcasts: [] }, (evs) => {
+      for (const e of evs) {
+        if (e.type === 'added') routed.set(e.lease.subnet.toString(), formatIpv4(e.lease.attrs.publicIp));
+        else routed.delete(e.lease.subnet.toString());
+      }
+    }, log);
+    guard.apply({ kind: 'snapshot', records: [] });
+    for (const n of order) guard.apply({ kind: 'changes', changes: tracker.upsert(n) });
+    if (relist) guard.apply({ kind: 'snapshot', records: tracker.snapshot().reverse() });
+    return routed;
+  }
+
+  test('two Nodes with the same podCIDR: the older creationTimestamp wins, whatever the order, also after a relist', () => {
+    const want = new Map([['10.244.5.0/24', '192.168.50.15']]);
+    assert.deepEqual(route([older, newer, ...bad]), want);
+    assert.deepEqual(route([newer, ...bad, older]), want);
+    assert.deepEqual(route([...bad, newer, older], true), want);
+  });
+
+  test('a podCIDR of 0.0.0.0/0, outside the Network or equal to ours, or our own address as public-ip: never routed', () => {
+    assert.deepEqual([...route(bad).keys()], []);
   });
 });

@@ -14,9 +14,9 @@ import { KubeApiStandIn } from '../lab/kube-apiserver';
 import { writeKubeconfig } from '../lab/kubeconfig';
 import { makeTestPki } from '../lab/tls';
 import { KubeSubnetManager, type KubeModeConfig, TEST_TIMINGS_ENV } from '../src/lease/kube/kube-subnet-manager';
-import type { LeaseEvent } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { parseIpv4 } from '../src/util/ipv4';
+import { guardedWatch } from './helpers/guarded-watch';
 
 const TOKEN = 'flannel-sa-token';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-mgr-'));
@@ -108,8 +108,7 @@ describe('kube subnet manager vs the stand-in API server', () => {
     assert.equal(node.metadata.annotations['dummy'], 'value', 'existing annotations are kept');
     assert.deepEqual(node.status.conditions.map((c) => `${c.type}=${c.status}`), ['NetworkUnavailable=False']);
 
-    const batches: LeaseEvent[][] = [];
-    const w = m.watchLeases(lease, (evs) => batches.push(evs));
+    const { w, batches } = guardedWatch(m, lease, '{"Network":"10.244.0.0/16"}');
     await until(() => batches.length === 1, 'the first batch');
     assert.deepEqual(batches[0]!.map((e) => `${e.type} ${e.lease.subnet.toString()}`), ['added 10.244.2.0/24'], 'node-b only: node-a is us');
     assert.equal(w.stats.snapshotApplied, true);

@@ -8,15 +8,21 @@ import { joinKey, makeSubnetKey, parseSubnetKey, subnetKeyOfEtcdKey, subnetKeyPa
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { formatIpv6, Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 
+/** A key that parses: its subnets. */
+function parsed(key: string) {
+  const p = parseSubnetKey(key);
+  assert.ok(p.ok, `${key}: ${p.ok ? '' : p.reason}`);
+  return p;
+}
+
 test('subnet keys round-trip (upstream TestSubnetNodev4/v6)', () => {
-  const v4 = parseSubnetKey('10.12.13.0-24')!;
+  const v4 = parsed('10.12.13.0-24');
   assert.equal(v4.subnet.toString(), '10.12.13.0/24');
   assert.equal(v4.ipv6Subnet, undefined);
   assert.equal(makeSubnetKey(v4.subnet), '10.12.13.0-24');
-  const dual = parseSubnetKey('10.12.13.0-24&fd00:12:13::-56')!;
+  const dual = parsed('10.12.13.0-24&fd00:12:13::-56');
   assert.equal(dual.ipv6Subnet!.toString(), 'fd00:12:13::/56');
   assert.equal(makeSubnetKey(dual.subnet, dual.ipv6Subnet), '10.12.13.0-24&fd00:12:13::-56');
-  assert.equal(parseSubnetKey('10.12.13.0-024')!.subnet.prefixLen, 24, 'ParseUint accepts leading zeros');
 });
 
 test('invalid subnet keys (upstream TestSubnetNodeInvalid, and /32)', () => {
@@ -36,7 +42,20 @@ test('invalid subnet keys (upstream TestSubnetNodeInvalid, and /32)', () => {
     '10.12.13.0-24&2001::-128',
     'x10.12.13.0-24',
   ]) {
-    assert.equal(parseSubnetKey(k), undefined, k);
+    assert.deepEqual(parseSubnetKey(k), { ok: false, reason: 'not a subnet key' }, k);
+  }
+});
+
+test('non-canonical subnet keys are refused, saying which key they alias (upstream keeps host bits)', () => {
+  for (const [k, canonical] of [
+    ['10.5.72.1-24', '10.5.72.0-24'],
+    ['10.12.13.0-024', '10.12.13.0-24'],
+    ['10.12.13.0-24&fd00:12:13::1-56', '10.12.13.0-24&fd00:12:13::-56'],
+    ['10.12.13.0-24&fd00:12:13:0::-56', '10.12.13.0-24&fd00:12:13::-56'],
+  ]) {
+    const p = parseSubnetKey(k!);
+    assert.equal(p.ok, false, k);
+    assert.match(p.ok ? '' : p.reason, new RegExp(`host bits set \\(the subnet is ${canonical!.replace(/\./g, '\\.')}\\)`), k);
   }
 });
 
@@ -44,10 +63,11 @@ test('etcd keys: only direct children of <prefix>/subnets/ are leases', () => {
   assert.equal(subnetsPrefix('/coreos.com/network/'), '/coreos.com/network/subnets');
   assert.equal(joinKey('/coreos.com//network', 'config'), '/coreos.com/network/config');
   assert.equal(subnetKeyPath('/coreos.com/network', Ipv4Net.parse('10.5.52.0/24')), '/coreos.com/network/subnets/10.5.52.0-24');
-  assert.equal(subnetKeyOfEtcdKey('/coreos.com/network', '/coreos.com/network/subnets/10.5.52.0-24')!.subnet.toString(), '10.5.52.0/24');
-  assert.equal(subnetKeyOfEtcdKey('/coreos.com/network', '/coreos.com/network/subnets-x/10.5.52.0-24'), undefined);
-  assert.equal(subnetKeyOfEtcdKey('/coreos.com/network', '/coreos.com/network/subnets/a/10.5.52.0-24'), undefined);
-  assert.equal(subnetKeyOfEtcdKey('/coreos.com/network', '/coreos.com/network/subnets/garbage'), undefined);
+  const ok = subnetKeyOfEtcdKey('/coreos.com/network', '/coreos.com/network/subnets/10.5.52.0-24');
+  assert.equal(ok.ok && ok.subnet.toString(), '10.5.52.0/24');
+  for (const k of ['/coreos.com/network/subnets-x/10.5.52.0-24', '/coreos.com/network/subnets/a/10.5.52.0-24', '/coreos.com/network/subnets/garbage']) {
+    assert.equal(subnetKeyOfEtcdKey('/coreos.com/network', k).ok, false, k);
+  }
 });
 
 const ip = parseIpv4('1.2.3.4');

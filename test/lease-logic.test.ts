@@ -1,6 +1,7 @@
 /**
- * Pure lease logic: allocation (docs/compatibility.md §3.5), the diffing core of the lease
- * watch (docs/compatibility.md §3.8), reading the previous subnet.env (docs/compatibility.md §4.3).
+ * Pure lease logic: allocation (docs/compatibility.md §3.5), reading the
+ * previous subnet.env (§4.3). The guard between the watches and the backends
+ * has its own file (peer-lease-guard.test.ts).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,11 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { fitsConfig, freeIpv4Candidates, MAX_CANDIDATES, OutOfSubnetsError, pickFreeSubnet } from '../src/lease/allocator';
-import { RemoteLeaseSet } from '../src/lease/remote-leases';
 import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
 import { parseDotenv, readPreviousSubnets } from '../src/lease/subnet-file';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
-import { testLease } from './helpers/leases';
 
 const cfgOf = (json: string) => checkNetworkConfig(parseNetworkConfig(json));
 // upstream's fixture (subnet_test.go).
@@ -58,38 +57,6 @@ test('fitsConfig: range and prefix length (previous subnet and reuse checks)', (
   assert.ok(!fitsConfig(fixture, taken('10.4.1.0/24')[0]!));
   assert.ok(!fitsConfig(fixture, taken('10.3.6.0/25')[0]!));
   assert.ok(!fitsConfig(fixture, taken('10.3.26.0/24')[0]!));
-});
-
-const lease = testLease;
-
-test('remote lease set: snapshot diffs, own lease filtered, changed attributes re-emitted', () => {
-  const own = lease('10.5.1.0/24', '192.168.0.1');
-  const w = new RemoteLeaseSet(own);
-  const first = w.reset([own, lease('10.5.2.0/24', '192.168.0.2'), lease('10.5.3.0/24', '192.168.0.3')]);
-  assert.deepEqual(first.map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.5.2.0/24', 'added 10.5.3.0/24']);
-  assert.equal(w.leases.length, 2);
-  // Same snapshot again: nothing to say.
-  assert.deepEqual(w.reset([own, lease('10.5.2.0/24', '192.168.0.2'), lease('10.5.3.0/24', '192.168.0.3')]), []);
-  // 10.5.2 moved to another node, 10.5.3 is gone, 10.5.4 is new.
-  const next = w.reset([lease('10.5.2.0/24', '192.168.0.9'), lease('10.5.4.0/24', '192.168.0.4')]);
-  assert.deepEqual(next.map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.5.2.0/24', 'added 10.5.4.0/24', 'removed 10.5.3.0/24']);
-  assert.equal(next[0]!.lease.attrs.publicIp, parseIpv4('192.168.0.9'));
-});
-
-test('remote lease set: incremental put replaces by subnet; delete emits the stored lease', () => {
-  const own = lease('10.5.1.0/24', '192.168.0.1');
-  const w = new RemoteLeaseSet(own);
-  w.reset([lease('10.5.2.0/24', '192.168.0.2', 'vxlan')]);
-  const a = w.update([{ type: 'put', lease: lease('10.5.5.0/24', '192.168.0.5') }, { type: 'put', lease: own }]);
-  assert.deepEqual(a.map((e) => `${e.type} ${e.lease.subnet}`), ['added 10.5.5.0/24']);
-  w.update([{ type: 'put', lease: lease('10.5.5.0/24', '192.168.0.55') }]);
-  assert.equal(w.leases.filter((l) => l.subnet.toString() === '10.5.5.0/24').length, 1);
-  const r = w.update([{ type: 'delete', subnet: Ipv4Net.parse('10.5.2.0/24'), ipv6Subnet: undefined }]);
-  assert.equal(r.length, 1);
-  assert.equal(r[0]!.type, 'removed');
-  assert.equal(r[0]!.lease.attrs.backendType, 'vxlan', 'backends see the old attributes');
-  assert.deepEqual(w.update([{ type: 'delete', subnet: Ipv4Net.parse('10.5.99.0/24'), ipv6Subnet: undefined }]), [], 'unknown subnet: nothing');
-  assert.deepEqual(w.update([{ type: 'delete', subnet: own.subnet, ipv6Subnet: undefined }]), [], 'own lease: nothing');
 });
 
 test('previous subnet.env: comma lists, invalid entries skipped, exactly one valid used (upstream main_test.go)', () => {

@@ -17,13 +17,15 @@ import type { FlannelConfig } from './config';
 import type { BackendNetwork } from '../backends/backend';
 import { lookupBackend } from '../backends/index';
 import { createEtcdClient } from '../lease/etcd/client';
-import { Etcd3Registry } from '../lease/etcd/etcd3-registry';
+import { Etcd3Kv } from '../lease/etcd/etcd3-kv';
+import { SubnetRegistry } from '../lease/etcd/registry';
+import { PeerLeaseGuard } from '../lease/peer-lease-guard';
 import { EtcdSubnetManager } from '../lease/etcd/subnet-manager';
 import type { NetworkConfig } from '../lease/network-config';
 import { readPreviousSubnets, writeSubnetEnv } from '../lease/subnet-file';
 import type { HeldLease, LeaseLoss, SubnetManager } from '../lease/subnet-manager';
 import type { Logger } from '../log';
-import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
+import { localAddresses, readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
 import { RtNetlink } from '../routing/rtnetlink';
 import { isAborted } from '../util/backoff';
 import { SystemCommandRunner } from '../traffic/command';
@@ -90,7 +92,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         ? // Loaded only in kube mode: @kubernetes/client-node adds ~0.6 s to every start.
           await (await import('../lease/kube/kube-subnet-manager')).KubeSubnetManager.create(cfg, process.env, log.child({ component: 'kube' }), signal)
         : new EtcdSubnetManager({
-            registry: new Etcd3Registry(createEtcdClient(cfg.etcd, log), cfg.etcd.prefix, cfg.etcd.endpoints, log.child({ component: 'etcd' })),
+            registry: new SubnetRegistry(new Etcd3Kv(createEtcdClient(cfg.etcd, log), cfg.etcd.endpoints, log), cfg.etcd.prefix, log.child({ component: 'etcd' })),
             log: log.child({ component: 'etcd' }),
             previous: { subnet: previous.subnet, ipv6Subnet: previous.ipv6Subnet },
             renewMarginMs: cfg.subnetLeaseRenewMarginMinutes * 60_000,
@@ -135,10 +137,12 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // annotations replace -public-ip, docs/compatibility.md §11.1 step 7).
     const hints = (await manager.publicIpHints?.()) ?? { publicIp: undefined, publicIpv6: undefined };
     let extIface: ExternalInterface;
+    let local: ReturnType<typeof localAddresses>;
     const nl = RtNetlink.open();
     try {
+      const view = await readNetworkView(nl);
       extIface = await selectExternalInterface(
-        await readNetworkView(nl),
+        view,
         {
           iface: cfg.iface,
           ifaceRegex: cfg.ifaceRegex,
@@ -150,6 +154,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         },
         log,
       );
+      local = localAddresses(view, extIface.index);
     } catch (e) {
       throw new StartupError(errorText(e));
     } finally {
@@ -248,8 +253,12 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     }
 
     // Step 20: the backend runs and follows the other nodes' leases.
+    // Every record the store reports passes the guard's checks before a
+    // backend routes it (src/lease/peer-lease-guard.ts).
     bn.start();
-    const leasesWatch = manager.watchLeases(bn.lease, (events) => bn.applyLeases(events));
+    const guard = new PeerLeaseGuard({ network, own: bn.lease, ...local }, (events) => bn.applyLeases(events), log.child({ component: 'leases' }));
+    status.guard = guard;
+    const leasesWatch = manager.watchLeases(bn.lease, (batch) => guard.apply(batch));
     status.leasesWatch = leasesWatch;
     cleanups.unshift(['lease watch', () => leasesWatch.stop()]);
 

@@ -12,6 +12,7 @@
  *   in place, subnet.env written.
  */
 import type { BackendNetwork, BackendNetworkStatus, DatapathProgress, DatapathReport } from '../backends/backend';
+import type { GuardStats, PeerLeaseGuard } from '../lease/peer-lease-guard';
 import type { HeldLease, LeasesWatch, LeasesWatchStats } from '../lease/subnet-manager';
 import type { TrafficRules } from '../traffic/traffic-manager';
 
@@ -24,6 +25,8 @@ export interface StatusSnapshot {
   datapath: DatapathReport | undefined;
   /** The watch of the other nodes' leases. */
   leasesWatch: LeasesWatchStats | undefined;
+  /** What the guard routes and refuses of those leases. */
+  leases: GuardStats | undefined;
   /** Seconds until the own etcd lease expires; undefined for a reservation, in kube mode, or before the lease. */
   leaseSecondsLeft: number | undefined;
   leaseHeld: boolean;
@@ -64,6 +67,7 @@ export class NodeStatus {
   backend: BackendNetwork | undefined;
   held: HeldLease | undefined;
   leasesWatch: LeasesWatch | undefined;
+  guard: PeerLeaseGuard | undefined;
   traffic: TrafficRules | undefined;
   subnetEnvWritten = false;
   leaseLost = false;
@@ -83,6 +87,7 @@ export class NodeStatus {
       backend,
       datapath: this.backend?.datapath?.report(),
       leasesWatch: this.leasesWatch?.stats,
+      leases: this.guard?.stats,
       leaseSecondsLeft: exp ? Math.max(0, (exp.getTime() - this.now()) / 1000) : undefined,
       leaseHeld: this.held !== undefined && !this.leaseLost,
       trafficInPlace: this.traffic?.inPlace,

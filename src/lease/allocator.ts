@@ -1,9 +1,15 @@
 /**
- * Choosing a free subnet (pure; docs/compatibility.md §3.5 step 5): walk the candidates
- * from SubnetMin upward in steps of the subnet size while <= SubnetMax,
- * collect at most 100 that overlap no existing lease (every listed lease
- * counts, even ones outside the range), and pick one at random. Same for
- * IPv6 when enabled, independently.
+ * Choosing a free subnet (pure; docs/compatibility.md §3.5; upstream's
+ * allocateSubnet): walk the candidates from SubnetMin upward in steps of the
+ * subnet size while <= SubnetMax, collect at most 100 that overlap no
+ * existing lease, and pick one at random. Same for IPv6 when enabled,
+ * independently.
+ *
+ * Which leases block: every lease inside the Network, whatever its size (as
+ * upstream: during a SubnetLen change old leases still hold their addresses),
+ * also outside the SubnetMin..SubnetMax range. A lease not inside the
+ * Network blocks nothing: upstream counts it too, so one `0.0.0.0-0` key
+ * made every new node fail with "out of subnets".
  */
 import { Ipv4Net } from '../util/ipv4';
 import { Ipv6Net } from '../util/ipv6';
@@ -28,8 +34,10 @@ export class OutOfSubnetsError extends NamedError {
   }
 }
 
-export function freeIpv4Candidates(cfg: NetworkConfig, taken: readonly Taken[]): Ipv4Net[] {
+export function freeIpv4Candidates(cfg: NetworkConfig, allTaken: readonly Taken[]): Ipv4Net[] {
   const size = 2 ** (32 - cfg.subnetLen);
+  const net = cfg.network;
+  const taken = allTaken.filter((t) => net !== undefined && net.containsNet(t.subnet));
   const out: Ipv4Net[] = [];
   for (let ip = cfg.subnetMin; ip <= cfg.subnetMax && out.length < MAX_CANDIDATES; ip += size) {
     const candidate = new Ipv4Net(ip >>> 0, cfg.subnetLen);
@@ -38,8 +46,10 @@ export function freeIpv4Candidates(cfg: NetworkConfig, taken: readonly Taken[]):
   return out;
 }
 
-export function freeIpv6Candidates(cfg: NetworkConfig, taken: readonly Taken[]): Ipv6Net[] {
+export function freeIpv6Candidates(cfg: NetworkConfig, allTaken: readonly Taken[]): Ipv6Net[] {
   const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
+  const net = cfg.ipv6Network;
+  const taken = allTaken.filter((t) => net !== undefined && t.ipv6Subnet !== undefined && net.containsNet(t.ipv6Subnet));
   const out: Ipv6Net[] = [];
   for (let ip = cfg.ipv6SubnetMin; ip <= cfg.ipv6SubnetMax && out.length < MAX_CANDIDATES; ip += size) {
     const candidate = new Ipv6Net(ip, cfg.ipv6SubnetLen);

@@ -28,13 +28,34 @@ export interface Lease {
 /** What the backends are told about the other nodes' leases. */
 export type LeaseEvent = { type: 'added'; lease: Lease } | { type: 'removed'; lease: Lease };
 
+/** One lease as its store holds it: the store's watch reports these (./peer-lease-guard.ts chooses what is routed). */
+export interface LeaseRecord {
+  /** The record's identity in its store: the etcd key, or the Node's name. */
+  id: string;
+  lease: Lease;
+  /**
+   * The record's age in its store (etcd: the key's create revision; kube: the
+   * Node's creationTimestamp in ms): of two overlapping records the older
+   * (smaller) one is routed, then the smaller id. Stable across relists.
+   */
+  since: number;
+}
+
+export type RecordChange = { type: 'put'; record: LeaseRecord } | { type: 'delete'; id: string };
+
+/**
+ * What a store's lease watch reports: the whole set of other records (the
+ * first batch, and after a relist), or changes to it.
+ */
+export type RecordBatch = { kind: 'snapshot'; records: LeaseRecord[] } | { kind: 'changes'; changes: RecordChange[] };
+
 /**
  * Same subnet(s), as upstream's LeaseWatcher compares them: the IPv4 subnets,
  * and the IPv6 subnets too when both leases have one.
  */
 export function sameSubnets(a: Pick<Lease, 'subnet' | 'ipv6Subnet'>, b: Pick<Lease, 'subnet' | 'ipv6Subnet'>): boolean {
-  if (!a.subnet.equals(b.subnet)) return false;
-  return a.ipv6Subnet === undefined || b.ipv6Subnet === undefined || a.ipv6Subnet.equals(b.ipv6Subnet);
+  if (!a.subnet.canonical().equals(b.subnet.canonical())) return false;
+  return a.ipv6Subnet === undefined || b.ipv6Subnet === undefined || a.ipv6Subnet.canonical().equals(b.ipv6Subnet.canonical());
 }
 
 /** A raw JSON value in compact form, so differently spaced texts of one value compare equal. */

@@ -4,7 +4,7 @@
  * Node objects (./kube/kube-subnet-manager.ts). Upstream's
  * pkg/subnet/subnet.go, Manager.
  */
-import type { Lease, LeaseAttrs, LeaseEvent } from './lease';
+import type { Lease, LeaseAttrs, RecordBatch } from './lease';
 import type { NetworkConfig } from './network-config';
 
 export interface LeaseLoss {
@@ -27,8 +27,10 @@ export interface LeasesWatchStats {
   resyncs: number;
   skippedKeys: number;
   connected: boolean;
-  /** The first listing of all leases has been handed to the backend. */
+  /** The first listing of all leases has been handed over. */
   snapshotApplied: boolean;
+  /** Times the store was found replaced or wiped (etcd). */
+  resets: number;
 }
 
 /** The remote leases, as a stream of change batches. */
@@ -44,8 +46,12 @@ export interface SubnetManager {
   acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
   /** Starts renewing and monitoring the acquired lease. */
   holdLease(lease: Lease): HeldLease;
-  /** Starts watching the other leases; `onEvents` gets the first snapshot (even when empty), then every non-empty batch. */
-  watchLeases(own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch;
+  /**
+   * Starts watching the other nodes' lease records: `onBatch` gets the whole
+   * set first (even when empty), then changes; the own record never.
+   * The guard (./peer-lease-guard.ts) decides what the backends route.
+   */
+  watchLeases(own: Lease, onBatch: (batch: RecordBatch) => void): LeasesWatch;
   close(): Promise<void>;
   /** Kube mode: addresses the node object asks this node to use instead of -public-ip(v6) (upstream's GetStoredPublicIP). */
   publicIpHints?(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }>;

@@ -16,7 +16,7 @@
  * The core works on a snapshot (NetworkView) so it is tested without root.
  */
 import type { Logger } from '../log';
-import { formatIpv4, tryParseIpv4 } from '../util/ipv4';
+import { formatIpv4, Ipv4Net, tryParseIpv4 } from '../util/ipv4';
 import { formatIpv6, tryParseIpv6 } from '../util/ipv6';
 import { type DetailedAddress, formatAddress, type LinkInfo, type RouteInfo, type RtNetlink } from './rtnetlink';
 import { NamedError, errorText } from '../util/errors';
@@ -231,4 +231,24 @@ export async function selectExternalInterface(view: NetworkView, req: SelectRequ
 export async function readNetworkView(nl: RtNetlink): Promise<NetworkView> {
   const [links, addresses, routes] = await Promise.all([nl.listLinks(), nl.listDetailedAddresses(), nl.listRoutes()]);
   return { links, addresses, routes, routeGet: (dst) => nl.routeGet(dst) };
+}
+
+/**
+ * This node's addresses, and the directed broadcast addresses of the external
+ * interface's IPv4 networks: no peer may advertise one of them as its
+ * PublicIP (src/lease/peer-lease-guard.ts).
+ */
+export function localAddresses(view: Pick<NetworkView, 'addresses'>, extIndex: number): { localIpv4: number[]; localIpv6: bigint[]; directedBroadcasts: number[] } {
+  const localIpv4: number[] = [];
+  const localIpv6: bigint[] = [];
+  const directedBroadcasts: number[] = [];
+  for (const a of view.addresses) {
+    if (a.family === 4) {
+      localIpv4.push(a.address as number);
+      if (a.index === extIndex && a.prefixLen < 31) directedBroadcasts.push(new Ipv4Net(a.address as number, a.prefixLen).broadcast);
+    } else {
+      localIpv6.push(a.address as bigint);
+    }
+  }
+  return { localIpv4, localIpv6, directedBroadcasts };
 }

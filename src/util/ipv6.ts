@@ -120,6 +120,11 @@ export class Ipv6Net {
     return (addr & this.mask) === this.network;
   }
 
+  /** True when `other` lies entirely inside this network. */
+  containsNet(other: Ipv6Net): boolean {
+    return other.prefixLen >= this.prefixLen && this.contains(other.network);
+  }
+
   overlaps(other: Ipv6Net): boolean {
     const m = ipv6PrefixMask(Math.min(this.prefixLen, other.prefixLen));
     return (this.network & m) === (other.network & m);

@@ -7,6 +7,7 @@ import { fieldCI, isJsonObject } from '../../util/go-json';
 import { formatIpv4, tryParseIpv4 } from '../../util/ipv4';
 import { formatIpv6, tryParseIpv6 } from '../../util/ipv6';
 import { NamedError } from '../../util/errors';
+import { quoteForLog } from '../../util/text';
 import type { LeaseAttrs } from '../lease';
 
 /** Compact JSON of a raw JSON value (json.RawMessage is re-compacted by Marshal). */
@@ -40,12 +41,12 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   if (!isJsonObject(obj)) throw new LeaseDecodeError('the value is not a JSON object');
   const pub = fieldCI(obj, 'PublicIP');
   const publicIp = typeof pub === 'string' ? tryParseIpv4(pub) : undefined;
-  if (publicIp === undefined) throw new LeaseDecodeError(`PublicIP ${JSON.stringify(pub)} is not an IPv4 address`);
+  if (publicIp === undefined) throw new LeaseDecodeError(`PublicIP ${quoteForLog(JSON.stringify(pub) ?? 'absent')} is not an IPv4 address`);
   const pub6 = fieldCI(obj, 'PublicIPv6');
   let publicIpv6: bigint | undefined;
   if (pub6 !== undefined && pub6 !== null) {
     publicIpv6 = typeof pub6 === 'string' ? tryParseIpv6(pub6) : undefined;
-    if (publicIpv6 === undefined) throw new LeaseDecodeError(`PublicIPv6 ${JSON.stringify(pub6)} is not an IPv6 address`);
+    if (publicIpv6 === undefined) throw new LeaseDecodeError(`PublicIPv6 ${quoteForLog(JSON.stringify(pub6))} is not an IPv6 address`);
   }
   const bt = fieldCI(obj, 'BackendType');
   if (bt !== undefined && bt !== null && typeof bt !== 'string') throw new LeaseDecodeError('BackendType is not a string');

@@ -2,49 +2,78 @@
  * Watching the other nodes' leases in etcd (upstream's
  * pkg/subnet/etcd/registry.go, watchSubnets and resyncWatch): a listing as
  * the first batch, then a watch of `<prefix>/subnets` from the listing's
- * revision + 1. After a compaction it re-lists and diffs (re-emitting
- * leases whose attributes changed), and it re-lists every
- * `resyncIntervalMs` as anti-entropy. etcd going away only pauses it: the
- * known leases stay in force and the watch resumes.
+ * revision + 1 (so a put between the listing and the watch's start is
+ * delivered). After a compaction it re-lists (the guard re-emits leases whose
+ * attributes changed), and it re-lists every `resyncIntervalMs` as
+ * anti-entropy. etcd going away only pauses it: the known leases stay in
+ * force and the watch resumes.
  *
- * A key that is not a subnet key, or a value that is not lease JSON, is
- * skipped and logged once; it never withdraws other leases (upstream
- * withdrew every remote route on such an event).
+ * A wiped etcd (another store answers on the same address: its cluster id
+ * changed or its revision went back) starts empty until the nodes re-create
+ * their leases. Withdrawing every route because the first listing is empty
+ * would cut the pods off for nothing, so after a wipe the listing only adds:
+ * a lease missing from it stays routed until it returns or the grace period
+ * (`wipeGraceMs`, default ETCD_WIPE_GRACE_MS) has passed, after which a full
+ * listing removes what did not come back.
+ *
+ * A key that is not a (canonical) subnet key, or a value that is not lease
+ * JSON, is skipped and logged once; it never withdraws other leases
+ * (upstream withdraws every remote route on such an event). Records are
+ * reported with their etcd key and create revision; the guard
+ * (../peer-lease-guard.ts) decides what is routed.
  */
 import type { Logger } from '../../log';
 import { sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { LogOnce } from '../../util/repeat-log';
-import type { Lease, LeaseEvent } from '../lease';
-import { type LeaseChange, RemoteLeaseSet } from '../remote-leases';
+import { quoteForLog } from '../../util/text';
+import type { LeaseRecord, RecordBatch, RecordChange } from '../lease';
 import type { LeasesWatch, LeasesWatchStats } from '../subnet-manager';
 import { etcdRetryBackoff } from './backoff-policy';
-import type { RegistryEvent, RegistryWatch, SkippedKey, SubnetRegistry } from './registry';
-import { subnetKeyOfEtcdKey } from './subnet-key';
+import type { KvHeader, KvWatch } from './kv-store';
+import type { RegistryEvent, SkippedKey, StoredLease, SubnetRegistry } from './registry';
+
+/**
+ * How long routes to leases missing after an etcd wipe are kept: every node
+ * re-creates its own lease as soon as its keeper sees the new store (within
+ * seconds, ./own-lease-keeper.ts), so two minutes leaves a wide margin for
+ * nodes that are slow to reconnect while a node that really left is
+ * withdrawn soon after.
+ */
+export const ETCD_WIPE_GRACE_MS = 2 * 60_000;
 
 export interface PeerLeasesWatchOptions {
   resyncIntervalMs: number;
   watchProgressMs?: number;
+  wipeGraceMs?: number;
+}
+
+export function recordOf(s: StoredLease): LeaseRecord {
+  return { id: s.key, lease: s.lease, since: Number(s.createRevision) };
 }
 
 export class EtcdPeerLeasesWatch implements LeasesWatch {
-  private readonly leases: RemoteLeaseSet;
-  private watch: RegistryWatch | undefined;
+  private watch: KvWatch | undefined;
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly loggedSkips = new LogOnce();
   private starting: Promise<void> | undefined;
-  readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
+  /** The store the records came from, and the highest revision it reported. */
+  private clusterId: string | undefined;
+  private highest = 0n;
+  /** After a wipe, until this time (ms), a listing only adds. */
+  private graceUntil = 0;
+  readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false, resets: 0 };
 
   constructor(
     private readonly registry: SubnetRegistry,
-    own: Lease,
-    private readonly onEvents: (events: LeaseEvent[]) => void,
+    /** The own lease's key: never reported. */
+    private readonly ownKey: string,
+    private readonly onBatch: (batch: RecordBatch) => void,
     private readonly options: PeerLeasesWatchOptions,
     private readonly log: Logger,
-  ) {
-    this.leases = new RemoteLeaseSet(own);
-  }
+    private readonly now: () => number = Date.now,
+  ) {}
 
   start(): void {
     this.starting ??= this.run();
@@ -57,29 +86,50 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
     await this.watch?.stop();
   }
 
-  /** Hands a batch to the backend; the first listing even when empty, so the backend knows it is in sync. */
-  private emit(events: LeaseEvent[]): void {
+  private emit(batch: RecordBatch): void {
     if (this.stopped) return;
-    if (events.length > 0 || !this.stats.snapshotApplied) this.onEvents(events);
+    this.onBatch(batch);
     this.stats.snapshotApplied = true;
   }
 
   private skip(s: SkippedKey, revision?: bigint): void {
-    const id = `${s.key}@${revision ?? ''}:${s.reason}`;
     this.stats.skippedKeys++;
-    if (!this.loggedSkips.first(id)) return;
-    this.log.warn({ key: s.key, reason: s.reason }, `Ignoring bad subnet node: ${s.key}: ${s.reason} (other leases are unaffected)`);
+    if (!this.loggedSkips.first(`${s.key}\u0000${revision ?? ''}\u0000${s.reason}`)) return;
+    this.log.warn({ key: quoteForLog(s.key), reason: quoteForLog(s.reason) }, `Ignoring bad subnet node: ${quoteForLog(s.key)}: ${quoteForLog(s.reason)} (other leases are unaffected)`);
   }
 
-  /** Lists every lease (retrying until etcd answers) and applies it as a snapshot; returns the listing's revision. */
-  private async snapshot(): Promise<bigint | undefined> {
+  /** Whether `h` comes from another store than the records (a wiped etcd). */
+  private wiped(h: KvHeader): string | undefined {
+    if (this.clusterId === undefined) return undefined;
+    if (h.clusterId !== this.clusterId) return `the etcd cluster id changed from ${this.clusterId} to ${h.clusterId}`;
+    if (h.revision < this.highest) return `the etcd revision went back from ${this.highest} to ${h.revision}`;
+    return undefined;
+  }
+
+  private noteHeader(h: KvHeader): void {
+    this.clusterId = h.clusterId;
+    if (h.revision > this.highest) this.highest = h.revision;
+  }
+
+  /**
+   * Lists every lease (retrying until etcd answers) and hands it over: as
+   * the full set, or, after a wipe and during its grace period, as additions
+   * only. Returns the listing's header.
+   */
+  private async relist(): Promise<KvHeader | undefined> {
     const backoff = etcdRetryBackoff();
     while (!this.stopped) {
       try {
-        const { leases, revision, skipped } = await this.registry.listLeases();
+        const { leases, header, skipped } = await this.registry.listLeases();
+        const wipe = this.wiped(header);
+        if (wipe) this.noteWipe(wipe);
+        this.clusterId = header.clusterId;
+        this.highest = header.revision;
         for (const s of skipped) this.skip(s);
-        this.emit(this.leases.reset(leases.map((l) => l.lease)));
-        return revision;
+        const records = leases.filter((l) => l.key !== this.ownKey).map(recordOf);
+        if (this.now() < this.graceUntil) this.emit({ kind: 'changes', changes: records.map((record): RecordChange => ({ type: 'put', record })) });
+        else this.emit({ kind: 'snapshot', records });
+        return header;
       } catch (e) {
         this.log.warn({ err: errorText(e) }, 'cannot list the leases; retrying');
         await sleep(backoff.next()).catch(() => undefined);
@@ -88,19 +138,37 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
     return undefined;
   }
 
+  private noteWipe(reason: string): void {
+    this.stats.resets++;
+    const grace = this.options.wipeGraceMs ?? ETCD_WIPE_GRACE_MS;
+    this.graceUntil = this.now() + grace;
+    this.log.warn(
+      { reason, graceMs: grace },
+      `etcd was replaced or wiped (${reason}): keeping every route for up to ${Math.round(grace / 1000)} s while the nodes re-create their leases`,
+    );
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(() => void this.resync('the grace period after an etcd wipe is over', 'none'), grace + 1);
+    this.resyncTimer.unref();
+  }
+
   private async run(): Promise<void> {
-    const revision = await this.snapshot();
-    if (revision === undefined) return;
+    const header = await this.relist();
+    if (header === undefined) return;
     this.watch = this.registry.watch(
       {
         key: this.registry.subnetsPrefix,
         prefix: true,
-        startRevision: revision + 1n,
+        startRevision: header.revision + 1n,
+        clusterId: header.clusterId,
         ...(this.options.watchProgressMs ? { progressIntervalMs: this.options.watchProgressMs } : {}),
       },
       {
-        onEvents: (events) => this.apply(events),
-        onCompacted: (rev) => void this.resync(`the watch fell behind compaction at revision ${rev}`, true),
+        onEvents: (events, h) => this.apply(events, h),
+        onCompacted: (rev) => void this.resync(`the watch fell behind compaction at revision ${rev}`, 'restart'),
+        onReset: (reason) => {
+          this.noteWipe(reason);
+          void this.resync('etcd was replaced or wiped', 'restart');
+        },
         onState: (state, detail) => {
           this.stats.connected = state === 'connected';
           this.stats.reconnects = this.watch?.reconnects ?? 0;
@@ -113,35 +181,34 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
     this.scheduleResync();
   }
 
-  private apply(events: readonly RegistryEvent[]): void {
-    const changes: LeaseChange[] = [];
+  private apply(events: readonly RegistryEvent[], header: KvHeader): void {
+    this.noteHeader(header);
+    const changes: RecordChange[] = [];
     for (const ev of events) {
       if (ev.type === 'put') {
-        if (ev.kv.ok) changes.push({ type: 'put', lease: ev.kv.stored.lease });
-        else this.skip(ev.kv.skipped, ev.modRevision);
+        if (!ev.kv.ok) this.skip(ev.kv.skipped, ev.modRevision);
+        else if (ev.kv.stored.key !== this.ownKey) changes.push({ type: 'put', record: recordOf(ev.kv.stored) });
         continue;
       }
-      const parsed = subnetKeyOfEtcdKey(this.registry.prefix, ev.key);
-      if (parsed) changes.push({ type: 'delete', subnet: parsed.subnet, ipv6Subnet: parsed.ipv6Subnet });
-      else this.skip({ key: ev.key, reason: 'not a subnet key' }, ev.modRevision);
+      if (ev.key !== this.ownKey) changes.push({ type: 'delete', id: ev.key });
     }
-    this.emit(this.leases.update(changes));
+    if (changes.length > 0) this.emit({ kind: 'changes', changes });
   }
 
   private scheduleResync(): void {
     if (this.stopped || this.options.resyncIntervalMs <= 0) return;
-    this.resyncTimer = setTimeout(() => void this.resync('periodic resync', false), this.options.resyncIntervalMs);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(() => void this.resync('periodic resync', 'none'), this.options.resyncIntervalMs);
     this.resyncTimer.unref();
   }
 
-  /** Re-lists and diffs; after a compaction also restarts the watch from the listing. */
-  private async resync(why: string, compacted: boolean): Promise<void> {
+  /** Re-lists; after a compaction or a wipe also restarts the watch from the listing. */
+  private async resync(why: string, watch: 'restart' | 'none'): Promise<void> {
     if (this.stopped) return;
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.stats.resyncs++;
     this.log.info({ reason: why }, 'resyncing leases');
-    const revision = await this.snapshot();
-    if (revision !== undefined && compacted) this.watch?.restartFrom(revision + 1n);
-    this.scheduleResync();
+    const header = await this.relist();
+    if (header !== undefined && watch === 'restart') this.watch?.restartFrom(header.revision + 1n, header.clusterId);
+    if (this.now() >= this.graceUntil) this.scheduleResync();
   }
 }

@@ -42,30 +42,41 @@ export function subnetKeyPath(etcdPrefix: string, subnet: Ipv4Net, ipv6Subnet?: 
 // "Leases in etcd").
 const SUBNET_KEY_RE = /^(\d+\.\d+.\d+.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$/;
 
-/** ParseSubnetKey; undefined for anything that is not a valid subnet key. */
-export function parseSubnetKey(key: string): { subnet: Ipv4Net; ipv6Subnet: Ipv6Net | undefined } | undefined {
+export type SubnetKeyParse = { ok: true; subnet: Ipv4Net; ipv6Subnet: Ipv6Net | undefined } | { ok: false; reason: string };
+
+/**
+ * ParseSubnetKey, stricter: the key must also be canonical, its addresses
+ * the networks themselves. Upstream keeps host bits ("10.5.72.1-24"), and
+ * such a key then compares unequal to the subnet it routes: it slips past the
+ * own-lease filter, and its deletion withdraws the route of the legitimate
+ * "10.5.72.0-24". flannel-ts refuses it like any bad key (skipped and logged).
+ */
+export function parseSubnetKey(key: string): SubnetKeyParse {
   const m = SUBNET_KEY_RE.exec(key);
-  if (!m) return undefined;
+  if (!m) return { ok: false, reason: 'not a subnet key' };
   const ip = tryParseIpv4(m[1]!);
   // The prefix length is parsed as an unsigned integer of at most 5 bits: /32 is rejected (max 31).
   const len = Number(m[2]);
-  if (ip === undefined || len > 31) return undefined;
+  if (ip === undefined || len > 31) return { ok: false, reason: 'not a subnet key' };
   const subnet = new Ipv4Net(ip, len);
-  if (m[3] === undefined) return { subnet, ipv6Subnet: undefined };
-  const ip6 = tryParseIpv6(m[3]);
-  const len6 = Number(m[4]);
-  if (ip6 === undefined || len6 > 127) return undefined;
-  return { subnet, ipv6Subnet: new Ipv6Net(ip6, len6) };
+  let ipv6Subnet: Ipv6Net | undefined;
+  if (m[3] !== undefined) {
+    const ip6 = tryParseIpv6(m[3]);
+    const len6 = Number(m[4]);
+    if (ip6 === undefined || len6 > 127) return { ok: false, reason: 'not a subnet key' };
+    ipv6Subnet = new Ipv6Net(ip6, len6);
+  }
+  const canonical = makeSubnetKey(subnet.canonical(), ipv6Subnet?.canonical());
+  if (canonical !== key) return { ok: false, reason: `the key has host bits set (the subnet is ${canonical}); write it as ${canonical}` };
+  return { ok: true, subnet, ipv6Subnet };
 }
 
 /**
- * The subnet key of an etcd key directly under `<prefix>/subnets/`, or
- * undefined when the key is anything else.
+ * The subnet key of an etcd key directly under `<prefix>/subnets/`, or why
+ * the key is not one.
  */
-export function subnetKeyOfEtcdKey(etcdPrefix: string, etcdKey: string): ReturnType<typeof parseSubnetKey> {
+export function subnetKeyOfEtcdKey(etcdPrefix: string, etcdKey: string): SubnetKeyParse {
   const dir = subnetsPrefix(etcdPrefix) + '/';
-  if (!etcdKey.startsWith(dir)) return undefined;
-  const rest = etcdKey.slice(dir.length);
-  if (rest.includes('/')) return undefined;
-  return parseSubnetKey(rest);
+  if (!etcdKey.startsWith(dir) || etcdKey.slice(dir.length).includes('/')) return { ok: false, reason: 'not a subnet key' };
+  return parseSubnetKey(etcdKey.slice(dir.length));
 }

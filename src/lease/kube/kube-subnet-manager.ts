@@ -14,7 +14,7 @@ import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
 import { formatIpv4 } from '../../util/ipv4';
 import { LogOnce } from '../../util/repeat-log';
 import { formatIpv6 } from '../../util/ipv6';
-import type { Lease, LeaseAttrs, LeaseEvent } from '../lease';
+import type { Lease, LeaseAttrs, RecordBatch, RecordChange } from '../lease';
 import { kubeNetworkConfig, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
 import type { HeldLease, LeasesWatch, LeasesWatchStats, SubnetManager } from '../subnet-manager';
 import { type AnnotationKeys, annotationKeys } from './annotations';
@@ -101,10 +101,12 @@ export class KubeSubnetManager implements SubnetManager {
   private readonly tracker: NodeLeaseTracker;
   private informer: NodeInformer | undefined;
   private ownNode: KubeNode | undefined;
-  private readonly watchers = new Set<(events: LeaseEvent[]) => void>();
+  private readonly watchers = new Set<(batch: RecordBatch) => void>();
   private readonly loggedSkips = new LogOnce();
-  private readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false };
+  private readonly stats: LeasesWatchStats = { reconnects: 0, resyncs: 0, skippedKeys: 0, connected: false, snapshotApplied: false, resets: 0 };
   private closed = false;
+  /** The last failure of the node list/watch, for the sync-timeout error. */
+  private lastListError: string | undefined;
 
   private constructor(
     readonly client: KubeClient,
@@ -155,9 +157,10 @@ export class KubeSubnetManager implements SubnetManager {
     this.informer = this.client.nodeInformer({
       upsert: (n) => this.onNode(n, false),
       delete: (n) => this.onNode(n, true),
-      state: (connected) => {
+      state: (connected, err) => {
         this.stats.connected = connected;
         this.stats.reconnects = this.informer?.restarts ?? 0;
+        if (err) this.lastListError = err.message;
       },
     });
     const minutes = this.timings.syncTimeoutMs / 60_000;
@@ -185,15 +188,17 @@ export class KubeSubnetManager implements SubnetManager {
     }
     await this.close();
     throw new KubeSubnetManagerError(
-      `error waiting for nodeController to sync state: context deadline exceeded (no node list from ${this.client.server} within ${this.timings.syncTimeoutMs / 1000} s: check the API server address, the credentials, and that the ClusterRole grants nodes list and watch)`,
+      `error waiting for nodeController to sync state: context deadline exceeded (no node list from ${this.client.server} within ${this.timings.syncTimeoutMs / 1000} s${
+        this.lastListError ? `; the last attempt: ${this.lastListError}` : ': check the API server address, the credentials, and that the ClusterRole grants nodes list and watch'
+      })`,
     );
   }
 
   private onNode(node: KubeNode, deleted: boolean): void {
     if (node.metadata?.name === this.nodeName) this.ownNode = deleted ? undefined : node;
-    const events = deleted ? this.tracker.delete(node) : this.tracker.upsert(node);
-    if (events.length === 0 || this.closed) return;
-    for (const w of this.watchers) w(events);
+    const changes: RecordChange[] = deleted ? this.tracker.delete(node) : this.tracker.upsert(node);
+    if (changes.length === 0 || this.closed) return;
+    for (const w of this.watchers) w({ kind: 'changes', changes });
   }
 
   private skipped(s: SkippedNode): void {
@@ -325,18 +330,18 @@ export class KubeSubnetManager implements SubnetManager {
     }
   }
 
-  /** Every gated peer node now (as "added"), then each change; the own node never appears. */
-  watchLeases(_own: Lease, onEvents: (events: LeaseEvent[]) => void): LeasesWatch {
+  /** Every gated peer node's record now, then each change; the own node never appears. */
+  watchLeases(_own: Lease, onBatch: (batch: RecordBatch) => void): LeasesWatch {
     const stats = this.stats;
     let active = true;
-    const deliver = (events: LeaseEvent[]): void => {
-      if (active) onEvents(events);
+    const deliver = (batch: RecordBatch): void => {
+      if (active) onBatch(batch);
     };
     queueMicrotask(() => {
       if (!active) return;
       this.watchers.add(deliver);
       stats.snapshotApplied = this.informer?.synced ?? false;
-      onEvents(this.tracker.snapshot());
+      onBatch({ kind: 'snapshot', records: this.tracker.snapshot() });
       if (!stats.snapshotApplied) void this.informer?.whenSynced().then(() => (stats.snapshotApplied = true));
     });
     return {

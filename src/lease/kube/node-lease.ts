@@ -11,10 +11,11 @@ import { isJsonObject, fieldCI } from '../../util/go-json';
 import type { Lease, LeaseAttrs } from '../lease';
 import type { AnnotationKeys } from './annotations';
 import { NamedError } from '../../util/errors';
+import { quoteForLog } from '../../util/text';
 
 /** The parts of a core/v1 Node flanneld uses (structurally a client-node V1Node). */
 export interface KubeNode {
-  metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> | null };
+  metadata?: { name?: string; resourceVersion?: string; creationTimestamp?: Date | string | null; annotations?: Record<string, string> | null };
   spec?: { podCIDR?: string; podCIDRs?: string[] | null };
 }
 
@@ -42,7 +43,7 @@ export function isFlannelNode(node: KubeNode, keys: AnnotationKeys): boolean {
 
 function parseCidr(s: string): Ipv4Net | Ipv6Net {
   const n = Ipv4Net.tryParse(s) ?? Ipv6Net.tryParse(s);
-  if (!n) throw new NodeLeaseError(`invalid CIDR address: ${s}`);
+  if (!n) throw new NodeLeaseError(`invalid CIDR address: ${quoteForLog(s)}`);
   return n;
 }
 
@@ -63,7 +64,7 @@ function backendDataOf(text: string | undefined, key: string): string | undefine
   try {
     JSON.parse(text);
   } catch {
-    throw new NodeLeaseError(`annotation ${key} is not JSON: ${JSON.stringify(text)}`);
+    throw new NodeLeaseError(`annotation ${key} is not JSON: ${quoteForLog(JSON.stringify(text))}`);
   }
   return text;
 }
@@ -87,7 +88,7 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
     const ip = a[keys.publicIp];
     const parsed = ip === undefined ? undefined : tryParseIpv4(ip);
     if (parsed === undefined) {
-      throw new NodeLeaseError(ip === undefined || ip === '' || !/^[\d.]+$/.test(ip) ? `invalid IP address format: ${JSON.stringify(ip ?? '')} in ${keys.publicIp}` : `invalid IPv4 address format: ${ip} in ${keys.publicIp}`);
+      throw new NodeLeaseError(ip === undefined || ip === '' || !/^[\d.]+$/.test(ip) ? `invalid IP address format: ${quoteForLog(JSON.stringify(ip ?? ''))} in ${keys.publicIp}` : `invalid IPv4 address format: ${quoteForLog(ip)} in ${keys.publicIp}`);
     }
     publicIp = parsed;
     subnet = cidrs().find((c): c is Ipv4Net => c instanceof Ipv4Net);
@@ -96,7 +97,7 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
   if (families.ipv6) {
     const ip = a[keys.publicIpv6];
     publicIpv6 = ip === undefined ? undefined : tryParseIpv6(ip);
-    if (publicIpv6 === undefined) throw new NodeLeaseError(`invalid IP address format: ${JSON.stringify(ip ?? '')} in ${keys.publicIpv6}`);
+    if (publicIpv6 === undefined) throw new NodeLeaseError(`invalid IP address format: ${quoteForLog(JSON.stringify(ip ?? ''))} in ${keys.publicIpv6}`);
     ipv6Subnet = cidrs().find((c): c is Ipv6Net => c instanceof Ipv6Net);
     if (!ipv6Subnet) throw new NodeLeaseError('missing IPv6 address on n.Spec.PodCIDRs');
   }

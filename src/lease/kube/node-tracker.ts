@@ -1,22 +1,23 @@
 /**
- * Other nodes → lease events (docs/compatibility.md §11.6), the pure core of the kube
- * leases watch: the informer's add/update/delete of Node objects go in,
- * "added"/"removed" lease events for the backends come out. No API, no clock.
+ * Other nodes → lease records (docs/compatibility.md §11.6; upstream's
+ * pkg/subnet/kube/kube.go handlers and nodeToLease), the pure core of the kube
+ * leases watch: the informer's add/update/delete of Node objects go in, lease
+ * records keyed by node name come out. The guard (../peer-lease-guard.ts)
+ * then decides what is routed, with the same checks as in etcd mode; of two
+ * Nodes with overlapping podCIDRs the older creationTimestamp wins, then the
+ * name. No API, no clock.
  *
  * Kept from upstream: only gated nodes count (kube-subnet-manager "true");
- * an update emits "added" only when what the lease carries changed; a
- * removal carries the last known lease; a node that does not convert is
- * skipped with a warning and never touches other nodes' routes.
+ * a node that does not convert is skipped with a warning and never touches
+ * other nodes' routes.
  * Fixed on purpose (docs/compatibility.md §12, kube mode):
- *  - a change confined to one address family is not ignored (the whole lease
- *    is compared);
+ *  - an update is compared on everything its lease carries, so a change
+ *    confined to one address family is not ignored;
  *  - a node whose gate annotation is removed has its routes withdrawn;
- *  - a node whose podCIDR changed is withdrawn at the old subnet and added
- *    at the new one;
- *  - a removal uses the lease we routed, so a final object that no longer
- *    converts still withdraws it.
+ *  - a node whose podCIDR changed moves (its record changes subnet);
+ *  - a node whose newer object no longer converts keeps its last good lease.
  */
-import { describeLease, type Lease, type LeaseEvent, sameAttrs } from '../lease';
+import { type Lease, type LeaseRecord, type RecordChange, sameAttrs } from '../lease';
 import type { AnnotationKeys } from './annotations';
 import { type Families, isFlannelNode, type KubeNode, NodeLeaseError, nodeName, nodeToLease } from './node-lease';
 
@@ -26,9 +27,16 @@ export interface SkippedNode {
   reason: string;
 }
 
+/** The Node's creationTimestamp in ms (0 when absent: such a node sorts first, then by name). */
+export function nodeCreatedMs(node: KubeNode): number {
+  const t = node.metadata?.creationTimestamp;
+  const ms = t === undefined || t === null ? NaN : new Date(t).getTime();
+  return Number.isFinite(ms) ? ms : 0;
+}
+
 export class NodeLeaseTracker {
-  /** The lease routed for each peer node, by node name. */
-  private readonly leases = new Map<string, Lease>();
+  /** The record of each peer node, by node name. */
+  private readonly records = new Map<string, LeaseRecord>();
 
   constructor(
     private readonly ownName: string,
@@ -38,20 +46,20 @@ export class NodeLeaseTracker {
     private readonly onSkip: (s: SkippedNode) => void,
   ) {}
 
-  /** The leases currently known, as a snapshot of "added" events (the first batch a watcher gets). */
-  snapshot(): LeaseEvent[] {
-    return [...this.leases.values()].map((lease) => ({ type: 'added', lease }));
+  /** Every peer node's record now (the first batch a watcher gets). */
+  snapshot(): LeaseRecord[] {
+    return [...this.records.values()];
   }
 
   get size(): number {
-    return this.leases.size;
+    return this.records.size;
   }
 
   /** An ADDED or MODIFIED node (also an initial-list item or a relist re-delivery). */
-  upsert(node: KubeNode): LeaseEvent[] {
+  upsert(node: KubeNode): RecordChange[] {
     const name = nodeName(node);
     if (name === this.ownName || name === '') return [];
-    const before = this.leases.get(name);
+    const before = this.records.get(name);
     if (!isFlannelNode(node, this.keys)) return before ? this.remove(name) : [];
     let lease: Lease;
     try {
@@ -61,42 +69,24 @@ export class NodeLeaseTracker {
       this.onSkip({ node: name, resourceVersion: node.metadata?.resourceVersion ?? '', reason: e.message });
       return [];
     }
-    if (before && sameLease(before, lease)) return [];
-    const events: LeaseEvent[] = [];
-    if (before && !sameSubnet(before, lease)) events.push(...this.remove(name));
-    for (const [other, l] of this.leases) {
-      if (other !== name && sameSubnet(l, lease)) {
-        this.onSkip({ node: name, resourceVersion: node.metadata?.resourceVersion ?? '', reason: `its pod CIDR ${describeLease(lease)} is already routed to node "${other}"` });
-        return events;
-      }
-    }
-    this.leases.set(name, lease);
-    events.push({ type: 'added', lease });
-    return events;
+    const record: LeaseRecord = { id: name, lease, since: nodeCreatedMs(node) };
+    if (before && before.since === record.since && sameLease(before.lease, lease)) return [];
+    this.records.set(name, record);
+    return [{ type: 'put', record }];
   }
 
   /** A DELETED node (or one a relist no longer contains). */
-  delete(node: KubeNode): LeaseEvent[] {
+  delete(node: KubeNode): RecordChange[] {
     return this.remove(nodeName(node));
   }
 
-  private remove(name: string): LeaseEvent[] {
-    const lease = this.leases.get(name);
-    if (!lease) return [];
-    this.leases.delete(name);
-    return [{ type: 'removed', lease }];
+  private remove(name: string): RecordChange[] {
+    if (!this.records.delete(name)) return [];
+    return [{ type: 'delete', id: name }];
   }
 }
 
-/**
- * Both subnets equal, IPv6 included even when one side has none (stricter
- * than lease.ts's sameSubnets, which lets a missing IPv6 subnet match: here
- * a node gaining or losing its IPv6 podCIDR is a move).
- */
-function sameSubnet(a: Lease, b: Lease): boolean {
-  return a.subnet.equals(b.subnet) && (a.ipv6Subnet?.toString() ?? '') === (b.ipv6Subnet?.toString() ?? '');
-}
-
+/** Both subnets and every attribute equal (a node gaining or losing its IPv6 podCIDR is a change). */
 function sameLease(a: Lease, b: Lease): boolean {
-  return sameSubnet(a, b) && sameAttrs(a.attrs, b.attrs);
+  return a.subnet.equals(b.subnet) && (a.ipv6Subnet?.toString() ?? '') === (b.ipv6Subnet?.toString() ?? '') && sameAttrs(a.attrs, b.attrs);
 }
