@@ -153,6 +153,27 @@ export class EtcdServer {
     await this.signal('SIGKILL');
   }
 
+  /** SIGSTOP: etcd hangs (connections stay open, nothing is answered) until resume(). */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
+  /**
+   * A wiped etcd: killed, its data directory emptied, started again on the
+   * same address with the same flags (so even its cluster id is the same;
+   * its revision starts again from 1).
+   */
+  async wipe(): Promise<void> {
+    await this.kill();
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    fs.mkdirSync(this.dataDir, { mode: 0o700 });
+    await this.launch();
+  }
+
   private async signal(sig: NodeJS.Signals): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
