@@ -50,8 +50,12 @@ export interface StandInOptions {
   token?: string;
   /** Bookmark period for watches that allow them (default 1000 ms). */
   bookmarkIntervalMs?: number;
-  /** Serve HTTPS with this certificate and key (PEM files); plain HTTP otherwise. */
-  tls?: { certFile: string; keyFile: string };
+  /**
+   * Serve HTTPS with this certificate and key (PEM files); plain HTTP
+   * otherwise. With `clientCaFile`, a client certificate signed by that CA is
+   * required (as kube-apiserver's --client-ca-file).
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
 }
 
 function status(code: number, reason: string, message: string, details?: Json): Json {
@@ -88,7 +92,16 @@ export class KubeApiStandIn {
   async listen(host: string, port: number): Promise<void> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.handle(req, res);
     const tls = this.options.tls;
-    const server = tls ? https.createServer({ cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) }, handler) : http.createServer(handler);
+    const server = tls
+      ? https.createServer(
+          {
+            cert: fs.readFileSync(tls.certFile),
+            key: fs.readFileSync(tls.keyFile),
+            ...(tls.clientCaFile ? { ca: fs.readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          handler,
+        )
+      : http.createServer(handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

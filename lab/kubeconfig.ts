@@ -6,6 +6,8 @@ export interface KubeconfigSpec {
   server: string;
   caFile?: string;
   token?: string;
+  /** A client certificate and key (PEM files). */
+  clientCert?: { certFile: string; keyFile: string };
 }
 
 export function writeKubeconfig(file: string, spec: KubeconfigSpec): void {
@@ -15,7 +17,17 @@ export function writeKubeconfig(file: string, spec: KubeconfigSpec): void {
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'stand-in', cluster }],
-    users: [{ name: 'flannel', user: spec.token ? { token: spec.token } : {} }],
+    users: [
+      {
+        name: 'flannel',
+        user: {
+          ...(spec.token ? { token: spec.token } : {}),
+          ...(spec.clientCert
+            ? { 'client-certificate-data': fs.readFileSync(spec.clientCert.certFile).toString('base64'), 'client-key-data': fs.readFileSync(spec.clientCert.keyFile).toString('base64') }
+            : {}),
+        },
+      },
+    ],
     contexts: [{ name: 'flannel@stand-in', context: { cluster: 'stand-in', user: 'flannel' } }],
     'current-context': 'flannel@stand-in',
   };

@@ -39,3 +39,35 @@ export function makeTestPki(dir: string, serverIps: readonly string[] = []): Tes
     clientKey: path.join(dir, 'client.key'),
   };
 }
+
+/**
+ * Certificates for the ways a TLS handshake fails: a second CA nobody
+ * trusts, server certificates that expired yesterday and that name another
+ * address, and a client certificate signed by the untrusted CA. Together
+ * with makeTestPki's good ones (made in the same folder).
+ */
+export interface FailurePki extends TestPki {
+  otherCaFile: string;
+  expiredCert: string;
+  wrongNameCert: string;
+  untrustedClientCert: string;
+  untrustedClientKey: string;
+}
+
+export function makeFailurePki(dir: string): FailurePki {
+  const good = makeTestPki(dir);
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=an untrusted CA'], dir);
+  fs.writeFileSync(path.join(dir, 'wrong.ext'), 'subjectAltName=IP:127.0.0.2\nextendedKeyUsage=serverAuth\n');
+  // The server's key and request, signed again: valid until yesterday (-days -1), and for another address.
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'expired.crt', '-days', '-1', '-extfile', 'server.ext'], dir);
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'wrong-name.crt', '-days', '2', '-extfile', 'wrong.ext'], dir);
+  openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'other-ca.crt', '-CAkey', 'other-ca.key', '-CAcreateserial', '-out', 'untrusted-client.crt', '-days', '2', '-extfile', 'client.ext'], dir);
+  return {
+    ...good,
+    otherCaFile: path.join(dir, 'other-ca.crt'),
+    expiredCert: path.join(dir, 'expired.crt'),
+    wrongNameCert: path.join(dir, 'wrong-name.crt'),
+    untrustedClientCert: path.join(dir, 'untrusted-client.crt'),
+    untrustedClientKey: good.clientKey,
+  };
+}

@@ -4,6 +4,7 @@
  */
 import { isRecoverableError } from 'etcd3';
 import { errorText, NamedError } from '../../util/errors';
+import { type TlsProblem, tlsProblem } from '../../util/tls-errors';
 
 export abstract class LeaseManagerError extends NamedError {
   abstract readonly recoverable: boolean;
@@ -16,6 +17,21 @@ export class EtcdUnavailableError extends LeaseManagerError {
     super(`etcd is unreachable (${op}; endpoints ${endpoints.join(', ')}): ${errorText(cause)}`, { cause });
   }
 }
+
+/**
+ * The TLS handshake with etcd failed: the message names the cause and the
+ * fix. Retried like an unreachable etcd (a certificate may be renewed or a
+ * CA file replaced while flanneld waits), never without TLS or verification.
+ */
+export class EtcdTlsError extends LeaseManagerError {
+  readonly recoverable = true;
+  constructor(readonly op: string, readonly endpoints: readonly string[], readonly problem: TlsProblem, cause: unknown) {
+    super(`TLS with etcd failed (${op}; endpoints ${endpoints.join(', ')}): ${problem.cause}. Fix: ${problem.fix}`, { cause });
+  }
+}
+
+/** Where flanneld's etcd TLS settings come from, for the fix texts. */
+const ETCD_TLS_SETTINGS = { ca: '-etcd-cafile (without it, the system CAs)', clientCert: '-etcd-certfile and -etcd-keyfile' };
 
 /** etcd answered with an error retrying will not fix (permission denied, bad request, ...). */
 export class EtcdRequestError extends LeaseManagerError {
@@ -55,6 +71,8 @@ const AUTH_HINT =
 /** Classifies an error from the etcd3 client. */
 export function classifyEtcdError(e: unknown, op: string, endpoints: readonly string[]): LeaseManagerError {
   if (e instanceof LeaseManagerError) return e;
+  const tls = tlsProblem(e, ETCD_TLS_SETTINGS);
+  if (tls) return new EtcdTlsError(op, endpoints, tls, e);
   const name = e instanceof Error ? e.constructor.name : '';
   if (/PermissionDenied|AuthenticationFailed|Unauthenticated|InvalidAuthToken|UserNotFound/.test(name)) {
     return new EtcdRequestError(op, e, AUTH_HINT);

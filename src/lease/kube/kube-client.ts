@@ -11,6 +11,7 @@ import type { Logger } from '../../log';
 import { Backoff } from '../../util/backoff';
 import type { KubeNode } from './node-lease';
 import { NamedError, errorText } from '../../util/errors';
+import { tlsProblem } from '../../util/tls-errors';
 
 export const SERVICEACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -123,6 +124,12 @@ function readable(file: string): boolean {
   }
 }
 
+/** Where the kube client's TLS settings come from, for the fix texts. */
+const KUBE_TLS_SETTINGS = {
+  ca: "the kubeconfig cluster's certificate-authority (in a pod: the service account's ca.crt)",
+  clientCert: "the kubeconfig user's client-certificate and client-key",
+};
+
 /** Every call but the watch gives up after this (client-go has no default; a hung server must not hang startup). */
 export const KUBE_REQUEST_TIMEOUT_MS = 15_000;
 
@@ -134,6 +141,8 @@ function statusDetail(e: unknown): { status: number; detail: string } {
     if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') detail = (body as { message: string }).message;
     return { status: err.code, detail: detail || 'no Status message' };
   }
+  const tls = tlsProblem(e, KUBE_TLS_SETTINGS);
+  if (tls) return { status: 0, detail: `TLS with the API server failed: ${tls.cause}. Fix: ${tls.fix} (${errorText(e)})` };
   const cause = (e as { cause?: { code?: string } }).cause?.code;
   return { status: 0, detail: `${errorText(e)}${cause ? ` (${cause})` : ''}` };
 }
