@@ -3,8 +3,8 @@
 // A TCP (TSO) or UDP (USO) "super-packet" read from the TUN carries one IP
 // and L4 header and up to ~64 KiB of payload; the virtio header says how to
 // cut it (gso_size). Each datagram on the wire must carry exactly one
-// complete inner IPv4 packet with valid IP and TCP/UDP checksums (compat
-// docs/compatibility.md §5.3; an upstream peer knows nothing of offloads), so every segment gets
+// complete inner IPv4 packet with valid IP and TCP/UDP checksums
+// (docs/compatibility.md §5.3; an upstream peer knows nothing of offloads), so every segment gets
 // its own headers, as the kernel's tcp4_gso_segment / __udp_gso_segment make
 // them:
 //  - IP: total length of the segment, IP id incremented per segment, header

@@ -1,5 +1,5 @@
 // ICMPv4 error generation (pure, no I/O): net-unreachable for packets with no
-// route (compat spec docs/compatibility.md §5.6) and time-exceeded for packets whose TTL runs out
+// route (docs/compatibility.md §5.6) and time-exceeded for packets whose TTL runs out
 // (beyond upstream, which drops them silently, docs/compatibility.md §10).
 #pragma once
 

@@ -8,8 +8,8 @@
 // together (equal sizes, a shorter one only last, at most kMaxGsoSegments and
 // kMaxGsoBytes) become one message with a UDP_SEGMENT cmsg, whose iovecs
 // interleave those headers with the payload slices: the payload is never
-// copied. Each wire datagram is still exactly one inner IPv4 packet (compat
-// docs/compatibility.md §5.3). All messages of a batch go out with sendmmsg.
+// copied. Each wire datagram is still exactly one inner IPv4 packet
+// (docs/compatibility.md §5.3). All messages of a batch go out with sendmmsg.
 #pragma once
 
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
 /**
  * `flanneld cleanup` (beyond upstream): removes from this node everything
- * flannel-ts creates and leaves behind on purpose when it stops (compat
- * docs/compatibility.md §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
+ * flannel-ts creates and leaves behind on purpose when it stops
+ * (docs/compatibility.md §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
  * with it), a leftover flannel<N> TUN, every route of ours (RTPROT_FLANNEL_TS:
  * host-gw and DirectRouting routes, the blackhole route), the iptables rules
  * and chains of docs/compatibility.md §8.1-8.2 for both families and the nftables tables of docs/compatibility.md §8.3.

@@ -1,7 +1,7 @@
 /**
  * The flannel network config: the JSON at `<prefix>/config` in etcd (or
- * net-conf.json in kube mode), decoded as upstream's Go struct is (compat
- * docs/compatibility.md §2.2) and validated with upstream's defaults and error texts (docs/compatibility.md §2.3).
+ * net-conf.json in kube mode), decoded as upstream's Go struct is
+ * (docs/compatibility.md §2.2) and validated with upstream's defaults and error texts (docs/compatibility.md §2.3).
  */
 import { fieldCI, isJsonObject, type JsonObject } from '../util/go-json';
 import { formatIpv4, Ipv4Net, tryParseIpv4 } from '../util/ipv4';

@@ -78,8 +78,8 @@ export function formatRule(rule: IptRule): string {
 }
 
 /**
- * The `iptables-restore --noflush` payload that rebuilds `rules` (compat
- * docs/compatibility.md §8.2 bootstrap): per table, the missing flannel chains first, then for
+ * The `iptables-restore --noflush` payload that rebuilds `rules`
+ * (docs/compatibility.md §8.2 bootstrap): per table, the missing flannel chains first, then for
  * every rule in order `-D` when it exists and `-A`, so the whole set ends
  * up at the end of each chain in order. `exists(i)` says whether rules[i]
  * is present now; `missingChains` are flannel chains to create.

@@ -1,6 +1,6 @@
 /**
- * The Node annotation keys flanneld reads and writes in kube mode (compat
- * docs/compatibility.md §11.4): `-kube-annotation-prefix` normalised as upstream does, then a
+ * The Node annotation keys flanneld reads and writes in kube mode
+ * (docs/compatibility.md §11.4): `-kube-annotation-prefix` normalised as upstream does, then a
  * fixed name appended.
  *
  * Normalisation, in upstream's order: more than one "/" is an error; no "/"

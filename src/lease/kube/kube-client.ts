@@ -40,8 +40,8 @@ export interface KubeClientOptions {
 }
 
 /**
- * The client config, as client-go's BuildConfigFromFlags decides it (compat
- * docs/compatibility.md §11.1 step 1): kubeconfig file (server replaced by -kube-api-url when both
+ * The client config, as client-go's BuildConfigFromFlags decides it
+ * (docs/compatibility.md §11.1 step 1): kubeconfig file (server replaced by -kube-api-url when both
  * are given), the URL alone (anonymous), or the in-cluster service account.
  * KUBECONFIG and ~/.kube/config are never consulted.
  */
