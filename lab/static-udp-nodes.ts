@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import type { Counters } from '../src/forwarder/native-datapath';
 import type { OffloadReport } from '../src/forwarder/offload';
+import type { Refusal } from '../src/forwarder/udp-forwarder';
 import type { StaticUdpNodeOptions } from './bin/static-udp-node';
 import { JsonChannel } from './json-channel';
 import { type Lab } from './netns';
@@ -34,8 +35,8 @@ export class StaticUdpNode {
     return this.channel.request<NodeStats>({ cmd: 'stats' });
   }
 
-  async setSourceCheck(enabled: boolean): Promise<void> {
-    await this.channel.request({ cmd: 'setSourceCheck', enabled });
+  async setIngressPolicy(policy: { sourceCheck: boolean; allowExternalSources?: boolean }): Promise<void> {
+    await this.channel.request({ cmd: 'setIngressPolicy', ...policy });
   }
 
   /** Runs the flannel0 configuration again; returns what it had to change. */
@@ -45,9 +46,10 @@ export class StaticUdpNode {
     return r.changes ?? [];
   }
 
-  async drainUnknownSources(): Promise<string[]> {
-    const r = await this.channel.request<{ addresses: string[] }>({ cmd: 'drainUnknownSources' });
-    return r.addresses;
+  /** Datagrams refused since the last call, each (sender, reason) once. */
+  async drainRefusals(): Promise<Refusal[]> {
+    const r = await this.channel.request<{ refusals: Refusal[] }>({ cmd: 'drainRefusals' });
+    return r.refusals;
   }
 }
 

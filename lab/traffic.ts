@@ -72,6 +72,16 @@ export async function sendUdpDatagram(
   });
 }
 
+/**
+ * Sends `payloads` (equal sizes but a shorter last) from `bindAddress` in
+ * `ns` as one UDP_SEGMENT send: on a veth underlay the receiving socket,
+ * with UDP_GRO, reads them as one message, as the datapath does under load.
+ */
+export async function sendUdpBurst(lab: Lab, ns: string, bindAddress: string, toAddress: string, toPort: number, payloads: Buffer[]): Promise<void> {
+  const hex = payloads.map((p) => p.toString('hex')).join(',');
+  await lab.exec(ns, 'python3', [UDP_DATAGRAMS, 'burst', bindAddress, toAddress, String(toPort), hex], { timeoutMs: 10_000 });
+}
+
 export interface DatagramsResult {
   sent: number;
   received: number;

@@ -11,8 +11,7 @@ if ! command -v "$cxx" >/dev/null; then
   echo "build-fuzzers: $cxx not found; install clang and libclang-rt-14-dev (scripts/bootstrap does)" >&2
   exit 1
 fi
-core=(native/core/checksum.cc native/core/counters.cc native/core/forwarding.cc native/core/gro.cc
-      native/core/gso.cc native/core/icmp.cc native/core/ipv4.cc native/core/lpm_table.cc)
+core=(native/core/*.cc)  # the pure packet core, all of it (binding.gyp's core_sources)
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall)
 for src in native/fuzz/fuzz_*.cc; do
   name=$(basename "$src" .cc)

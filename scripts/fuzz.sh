@@ -12,10 +12,13 @@ for bin in build/fuzz/fuzz_*; do
   name=$(basename "$bin")
   mkdir -p "build/fuzz/corpus/$name"
   echo "fuzz: $name for ${seconds}s"
+  log="build/fuzz/$name.log"
+  status=0
   "$bin" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$name-" \
-    "build/fuzz/corpus/$name" 2>&1 | grep -E "^(stat::number_of_executed_units|#[0-9]+ +DONE)|ERROR|invariant" || true
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-    echo "fuzz: $name failed; the input is in build/fuzz/artifacts/" >&2
+    "build/fuzz/corpus/$name" >"$log" 2>&1 || status=$?
+  grep -E "^(stat::number_of_executed_units|#[0-9]+ +DONE)|ERROR|invariant" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz: $name exited with status $status; the input is in build/fuzz/artifacts/, the log in $log" >&2
     exit 1
   fi
 done

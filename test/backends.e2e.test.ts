@@ -1,6 +1,6 @@
 /**
  * The vxlan and host-gw backends end to end: real bin/flanneld processes in
- * namespaces with etcd; kernel state checked with iproute2 against compat
+ * namespaces with etcd; kernel state checked with iproute2 against
  * docs/compatibility.md §6.1, §6.3 and §7.2; entries deleted by hand come back.
  */
 import assert from 'node:assert/strict';

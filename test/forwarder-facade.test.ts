@@ -13,6 +13,9 @@ import {
   type DatapathAddon,
   loadDatapathAddon,
   type NativeDatapath,
+  type NativeIngressPolicy,
+  type NativePeer,
+  type NativeRefusal,
   type NativeRoute,
   type NativeRouteKey,
 } from '../src/forwarder/native-datapath';
@@ -50,18 +53,18 @@ class FakeDatapath implements NativeDatapath {
   updateRoutes(s: NativeRoute[], r: NativeRouteKey[]) {
     this.calls.push(['updateRoutes', [s, r]]);
   }
-  replacePeers(a: string[]) {
+  replacePeers(a: Array<string | NativePeer>) {
     this.calls.push(['replacePeers', [a]]);
   }
-  setSourceCheck(b: boolean) {
-    this.calls.push(['setSourceCheck', [b]]);
+  setIngressPolicy(p: NativeIngressPolicy) {
+    this.calls.push(['setIngressPolicy', [p]]);
   }
   stats() {
     const counters = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as never;
     return { counters, routes: 2, peers: 1, retiredTables: 0, running: true, workers: 1 };
   }
-  drainUnknownSources() {
-    return ['192.0.2.7'];
+  drainRefusals(): NativeRefusal[] {
+    return [{ sender: '192.0.2.7', reason: 'ingress_drop_unknown_source' }];
   }
   close() {
     this.calls.push(['close', []]);
@@ -156,10 +159,21 @@ test('stats are shaped by direction and drop reason', () => {
     'bad_header',
     'ttl_expired',
     'tun_write_error',
+    'spoofed_source',
+    'foreign_destination',
   ]);
   assert.equal(s.drops('ingress')['unknown_source'], COUNTER_NAMES.indexOf('ingress_drop_unknown_source'));
   assert.equal(s.routes, 2);
-  assert.deepEqual(f.drainUnknownSources(), ['192.0.2.7']);
+  assert.deepEqual(f.drainRefusals(), [{ sender: '192.0.2.7', reason: 'ingress_drop_unknown_source' }]);
+});
+
+test('the ingress policy is sent with its networks as masked prefixes', () => {
+  const f = new UdpForwarder(fakeAddon);
+  f.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: Ipv4Net.parse('10.5.1.0/24'), network: Ipv4Net.parse('10.5.0.0/16') });
+  assert.deepEqual(FakeDatapath.last!.calls[0], [
+    'setIngressPolicy',
+    [{ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 } }],
+  ]);
 });
 
 test('the real addon loads and reports the counters this code knows', () => {
@@ -170,6 +184,10 @@ test('the real addon loads and reports the counters this code knows', () => {
   assert.throws(() => dp.replaceRoutes([{ network: '10.5.1.0', prefixLen: 33, peer: '1.2.3.4', port: 8285 }]), /prefixLen/);
   assert.throws(() => dp.replaceRoutes([{ network: 'x', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]), /route network/);
   assert.throws(() => dp.replacePeers(['1.2.3']), /peer address/);
+  assert.throws(() => dp.replacePeers([{ address: '1.2.3.4', flags: 256 }]), /flags/);
+  dp.replacePeers(['1.2.3.4', { address: '1.2.3.5', flags: 1 }]);
+  assert.equal(dp.stats().peers, 2);
+  assert.throws(() => dp.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 33 }, network: { network: '10.5.0.0', prefixLen: 16 } }), /prefixLen/);
   dp.replaceRoutes([{ network: '10.5.1.9', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]);
   assert.equal(dp.stats().routes, 1);
   assert.equal(dp.stats().running, false);

@@ -1,7 +1,7 @@
 /**
  * The libFuzzer targets of native/fuzz (every parser of bytes from the
  * network or the kernel: the IPv4 header walk, the virtio-net header, the
- * segmenter, the coalescer), each run for a few seconds. `npm run fuzz`
+ * segmenter, the coalescer, the egress and ingress glue), each run for a few seconds. `npm run fuzz`
  * runs them longer. They need clang with libFuzzer (scripts/bootstrap
  * installs it); without it this test fails rather than skips.
  */
@@ -20,14 +20,14 @@ const SECONDS = 3;
 
 /**
  * The functions of native/core that read bytes from the network or the
- * kernel: declared in a header, named parse_*, decode_*, decide_*, split_*,
- * coalesce_* or complete_* (the packet core's naming for them).
+ * kernel: declared in a header, named parse_*, decode_*, decide_*, classify_*,
+ * split_*, for_each_*, coalesce_* or complete_* (the packet core's naming).
  */
 function coreParsers(): string[] {
   const dir = path.join(ROOT, 'native', 'core');
   const names = new Set<string>();
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.h'))) {
-    for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^(?:inline\s+)?[A-Za-z_][\w:<>]*\s+((?:parse|decode|decide|split|coalesce|complete)_\w+)\s*\(/gm)) names.add(m[1]!);
+    for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^(?:inline\s+)?[A-Za-z_][\w:<>]*\s+((?:parse|decode|decide|classify|split|for_each|coalesce|complete)_\w+)\s*\(/gm)) names.add(m[1]!);
   }
   return [...names].sort();
 }

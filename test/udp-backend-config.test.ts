@@ -6,7 +6,7 @@ import { defaultWorkers, parseUdpBackendConfig, tunMtu, UdpBackendConfigError } 
 const ALL = { tso: true, uso: true, gso: true, gro: true };
 
 test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
-  const expected = { port: 8285, mtu: undefined, sourceCheck: true, workers: defaultWorkers(), offload: ALL };
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, workers: defaultWorkers(), offload: ALL };
   assert.deepEqual(parseUdpBackendConfig(undefined), expected);
   assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
   assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
@@ -17,8 +17,8 @@ test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per 
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
   assert.deepEqual(
-    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, workers: 3, offload: { tso: false, gro: false } }),
-    { port: 9000, mtu: 9000, sourceCheck: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, workers: 3, offload: { tso: false, gro: false } }),
+    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
   );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
 });

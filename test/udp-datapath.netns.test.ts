@@ -198,19 +198,19 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
     const cap = await Capture.start(lab, n1.pod.ns, 'eth0', 'udp and dst port 9997', 1);
     await sendUdpDatagram(lab, n2.ns, stranger, n1.underlayAddress, PORT, inner);
     await counterReaches(nodes[0]!, 'ingress_drop_unknown_source', before + 1);
-    assert.deepEqual(await nodes[0]!.drainUnknownSources(), [stranger]);
+    assert.deepEqual(await nodes[0]!.drainRefusals(), [{ sender: stranger, reason: 'ingress_drop_unknown_source' }]);
     await sendUdpDatagram(lab, n2.ns, stranger, n1.underlayAddress, PORT, inner);
     await counterReaches(nodes[0]!, 'ingress_drop_unknown_source', before + 2);
-    assert.deepEqual(await nodes[0]!.drainUnknownSources(), [], 'each address is reported once');
+    assert.deepEqual(await nodes[0]!.drainRefusals(), [], 'each address is reported once');
     assert.equal((await cap.packets(500)).length, 0, 'nothing from the stranger reached the pod');
 
-    await nodes[0]!.setSourceCheck(false);
+    await nodes[0]!.setIngressPolicy({ sourceCheck: false });
     try {
       const cap2 = await Capture.start(lab, n1.pod.ns, 'eth0', 'udp and dst port 9997', 1);
       await sendUdpDatagram(lab, n2.ns, stranger, n1.underlayAddress, PORT, inner);
       assert.equal((await cap2.packets()).length, 1, 'with SourceCheck off the datagram is forwarded');
     } finally {
-      await nodes[0]!.setSourceCheck(true);
+      await nodes[0]!.setIngressPolicy({ sourceCheck: true });
     }
   });
 

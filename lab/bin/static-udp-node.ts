@@ -9,7 +9,8 @@
  * It prints {"event":"ready","tun":"flannel0"} when forwarding, then serves
  * line-delimited JSON requests on stdin: {"id":1,"cmd":"stats"},
  * {"cmd":"setRoutes","routes":[...]}, {"cmd":"setPeers","peers":[...]},
- * {"cmd":"setSourceCheck","enabled":false}, {"cmd":"drainUnknownSources"},
+ * {"cmd":"setIngressPolicy","sourceCheck":false,"allowExternalSources":false},
+ * {"cmd":"drainRefusals"},
  * {"cmd":"reconfigure"} (runs the flannel0 configuration again and returns what it changed).
  * SIGTERM, SIGINT or the end of stdin stop it.
  */
@@ -33,6 +34,7 @@ export interface StaticUdpNodeOptions {
   routes: Array<{ subnet: string; peer: string }>;
   peers?: string[];
   sourceCheck?: boolean;
+  allowExternalSources?: boolean;
   bufferSize?: number;
   batchSize?: number;
   /** Workers (default as the udp backend: the cores, at most 8). */
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     workers,
     offload,
     sourceCheck: opts.sourceCheck ?? true,
+    allowExternalSources: opts.allowExternalSources ?? false,
     ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
   });
@@ -126,12 +129,17 @@ async function main(): Promise<void> {
             fwd.setPeers(req['peers'] as string[]);
             out({ id, ok: true });
             break;
-          case 'setSourceCheck':
-            fwd.setSourceCheck(req['enabled'] === true);
+          case 'setIngressPolicy':
+            fwd.setIngressPolicy({
+              sourceCheck: req['sourceCheck'] !== false,
+              allowExternalSources: req['allowExternalSources'] === true,
+              ownSubnet: subnet,
+              network,
+            });
             out({ id, ok: true });
             break;
-          case 'drainUnknownSources':
-            out({ id, addresses: fwd.drainUnknownSources() });
+          case 'drainRefusals':
+            out({ id, refusals: fwd.drainRefusals() });
             break;
           case 'reconfigure':
             configureTunDevice(nl, deviceConfig).then(

@@ -11,6 +11,10 @@ the kernel hand flannel0 a UDP GSO (USO) packet; Python's socket.sendmsg can.
       sends `count` datagrams, cycling through the sizes; with `gso`, groups
       of up to 32 equal-size datagrams go out in one UDP_SEGMENT send.
       prints {"event":"sent","count":N}
+  udp-datagrams.py burst <bind_addr> <addr> <port> <hex,hex,...>
+      sends the given payloads (all of one size but a shorter last) as one
+      UDP_SEGMENT send: a receiver with UDP_GRO may read them as one message.
+      prints {"event":"sent","count":N}
 
 Datagram i of size s: 4-byte index, 4-byte size (network order), then bytes
 (i * 7 + j) & 0xff for j in 0..s-9. Sizes are at least 8.
@@ -82,12 +86,22 @@ def send(bind_addr, addr, port, count, sizes, gso):
     print(json.dumps({"event": "sent", "count": sent}), flush=True)
 
 
+def burst(bind_addr, addr, port, payloads):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((bind_addr, 0))
+    size = len(payloads[0])
+    s.sendmsg([b"".join(payloads)], [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))], 0, (addr, port))
+    print(json.dumps({"event": "sent", "count": len(payloads)}), flush=True)
+
+
 def main():
     a = sys.argv[1:]
     if a[:1] == ["serve"] and len(a) == 4:
         serve(a[1], int(a[2]), int(a[3]))
     elif a[:1] == ["send"] and len(a) in (6, 7):
         send(a[1], a[2], int(a[3]), int(a[4]), [int(x) for x in a[5].split(",")], len(a) == 7 and a[6] == "gso")
+    elif a[:1] == ["burst"] and len(a) == 5:
+        burst(a[1], a[2], int(a[3]), [bytes.fromhex(x) for x in a[4].split(",")])
     else:
         sys.exit(__doc__)
 

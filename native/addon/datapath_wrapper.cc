@@ -22,7 +22,19 @@ std::pair<std::pair<uint32_t, uint8_t>, NextHop> ParseRoute(Napi::Env env, const
   NextHop hop;
   hop.addr = ParseIpv4(env, StringProperty(o, "peer"), "route peer");
   hop.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
+  hop.flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
   return {{network, len}, hop};
+}
+
+// {network: "10.5.1.0", prefixLen: 24}
+Ipv4Prefix ParsePrefix(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("setIngressPolicy(policy): ") + key + " must be {network, prefixLen}");
+  Napi::Object p = v.As<Napi::Object>();
+  Ipv4Prefix out;
+  out.len = static_cast<uint8_t>(IntegerProperty(p, "prefixLen", 0, 32));
+  out.network = ParseIpv4(env, StringProperty(p, "network"), key) & prefix_mask(out.len);
+  return out;
 }
 
 std::pair<uint32_t, uint8_t> ParseRouteKey(Napi::Env env, const Napi::Value& v) {
@@ -133,9 +145,9 @@ Napi::Object DatapathWrapper::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&DatapathWrapper::ReplaceRoutes>("replaceRoutes"),
           InstanceMethod<&DatapathWrapper::UpdateRoutes>("updateRoutes"),
           InstanceMethod<&DatapathWrapper::ReplacePeers>("replacePeers"),
-          InstanceMethod<&DatapathWrapper::SetSourceCheck>("setSourceCheck"),
+          InstanceMethod<&DatapathWrapper::SetIngressPolicy>("setIngressPolicy"),
           InstanceMethod<&DatapathWrapper::Stats>("stats"),
-          InstanceMethod<&DatapathWrapper::DrainUnknownSources>("drainUnknownSources"),
+          InstanceMethod<&DatapathWrapper::DrainRefusals>("drainRefusals"),
           InstanceMethod<&DatapathWrapper::Close>("close"),
       });
   exports.Set("Datapath", ctor);
@@ -165,7 +177,7 @@ void DatapathWrapper::Publish() {
   auto state = std::make_unique<ForwardingState>();
   state->routes = LpmTable(routes);
   state->peers = AddrSet(peers_);
-  state->source_check = source_check_;
+  state->policy = policy_;
   publisher_.publish(std::move(state));
 }
 
@@ -285,26 +297,35 @@ Napi::Value DatapathWrapper::UpdateRoutes(const Napi::CallbackInfo& info) {
 Napi::Value DatapathWrapper::ReplacePeers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "replacePeers");
-  Napi::Array list = ArrayArgument(info, 0, "replacePeers(addresses)");
-  std::vector<uint32_t> next;
+  Napi::Array list = ArrayArgument(info, 0, "replacePeers(peers)");
+  std::vector<Peer> next;
   next.reserve(list.Length());
   for (uint32_t i = 0; i < list.Length(); ++i) {
     Napi::Value v = list.Get(i);
-    if (!v.IsString()) throw Napi::TypeError::New(env, "each peer must be a string");
-    next.push_back(ParseIpv4(env, v.As<Napi::String>().Utf8Value(), "peer address"));
+    if (v.IsString()) {
+      next.push_back(Peer{ParseIpv4(env, v.As<Napi::String>().Utf8Value(), "peer address"), 0});
+      continue;
+    }
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "each peer must be an address or {address, flags}");
+    Napi::Object o = v.As<Napi::Object>();
+    next.push_back(Peer{ParseIpv4(env, StringProperty(o, "address"), "peer address"), static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0))});
   }
   peers_.swap(next);
   Publish();
   return env.Undefined();
 }
 
-Napi::Value DatapathWrapper::SetSourceCheck(const Napi::CallbackInfo& info) {
+Napi::Value DatapathWrapper::SetIngressPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnsureOpen(env, "setSourceCheck");
-  if (info.Length() < 1 || !info[0].IsBoolean()) {
-    throw Napi::TypeError::New(env, "setSourceCheck(enabled) needs a boolean");
-  }
-  source_check_ = info[0].As<Napi::Boolean>().Value();
+  EnsureOpen(env, "setIngressPolicy");
+  Napi::Object o = ObjectArgument(info, 0, "setIngressPolicy(policy)");
+  IngressPolicy p;
+  p.configured = true;
+  p.source_check = OptionalBooleanProperty(o, "sourceCheck", true);
+  p.allow_external_sources = OptionalBooleanProperty(o, "allowExternalSources", false);
+  p.own_subnet = ParsePrefix(env, o, "ownSubnet");
+  p.network = ParsePrefix(env, o, "network");
+  policy_ = p;
   Publish();
   return env.Undefined();
 }
@@ -332,13 +353,23 @@ Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
   return result;
 }
 
-Napi::Value DatapathWrapper::DrainUnknownSources(const Napi::CallbackInfo& info) {
+Napi::Value DatapathWrapper::DrainRefusals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnsureOpen(env, "drainUnknownSources");
-  uint32_t addrs[UnknownSourceLog::kRing];
-  const size_t n = forwarder_ ? forwarder_->drain_unknown_sources(addrs, UnknownSourceLog::kRing) : 0;
+  EnsureOpen(env, "drainRefusals");
+  Refusal refusals[RefusalLog::kRing];
+  const size_t n = forwarder_ ? forwarder_->drain_refusals(refusals, RefusalLog::kRing) : 0;
   Napi::Array result = Napi::Array::New(env, n);
-  for (size_t i = 0; i < n; ++i) result.Set(static_cast<uint32_t>(i), FormatIpv4(addrs[i]));
+  for (size_t i = 0; i < n; ++i) {
+    const Refusal& r = refusals[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("sender", FormatIpv4(r.sender));
+    o.Set("reason", Napi::String::New(env, kCounterNames[r.reason]));
+    if (r.reason != kIngressDropUnknownSource) {
+      o.Set("innerSource", FormatIpv4(r.inner_src));
+      o.Set("innerDestination", FormatIpv4(r.inner_dst));
+    }
+    result.Set(static_cast<uint32_t>(i), o);
+  }
   return result;
 }
 

@@ -3,7 +3,7 @@
 //
 // Lifecycle: openTun() -> (TypeScript configures the device over rtnetlink)
 // -> bindUdp() (as many sockets as TUN queues: one per worker) -> start() -> replaceRoutes()/updateRoutes()/replacePeers()/
-// setSourceCheck()/stats()/drainUnknownSources() any number of times ->
+// setIngressPolicy()/stats()/drainRefusals() any number of times ->
 // close(). Routes and peers may be pushed before start(). After close() every
 // method throws. close() is also run by the destructor.
 //
@@ -40,20 +40,20 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   Napi::Value ReplaceRoutes(const Napi::CallbackInfo& info);
   Napi::Value UpdateRoutes(const Napi::CallbackInfo& info);
   Napi::Value ReplacePeers(const Napi::CallbackInfo& info);
-  Napi::Value SetSourceCheck(const Napi::CallbackInfo& info);
+  Napi::Value SetIngressPolicy(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
-  Napi::Value DrainUnknownSources(const Napi::CallbackInfo& info);
+  Napi::Value DrainRefusals(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void EnsureOpen(Napi::Env env, const char* method) const;
-  // Builds a ForwardingState from routes_/peers_/source_check_ and publishes it.
+  // Builds a ForwardingState from routes_/peers_/policy_ and publishes it.
   void Publish();
   void Shutdown();
 
   using RouteKey = std::pair<uint32_t, uint8_t>;  // masked network, prefix length
   std::map<RouteKey, NextHop> routes_;
-  std::vector<uint32_t> peers_;
-  bool source_check_ = true;
+  std::vector<Peer> peers_;
+  IngressPolicy policy_;
 
   StatePublisher<ForwardingState> publisher_;
   std::unique_ptr<Forwarder> forwarder_;

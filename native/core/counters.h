@@ -15,6 +15,8 @@
 //    one ingress_drop_* counter. ingress_written_packets counts inner packets
 //    written, ingress_tun_write_calls the writes (ICMP errors included), and
 //    ingress_coalesced_writes/_packets the merged ones.
+//  - ingress_drop_unknown_source, _spoofed_source and _foreign_destination
+//    are the ingress policy's refusals (forwarding.h IngressPolicy).
 //  - offload_*_failures count offloads switched off at runtime.
 //
 // The names are the stats keys TypeScript sees; append new counters at the
@@ -68,7 +70,9 @@ namespace flannel {
   X(kTunCoalescedWrites, "ingress_coalesced_writes")                                   \
   X(kTunCoalescedPackets, "ingress_coalesced_packets")                                 \
   X(kOffloadGsoFailures, "offload_gso_failures")                                       \
-  X(kOffloadGroFailures, "offload_gro_failures")
+  X(kOffloadGroFailures, "offload_gro_failures")                                       \
+  X(kIngressDropSpoofedSource, "ingress_drop_spoofed_source")                          \
+  X(kIngressDropForeignDestination, "ingress_drop_foreign_destination")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

@@ -64,16 +64,40 @@ Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state) {
   return d;
 }
 
+namespace {
+
+// Whether a datagram from `sender` may carry a packet from `src` to `dst`.
+Counter inner_check(uint32_t src, uint32_t dst, uint32_t sender, const ForwardingState& state) {
+  const IngressPolicy& p = state.policy;
+  if (!p.own_subnet.contains(dst)) return kIngressDropForeignDestination;
+  if (p.own_subnet.contains(src)) return kIngressDropSpoofedSource;
+  // The peer host's own traffic, not masqueraded (its PublicIP as source).
+  if (p.source_check && src == sender) return kCounterCount;
+  if (!p.network.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
+  if (!p.source_check) return kCounterCount;  // NAT between nodes: the sender's address says nothing
+  const NextHop* hop = state.routes.lookup(src);
+  return hop != nullptr && hop->addr == sender ? kCounterCount : kIngressDropSpoofedSource;
+}
+
+}  // namespace
+
 Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
                         const ForwardingState& state) {
   Decision d;
-  // The source check comes first: nothing from an unknown sender is parsed or
+  // The outer source comes first: nothing from an unknown sender is parsed or
   // answered, not even with an ICMP error.
-  if (state.source_check && !state.peers.contains(source_addr)) {
+  if (state.policy.source_check && !state.peers.contains(source_addr)) {
     d.drop = kIngressDropUnknownSource;
     return d;
   }
   if (!parse_into(pkt, len, kIngressParse, d)) return d;
+  if (state.policy.configured) {
+    const Counter refused = inner_check(d.header.src, d.header.dst, source_addr, state);
+    if (refused != kCounterCount) {
+      d.drop = refused;
+      return d;
+    }
+  }
   forward_with_ttl(pkt, kIngressDropTtlExpired, d);
   return d;
 }

@@ -17,12 +17,39 @@
 
 namespace flannel {
 
+// An IPv4 network, host order.
+struct Ipv4Prefix {
+  uint32_t network = 0;
+  uint8_t len = 0;
+  bool contains(uint32_t addr) const { return (addr & prefix_mask(len)) == (network & prefix_mask(len)); }
+};
+
+// Which inner packets a datagram from a peer may carry (docs/datapath.md,
+// "Source check"). Upstream's datapath writes whatever a datagram carries to
+// its TUN: anyone who can send (or spoof) a datagram from a peer's address
+// can inject packets from any pod's address to any destination, which the
+// kernel then forwards, masquerades, and lets past pod-IP NetworkPolicy.
+struct IngressPolicy {
+  // False until the control plane sets the networks (the inner checks are then off).
+  bool configured = false;
+  // "SourceCheck" true: the outer source must be a peer's PublicIP, and the
+  // inner source in a subnet routed to that peer (or that PublicIP itself).
+  // False (NAT between nodes): the inner source must lie in the Network but
+  // not in our subnet; the outer source is not checked.
+  bool source_check = true;
+  // "AllowExternalSources": an inner source outside the Network is accepted
+  // from a peer (an unmasqueraded client routed in through it, with -ip-masq off).
+  bool allow_external_sources = false;
+  Ipv4Prefix own_subnet;  // every inner destination must lie here
+  Ipv4Prefix network;     // the flannel Network
+};
+
 // What the control plane publishes to the forwarding threads. Immutable once
 // published.
 struct ForwardingState {
   LpmTable routes;
-  AddrSet peers;             // PublicIPs of known peers, for the source check
-  bool source_check = true;  // udp backend option "SourceCheck" (default true)
+  AddrSet peers;  // PublicIPs of known peers, with their flags
+  IngressPolicy policy;
 };
 
 enum class IcmpAction : uint8_t {
@@ -46,9 +73,11 @@ struct Decision {
 Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state);
 
 // A datagram received on the UDP socket from `source_addr` (host order):
-// source check, validate, decrement the TTL. A datagram that did not fit the
-// receive buffer must be dropped by the caller (kIngressDropOversize) before
-// this is called: its bytes are incomplete.
+// source check (the outer source, then the inner source and destination,
+// IngressPolicy), validate, decrement the TTL. A refused datagram is never
+// answered with ICMP. A datagram that did not fit the receive buffer must be
+// dropped by the caller (kIngressDropOversize) before this is called: its
+// bytes are incomplete.
 Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
                         const ForwardingState& state);
 

@@ -77,26 +77,26 @@ const NextHop* LpmTable::lookup(uint32_t dst) const {
   return nullptr;
 }
 
-AddrSet::AddrSet(const std::vector<uint32_t>& addrs) {
-  if (addrs.empty()) return;
+AddrSet::AddrSet(const std::vector<Peer>& peers) {
+  if (peers.empty()) return;
   size_t capacity;
-  table_geometry(addrs.size(), &capacity, &shift_);
-  slots_.assign(capacity, Slot{0, false});
+  table_geometry(peers.size(), &capacity, &shift_);
+  slots_.assign(capacity, Slot{0, false, 0});
   const size_t slot_mask = capacity - 1;
-  for (uint32_t a : addrs) {
-    size_t i = hash_slot(a, shift_);
-    while (slots_[i].used && slots_[i].addr != a) i = (i + 1) & slot_mask;
+  for (const Peer& p : peers) {
+    size_t i = hash_slot(p.addr, shift_);
+    while (slots_[i].used && slots_[i].addr != p.addr) i = (i + 1) & slot_mask;
     if (!slots_[i].used) ++size_;
-    slots_[i] = Slot{a, true};
+    slots_[i] = Slot{p.addr, true, p.flags};
   }
 }
 
-bool AddrSet::contains(uint32_t addr) const {
-  if (slots_.empty()) return false;
+const uint8_t* AddrSet::find(uint32_t addr) const {
+  if (slots_.empty()) return nullptr;
   const size_t slot_mask = slots_.size() - 1;
   for (size_t i = hash_slot(addr, shift_);; i = (i + 1) & slot_mask) {
-    if (!slots_[i].used) return false;
-    if (slots_[i].addr == addr) return true;
+    if (!slots_[i].used) return nullptr;
+    if (slots_[i].addr == addr) return &slots_[i].flags;
   }
 }
 

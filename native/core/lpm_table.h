@@ -12,10 +12,19 @@
 
 namespace flannel {
 
+// What a peer can take, from its lease (TypeScript decides; the datapath obeys).
+enum PeerFlags : uint8_t {
+  // The peer is flannel-ts and accepts TCP/UDP packets whose checksum is
+  // left to its kernel (CHECKSUM_PARTIAL): the outer UDP checksum covers the
+  // bytes on the wire.
+  kPeerPartialChecksums = 1u << 0,
+};
+
 // A peer's underlay endpoint. Host byte order.
 struct NextHop {
   uint32_t addr;
   uint16_t port;  // 1..65535; 0 only marks an empty table slot
+  uint8_t flags = 0;  // PeerFlags
 };
 
 struct Ipv4Route {
@@ -54,7 +63,7 @@ class LpmTable {
     uint32_t key;  // masked network
     NextHop hop;
   };
-  static_assert(sizeof(NextHop) == 8, "NextHop is addr + port + padding");
+  static_assert(sizeof(NextHop) == 8, "NextHop is addr + port + flags + padding");
   struct Level {
     uint8_t prefix_len;
     uint32_t mask;
@@ -65,18 +74,27 @@ class LpmTable {
   size_t size_ = 0;
 };
 
-// A set of IPv4 addresses with constant-time membership, for the source check.
+// A known peer: its PublicIP and what it can take.
+struct Peer {
+  uint32_t addr;      // host order
+  uint8_t flags = 0;  // PeerFlags
+};
+
+// The known peers with constant-time lookup, for the source check.
 class AddrSet {
  public:
   AddrSet() = default;
-  explicit AddrSet(const std::vector<uint32_t>& addrs);
-  bool contains(uint32_t addr) const;
+  explicit AddrSet(const std::vector<Peer>& peers);
+  bool contains(uint32_t addr) const { return find(addr) != nullptr; }
+  // The peer's flags, or nullptr when `addr` is no peer's.
+  const uint8_t* find(uint32_t addr) const;
   size_t size() const { return size_; }
 
  private:
   struct Slot {
     uint32_t addr;
     bool used;
+    uint8_t flags;
   };
   std::vector<Slot> slots_;
   uint32_t shift_ = 32;

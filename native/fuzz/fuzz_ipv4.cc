@@ -3,7 +3,9 @@
 // route, TTL decrement, ICMP error generation (core/ipv4.h, forwarding.h,
 // icmp.h). Invariants beyond "no crash, no UB": a parsed header lies within
 // the buffer; a forwarded packet keeps a valid header checksum if it had one;
-// a generated ICMP error is a well-formed IPv4 packet.
+// a generated ICMP error is a well-formed IPv4 packet; a forwarded ingress
+// packet keeps the ingress policy of every variant (fuzz_state.h) and a
+// refused one is never answered.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -12,22 +14,11 @@
 #include "../core/forwarding.h"
 #include "../test/packet_builder.h"
 #include "fuzz_check.h"
+#include "fuzz_state.h"
 
 using namespace flannel;
 
 namespace {
-
-const ForwardingState& state() {
-  static ForwardingState* s = [] {
-    auto* st = new ForwardingState();
-    std::vector<Ipv4Route> routes = {{testpkt::ip(10, 5, 2, 0), 24, NextHop{testpkt::ip(192, 168, 1, 2), 8285}},
-                                     {testpkt::ip(10, 5, 0, 0), 16, NextHop{testpkt::ip(192, 168, 1, 3), 8285}}};
-    st->routes = LpmTable(routes);
-    st->peers = AddrSet(std::vector<uint32_t>{testpkt::ip(192, 168, 1, 2)});
-    return st;
-  }();
-  return *s;
-}
 
 void check_decision(const Decision& d, const uint8_t* pkt, size_t len, bool header_was_valid) {
   if (d.forward) {
@@ -60,9 +51,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool valid_header = size >= 20 && (buf[0] & 0x0f) * 4u <= size && testpkt::header_checksum_ok(buf.data());
 
   std::vector<uint8_t> egress(buf);
-  check_decision(decide_egress(egress.data(), egress.size(), state()), egress.data(), egress.size(), valid_header);
-  std::vector<uint8_t> ingress(buf);
-  check_decision(decide_ingress(ingress.data(), ingress.size(), testpkt::ip(192, 168, 1, 2), state()), ingress.data(),
-                 ingress.size(), valid_header);
+  check_decision(decide_egress(egress.data(), egress.size(), fuzzstate::state(1)), egress.data(), egress.size(),
+                 valid_header);
+  // Every ingress policy, from a sender picked by the packet's last byte.
+  const uint32_t sender = fuzzstate::interesting_addr(size > 0 ? data[size - 1] : 0);
+  for (int k = 0; k < fuzzstate::kVariants; ++k) {
+    std::vector<uint8_t> ingress(buf);
+    const ForwardingState& st = fuzzstate::state(static_cast<uint8_t>(k));
+    const Decision d = decide_ingress(ingress.data(), ingress.size(), sender, st);
+    check_decision(d, ingress.data(), ingress.size(), valid_header);
+    fuzzstate::check_ingress_policy(d, sender, st);
+    if (!d.forward && (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination ||
+                       d.drop == kIngressDropUnknownSource)) {
+      FUZZ_CHECK(d.icmp == IcmpAction::kNone);  // a refusal is never answered
+    }
+  }
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include <new>
 
+#include "../core/tun_read.h"
 #include "forwarder_linux.h"
 
 namespace flannel {
@@ -70,55 +71,27 @@ void EgressPath::run(int reader_slot) {
 }
 
 bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
-  VirtioNetHdr vh;
-  uint8_t* pkt = buf;
-  size_t len = n;
-  if (vnet_hdr_) {
-    if (n < kVirtioNetHdrLen) {
-      counters_.add(kTunReadPackets);
-      counters_.add(kEgressDropBadOffload);
-      return false;
-    }
-    vh = decode_virtio_hdr(buf);
-    pkt += kVirtioNetHdrLen;
-    len -= kVirtioNetHdrLen;
-  }
+  const TunRead read = classify_tun_read(buf, n, vnet_hdr_, state, kMaxSegmentsPerRead);
   counters_.add(kTunReadPackets);
-  counters_.add(kTunReadBytes, len);
-  const bool gso = (vh.gso_type & ~kVirtioGsoEcn) != kVirtioGsoNone;
-  if (gso) counters_.add(kTunReadGsoPackets);
-  if (!gso && (vh.flags & kVirtioFlagNeedsCsum)) {
-    // Complete the checksum first, so an ICMP error quoting the packet
-    // quotes what the wire would have carried (docs/compatibility.md §5.6).
-    if (!complete_partial_checksum(pkt, len, vh.csum_start, vh.csum_offset)) {
-      counters_.add(kEgressDropBadOffload);
-      return false;
-    }
-    vh.flags = static_cast<uint8_t>(vh.flags & ~kVirtioFlagNeedsCsum);
-  }
-
-  const Decision d = decide_egress(pkt, len, state);
+  counters_.add(kTunReadBytes, read.len);
+  if (read.gso) counters_.add(kTunReadGsoPackets);
+  const Decision& d = read.decision;
+  uint8_t* pkt = read.pkt;
   if (!d.forward) {
     counters_.add(d.drop);
     handle_icmp(d, pkt);
     return false;
   }
-  // An upper bound of the segments this read is cut into.
-  const size_t bound = gso && vh.gso_size > 0 ? (d.length + vh.gso_size - 1) / vh.gso_size : 1;
-  if (bound > kMaxSegmentsPerRead) {
-    counters_.add(kEgressDropBadOffload);
-    return false;
-  }
-  if (!has_room(bound)) flush();
+  if (!has_room(read.segments)) flush();
   size_t nseg = 0;
-  const SplitResult r = split_tun_packet(vh, pkt, d.length, headers_.get() + headers_used_,
-                                         kMaxQueuedSegments * kMaxSegmentHeader - headers_used_, slices_.get(),
-                                         kMaxSegmentsPerRead, &nseg);
-  if (r != SplitResult::kOk || nseg == 0) {
+  const SplitResult split = split_tun_packet(read.vh, pkt, d.length, headers_.get() + headers_used_,
+                                             kMaxQueuedSegments * kMaxSegmentHeader - headers_used_, slices_.get(),
+                                             kMaxSegmentsPerRead, &nseg);
+  if (split != SplitResult::kOk || nseg == 0) {
     counters_.add(kEgressDropBadOffload);
     return false;
   }
-  if (gso) counters_.add(kEgressSplitSegments, nseg);
+  if (read.gso) counters_.add(kEgressSplitSegments, nseg);
   uint8_t* headers = headers_.get() + headers_used_;
   for (size_t i = 0; i < nseg; ++i) {
     const SegmentSlice& s = slices_[i];

@@ -17,29 +17,28 @@
 namespace flannel {
 
 // ---------------------------------------------------------------------------
-// UnknownSourceLog
+// RefusalLog
 
-bool UnknownSourceLog::note(uint32_t addr) {
+bool RefusalLog::note(const Refusal& r) {
   constexpr size_t mask = kCapacity - 1;
   static_assert((kCapacity & mask) == 0, "capacity must be a power of two");
-  size_t i = static_cast<size_t>((addr * 2654435769u) >> 22) & mask;
+  size_t i = static_cast<size_t>(((r.sender ^ (r.reason * 0x9e3779b9u)) * 2654435769u) >> 22) & mask;
   for (;; i = (i + 1) & mask) {
-    if (!seen_used_[i]) break;
-    if (seen_[i] == addr) return false;
+    if (!seen_[i].used) break;
+    if (seen_[i].sender == r.sender && seen_[i].reason == r.reason) return false;
   }
   // Keep the table at most 3/4 full so probing terminates quickly.
   if (seen_count_ >= kCapacity / 4 * 3) return false;
   const size_t head = head_.load(std::memory_order_relaxed);
   if (head - tail_.load(std::memory_order_acquire) >= kRing) return false;  // report later
-  seen_used_[i] = true;
-  seen_[i] = addr;
+  seen_[i] = Seen{r.sender, r.reason, true};
   ++seen_count_;
-  ring_[head % kRing] = addr;
+  ring_[head % kRing] = r;
   head_.store(head + 1, std::memory_order_release);
   return true;
 }
 
-size_t UnknownSourceLog::drain(uint32_t* out, size_t max) {
+size_t RefusalLog::drain(Refusal* out, size_t max) {
   size_t tail = tail_.load(std::memory_order_relaxed);
   const size_t head = head_.load(std::memory_order_acquire);
   size_t n = 0;
@@ -125,7 +124,7 @@ SysResult Forwarder::start() {
     w->ingress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
     w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], &w->egress_counters);
     w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i],
-                                               &w->ingress_counters, &w->unknown);
+                                               &w->ingress_counters, &w->refusals);
     if (!w->egress->allocate() || !w->ingress->allocate()) {
       workers_.clear();
       return SysResult::failure(ENOMEM, "allocate buffers");
@@ -209,13 +208,14 @@ double Forwarder::oldest_heartbeat_age_ms() const {
   return static_cast<double>(now - oldest) / 1e6;
 }
 
-size_t Forwarder::drain_unknown_sources(uint32_t* out, size_t max) {
+size_t Forwarder::drain_refusals(Refusal* out, size_t max) {
   size_t n = 0;
   for (auto& w : workers_) {
-    uint32_t batch[UnknownSourceLog::kRing];
-    const size_t got = w->unknown.drain(batch, std::min(max - n, UnknownSourceLog::kRing));
+    Refusal batch[RefusalLog::kRing];
+    const size_t got = w->refusals.drain(batch, std::min(max - n, RefusalLog::kRing));
     for (size_t i = 0; i < got; ++i) {
-      if (reported_sources_.insert(batch[i]).second) out[n++] = batch[i];
+      const uint64_t key = (static_cast<uint64_t>(batch[i].sender) << 32) | batch[i].reason;
+      if (reported_.insert(key).second) out[n++] = batch[i];
     }
   }
   return n;

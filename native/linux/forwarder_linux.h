@@ -48,24 +48,37 @@ struct ForwarderConfig {
   size_t buffer_size = 65536;  // bytes per packet buffer: any IPv4 packet fits
 };
 
-// Source addresses that sent a datagram rejected by the source check, each
-// reported once (up to kCapacity distinct addresses; later new ones are only
-// counted). Single producer (one ingress thread), single consumer (drain).
-class UnknownSourceLog {
+// A datagram the source check refused: who sent it, why, and the inner
+// packet's addresses (zero for an unknown sender: it is not parsed). Host order.
+struct Refusal {
+  uint32_t sender;
+  Counter reason;  // kIngressDropUnknownSource, kIngressDropSpoofedSource or kIngressDropForeignDestination
+  uint32_t inner_src;
+  uint32_t inner_dst;
+};
+
+// Refusals to log, each (sender, reason) once (up to kCapacity distinct
+// pairs; later new ones are only counted). Single producer (one ingress
+// thread), single consumer (drain).
+class RefusalLog {
  public:
-  static constexpr size_t kCapacity = 1024;  // distinct addresses remembered
+  static constexpr size_t kCapacity = 1024;  // distinct (sender, reason) pairs remembered
   static constexpr size_t kRing = 256;       // undrained reports kept
 
-  // Producer: returns true when `addr` was newly queued for reporting.
-  bool note(uint32_t addr);
-  // Consumer: moves up to `max` queued addresses into `out`.
-  size_t drain(uint32_t* out, size_t max);
+  // Producer: returns true when the refusal was newly queued for reporting.
+  bool note(const Refusal& r);
+  // Consumer: moves up to `max` queued refusals into `out`.
+  size_t drain(Refusal* out, size_t max);
 
  private:
-  uint32_t seen_[kCapacity] = {};
-  bool seen_used_[kCapacity] = {};
+  struct Seen {
+    uint32_t sender;
+    Counter reason;
+    bool used;
+  };
+  Seen seen_[kCapacity] = {};
   size_t seen_count_ = 0;
-  uint32_t ring_[kRing] = {};
+  Refusal ring_[kRing] = {};
   std::atomic<size_t> head_{0};  // next write (producer)
   std::atomic<size_t> tail_{0};  // next read (consumer)
 };
@@ -90,9 +103,9 @@ class Forwarder {
 
   // Sums of every thread's counters, indexed by Counter.
   void snapshot(uint64_t out[kCounterCount]) const;
-  // Unknown sources from every worker, each address once (per worker logs
+  // Refusals from every worker, each (sender, reason) once (per worker logs
   // are merged here, on the control thread).
-  size_t drain_unknown_sources(uint32_t* out, size_t max);
+  size_t drain_refusals(Refusal* out, size_t max);
   const OffloadState& offload() const { return shared_.offload; }
   // Milliseconds since the least recently beating thread's heartbeat.
   double oldest_heartbeat_age_ms() const;
@@ -104,7 +117,7 @@ class Forwarder {
     ~Worker();
     CounterBlock egress_counters;
     CounterBlock ingress_counters;
-    UnknownSourceLog unknown;
+    RefusalLog refusals;
     std::unique_ptr<EgressPath> egress;
     std::unique_ptr<IngressPath> ingress;
     std::thread egress_thread;
@@ -119,7 +132,7 @@ class Forwarder {
   ForwarderConfig config_;
   SharedContext shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::unordered_set<uint32_t> reported_sources_;  // bounded by UnknownSourceLog::kCapacity per worker
+  std::unordered_set<uint64_t> reported_;  // (sender << 32 | reason); bounded by RefusalLog::kCapacity per worker
   bool started_ = false;
 };
 

@@ -9,13 +9,14 @@
 #include <algorithm>
 #include <new>
 
+#include "../core/udp_message.h"
 #include "forwarder_linux.h"
 
 namespace flannel {
 
 IngressPath::IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters,
-                         UnknownSourceLog* unknown)
-    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd), unknown_(*unknown) {}
+                         RefusalLog* refusals)
+    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd), refusals_(*refusals) {}
 
 bool IngressPath::allocate() {
   const size_t batch = config_.batch_size;
@@ -104,23 +105,22 @@ void IngressPath::run(int reader_slot) {
         const uint32_t source = ntohl(addrs_[k].sin_addr.s_addr);
         const size_t step = gro_size(static_cast<size_t>(k));
         if (step > 0 && step < len) counters_.add(kUdpGroMessages);
-        // One datagram (one inner packet) per `step` bytes; the last may be shorter.
-        size_t off = 0;
-        do {
-          const size_t dlen = step > 0 && len - off > step ? step : len - off;
-          uint8_t* pkt = data + off;
-          off += dlen;
+        for_each_datagram(data, len, step, [&](uint8_t* pkt, size_t dlen) {
           counters_.add(kUdpReceivedPackets);
           counters_.add(kUdpReceivedBytes, dlen);
           const Decision d = decide_ingress(pkt, dlen, source, state);
           if (!d.forward) {
             counters_.add(d.drop);
-            if (d.drop == kIngressDropUnknownSource) unknown_.note(source);
+            if (d.drop == kIngressDropUnknownSource) {
+              refusals_.note(Refusal{source, d.drop, 0, 0});
+            } else if (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination) {
+              refusals_.note(Refusal{source, d.drop, d.header.src, d.header.dst});
+            }
             handle_icmp(d, pkt);
-            continue;
+            return;
           }
           hold(pkt, d.length);
-        } while (off < len);
+        });
       }
       flush();
       batch = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;

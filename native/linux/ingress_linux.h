@@ -23,7 +23,7 @@
 
 namespace flannel {
 
-class UnknownSourceLog;
+class RefusalLog;
 
 class IngressPath : public DatapathThread {
  public:
@@ -36,7 +36,7 @@ class IngressPath : public DatapathThread {
   static constexpr size_t kLargeRoundMessages = 4;
   static constexpr size_t kLargeMessageBytes = 16 * 1024;
 
-  IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters, UnknownSourceLog* unknown);
+  IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters, RefusalLog* refusals);
   bool allocate();
   void run(int reader_slot);
 
@@ -55,7 +55,7 @@ class IngressPath : public DatapathThread {
   void write_merged(const CoalescedItem& item);
 
   const int udp_fd_;
-  UnknownSourceLog& unknown_;
+  RefusalLog& refusals_;
   std::unique_ptr<uint8_t[]> buffers_;
   std::unique_ptr<struct iovec[]> iov_;
   std::unique_ptr<struct mmsghdr[]> msgs_;

@@ -360,11 +360,12 @@ TEST(lpm_ten_thousand_routes_all_found) {
 TEST(addr_set_membership) {
   AddrSet empty;
   CHECK(!empty.contains(ip(1, 2, 3, 4)));
-  std::vector<uint32_t> addrs;
-  for (uint32_t i = 0; i < 500; ++i) addrs.push_back(ip(192, 168, 0, 0) + i * 3);
-  AddrSet s(addrs);
+  std::vector<Peer> peers;
+  for (uint32_t i = 0; i < 500; ++i) peers.push_back({ip(192, 168, 0, 0) + i * 3, static_cast<uint8_t>(i & 1)});
+  AddrSet s(peers);
   CHECK_EQ(s.size(), 500u);
   for (uint32_t i = 0; i < 1500; ++i) CHECK_EQ(s.contains(ip(192, 168, 0, 0) + i), i % 3 == 0);
+  for (uint32_t i = 0; i < 500; ++i) CHECK_EQ(*s.find(ip(192, 168, 0, 0) + i * 3), i & 1);
 }
 
 // ---------------------------------------------------------------- decisions
@@ -372,7 +373,19 @@ TEST(addr_set_membership) {
 static ForwardingState make_state() {
   ForwardingState st;
   st.routes = LpmTable({route(ip(10, 5, 2, 0), 24, ip(192, 168, 50, 2))});
-  st.peers = AddrSet({ip(192, 168, 50, 2)});
+  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), 0}});
+  return st;
+}
+
+// make_state() as node 10.5.1.0/24 of Network 10.5.0.0/16, inner checks on.
+static ForwardingState make_policed_state() {
+  ForwardingState st;
+  st.routes = LpmTable({route(ip(10, 5, 2, 0), 24, ip(192, 168, 50, 2)),
+                        route(ip(10, 5, 3, 0), 24, ip(192, 168, 50, 3))});
+  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), 0}, {ip(192, 168, 50, 3), 0}});
+  st.policy.configured = true;
+  st.policy.own_subnet = {ip(10, 5, 1, 0), 24};
+  st.policy.network = {ip(10, 5, 0, 0), 16};
   return st;
 }
 
@@ -451,10 +464,74 @@ TEST(ingress_source_check) {
   CHECK_EQ(p[8], 63);
   CHECK(header_checksum_ok(p.data()));
 
-  st.source_check = false;
+  st.policy.source_check = false;
   auto q = build_ipv4(s);
   d = decide_ingress(q.data(), q.size(), ip(203, 0, 113, 1), st);
   CHECK(d.forward);
+}
+
+// The verdict of a datagram from `sender` carrying src -> dst.
+static Counter inner_verdict(uint32_t src, uint32_t dst, uint32_t sender, const ForwardingState& st) {
+  Ipv4Spec s;
+  s.src = src;
+  s.dst = dst;
+  auto p = build_ipv4(s);
+  const Decision d = decide_ingress(p.data(), p.size(), sender, st);
+  return d.forward ? kCounterCount : d.drop;
+}
+
+TEST(ingress_inner_source_must_be_the_senders) {
+  ForwardingState st = make_policed_state();
+  const uint32_t peer2 = ip(192, 168, 50, 2), ours = ip(10, 5, 1, 7);
+  // Accepted: the sender's pods, the sender host itself (unmasqueraded).
+  CHECK_EQ(inner_verdict(ip(10, 5, 2, 9), ours, peer2, st), kCounterCount);
+  CHECK_EQ(inner_verdict(peer2, ours, peer2, st), kCounterCount);
+  // Refused: a third node's pod, our own subnet, outside the Network, an
+  // unrouted subnet of the Network.
+  CHECK_EQ(inner_verdict(ip(10, 5, 3, 9), ours, peer2, st), kIngressDropSpoofedSource);
+  CHECK_EQ(inner_verdict(ip(10, 5, 1, 9), ours, peer2, st), kIngressDropSpoofedSource);
+  CHECK_EQ(inner_verdict(ip(8, 8, 8, 8), ours, peer2, st), kIngressDropSpoofedSource);
+  CHECK_EQ(inner_verdict(ip(10, 5, 77, 1), ours, peer2, st), kIngressDropSpoofedSource);
+  // The other peer's pods from the other peer are fine.
+  CHECK_EQ(inner_verdict(ip(10, 5, 3, 9), ours, ip(192, 168, 50, 3), st), kCounterCount);
+  // External sources only with allow_external_sources; never our own subnet.
+  st.policy.allow_external_sources = true;
+  CHECK_EQ(inner_verdict(ip(8, 8, 8, 8), ours, peer2, st), kCounterCount);
+  CHECK_EQ(inner_verdict(ip(10, 5, 3, 9), ours, peer2, st), kIngressDropSpoofedSource);
+  CHECK_EQ(inner_verdict(ip(10, 5, 1, 9), ours, peer2, st), kIngressDropSpoofedSource);
+}
+
+TEST(ingress_inner_destination_must_be_ours) {
+  ForwardingState st = make_policed_state();
+  const uint32_t peer2 = ip(192, 168, 50, 2), src = ip(10, 5, 2, 9);
+  CHECK_EQ(inner_verdict(src, ip(10, 5, 3, 1), peer2, st), kIngressDropForeignDestination);
+  CHECK_EQ(inner_verdict(src, ip(192, 168, 50, 1), peer2, st), kIngressDropForeignDestination);
+  CHECK_EQ(inner_verdict(src, ip(1, 1, 1, 1), peer2, st), kIngressDropForeignDestination);
+  st.policy.source_check = false;
+  CHECK_EQ(inner_verdict(src, ip(10, 5, 3, 1), peer2, st), kIngressDropForeignDestination);
+}
+
+TEST(ingress_nat_mode_checks_the_network_only) {
+  ForwardingState st = make_policed_state();
+  st.policy.source_check = false;
+  const uint32_t stranger = ip(203, 0, 113, 1), ours = ip(10, 5, 1, 7);
+  CHECK_EQ(inner_verdict(ip(10, 5, 3, 9), ours, stranger, st), kCounterCount);
+  CHECK_EQ(inner_verdict(ip(10, 5, 77, 9), ours, stranger, st), kCounterCount);
+  CHECK_EQ(inner_verdict(ip(10, 5, 1, 9), ours, stranger, st), kIngressDropSpoofedSource);
+  CHECK_EQ(inner_verdict(ip(8, 8, 8, 8), ours, stranger, st), kIngressDropSpoofedSource);
+}
+
+TEST(ingress_refusal_precedes_ttl_and_icmp) {
+  ForwardingState st = make_policed_state();
+  Ipv4Spec s;
+  s.src = ip(10, 5, 3, 9);
+  s.dst = ip(10, 5, 1, 7);
+  s.ttl = 1;
+  auto p = build_ipv4(s);
+  Decision d = decide_ingress(p.data(), p.size(), ip(192, 168, 50, 2), st);
+  CHECK_EQ(d.drop, kIngressDropSpoofedSource);
+  CHECK(d.icmp == IcmpAction::kNone);
+  CHECK_EQ(p[8], 1);
 }
 
 TEST(ingress_malformed_and_ttl) {

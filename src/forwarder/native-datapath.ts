@@ -52,6 +52,8 @@ export const COUNTER_NAMES = [
   'ingress_coalesced_packets',
   'offload_gso_failures',
   'offload_gro_failures',
+  'ingress_drop_spoofed_source',
+  'ingress_drop_foreign_destination',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -62,6 +64,37 @@ export interface NativeRoute {
   prefixLen: number;
   peer: string;
   port: number;
+  /** PeerFlags of native/core/lpm_table.h (default 0). */
+  flags?: number;
+}
+
+/** A known peer's PublicIP and what it can take (PeerFlags, default 0). */
+export interface NativePeer {
+  address: string;
+  flags?: number;
+}
+
+export interface NativePrefix {
+  network: string;
+  prefixLen: number;
+}
+
+/** native/core/forwarding.h IngressPolicy. */
+export interface NativeIngressPolicy {
+  sourceCheck: boolean;
+  allowExternalSources: boolean;
+  ownSubnet: NativePrefix;
+  network: NativePrefix;
+}
+
+/** A refused datagram (native/linux/forwarder_linux.h Refusal); each (sender, reason) is reported once. */
+export interface NativeRefusal {
+  sender: string;
+  /** The drop counter's name. */
+  reason: 'ingress_drop_unknown_source' | 'ingress_drop_spoofed_source' | 'ingress_drop_foreign_destination';
+  /** Absent for an unknown sender (its datagram is not parsed). */
+  innerSource?: string;
+  innerDestination?: string;
 }
 
 export interface NativeRouteKey {
@@ -121,10 +154,10 @@ export interface NativeDatapath {
   start(options: NativeStartOptions): void;
   replaceRoutes(routes: NativeRoute[]): void;
   updateRoutes(set: NativeRoute[], remove: NativeRouteKey[]): void;
-  replacePeers(addresses: string[]): void;
-  setSourceCheck(enabled: boolean): void;
+  replacePeers(peers: Array<string | NativePeer>): void;
+  setIngressPolicy(policy: NativeIngressPolicy): void;
   stats(): NativeStats;
-  drainUnknownSources(): string[];
+  drainRefusals(): NativeRefusal[];
   close(): void;
 }
 

@@ -3,7 +3,7 @@
  *
  * The datapath forwards between the TUN device and the UDP socket on its own
  * threads; this class only pushes declarative state into it (routes, known
- * peers, the source-check switch) and pulls counters. Nothing here runs per
+ * peers, the ingress policy) and pulls counters. Nothing here runs per
  * packet.
  *
  * Order of use: openTun() -> configure the device (src/routing) -> bindUdp()
@@ -20,6 +20,8 @@ import {
   loadDatapathAddon,
   type NativeBindOptions,
   type NativeDatapath,
+  type NativePrefix,
+  type NativeRefusal,
   type NativeRoute,
   type NativeStartOptions,
   type NativeTunOptions,
@@ -34,6 +36,23 @@ export interface PeerRoute {
   /** The peer's UDP port: upstream always uses the local Port (udp_network_amd64.go). */
   port: number;
 }
+
+/**
+ * Which inner packets a datagram may carry (native/core/forwarding.h
+ * IngressPolicy): the inner destination must lie in `ownSubnet`; with
+ * `sourceCheck` the inner source must lie in a subnet routed to the sender
+ * (or be the sender itself), without it (NAT between nodes) anywhere in
+ * `network` but `ownSubnet`; a source outside `network` only with
+ * `allowExternalSources`.
+ */
+export interface IngressPolicy {
+  sourceCheck: boolean;
+  allowExternalSources: boolean;
+  ownSubnet: Ipv4Net;
+  network: Ipv4Net;
+}
+
+export type Refusal = NativeRefusal;
 
 export type StartOptions = NativeStartOptions;
 export type TunOptions = NativeTunOptions;
@@ -74,6 +93,10 @@ export class DatapathStats {
 }
 
 const DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024;
+
+function toNativePrefix(n: Ipv4Net): NativePrefix {
+  return { network: formatIpv4(n.network), prefixLen: n.prefixLen };
+}
 
 function toNativeRoute(r: PeerRoute): NativeRoute {
   return { network: formatIpv4(r.subnet.network), prefixLen: r.subnet.prefixLen, peer: r.peer, port: r.port };
@@ -135,7 +158,7 @@ export class UdpForwarder {
   applyRouteChanges(set: readonly PeerRoute[], remove: readonly Ipv4Net[]): void {
     this.native.updateRoutes(
       set.map(toNativeRoute),
-      remove.map((n) => ({ network: formatIpv4(n.network), prefixLen: n.prefixLen })),
+      remove.map(toNativePrefix),
     );
   }
 
@@ -144,8 +167,14 @@ export class UdpForwarder {
     this.native.replacePeers([...addresses]);
   }
 
-  setSourceCheck(enabled: boolean): void {
-    this.native.setSourceCheck(enabled);
+  /** What a datagram may carry (native/core/forwarding.h IngressPolicy). */
+  setIngressPolicy(policy: IngressPolicy): void {
+    this.native.setIngressPolicy({
+      sourceCheck: policy.sourceCheck,
+      allowExternalSources: policy.allowExternalSources,
+      ownSubnet: toNativePrefix(policy.ownSubnet),
+      network: toNativePrefix(policy.network),
+    });
   }
 
   stats(): DatapathStats {
@@ -153,9 +182,9 @@ export class UdpForwarder {
     return new DatapathStats(Object.freeze({ ...s.counters }), s.routes, s.peers, s.running, s.workers, s.offload, s.heartbeatAgeMs);
   }
 
-  /** Addresses newly rejected by the source check since the last call (each reported once). */
-  drainUnknownSources(): string[] {
-    return this.native.drainUnknownSources();
+  /** Datagrams newly refused by the ingress policy since the last call (each sender and reason once). */
+  drainRefusals(): NativeRefusal[] {
+    return this.native.drainRefusals();
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
- * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`, `Workers`
- * and `Offload` are ours (documented in the README); upstream ignores them,
+ * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`,
+ * `AllowExternalSources`, `Workers` and `Offload` are ours (documented in the README); upstream ignores them,
  * so one network config serves mixed clusters.
  */
 import * as os from 'node:os';
@@ -21,8 +21,15 @@ export interface UdpBackendConfig {
   port: number;
   /** The underlay MTU to assume; undefined = the external interface's MTU. */
   mtu: number | undefined;
-  /** Drop datagrams whose source is not a known peer's PublicIP (default true). */
+  /**
+   * Accept a datagram only from a known peer's PublicIP, carrying an inner
+   * source in a subnet leased to that peer (or the peer itself) (default
+   * true). Off: any sender, inner source anywhere in the Network but this
+   * node's subnet (NAT between nodes).
+   */
   sourceCheck: boolean;
+  /** Accept inner sources outside the Network from a peer (unmasqueraded external clients; default false). */
+  allowExternalSources: boolean;
   /** Forwarding workers: TUN queues, sockets and thread pairs (default: the cores, at most 8). */
   workers: number;
   /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
@@ -39,7 +46,14 @@ export function defaultWorkers(cores: number = os.availableParallelism()): numbe
 }
 
 function defaultUdpBackendConfig(): UdpBackendConfig {
-  return { port: DEFAULT_UDP_PORT, mtu: undefined, sourceCheck: true, workers: defaultWorkers(), offload: { ...ALL_OFFLOADS } };
+  return {
+    port: DEFAULT_UDP_PORT,
+    mtu: undefined,
+    sourceCheck: true,
+    allowExternalSources: false,
+    workers: defaultWorkers(),
+    offload: { ...ALL_OFFLOADS },
+  };
 }
 
 /** `"Offload": {"TSO": false, "GRO": false}`: keys as Go decodes them (case-insensitive), missing ones true. */
@@ -66,12 +80,14 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   let port: number;
   let mtu: number;
   let sourceCheck: boolean;
+  let allowExternalSources: boolean;
   let workers: number;
   let offload: OffloadSettings;
   try {
     port = intField(raw, 'Port', DEFAULT_UDP_PORT);
     mtu = intField(raw, 'MTU', 0);
     sourceCheck = boolField(raw, 'SourceCheck', true);
+    allowExternalSources = boolField(raw, 'AllowExternalSources', false);
     workers = intField(raw, 'Workers', 0);
     offload = parseOffloadField(raw, prefix);
   } catch (e) {
@@ -97,6 +113,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     port,
     mtu: mtu === 0 ? undefined : mtu,
     sourceCheck,
+    allowExternalSources,
     workers: workers === 0 ? defaultWorkers() : workers,
     offload,
   };

@@ -31,8 +31,9 @@ export interface UdpDatapathSpec {
   /** Forwarding workers: TUN queues, sockets and thread pairs. */
   workers: number;
   offload: OffloadSettings;
-  /** Drop datagrams whose source is not a known peer's PublicIP. */
+  /** The ingress policy's switches (UdpBackendConfig); its networks are `subnet` and `network`. */
   sourceCheck: boolean;
+  allowExternalSources: boolean;
   /** Tuning for tests and the benchmark (the datapath's defaults otherwise). */
   bufferSize?: number;
   batchSize?: number;
@@ -56,7 +57,12 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu };
     const report = await configureTunDevice(nl, tun);
     forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers });
-    forwarder.setSourceCheck(spec.sourceCheck);
+    forwarder.setIngressPolicy({
+      sourceCheck: spec.sourceCheck,
+      allowExternalSources: spec.allowExternalSources,
+      ownSubnet: spec.subnet,
+      network: spec.network,
+    });
     forwarder.start({
       icmpSource: formatIpv4(spec.subnet.network),
       offload: spec.offload,

@@ -29,7 +29,7 @@ import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
 import { startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
-import { UnknownSourceReporter } from './source-check';
+import { RefusalReporter } from './source-check';
 
 export { TUN_NAME_TEMPLATE };
 
@@ -87,6 +87,7 @@ export class UdpBackend implements Backend {
         workers: cfg.workers,
         offload,
         sourceCheck: cfg.sourceCheck,
+        allowExternalSources: cfg.allowExternalSources,
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
@@ -115,7 +116,7 @@ export function datapathReport(s: DatapathStats): DatapathReport {
 class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   private poller: NodeJS.Timeout | undefined;
   private readonly routes: UdpRouteSync;
-  private readonly reporter: UnknownSourceReporter;
+  private readonly reporter: RefusalReporter;
   private readonly offloadReporter: OffloadReporter;
   private readonly events: NetlinkEvents;
   /** Keeps flannel0's address, MTU, UP flag and Network route as configured. */
@@ -141,7 +142,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
       log,
     );
     this.routes = new UdpRouteSync(cfg.port);
-    this.reporter = new UnknownSourceReporter(forwarder, log);
+    this.reporter = new RefusalReporter(forwarder, log);
     this.offloadReporter = new OffloadReporter(log);
     this.offloadReporter.observe(forwarder.stats().offload);
   }
