@@ -66,6 +66,12 @@
       "libraries": ["-lpthread"],
     },
     {
+      # The upstream-style forwarder of the tests and the benchmark (lab/upstream-udp).
+      "target_name": "upstream_udp_proxy",
+      "type": "executable",
+      "sources": ["lab/upstream-udp/upstream_udp_proxy.c"],
+    },
+    {
       "target_name": "native_lpm_bench",
       "type": "executable",
       "sources": ["<@(core_sources)", "native/bench/lpm_bench.cc"],

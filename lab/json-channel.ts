@@ -79,7 +79,11 @@ export class JsonChannel {
   }
 
   send(msg: Json): void {
-    this.child.stdin?.write(JSON.stringify(msg) + '\n');
+    this.sendLine(JSON.stringify(msg));
+  }
+
+  sendLine(line: string): void {
+    this.child.stdin?.write(line + '\n');
   }
 
   /** Sends a request with a fresh id and waits for the reply carrying it. */

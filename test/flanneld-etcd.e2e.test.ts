@@ -30,7 +30,7 @@ describe('flanneld in etcd mode: three nodes, udp backend', ROOT_SUITE, () => {
     cluster = await FlannelCluster.create(lab, { nodes: 4, config: { Network: '10.5.0.0/16', SubnetMax: '10.5.199.0', Backend: { Type: 'udp' } } });
     notify = await notifyListener(lab);
     cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`], { NOTIFY_SOCKET: notify.path });
-    // Node 2 runs without offloads (as an upstream peer behaves on the wire).
+    // Node 2 runs with every offload off (test/mixed-cluster.e2e.test.ts has a real upstream-style peer).
     cluster.startNode(2, [], { FLANNEL_TS_OFFLOAD: 'off' });
     cluster.startNode(3);
     for (const i of [1, 2, 3]) await cluster.waitSubnet(i);
