@@ -58,4 +58,7 @@ test('the reporter logs the state once, each refusal at start, and each runtime 
   assert.equal(r.observe(failed), 1);
   assert.match(log.records[2]!.msg, /UDP GSO sends \(UDP_SEGMENT\) is off: the kernel refused it at runtime \(EIO\).*FLANNEL_TS_OFFLOAD/);
   assert.equal(r.observe(failed), 0, 'logged once');
+  assert.equal(r.observe(failed, 3), 1, 'the first refused GSO send to a peer');
+  assert.match(log.records[3]!.msg, /refused a UDP GSO send to a peer .* unsegmented sends, GSO is tried again every 10 s/);
+  assert.equal(r.observe(failed, 7), 0, 'later refusals are only counted');
 });

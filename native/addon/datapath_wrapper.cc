@@ -61,6 +61,8 @@ Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char
 // The most workers (TUN queues, sockets) one datapath runs; the udp backend
 // caps its "Workers" option at 8 by default and at this by hand.
 constexpr int64_t kMaxWorkers = 64;
+static_assert(2 * kMaxWorkers <= StatePublisher<ForwardingState>::kMaxReaders,
+              "every worker's two threads need a reader slot");
 
 bool OptionalBooleanProperty(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);

@@ -17,7 +17,9 @@
 //    ingress_coalesced_writes/_packets the merged ones.
 //  - ingress_drop_unknown_source, _spoofed_source and _foreign_destination
 //    are the ingress policy's refusals (forwarding.h IngressPolicy).
-//  - offload_*_failures count offloads switched off at runtime.
+//  - offload_gso_failures counts UDP GSO sends the kernel refused (that
+//    peer then gets unsegmented sends for a while); offload_gro_failures the
+//    coalesced TUN writes it refused (coalescing is then off for good).
 //
 // The names are the stats keys TypeScript sees; append new counters at the
 // end of a group, never rename one (dashboards depend on them).

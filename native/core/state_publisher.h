@@ -32,7 +32,9 @@ namespace flannel {
 template <typename T>
 class StatePublisher {
  public:
-  static constexpr int kMaxReaders = 64;
+  // Two reader threads per worker, and at most 64 workers
+  // (native/addon/datapath_wrapper.cc kMaxWorkers).
+  static constexpr int kMaxReaders = 128;
 
   explicit StatePublisher(std::unique_ptr<T> initial) : current_(initial.release()) {}
   StatePublisher(const StatePublisher&) = delete;

@@ -49,6 +49,7 @@ void EgressPath::run(int reader_slot) {
     }
     for (int round = 0; round < kMaxBatchesPerWake; ++round) {
       const ForwardingState& state = *publisher.read(reader_slot);
+      now_ns_ = monotonic_coarse_ns();
       bool drained = false;
       size_t slot = 0;
       size_t round_bytes = 0;
@@ -117,7 +118,9 @@ void EgressPath::queue_segment(const NextHop& hop, uint8_t* header, uint16_t hea
                      m->bytes + size <= kMaxGsoBytes;
   if (!joins) {
     m = &out_[messages_++];
-    *m = OutMessage{hop, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, false};
+    // A peer in GSO backoff gets one message per segment: nothing joins it.
+    const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(hop.addr, now_ns_);
+    *m = OutMessage{hop, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
   }
   segment_starts_[iov_used_] = true;
   if (header_len > 0) {
@@ -178,7 +181,7 @@ void EgressPath::flush() {
   size_t i = 0;
   while (i < n) {
     const bool gso_message = out_[i].segments > 1;
-    if (gso_message && !shared_->offload.gso.on()) {  // GSO failed earlier in this batch
+    if (gso_message && gso_backoff_.suppressed(out_[i].hop.addr, now_ns_)) {  // refused earlier in this batch
       send_segments_singly(i++);
       continue;
     }
@@ -206,10 +209,13 @@ void EgressPath::flush() {
       for (size_t k = i; k < n; ++k) counters_.add(kEgressDropSendError, out_[k].segments);
       break;
     }
-    if (gso_message && (err == EIO || err == EINVAL)) {
-      // The kernel cannot segment for this socket (no checksum offload on the
-      // egress device gives EIO): off for good, this message goes out singly.
-      if (shared_->offload.gso.fail_at_runtime(err)) counters_.add(kOffloadGsoFailures);
+    if (gso_message && (err == EIO || err == EINVAL || err == EMSGSIZE)) {
+      // The kernel would not segment this send: for this peer's path (its
+      // MTU below the segment size) or for the device (no checksum offload
+      // gives EIO). This peer goes unsegmented for a while; the message
+      // goes out now, one datagram per segment.
+      gso_backoff_.suppress(out_[i].hop.addr, now_ns_ + kGsoRetryNs, now_ns_);
+      counters_.add(kOffloadGsoFailures);
       send_segments_singly(i++);
       continue;
     }

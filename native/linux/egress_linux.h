@@ -21,6 +21,7 @@
 #include <memory>
 
 #include "../core/gso.h"
+#include "../core/peer_backoff.h"
 #include "datapath_thread_linux.h"
 
 namespace flannel {
@@ -43,6 +44,9 @@ class EgressPath : public DatapathThread {
   // (read, checksummed, copied by sendmmsg) stays in the L2 cache: 64 reads
   // of 64 KiB TSO packets would be 4 MiB. Small packets still batch by count.
   static constexpr size_t kRoundBytes = 256 * 1024;
+  // After a refused UDP GSO send, a peer's packets go out unsegmented for
+  // this long before GSO is tried again (core/peer_backoff.h).
+  static constexpr uint64_t kGsoRetryNs = 10ull * 1000 * 1000 * 1000;
 
   EgressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters);
   bool allocate();
@@ -93,6 +97,8 @@ class EgressPath : public DatapathThread {
   std::unique_ptr<struct sockaddr_in[]> addrs_;
   std::unique_ptr<Control[]> control_;
   size_t messages_ = 0;
+  PeerBackoff gso_backoff_;  // peers whose GSO sends the kernel refused lately
+  uint64_t now_ns_ = 0;      // the clock at the start of the round
 };
 
 }  // namespace flannel

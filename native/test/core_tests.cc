@@ -13,6 +13,7 @@
 #include "../core/icmp.h"
 #include "../core/ipv4.h"
 #include "../core/lpm_table.h"
+#include "../core/peer_backoff.h"
 #include "../core/state_publisher.h"
 #include "../core/token_bucket.h"
 #include "packet_builder.h"
@@ -642,4 +643,26 @@ TEST(publisher_concurrent_readers_never_see_freed_state) {
   CHECK_EQ(bad.load(), 0);
   CHECK(reads.load() > 0);
   CHECK_EQ(Versioned::live.load(), 0);
+}
+
+// ---------------------------------------------------------------- peer backoff
+
+TEST(peer_backoff_suppresses_until_the_deadline_and_replaces_the_first_to_expire) {
+  PeerBackoff b;
+  CHECK(!b.suppressed(1, 0));
+  b.suppress(1, 100, 0);
+  CHECK(b.suppressed(1, 99));
+  CHECK(!b.suppressed(1, 100));
+  CHECK(!b.suppressed(2, 50));
+  b.suppress(1, 300, 50);  // extended, not duplicated
+  CHECK(b.suppressed(1, 200));
+  CHECK_EQ(b.size(), 1u);
+  // Expired entries make room; a full table replaces the entry expiring first.
+  for (uint32_t a = 10; a < 10 + PeerBackoff::kSlots; ++a) b.suppress(a, 1000 + a, 400);
+  CHECK_EQ(b.size(), PeerBackoff::kSlots);  // peer 1 (expired at 300) was dropped
+  CHECK(!b.suppressed(1, 400));
+  b.suppress(7, 5000, 400);
+  CHECK(b.suppressed(7, 4000));
+  CHECK(!b.suppressed(10, 500));  // 10 expired first: replaced
+  CHECK(b.suppressed(11, 500));
 }

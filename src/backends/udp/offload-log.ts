@@ -1,7 +1,9 @@
 /**
  * Logs the udp datapath's offload state: once at start (what is on, and what
  * the kernel refused), then once for each offload switched off at runtime
- * (native/linux/offload_linux.h). The datapath itself never logs.
+ * (native/linux/offload_linux.h), and once when the kernel first refuses a
+ * UDP GSO send to some peer (native/core/peer_backoff.h). The datapath itself
+ * never logs.
  */
 import {
   OFFLOAD_DESCRIPTIONS,
@@ -14,12 +16,28 @@ import type { Logger } from '../../log';
 
 export class OffloadReporter {
   private last: OffloadReport | undefined;
+  private gsoRefusalLogged = false;
 
   constructor(private readonly log: Logger) {}
 
   /** Logs what changed since the last report; returns the number of lines logged. */
-  observe(report: OffloadReport | undefined): number {
+  observe(report: OffloadReport | undefined, gsoRefusals = 0): number {
     if (report === undefined) return 0;
+    let refusalLines = 0;
+    if (gsoRefusals > 0 && !this.gsoRefusalLogged) {
+      this.gsoRefusalLogged = true;
+      refusalLines = 1;
+      this.log.warn(
+        { offload: 'gso', refusals: gsoRefusals },
+        'the kernel refused a UDP GSO send to a peer (its path MTU is below the segment size, or the ' +
+          'underlay device cannot checksum): that peer gets unsegmented sends, GSO is tried again ' +
+          'every 10 s; further refusals are only counted (offload_gso_failures).',
+      );
+    }
+    return refusalLines + this.observeSwitches(report);
+  }
+
+  private observeSwitches(report: OffloadReport): number {
     const previous = this.last;
     this.last = report;
     let lines = 0;

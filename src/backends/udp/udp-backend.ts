@@ -151,7 +151,8 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     this.reconciler.start();
     this.poller = setInterval(() => {
       this.reporter.poll();
-      this.offloadReporter.observe(this.forwarder.stats().offload);
+      const stats = this.forwarder.stats();
+      this.offloadReporter.observe(stats.offload, stats.get('offload_gso_failures'));
     }, 1000);
     this.poller.unref();
   }
