@@ -102,7 +102,7 @@ test('socket buffers default to 4 MiB; close is idempotent', () => {
   const calls = FakeDatapath.last!.calls;
   assert.deepEqual(calls[0], [
     'bindUdp',
-    [{ address: '192.168.1.1', port: 8285, receiveBufferBytes: 4194304, sendBufferBytes: 4194304, sockets: 1 }],
+    [{ address: '192.168.1.1', port: 8285, receiveBufferBytes: 4194304, sendBufferBytes: 4194304, sockets: 1, sourcePorts: 0 }],
   ]);
   assert.equal(calls.filter((c) => c[0] === 'close').length, 1);
 });

@@ -6,7 +6,7 @@ import { defaultWorkers, parseUdpBackendConfig, tunMtu, UdpBackendConfigError } 
 const ALL = { tso: true, uso: true, gso: true, gro: true };
 
 test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
-  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, workers: defaultWorkers(), offload: ALL };
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, workers: defaultWorkers(), offload: ALL };
   assert.deepEqual(parseUdpBackendConfig(undefined), expected);
   assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
   assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
@@ -17,8 +17,8 @@ test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per 
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
   assert.deepEqual(
-    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, workers: 3, offload: { tso: false, gro: false } }),
-    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, workers: 3, offload: { tso: false, gro: false } }),
+    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
   );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
 });
@@ -32,6 +32,8 @@ test('bad options name the key and keep upstream\'s prefix', () => {
   const bad: Array<[unknown, RegExp]> = [
     [{ Port: '8285' }, /^error decoding UDP backend config: json: cannot unmarshal string into Go struct field \.Port of type int$/],
     [{ Port: 70000 }, /Port must be 1\.\.65535/],
+    [{ SourcePorts: 65 }, /SourcePorts must be 0\.\.64 with Port \+ SourcePorts at most 65535 \(0: every datagram from Port, as upstream\), got 65/],
+    [{ Port: 65530, SourcePorts: 16 }, /SourcePorts must be 0\.\.64/],
     [{ MTU: 50 }, /MTU is the underlay MTU and must be 96\.\.65535/],
     [{ SourceCheck: 'no' }, /SourceCheck of type bool/],
     [{ Workers: 65 }, /Workers must be 1\.\.64 \(or 0 \/ absent for the default/],

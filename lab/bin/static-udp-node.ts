@@ -14,7 +14,7 @@
  * {"cmd":"reconfigure"} (runs the flannel0 configuration again and returns what it changed).
  * SIGTERM, SIGINT or the end of stdin stop it.
  */
-import { defaultWorkers, tunMtu } from '../../src/backends/udp/config';
+import { DEFAULT_SOURCE_PORTS, defaultWorkers, tunMtu } from '../../src/backends/udp/config';
 import { startUdpDatapath } from '../../src/backends/udp/datapath';
 import { ALL_OFFLOADS, combineOffloads, type OffloadSettings, parseOffloadEnv } from '../../src/forwarder/offload';
 import { RtNetlink } from '../../src/routing/rtnetlink';
@@ -35,6 +35,8 @@ export interface StaticUdpNodeOptions {
   peers?: string[];
   sourceCheck?: boolean;
   allowExternalSources?: boolean;
+  /** Per-flow source ports (default as the udp backend). */
+  sourcePorts?: number;
   bufferSize?: number;
   batchSize?: number;
   /** Workers (default as the udp backend: the cores, at most 8). */
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     mtu: tunMtu({ mtu: opts.udpMtu }, opts.underlayMtu ?? 1500),
     bindAddress: opts.bindAddress,
     port,
+    sourcePorts: opts.sourcePorts ?? DEFAULT_SOURCE_PORTS,
     workers,
     offload,
     sourceCheck: opts.sourceCheck ?? true,

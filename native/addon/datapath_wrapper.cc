@@ -61,6 +61,8 @@ Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char
 // The most workers (TUN queues, sockets) one datapath runs; the udp backend
 // caps its "Workers" option at 8 by default and at this by hand.
 constexpr int64_t kMaxWorkers = 64;
+// The most per-flow source ports (src/backends/udp/config.ts MAX_SOURCE_PORTS).
+constexpr int64_t kMaxSourcePorts = 64;
 static_assert(2 * kMaxWorkers <= StatePublisher<ForwardingState>::kMaxReaders,
               "every worker's two threads need a reader slot");
 
@@ -217,8 +219,18 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
       static_cast<int>(OptionalIntegerProperty(o, "receiveBufferBytes", 0, INT32_MAX, 0));
   options.send_buffer_bytes = static_cast<int>(OptionalIntegerProperty(o, "sendBufferBytes", 0, INT32_MAX, 0));
   options.count = static_cast<int>(OptionalIntegerProperty(o, "sockets", 1, kMaxWorkers, 1));
-  const SysResult r = open_udp_sockets(options, &udp_fds_);
+  const int source_ports = static_cast<int>(OptionalIntegerProperty(o, "sourcePorts", 0, kMaxSourcePorts, 0));
+  if (options.port + source_ports > 65535) {
+    throw Napi::RangeError::New(env, "bindUdp(options): port + sourcePorts must be at most 65535");
+  }
+  SysResult r = open_udp_sockets(options, &udp_fds_);
   if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+  r = open_source_port_sockets(options, source_ports, &source_fds_);
+  if (!r.ok()) {
+    for (int fd : udp_fds_) close(fd);
+    udp_fds_.clear();
+    throw ErrnoError(env, r.err, (std::string(r.op) + " source port").c_str());
+  }
   return env.Undefined();
 }
 
@@ -238,6 +250,7 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   ForwarderConfig config;
   config.tun_fds = tun_.fds;
   config.udp_fds = udp_fds_;
+  config.source_fds = source_fds_;
   config.vnet_hdr = vnet_hdr_;
   config.icmp_source = ParseIpv4(env, StringProperty(o, "icmpSource"), "icmpSource");
   config.icmp_rate_per_sec = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpRatePerSec", 0, 1000000, 100));
@@ -389,6 +402,8 @@ void DatapathWrapper::Shutdown() {
   }
   for (int fd : udp_fds_) close(fd);
   udp_fds_.clear();
+  for (int fd : source_fds_) close(fd);
+  source_fds_.clear();
   // Closing the last fd of a non-persistent TUN removes the device, its
   // addresses and its routes (docs/compatibility.md §5.7).
   for (int fd : tun_.fds) close(fd);

@@ -59,6 +59,7 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   std::unique_ptr<Forwarder> forwarder_;
   TunDevice tun_;
   std::vector<int> udp_fds_;
+  std::vector<int> source_fds_;  // the per-flow source ports (bindUdp sourcePorts)
   bool vnet_hdr_ = false;
   bool closed_ = false;
 };

@@ -9,13 +9,16 @@
 
 #include <new>
 
+#include "../core/flow_hash.h"
 #include "../core/tun_read.h"
 #include "forwarder_linux.h"
 
 namespace flannel {
 
-EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters)
-    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd) {}
+EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds,
+                       CounterBlock* counters)
+    : DatapathThread(shared, tun_fd, counters),
+      send_fds_(source_fds.empty() ? std::vector<int>{udp_fd} : source_fds) {}
 
 bool EgressPath::allocate() {
   stride_ = config_.buffer_size + kVirtioNetHdrLen;
@@ -25,10 +28,13 @@ bool EgressPath::allocate() {
   iov_.reset(new (std::nothrow) struct iovec[2 * kMaxQueuedSegments]);
   segment_starts_.reset(new (std::nothrow) bool[2 * kMaxQueuedSegments]);
   out_.reset(new (std::nothrow) OutMessage[kMaxQueuedSegments]);
+  sorted_.reset(new (std::nothrow) OutMessage[kMaxQueuedSegments]);
+  if (send_fds_.size() > kMaxSendSockets) return false;
   msgs_.reset(new (std::nothrow) struct mmsghdr[kMaxQueuedSegments]);
   addrs_.reset(new (std::nothrow) struct sockaddr_in[kMaxQueuedSegments]);
   control_.reset(new (std::nothrow) Control[kMaxQueuedSegments]);
-  if (!reads_ || !headers_ || !slices_ || !iov_ || !segment_starts_ || !out_ || !msgs_ || !addrs_ || !control_) {
+  if (!reads_ || !headers_ || !slices_ || !iov_ || !segment_starts_ || !out_ || !sorted_ || !msgs_ || !addrs_ ||
+      !control_) {
     return false;
   }
   memset(msgs_.get(), 0, sizeof(struct mmsghdr) * kMaxQueuedSegments);
@@ -93,10 +99,12 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
     return false;
   }
   if (read.gso) counters_.add(kEgressSplitSegments, nseg);
+  const uint8_t socket =
+      send_fds_.size() == 1 ? 0 : static_cast<uint8_t>(flow_hash(pkt, d.length, d.header) % send_fds_.size());
   uint8_t* headers = headers_.get() + headers_used_;
   for (size_t i = 0; i < nseg; ++i) {
     const SegmentSlice& s = slices_[i];
-    queue_segment(d.next_hop, s.header_len > 0 ? headers + s.header_off : nullptr, s.header_len,
+    queue_segment(d.next_hop, socket, s.header_len > 0 ? headers + s.header_off : nullptr, s.header_len,
                   pkt + s.payload_off, s.payload_len);
   }
   const SegmentSlice& last = slices_[nseg - 1];
@@ -109,18 +117,18 @@ bool EgressPath::has_room(size_t segments) const {
          headers_used_ + segments * kMaxSegmentHeader <= kMaxQueuedSegments * kMaxSegmentHeader;
 }
 
-void EgressPath::queue_segment(const NextHop& hop, uint8_t* header, uint16_t header_len, uint8_t* payload,
-                               uint16_t payload_len) {
+void EgressPath::queue_segment(const NextHop& hop, uint8_t socket, uint8_t* header, uint16_t header_len,
+                               uint8_t* payload, uint16_t payload_len) {
   const uint32_t size = static_cast<uint32_t>(header_len) + payload_len;
   OutMessage* m = messages_ > 0 ? &out_[messages_ - 1] : nullptr;
   const bool joins = m != nullptr && shared_->offload.gso.on() && !m->closed && m->hop.addr == hop.addr &&
-                     m->hop.port == hop.port && size <= m->segment_size && m->segments < kMaxGsoSegments &&
-                     m->bytes + size <= kMaxGsoBytes;
+                     m->hop.port == hop.port && m->socket == socket && size <= m->segment_size &&
+                     m->segments < kMaxGsoSegments && m->bytes + size <= kMaxGsoBytes;
   if (!joins) {
     m = &out_[messages_++];
     // A peer in GSO backoff gets one message per segment: nothing joins it.
     const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(hop.addr, now_ns_);
-    *m = OutMessage{hop, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
+    *m = OutMessage{hop, socket, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
   }
   segment_starts_[iov_used_] = true;
   if (header_len > 0) {
@@ -170,13 +178,23 @@ void EgressPath::account_sent(const OutMessage& m) {
   if (m.segments > 1) counters_.add(kUdpGsoMessages);
 }
 
-bool EgressPath::wait_writable() {
+bool EgressPath::wait_writable(int fd) {
   counters_.add(kUdpSendBlocked);
-  return wait_for(udp_fd_, POLLOUT, kBlockedWaitMs);
+  return wait_for(fd, POLLOUT, kBlockedWaitMs);
+}
+
+void EgressPath::group_by_socket() {
+  const size_t n = messages_;
+  size_t start[kMaxSendSockets + 1] = {};
+  for (size_t i = 0; i < n; ++i) start[out_[i].socket + 1]++;
+  for (size_t k = 1; k <= send_fds_.size(); ++k) start[k] += start[k - 1];
+  for (size_t i = 0; i < n; ++i) sorted_[start[out_[i].socket]++] = out_[i];
+  out_.swap(sorted_);
 }
 
 void EgressPath::flush() {
   const size_t n = messages_;
+  if (send_fds_.size() > 1) group_by_socket();
   for (size_t i = 0; i < n; ++i) prepare_message(i);
   size_t i = 0;
   while (i < n) {
@@ -191,10 +209,14 @@ void EgressPath::flush() {
       sent = -1;
       err = EIO;
     } else {
-      // While a GSO fault is pending, go one message at a time so it can hit.
-      const size_t count = shared_->faults.armed(kFaultUdpGsoSend) ? 1 : n - i;
+      // The run of messages from this one's socket; while a GSO fault is
+      // pending, one message at a time so it can hit.
+      size_t count = 1;
+      if (!shared_->faults.armed(kFaultUdpGsoSend)) {
+        while (i + count < n && out_[i + count].socket == out_[i].socket) ++count;
+      }
       counters_.add(kUdpSendCalls);
-      sent = sendmmsg(udp_fd_, &msgs_[i], static_cast<unsigned>(count), 0);
+      sent = sendmmsg(send_fds_[out_[i].socket], &msgs_[i], static_cast<unsigned>(count), 0);
       if (sent < 0) err = errno;
     }
     if (sent > 0) {
@@ -204,7 +226,7 @@ void EgressPath::flush() {
     }
     if (err == EINTR) continue;
     if (err == EAGAIN) {
-      if (wait_writable()) continue;
+      if (wait_writable(send_fds_[out_[i].socket])) continue;
       // Stopping, or still full after the wait: drop what is left.
       for (size_t k = i; k < n; ++k) counters_.add(kEgressDropSendError, out_[k].segments);
       break;
@@ -231,6 +253,7 @@ void EgressPath::flush() {
 
 void EgressPath::send_segments_singly(size_t i) {
   const OutMessage& m = out_[i];
+  const int fd = send_fds_[m.socket];
   struct msghdr h;
   memset(&h, 0, sizeof(h));
   h.msg_name = &addrs_[i];
@@ -246,13 +269,13 @@ void EgressPath::send_segments_singly(size_t i) {
     for (size_t k = v; k < w; ++k) bytes += iov_[k].iov_len;
     for (;;) {
       counters_.add(kUdpSendCalls);
-      if (sendmsg(udp_fd_, &h, 0) >= 0) {
+      if (sendmsg(fd, &h, 0) >= 0) {
         counters_.add(kUdpSentPackets);
         counters_.add(kUdpSentBytes, bytes);
         break;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN && wait_writable()) continue;
+      if (errno == EAGAIN && wait_writable(fd)) continue;
       counters_.add(kEgressDropSendError);
       break;
     }

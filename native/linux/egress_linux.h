@@ -9,7 +9,11 @@
 // kMaxGsoBytes) become one message with a UDP_SEGMENT cmsg, whose iovecs
 // interleave those headers with the payload slices: the payload is never
 // copied. Each wire datagram is still exactly one inner IPv4 packet
-// (docs/compatibility.md §5.3). All messages of a batch go out with sendmmsg.
+// (docs/compatibility.md §5.3). With per-flow source ports each read's
+// datagrams leave from the socket its inner flow hashes to
+// (core/flow_hash.h); the messages of a batch are grouped by socket (order
+// within a socket kept, so within a flow) and each group goes out with
+// sendmmsg.
 #pragma once
 
 #include <netinet/in.h>
@@ -19,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "../core/gso.h"
 #include "../core/peer_backoff.h"
@@ -48,13 +53,16 @@ class EgressPath : public DatapathThread {
   // this long before GSO is tried again (core/peer_backoff.h).
   static constexpr uint64_t kGsoRetryNs = 10ull * 1000 * 1000 * 1000;
 
-  EgressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters);
+  // `source_fds` empty: every datagram leaves from `udp_fd` (Port).
+  EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds,
+             CounterBlock* counters);
   bool allocate();
   void run(int reader_slot);
 
  private:
   struct OutMessage {
     NextHop hop;
+    uint8_t socket;  // index into send_fds_
     uint32_t iov_first;
     uint16_t iov_count;
     uint16_t segments;
@@ -71,18 +79,23 @@ class EgressPath : public DatapathThread {
   // virtio header, if any). True when queued messages now point into `buf`.
   bool process(uint8_t* buf, size_t n, const ForwardingState& state);
   bool has_room(size_t segments) const;
-  void queue_segment(const NextHop& hop, uint8_t* header, uint16_t header_len, uint8_t* payload,
+  void queue_segment(const NextHop& hop, uint8_t socket, uint8_t* header, uint16_t header_len, uint8_t* payload,
                      uint16_t payload_len);
+  // Orders out_ by socket (stable), so each socket's messages are contiguous.
+  void group_by_socket();
   // Sends everything queued and empties the queues.
   void flush();
   void prepare_message(size_t i);
   // Sends out_[i]'s segments one sendmsg each (UDP GSO was refused).
   void send_segments_singly(size_t i);
-  // After sendmmsg/sendmsg returned EAGAIN: true when the socket drained.
-  bool wait_writable();
+  // After sendmmsg/sendmsg returned EAGAIN on `fd`: true when it drained.
+  bool wait_writable(int fd);
   void account_sent(const OutMessage& m);
 
-  const int udp_fd_;
+  // The sockets datagrams leave from: the worker's own socket on Port, or
+  // the shared per-flow source port sockets.
+  std::vector<int> send_fds_;
+  static constexpr size_t kMaxSendSockets = 256;
   size_t stride_ = 0;  // bytes per read buffer: virtio header + buffer_size
   std::unique_ptr<uint8_t[]> reads_;
   std::unique_ptr<uint8_t[]> headers_;
@@ -93,6 +106,7 @@ class EgressPath : public DatapathThread {
   size_t iov_used_ = 0;
   size_t segments_queued_ = 0;
   std::unique_ptr<OutMessage[]> out_;
+  std::unique_ptr<OutMessage[]> sorted_;  // group_by_socket's scratch
   std::unique_ptr<struct mmsghdr[]> msgs_;
   std::unique_ptr<struct sockaddr_in[]> addrs_;
   std::unique_ptr<Control[]> control_;

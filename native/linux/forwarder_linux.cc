@@ -100,6 +100,9 @@ void Forwarder::probe_offloads() {
     for (int fd : config_.udp_fds) {
       if (err == 0) err = probe_udp_gso(fd);
     }
+    for (int fd : config_.source_fds) {
+      if (err == 0) err = probe_udp_gso(fd);
+    }
     o.gso.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
   }
   if (want.gro) {
@@ -122,7 +125,8 @@ SysResult Forwarder::start() {
     auto w = std::make_unique<Worker>();
     w->egress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
     w->ingress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
-    w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], &w->egress_counters);
+    w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], config_.source_fds,
+                                             &w->egress_counters);
     w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i],
                                                &w->ingress_counters, &w->refusals);
     if (!w->egress->allocate() || !w->ingress->allocate()) {

@@ -38,6 +38,9 @@ namespace flannel {
 struct ForwarderConfig {
   std::vector<int> tun_fds;  // one TUN queue per worker
   std::vector<int> udp_fds;  // one socket per worker (same count)
+  // The per-flow source port sockets, shared by every worker's sending
+  // thread (empty: each worker sends from its own socket on Port).
+  std::vector<int> source_fds;
   bool vnet_hdr = false;     // the TUN was opened with IFF_VNET_HDR
   OffloadRequest offload;    // what may be used; start() probes it
   uint32_t test_faults = 0;  // TestFault bits, armed at start (test build only: test_faults_linux.h)

@@ -74,6 +74,28 @@ SysResult open_udp_sockets(const UdpSocketOptions& options, std::vector<int>* fd
   return SysResult::success();
 }
 
+SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out) {
+  std::vector<int> fds;
+  for (int i = 1; i <= count; ++i) {
+    if (options.port + i > 65535) {
+      for (int fd : fds) close(fd);
+      return SysResult::failure(EINVAL, "check source port range");
+    }
+    UdpSocketOptions one = options;
+    one.port = static_cast<uint16_t>(options.port + i);
+    one.receive_buffer_bytes = 0;  // nothing is sent to these ports
+    int fd = -1;
+    const SysResult r = open_one(one, false, &fd);
+    if (!r.ok()) {
+      for (int open_fd : fds) close(open_fd);
+      return r;
+    }
+    fds.push_back(fd);
+  }
+  *fds_out = std::move(fds);
+  return SysResult::success();
+}
+
 int probe_udp_gso(int fd) {
   const int zero = 0;
   return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) < 0 ? errno : 0;

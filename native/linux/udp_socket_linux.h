@@ -37,6 +37,14 @@ struct UdpSocketOptions {
 // open.
 SysResult open_udp_sockets(const UdpSocketOptions& options, std::vector<int>* fds_out);
 
+// The sending sockets of the per-flow source ports: `count` sockets bound to
+// bind_addr:port+1 .. port+count (no SO_REUSEPORT: each port is ours alone),
+// with options' send buffer. The forwarding threads send each datagram from
+// the one its inner flow hashes to (core/flow_hash.h); peers still receive
+// on `port`. Failing operations as open_udp_sockets ("bind": a port of the
+// range is taken). On failure nothing stays open.
+SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out);
+
 // UDP_SEGMENT (Linux 4.18) is usable on `fd`: probed by setting the socket
 // option to 0 (no segmentation); sends then pass the size per call in a
 // cmsg. Returns the errno (0: usable).

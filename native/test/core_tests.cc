@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "../core/checksum.h"
+#include "../core/flow_hash.h"
 #include "../core/forwarding.h"
 #include "../core/icmp.h"
 #include "../core/ipv4.h"
@@ -665,4 +666,45 @@ TEST(peer_backoff_suppresses_until_the_deadline_and_replaces_the_first_to_expire
   CHECK(b.suppressed(7, 4000));
   CHECK(!b.suppressed(10, 500));  // 10 expired first: replaced
   CHECK(b.suppressed(11, 500));
+}
+
+// ---------------------------------------------------------------- flow hash
+
+// The flow hash of a well-formed packet (0xffffffff if it does not parse).
+static uint32_t hash_of(const std::vector<uint8_t>& p) {
+  Ipv4Header h;
+  if (parse_ipv4(p.data(), p.size(), &h) != Ipv4Error::kNone) return 0xffffffffu;
+  return flow_hash(p.data(), p.size(), h);
+}
+
+TEST(flow_hash_keys_on_the_flow_and_spreads_flows) {
+  testpkt::TcpSpec t;
+  t.payload = testpkt::pattern(100);
+  const uint32_t base = hash_of(testpkt::build_tcp4(t));
+  CHECK(base != 0xffffffffu);
+  testpkt::TcpSpec later = t;
+  later.seq += 5000;
+  later.id = 9;
+  later.payload = testpkt::pattern(700, 3);
+  CHECK_EQ(hash_of(testpkt::build_tcp4(later)), base);  // same flow, other packet
+  testpkt::TcpSpec other = t;
+  other.sport = static_cast<uint16_t>(t.sport + 1);
+  CHECK(hash_of(testpkt::build_tcp4(other)) != base);
+  // Fragments of a datagram hash alike (addresses and protocol only).
+  Ipv4Spec f;
+  f.frag_field = 0x2000;  // MF, offset 0
+  f.payload = std::vector<uint8_t>(16, 1);
+  const uint32_t first = hash_of(build_ipv4(f));
+  f.frag_field = 0x0010;  // offset 128, last
+  f.payload = std::vector<uint8_t>(16, 2);
+  CHECK_EQ(hash_of(build_ipv4(f)), first);
+  // 1000 flows over 16 ports: every port used, none with more than twice its share.
+  int buckets[16] = {};
+  for (int i = 0; i < 1000; ++i) {
+    testpkt::TcpSpec s = t;
+    s.sport = static_cast<uint16_t>(30000 + i);
+    s.src = ip(10, 5, 1, 2 + (i % 7));
+    buckets[hash_of(testpkt::build_tcp4(s)) % 16]++;
+  }
+  for (int b : buckets) CHECK(b > 20 && b < 125);
 }

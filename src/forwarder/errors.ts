@@ -84,11 +84,21 @@ export function tunOpenError(e: unknown, nameTemplate: string): TunOpenError {
 }
 
 /** Maps a failure of Datapath.bindUdp() to a UdpSocketError with advice. */
-export function udpSocketError(e: unknown, address: string, port: number): UdpSocketError {
+export function udpSocketError(e: unknown, address: string, port: number, sourcePorts = 0): UdpSocketError {
   if (!isNativeSystemError(e)) {
     return new UdpSocketError(`failed to start listening on UDP socket: ${String(e)}`, 'bind', undefined, false, {
       cause: e,
     });
+  }
+  if (/source port/.test(e.syscall ?? '')) {
+    const range = `${port + 1}-${port + sourcePorts}`;
+    const what = `failed to bind the udp source ports ${address}:${range}: ${e.syscall}: ${strerrorPart(e)}`;
+    const advice =
+      e.code === 'EADDRINUSE'
+        ? `a port of ${range} on ${address} is taken: free it, or set "SourcePorts" in the udp backend ` +
+          'config to fewer ports or to 0 (every datagram from Port, as upstream)'
+        : 'see the errno text above';
+    return new UdpSocketError(`${what}. Fix: ${advice}`, e.syscall, e.code, e.code === 'EADDRINUSE', { cause: e });
   }
   const what = `failed to start listening on UDP socket ${address}:${port}: ${e.syscall}: ${strerrorPart(e)}`;
   let advice: string;

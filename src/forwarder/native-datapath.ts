@@ -131,6 +131,12 @@ export interface NativeBindOptions {
   sendBufferBytes?: number;
   /** Sockets, one per worker, bound with SO_REUSEPORT when > 1; must equal the TUN queues. Default 1. */
   sockets?: number;
+  /**
+   * Per-flow source ports: sending sockets on port+1 .. port+sourcePorts,
+   * each datagram sent from the one its inner flow hashes to. 0 (default):
+   * every datagram from `port`.
+   */
+  sourcePorts?: number;
 }
 
 export interface NativeStartOptions {

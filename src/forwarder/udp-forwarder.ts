@@ -134,9 +134,10 @@ export class UdpForwarder {
         receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER,
         sendBufferBytes: options.sendBufferBytes ?? DEFAULT_SOCKET_BUFFER,
         sockets: options.sockets ?? 1,
+        sourcePorts: options.sourcePorts ?? 0,
       });
     } catch (e) {
-      throw udpSocketError(e, options.address, options.port);
+      throw udpSocketError(e, options.address, options.port, options.sourcePorts ?? 0);
     }
   }
 

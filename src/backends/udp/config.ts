@@ -1,7 +1,7 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
  * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`,
- * `AllowExternalSources`, `Workers` and `Offload` are ours (documented in the README); upstream ignores them,
+ * `AllowExternalSources`, `SourcePorts`, `Workers` and `Offload` are ours (documented in the README); upstream ignores them,
  * so one network config serves mixed clusters.
  */
 import * as os from 'node:os';
@@ -30,11 +30,26 @@ export interface UdpBackendConfig {
   sourceCheck: boolean;
   /** Accept inner sources outside the Network from a peer (unmasqueraded external clients; default false). */
   allowExternalSources: boolean;
+  /**
+   * Per-flow source ports: datagrams leave from Port+1 .. Port+sourcePorts,
+   * chosen by a hash of the inner flow, so receivers spread flows over their
+   * workers (default DEFAULT_SOURCE_PORTS); 0: everything from Port, as upstream.
+   */
+  sourcePorts: number;
   /** Forwarding workers: TUN queues, sockets and thread pairs (default: the cores, at most 8). */
   workers: number;
   /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
   offload: OffloadSettings;
 }
+
+/**
+ * Source ports by default: enough to spread flows over a receiver's workers
+ * and a NIC's queues, few enough that conntrack tables on both hosts and on
+ * NAT gateways see tens of entries per peer, not thousands.
+ */
+export const DEFAULT_SOURCE_PORTS = 16;
+/** The most source ports (native/addon/datapath_wrapper.cc kMaxSourcePorts). */
+export const MAX_SOURCE_PORTS = 64;
 
 /** The default worker count caps here: past it, more queues only cost memory (one tunnel between two hosts uses one queue per direction, so more queues help only with many flows: slackhq/nebula#382). */
 export const MAX_DEFAULT_WORKERS = 8;
@@ -51,6 +66,7 @@ function defaultUdpBackendConfig(): UdpBackendConfig {
     mtu: undefined,
     sourceCheck: true,
     allowExternalSources: false,
+    sourcePorts: DEFAULT_SOURCE_PORTS,
     workers: defaultWorkers(),
     offload: { ...ALL_OFFLOADS },
   };
@@ -81,6 +97,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   let mtu: number;
   let sourceCheck: boolean;
   let allowExternalSources: boolean;
+  let sourcePorts: number;
   let workers: number;
   let offload: OffloadSettings;
   try {
@@ -88,6 +105,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     mtu = intField(raw, 'MTU', 0);
     sourceCheck = boolField(raw, 'SourceCheck', true);
     allowExternalSources = boolField(raw, 'AllowExternalSources', false);
+    sourcePorts = intField(raw, 'SourcePorts', DEFAULT_SOURCE_PORTS);
     workers = intField(raw, 'Workers', 0);
     offload = parseOffloadField(raw, prefix);
   } catch (e) {
@@ -103,6 +121,12 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
         `(flannel0 gets MTU - ${UDP_ENCAP_OVERHEAD}), got ${mtu}`,
     );
   }
+  if (sourcePorts < 0 || sourcePorts > MAX_SOURCE_PORTS || port + sourcePorts > 65535) {
+    throw new UdpBackendConfigError(
+      `${prefix}SourcePorts must be 0..${MAX_SOURCE_PORTS} with Port + SourcePorts at most 65535 ` +
+        `(0: every datagram from Port, as upstream), got ${sourcePorts}`,
+    );
+  }
   if (workers < 0 || workers > MAX_WORKERS) {
     throw new UdpBackendConfigError(
       `${prefix}Workers must be 1..${MAX_WORKERS} (or 0 / absent for the default: the cores, at most ` +
@@ -114,6 +138,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     mtu: mtu === 0 ? undefined : mtu,
     sourceCheck,
     allowExternalSources,
+    sourcePorts,
     workers: workers === 0 ? defaultWorkers() : workers,
     offload,
   };

@@ -28,6 +28,8 @@ export interface UdpDatapathSpec {
   /** The address the sockets bind (the external interface's). */
   bindAddress: string;
   port: number;
+  /** Per-flow source ports above `port` (0: every datagram from `port`). */
+  sourcePorts: number;
   /** Forwarding workers: TUN queues, sockets and thread pairs. */
   workers: number;
   offload: OffloadSettings;
@@ -56,7 +58,7 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     const name = forwarder.openTun(spec.tunTemplate ?? TUN_NAME_TEMPLATE, { queues: spec.workers, vnetHdr: needsVnetHeader(spec.offload) });
     const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu };
     const report = await configureTunDevice(nl, tun);
-    forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers });
+    forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers, sourcePorts: spec.sourcePorts });
     forwarder.setIngressPolicy({
       sourceCheck: spec.sourceCheck,
       allowExternalSources: spec.allowExternalSources,

@@ -84,6 +84,7 @@ export class UdpBackend implements Backend {
         mtu,
         bindAddress: formatIpv4(ifaceAddr),
         port: cfg.port,
+        sourcePorts: cfg.sourcePorts,
         workers: cfg.workers,
         offload,
         sourceCheck: cfg.sourceCheck,

@@ -1,0 +1,38 @@
+// The hash of an inner packet's flow, for choosing the outer source port
+// (pure). Kernel vxlan does the same (RFC 7348 §5: the source port from a
+// hash of the inner headers), so the receiver's SO_REUSEPORT group and a
+// NIC's RSS, which see only the outer addresses and ports, spread flows over
+// their queues, and a flow always leaves from the same port (no reordering).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "checksum.h"
+#include "ipv4.h"
+
+namespace flannel {
+
+// TCP and UDP (and UDP-Lite, SCTP, DCCP: ports in the same place) packets
+// that are not fragments hash on addresses, protocol and ports; everything
+// else, fragments included, on addresses and protocol only, so every
+// fragment of a datagram hashes alike. `pkt` holds `len` bytes of which the
+// parsed header `h` is valid.
+inline uint32_t flow_hash(const uint8_t* pkt, size_t len, const Ipv4Header& h) {
+  uint64_t ports = 0;
+  const bool fragment = (h.frag_field & 0x3fff) != 0;  // MF or an offset
+  const bool has_ports = h.protocol == 6 || h.protocol == 17 || h.protocol == 33 || h.protocol == 132 ||
+                         h.protocol == 136;
+  if (has_ports && !fragment && static_cast<size_t>(h.header_len) + 4 <= len) ports = load_be32(pkt + h.header_len);
+  // splitmix64's finalizer over the 104 bits (Steele et al., "Fast splittable
+  // pseudorandom number generators", OOPSLA 2014).
+  uint64_t x = (static_cast<uint64_t>(h.src) << 32 | h.dst) ^ (ports << 8 | h.protocol) * 0x9e3779b97f4a7c15ull;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return static_cast<uint32_t>(x >> 32);
+}
+
+}  // namespace flannel
