@@ -16,6 +16,7 @@
       "native/core/icmp.cc",
       "native/core/ipv4.cc",
       "native/core/lpm_table.cc",
+      "native/core/partial_checksum.cc",
       "native/core/tun_read.cc",
     ],
     "addon_sources": [

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { Counters } from '../src/forwarder/native-datapath';
 import type { OffloadReport } from '../src/forwarder/offload';
 import type { Refusal } from '../src/forwarder/udp-forwarder';
-import type { StaticUdpNodeOptions } from './bin/static-udp-node';
+import { type StaticUdpNodeOptions, staticNodeTakesPartialChecksums } from './static-udp-options';
 import { JsonChannel } from './json-channel';
 import { type Lab } from './netns';
 import { type Cluster, type NodeSpec } from './topology';
@@ -61,6 +61,9 @@ export async function startStaticUdpNodes(
   cluster: Cluster,
   extra: StaticNodeExtra | ((node: NodeSpec, index: number) => StaticNodeExtra) = {},
 ): Promise<StaticUdpNode[]> {
+  const extras = cluster.nodes.map((node, index) => (typeof extra === 'function' ? extra(node, index) : extra));
+  // What each node takes, as its lease would tell the others.
+  const partial = extras.map((e) => staticNodeTakesPartialChecksums(e));
   return Promise.all(
     cluster.nodes.map(async (node, index) => {
       const opts: StaticUdpNodeOptions = {
@@ -68,9 +71,10 @@ export async function startStaticUdpNodes(
         subnet: node.podSubnet.toString(),
         network: cluster.network.toString(),
         routes: cluster.nodes
-          .filter((o) => o !== node)
-          .map((o) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress })),
-        ...(typeof extra === 'function' ? extra(node, index) : extra),
+          .map((o, i) => ({ o, i }))
+          .filter(({ o }) => o !== node)
+          .map(({ o, i }) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress, partialChecksums: partial[i]! })),
+        ...extras[index],
       };
       const child = lab.spawn(node.ns, process.execPath, [STATIC_NODE_SCRIPT, JSON.stringify(opts)]);
       const channel = new JsonChannel(child, `static-udp-node in ${node.ns}`);

@@ -12,7 +12,7 @@ import { loadAddon, packageRoot, useAddonFile } from '../src/addon/loader';
 export const TEST_ADDON_FILE = path.join(packageRoot(), 'build', 'Release', 'flannel_native_test.node');
 
 /** The fault names the test build knows (native/addon/datapath_wrapper.cc, ParseTestFaults). */
-export const TEST_FAULTS = ['tun-tso', 'tun-uso', 'udp-gso-send', 'udp-gro', 'tun-gro-write', 'stall-ingress'] as const;
+export const TEST_FAULTS = ['tun-tso', 'tun-uso', 'udp-gso-send', 'udp-gro', 'tun-gro-write', 'stall-ingress', 'tun-partial-write'] as const;
 
 /** The environment variable the test launcher reads (only the launcher: flanneld itself never does). */
 export const TEST_FAULTS_ENV = 'FLANNEL_TS_TEST_FAULTS';

@@ -151,3 +151,13 @@ export async function pingSeries(lab: Lab, ns: string, address: string, count: n
   }
   return { sent: count, received: answered.size, longestGapMs: longest * intervalMs };
 }
+
+/**
+ * The kernel's checksum error counters in `ns` (nstat: TcpInCsumErrors,
+ * UdpInCsumErrors, IpExtInCsumErrors), summed: every packet a socket or the
+ * IP layer there dropped for a bad checksum.
+ */
+export async function kernelChecksumErrors(lab: Lab, ns: string): Promise<number> {
+  const out = (await lab.exec(ns, 'nstat', ['-az', 'TcpInCsumErrors', 'UdpInCsumErrors', 'IpExtInCsumErrors'])).stdout;
+  return [...out.matchAll(/^\S+\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+}

@@ -10,6 +10,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { PARTIAL_CHECKSUMS, parseUdpCapabilities, udpBackendData } from '../src/backends/udp/capabilities';
 import { UdpRouteSync } from '../src/backends/udp/route-sync';
 import { HealthServer } from '../src/daemon/health';
 import { SystemdNotifier } from '../src/daemon/sd-notify';
@@ -58,6 +59,8 @@ test('subnet.env: created with its directories and mode 0644 whatever the umask;
 
 const lease = testLease;
 
+const plain = (address: string) => ({ address, partialChecksums: false });
+
 test('udp: lease events become routes to PublicIP:Port and the peer set', () => {
   const r = new UdpRouteSync(8285);
   const a = r.apply([
@@ -65,16 +68,44 @@ test('udp: lease events become routes to PublicIP:Port and the peer set', () => 
     { type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3', 'vxlan') }, // any backend type, as upstream
   ]);
   assert.deepEqual(a.set.map((x) => `${x.subnet} ${x.peer}:${x.port}`), ['10.5.2.0/24 192.168.1.2:8285', '10.5.3.0/24 192.168.1.3:8285']);
-  assert.deepEqual(a.peers, ['192.168.1.2', '192.168.1.3']);
+  assert.deepEqual(a.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
   const b = r.apply([{ type: 'added', lease: lease('10.5.2.0/24', '192.168.1.9') }]);
   assert.deepEqual(b.set.map((x) => x.peer), ['192.168.1.9']);
-  assert.deepEqual(b.peers, ['192.168.1.3', '192.168.1.9']);
+  assert.deepEqual(b.peers, [plain('192.168.1.3'), plain('192.168.1.9')]);
   const c = r.apply([{ type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3') }]);
   assert.equal(c.peers, undefined, 'unchanged peer set is not pushed again');
   const d = r.apply([{ type: 'removed', lease: lease('10.5.2.0/24', '192.168.1.9') }, { type: 'removed', lease: lease('10.5.99.0/24', '1.1.1.1') }]);
   assert.deepEqual(d.remove.map(String), ['10.5.2.0/24']);
-  assert.deepEqual(d.peers, ['192.168.1.3']);
+  assert.deepEqual(d.peers, [plain('192.168.1.3')]);
   assert.equal(r.size, 1);
+});
+
+test('udp: a lease that gains or loses the partial-checksums capability switches its route and peer at once', () => {
+  const capable = '{"Capabilities":["partial-checksums","something-later"]}';
+  const r = new UdpRouteSync(8285);
+  const a = r.apply([
+    { type: 'added', lease: lease('10.5.2.0/24', '192.168.1.2', '', capable) },
+    { type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3') },
+  ]);
+  assert.deepEqual(a.set.map((x) => x.partialChecksums), [true, false]);
+  assert.deepEqual(a.peers, [{ address: '192.168.1.2', partialChecksums: true }, plain('192.168.1.3')]);
+  const lost = r.apply([{ type: 'added', lease: lease('10.5.2.0/24', '192.168.1.2') }]);
+  assert.deepEqual(lost.set.map((x) => x.partialChecksums), [false], 'replaced by upstream flanneld: complete checksums again');
+  assert.deepEqual(lost.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
+  const gained = r.apply([{ type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3', '', capable) }]);
+  assert.deepEqual(gained.peers, [plain('192.168.1.2'), { address: '192.168.1.3', partialChecksums: true }]);
+  // A peer with two leases takes partial checksums only if both say so.
+  const second = r.apply([{ type: 'added', lease: lease('10.5.4.0/24', '192.168.1.3') }]);
+  assert.deepEqual(second.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
+});
+
+test('udp capabilities: the BackendData object and what is read from leases', () => {
+  assert.equal(udpBackendData([]), undefined, 'none: no BackendData, upstream\'s bytes');
+  assert.equal(udpBackendData([PARTIAL_CHECKSUMS]), '{"Capabilities":["partial-checksums"]}');
+  for (const none of [undefined, 'null', '{}', '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}', 'not json', '[]', '{"Capabilities":"partial-checksums"}']) {
+    assert.deepEqual([...parseUdpCapabilities(none)], [], String(none));
+  }
+  assert.deepEqual([...parseUdpCapabilities('{"Capabilities":["partial-checksums",7,"ipv6"]}')], ['partial-checksums', 'ipv6']);
 });
 
 function get(port: number, p: string, method = 'GET'): Promise<{ status: number; body: string; type: string }> {

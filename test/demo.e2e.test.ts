@@ -16,7 +16,7 @@ test('the demo runs etcd and three flanneld nodes, shows pod-to-pod traffic and 
   for (const [a, b] of [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]]) {
     assert.match(r.stdout, new RegExp(`pod${a} reaches pod${b} \\(10\\.5\\.\\d+\\.2\\) through flannel0: ping ok`));
   }
-  assert.match(r.stdout, /\{"PublicIP":"192\.168\.100\.1","PublicIPv6":null\}/);
+  assert.match(r.stdout, /\{"PublicIP":"192\.168\.100\.1","PublicIPv6":null,"BackendData":\{"Capabilities":\["partial-checksums"\]\}\}/);
   assert.match(r.stdout, /sha256 matches/);
   const prefix = /namespaces (f[0-9a-z]{5})\*/.exec(r.stdout)?.[1];
   assert.ok(prefix, 'the demo names its namespaces');

@@ -150,6 +150,7 @@ test('stats are shaped by direction and drop reason', () => {
     'ttl_expired',
     'send_error',
     'bad_offload',
+    'bad_checksum',
   ]);
   assert.deepEqual(Object.keys(s.drops('ingress')), [
     'oversize',
@@ -169,11 +170,15 @@ test('stats are shaped by direction and drop reason', () => {
 
 test('the ingress policy is sent with its networks as masked prefixes', () => {
   const f = new UdpForwarder(fakeAddon);
-  f.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: Ipv4Net.parse('10.5.1.0/24'), network: Ipv4Net.parse('10.5.0.0/16') });
+  f.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: Ipv4Net.parse('10.5.1.0/24'), network: Ipv4Net.parse('10.5.0.0/16') });
   assert.deepEqual(FakeDatapath.last!.calls[0], [
     'setIngressPolicy',
-    [{ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 } }],
+    [{ sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 } }],
   ]);
+  f.setPeers([{ address: '192.0.2.1', partialChecksums: true }, { address: '192.0.2.2', partialChecksums: false }]);
+  assert.deepEqual(FakeDatapath.last!.calls[1], ['replacePeers', [[{ address: '192.0.2.1', flags: 1 }, { address: '192.0.2.2', flags: 0 }]]]);
+  f.setRoutes([{ subnet: Ipv4Net.parse('10.5.2.0/24'), peer: '192.0.2.1', port: 8285, partialChecksums: true }]);
+  assert.deepEqual(FakeDatapath.last!.calls[2], ['replaceRoutes', [[{ network: '10.5.2.0', prefixLen: 24, peer: '192.0.2.1', port: 8285, flags: 1 }]]]);
 });
 
 test('the real addon loads and reports the counters this code knows', () => {

@@ -33,12 +33,12 @@ async function vtepMac(lab: Lab, ns: string): Promise<string> {
 interface BackendCase {
   type: 'udp' | 'vxlan' | 'host-gw';
   mtu: number;
-  /** backend-type and backend-data as upstream writes them for node i. */
+  /** backend-type and backend-data for node i: upstream's, plus the udp capability object (docs/datapath.md). */
   annotations: (lab: Lab, c: KubeFlannelCluster, i: number) => Promise<{ type: string; data: string }>;
 }
 
 const CASES: BackendCase[] = [
-  { type: 'udp', mtu: 1472, annotations: async () => ({ type: '', data: 'null' }) },
+  { type: 'udp', mtu: 1472, annotations: async () => ({ type: '', data: '{"Capabilities":["partial-checksums"]}' }) },
   { type: 'vxlan', mtu: 1450, annotations: async (lab, c, i) => ({ type: 'vxlan', data: `{"VNI":1,"VtepMAC":"${await vtepMac(lab, c.topology.nodes[i - 1]!.ns)}"}` }) },
   { type: 'host-gw', mtu: 1500, annotations: async () => ({ type: 'host-gw', data: 'null' }) },
 ];

@@ -15,7 +15,7 @@ import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ipv4Fields, ipv4HeaderChecksumValid, l4ChecksumValid } from '../lab/packets';
 import { attachPod, ping } from '../lab/topology';
-import { sendUdpDatagram, tcpTransfer, udpDatagrams } from '../lab/traffic';
+import { kernelChecksumErrors, sendUdpDatagram, tcpTransfer, udpDatagrams } from '../lab/traffic';
 import { UpstreamUdpNode } from '../lab/upstream-udp-node';
 import { Ipv4Net } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
@@ -23,12 +23,6 @@ import { ROOT_SUITE } from './helpers/root';
 
 const NETWORK = Ipv4Net.parse('10.5.0.0/16');
 const UPSTREAM_SUBNET = Ipv4Net.parse('10.5.2.0/24');
-
-/** The kernel's checksum error counters in `ns` (nstat -az, absolute values). */
-async function checksumErrors(lab: Lab, ns: string): Promise<number> {
-  const out = (await lab.exec(ns, 'nstat', ['-az', 'TcpInCsumErrors', 'UdpInCsumErrors', 'IpExtInCsumErrors'])).stdout;
-  return [...out.matchAll(/^\S+\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-}
 
 describe('mixed cluster: flannel-ts nodes beside an upstream-style udp node', ROOT_SUITE, () => {
   let lab: Lab;
@@ -69,7 +63,7 @@ describe('mixed cluster: flannel-ts nodes beside an upstream-style udp node', RO
   });
 
   test('TCP both ways between flannel-ts and upstream, bytes checked, no checksum error anywhere', { timeout: 120_000 }, async () => {
-    const before = await Promise.all([1, 2, 3].map((i) => checksumErrors(lab, pod(i).ns)));
+    const before = await Promise.all([1, 2, 3].map((i) => kernelChecksumErrors(lab, pod(i).ns)));
     const size = 30_000_000;
     const runs = await Promise.all([
       tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address, 5001, size),
@@ -80,7 +74,7 @@ describe('mixed cluster: flannel-ts nodes beside an upstream-style udp node', RO
       assert.equal(r.bytes, size);
       assert.equal(r.receivedSha256, r.sentSha256);
     }
-    const after = await Promise.all([1, 2, 3].map((i) => checksumErrors(lab, pod(i).ns)));
+    const after = await Promise.all([1, 2, 3].map((i) => kernelChecksumErrors(lab, pod(i).ns)));
     assert.deepEqual(after, before, 'no pod dropped a packet for a bad checksum');
   });
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as os from 'node:os';
-import { defaultWorkers, parseUdpBackendConfig, tunMtu, UdpBackendConfigError } from '../src/backends/udp/config';
+import { defaultWorkers, parseUdpBackendConfig, takesPartialChecksums, tunMtu, UdpBackendConfigError } from '../src/backends/udp/config';
 
 const ALL = { tso: true, uso: true, gso: true, gro: true };
 
 test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
-  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, workers: defaultWorkers(), offload: ALL };
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, advertiseCapabilities: true, workers: defaultWorkers(), offload: ALL };
   assert.deepEqual(parseUdpBackendConfig(undefined), expected);
   assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
   assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
@@ -17,10 +17,20 @@ test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per 
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
   assert.deepEqual(
-    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, workers: 3, offload: { tso: false, gro: false } }),
-    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, advertisecapabilities: false, workers: 3, offload: { tso: false, gro: false } }),
+    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, advertiseCapabilities: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
   );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
+});
+
+test('partial checksums are taken (and advertised) with TSO or USO, SourceCheck and AdvertiseCapabilities', () => {
+  const all = { tso: true, uso: true, gso: true, gro: true };
+  const on = { advertiseCapabilities: true, sourceCheck: true };
+  assert.equal(takesPartialChecksums(on, all), true);
+  assert.equal(takesPartialChecksums(on, { ...all, tso: false }), true, 'USO alone puts checksum offload on flannel0');
+  assert.equal(takesPartialChecksums(on, { ...all, tso: false, uso: false }), false, 'no checksum offload on flannel0');
+  assert.equal(takesPartialChecksums({ ...on, sourceCheck: false }, all), false, 'a datagram must map to a lease');
+  assert.equal(takesPartialChecksums({ ...on, advertiseCapabilities: false }, all), false);
 });
 
 test('flannel0 MTU is the underlay MTU minus 28', () => {

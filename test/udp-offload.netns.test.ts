@@ -18,7 +18,7 @@ import { Lab } from '../lab/netns';
 import { ipv4Fields, ipv4HeaderChecksumValid, l4ChecksumValid } from '../lab/packets';
 import { type StaticNodeExtra, type StaticUdpNode, startStaticUdpNodes } from '../lab/static-udp-nodes';
 import { buildCluster, type Cluster, type NodeSpec, ping } from '../lab/topology';
-import { tcpTransfer, udpDatagrams } from '../lab/traffic';
+import { kernelChecksumErrors, tcpTransfer, udpDatagrams } from '../lab/traffic';
 import { ROOT_SUITE } from './helpers/root';
 
 const PORT = 8285;
@@ -247,6 +247,47 @@ describe('udp offloads: one peer behind a smaller path MTU, and the most workers
       assert.equal((await nodes[0]!.stats()).workers, 64);
       assert.ok(await ping(lab, a.pod.ns, b.pod.address), 'pod 1 -> pod 2');
       await tcpBothWays(lab, a, b, 5_000_000, 5001);
+    } finally {
+      await lab.cleanup();
+    }
+  });
+});
+
+describe('udp partial checksums between flannel-ts nodes', ROOT_SUITE, () => {
+  test('both take them: TCP and UDP intact end to end, no checksum pass on either side, no checksum error in the pods', { timeout: 180_000 }, async () => {
+    const lab = new Lab();
+    try {
+      const { nodes, a, b } = await twoNodes(lab, () => ({}));
+      const errorsBefore = await Promise.all([a, b].map((n) => kernelChecksumErrors(lab, n.pod.ns)));
+      const cap = await Capture.start(lab, a.ns, a.underlayIf, `udp and dst port ${PORT} and src host ${a.underlayAddress}`, 2000);
+      await tcpBothWays(lab, a, b, 50 * 1000 * 1000, 5001);
+      await udpBothWays(lab, a, b, false, 6001);
+      await udpBothWays(lab, a, b, true, 6002);
+      assert.deepEqual(await Promise.all([a, b].map((n) => kernelChecksumErrors(lab, n.pod.ns))), errorsBefore, 'no pod dropped a packet for a bad checksum');
+      for (const [i, node] of nodes.entries()) {
+        const c = (await node.stats()).counters;
+        assert.ok(c.egress_partial_checksum_packets > 10_000, `node ${i + 1} sent ${c.egress_partial_checksum_packets} packets with partial checksums`);
+        assert.ok(c.ingress_partial_checksum_packets > 10_000, `node ${i + 1} wrote ${c.ingress_partial_checksum_packets} marked NEEDS_CSUM`);
+        assert.equal(c.egress_drop_bad_checksum + c.offload_partial_checksum_failures, 0);
+      }
+      // On the wire the inner TCP checksums are left to the receiver (the outer UDP checksum covers them).
+      const tcp = (await cap.packets(1000)).map((outer) => outer.subarray(ipv4Fields(outer).headerLen + 8)).filter((inner) => inner[9] === 6 && inner.length > 1000);
+      assert.ok(tcp.length > 100, `captured ${tcp.length} full-size TCP packets`);
+      assert.ok(tcp.filter((inner) => l4ChecksumValid(inner) === false).length > tcp.length / 2, 'most inner TCP checksums are partial on the wire');
+    } finally {
+      await lab.cleanup();
+    }
+  });
+
+  test('a TUN that refuses NEEDS_CSUM writes: checksums are completed in software, nothing is lost', { timeout: 120_000 }, async () => {
+    const lab = new Lab();
+    try {
+      const { nodes, a, b } = await twoNodes(lab, (_n, i) => (i === 1 ? { testFaults: ['tun-partial-write'] } : {}));
+      await tcpBothWays(lab, a, b, 20 * 1000 * 1000, 5001);
+      await udpBothWays(lab, a, b, false, 6001);
+      const c = (await nodes[1]!.stats()).counters;
+      assert.equal(c.offload_partial_checksum_failures, 1, 'the refusal was counted once');
+      assert.ok(c.ingress_partial_checksum_packets > 1000, 'node 2 still received partial checksums and completed them');
     } finally {
       await lab.cleanup();
     }

@@ -15,39 +15,13 @@
  * SIGTERM, SIGINT or the end of stdin stop it.
  */
 import { DEFAULT_SOURCE_PORTS, defaultWorkers, tunMtu } from '../../src/backends/udp/config';
+import { type StaticUdpNodeOptions, staticNodeOffload, staticNodeTakesPartialChecksums } from '../static-udp-options';
 import { startUdpDatapath } from '../../src/backends/udp/datapath';
-import { ALL_OFFLOADS, combineOffloads, type OffloadSettings, parseOffloadEnv } from '../../src/forwarder/offload';
 import { RtNetlink } from '../../src/routing/rtnetlink';
 import { configureTunDevice } from '../../src/routing/tun-device';
 import { Ipv4Net } from '../../src/util/ipv4';
 import { useTestAddon } from '../test-addon';
 import { errorText } from '../../src/util/errors';
-
-export interface StaticUdpNodeOptions {
-  tunTemplate?: string;
-  bindAddress: string;
-  port?: number;
-  subnet: string;
-  network: string;
-  underlayMtu?: number;
-  udpMtu?: number;
-  routes: Array<{ subnet: string; peer: string }>;
-  peers?: string[];
-  sourceCheck?: boolean;
-  allowExternalSources?: boolean;
-  /** Per-flow source ports (default as the udp backend). */
-  sourcePorts?: number;
-  bufferSize?: number;
-  batchSize?: number;
-  /** Workers (default as the udp backend: the cores, at most 8). */
-  workers?: number;
-  /** Offloads (default all, as the udp backend), narrowed by `offloadEnv` when given. */
-  offload?: Partial<OffloadSettings>;
-  /** A FLANNEL_TS_OFFLOAD value to apply on top of `offload`. */
-  offloadEnv?: string;
-  /** Faults to arm (lab/test-addon.ts TEST_FAULTS); the test build of the addon is loaded when given. */
-  testFaults?: string[];
-}
 
 function out(msg: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(msg) + '\n');
@@ -59,12 +33,18 @@ async function main(): Promise<void> {
   const subnet = Ipv4Net.parse(opts.subnet);
   const network = Ipv4Net.parse(opts.network);
   const toRoutes = (rs: StaticUdpNodeOptions['routes']) =>
-    rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port }));
+    rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port, partialChecksums: r.partialChecksums ?? false }));
+  const toPeers = (rs: StaticUdpNodeOptions['routes']) => {
+    const peers = new Map<string, boolean>();
+    for (const r of rs) peers.set(r.peer, (peers.get(r.peer) ?? true) && (r.partialChecksums ?? false));
+    return [...peers].map(([address, partialChecksums]) => ({ address, partialChecksums }));
+  };
+  const partialChecksums = staticNodeTakesPartialChecksums(opts);
 
   if (opts.testFaults && opts.testFaults.length > 0) useTestAddon(opts.testFaults);
   const nl = RtNetlink.open();
   const workers = opts.workers ?? defaultWorkers();
-  const offload = combineOffloads({ ...ALL_OFFLOADS, ...opts.offload }, parseOffloadEnv(opts.offloadEnv));
+  const offload = staticNodeOffload(opts);
   const { forwarder: fwd, tun: deviceConfig, changes } = await startUdpDatapath(nl, {
     ...(opts.tunTemplate !== undefined ? { tunTemplate: opts.tunTemplate } : {}),
     subnet,
@@ -77,11 +57,12 @@ async function main(): Promise<void> {
     offload,
     sourceCheck: opts.sourceCheck ?? true,
     allowExternalSources: opts.allowExternalSources ?? false,
+    partialChecksums,
     ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
   });
   fwd.setRoutes(toRoutes(opts.routes));
-  fwd.setPeers(opts.peers ?? opts.routes.map((r) => r.peer));
+  fwd.setPeers(opts.peers ?? toPeers(opts.routes));
   let stopping = false;
   const stop = (code: number) => {
     if (stopping) return;
@@ -136,6 +117,7 @@ async function main(): Promise<void> {
             fwd.setIngressPolicy({
               sourceCheck: req['sourceCheck'] !== false,
               allowExternalSources: req['allowExternalSources'] === true,
+              partialChecksums,
               ownSubnet: subnet,
               network,
             });

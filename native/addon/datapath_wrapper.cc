@@ -84,6 +84,7 @@ uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
   } kNames[] = {
       {"tun-tso", kFaultTunTso},          {"tun-uso", kFaultTunUso},        {"udp-gso-send", kFaultUdpGsoSend},
       {"udp-gro", kFaultUdpGro},          {"tun-gro-write", kFaultTunGroWrite}, {"stall-ingress", kFaultStallIngress},
+      {"tun-partial-write", kFaultTunPartialWrite},
   };
   Napi::Array list = v.As<Napi::Array>();
   uint32_t bits = 0;
@@ -99,7 +100,7 @@ uint32_t ParseTestFaults(Napi::Env env, const Napi::Value& v) {
     }
     if (!found) {
       throw Napi::TypeError::New(env, "unknown test fault \"" + name +
-                                          "\" (known: tun-tso, tun-uso, udp-gso-send, udp-gro, tun-gro-write, stall-ingress)");
+                                          "\" (known: tun-tso, tun-uso, udp-gso-send, udp-gro, tun-gro-write, stall-ingress, tun-partial-write)");
     }
   }
   return bits;
@@ -338,6 +339,7 @@ Napi::Value DatapathWrapper::SetIngressPolicy(const Napi::CallbackInfo& info) {
   p.configured = true;
   p.source_check = OptionalBooleanProperty(o, "sourceCheck", true);
   p.allow_external_sources = OptionalBooleanProperty(o, "allowExternalSources", false);
+  p.partial_checksums = OptionalBooleanProperty(o, "partialChecksums", false);
   p.own_subnet = ParsePrefix(env, o, "ownSubnet");
   p.network = ParsePrefix(env, o, "network");
   policy_ = p;

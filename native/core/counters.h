@@ -17,6 +17,13 @@
 //    ingress_coalesced_writes/_packets the merged ones.
 //  - ingress_drop_unknown_source, _spoofed_source and _foreign_destination
 //    are the ingress policy's refusals (forwarding.h IngressPolicy).
+//  - egress_partial_checksum_packets counts wire packets sent with their
+//    TCP/UDP checksum left partial (to peers that take it),
+//    ingress_partial_checksum_packets packets written to the TUN marked
+//    NEEDS_CSUM instead of verified; egress_drop_bad_checksum packets that
+//    were to go partial but failed verification; and
+//    offload_partial_checksum_failures the NEEDS_CSUM writes the TUN refused
+//    (checksums are then completed in software for good).
 //  - offload_gso_failures counts UDP GSO sends the kernel refused (that
 //    peer then gets unsegmented sends for a while); offload_gro_failures the
 //    coalesced TUN writes it refused (coalescing is then off for good).
@@ -74,7 +81,11 @@ namespace flannel {
   X(kOffloadGsoFailures, "offload_gso_failures")                                       \
   X(kOffloadGroFailures, "offload_gro_failures")                                       \
   X(kIngressDropSpoofedSource, "ingress_drop_spoofed_source")                          \
-  X(kIngressDropForeignDestination, "ingress_drop_foreign_destination")
+  X(kIngressDropForeignDestination, "ingress_drop_foreign_destination")               \
+  X(kEgressDropBadChecksum, "egress_drop_bad_checksum")                                \
+  X(kEgressPartialChecksumPackets, "egress_partial_checksum_packets")                  \
+  X(kIngressPartialChecksumPackets, "ingress_partial_checksum_packets")                \
+  X(kOffloadPartialChecksumFailures, "offload_partial_checksum_failures")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

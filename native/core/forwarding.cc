@@ -99,6 +99,13 @@ Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
     }
   }
   forward_with_ttl(pkt, kIngressDropTtlExpired, d);
+  if (d.forward && state.policy.partial_checksums) {
+    const uint8_t* flags = state.peers.find(source_addr);
+    if (flags != nullptr && (*flags & kPeerPartialChecksums) && l4_checksum_spot(pkt, d.header, &d.partial_spot)) {
+      write_pseudo_header_sum(pkt, d.header, d.partial_spot);
+      d.partial = true;
+    }
+  }
   return d;
 }
 

@@ -14,6 +14,7 @@
 #include "icmp.h"
 #include "ipv4.h"
 #include "lpm_table.h"
+#include "partial_checksum.h"
 
 namespace flannel {
 
@@ -42,6 +43,11 @@ struct IngressPolicy {
   bool allow_external_sources = false;
   Ipv4Prefix own_subnet;  // every inner destination must lie here
   Ipv4Prefix network;     // the flannel Network
+  // This node takes partial checksums (it advertises so in its lease): a
+  // TCP/UDP packet from a peer with kPeerPartialChecksums gets the
+  // pseudo-header sum in its checksum field and is written to the TUN
+  // marked NEEDS_CSUM, never verified (partial_checksum.h).
+  bool partial_checksums = false;
 };
 
 // What the control plane publishes to the forwarding threads. Immutable once
@@ -66,6 +72,10 @@ struct Decision {
   IcmpAction icmp = IcmpAction::kNone;
   IcmpError icmp_kind = IcmpError::kNetUnreachable;
   Ipv4Header header{};           // valid unless the drop reason is a parse error
+  // Ingress, when forwarded: the checksum was left partial at this spot
+  // (IngressPolicy::partial_checksums); the TUN write must say NEEDS_CSUM.
+  bool partial = false;
+  ChecksumSpot partial_spot;
 };
 
 // A packet read from the TUN (`len` bytes at `pkt`, modified in place when
@@ -74,7 +84,8 @@ Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state);
 
 // A datagram received on the UDP socket from `source_addr` (host order):
 // source check (the outer source, then the inner source and destination,
-// IngressPolicy), validate, decrement the TTL. A refused datagram is never
+// IngressPolicy), validate, decrement the TTL, and leave the TCP/UDP
+// checksum partial when both ends take that. A refused datagram is never
 // answered with ICMP. A datagram that did not fit the receive buffer must be
 // dropped by the caller (kIngressDropOversize) before this is called: its
 // bytes are incomplete.

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "checksum.h"
+#include "gso.h"
 #include "ipv4.h"
 #include "virtio_net.h"
 
@@ -54,6 +55,10 @@ Seg inspect(const InnerPacket& p) {
   // The IP header checksum must verify (inet_gro_receive flushes otherwise):
   // a merged packet gets a fresh header, which must not hide a bad one.
   if (internet_checksum(d, kIpHl) != 0) return s;
+  if (p.partial) {
+    s.mergeable = true;
+    return s;
+  }
   // The checksum over the pseudo header and the segment must verify (fold to zero).
   uint8_t pseudo[12];
   std::memcpy(pseudo, d + 12, 8);
@@ -118,12 +123,7 @@ void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, 
   h[kIpHl + 13] = static_cast<uint8_t>(h[kIpHl + 13] | g.extra_flags);
   // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
   // the kernel completes it (tcp_gro_complete writes the same).
-  uint8_t pseudo[12];
-  std::memcpy(pseudo, h + 12, 8);
-  pseudo[8] = 0;
-  pseudo[9] = kIpProtoTcp;
-  store_be16(pseudo + 10, static_cast<uint16_t>(g.head.tcphl + g.payload));
-  store_be16(h + kIpHl + 16, static_cast<uint16_t>(~csum_fold(csum_add_bytes(0, pseudo, sizeof(pseudo)))));
+  store_be16(h + kIpHl + 16, pseudo_header_sum_ipv4(h, kIpProtoTcp, g.head.tcphl + g.payload));
   item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
   item.l34_len = static_cast<uint16_t>(hl);
 }

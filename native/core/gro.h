@@ -12,7 +12,8 @@
 //    not carry CWR, must follow on in sequence and be no longer than the
 //    first; a segment shorter than the first, or with FIN/PSH, is the last;
 //  - every segment's IP header and TCP checksums must be valid (GRO never
-//    hides a bad one);
+//    hides a bad one), but a partial TCP checksum is not verified: the outer
+//    UDP checksum protected those bytes;
 //  - at most 64 segments and 65535 bytes of IPv4 packet.
 // Anything else is written as it is. Order within a flow is kept: a segment
 // that cannot join its flow's group closes it.
@@ -31,6 +32,10 @@ namespace flannel {
 struct InnerPacket {
   uint8_t* data;  // a validated IPv4 packet (parse_ipv4 succeeded, TTL already handled)
   uint16_t len;   // its total length
+  // Its TCP/UDP checksum field holds the pseudo-header sum (a partial
+  // checksum from a peer that sends them, partial_checksum.h): it is not
+  // verified, and written to the TUN marked NEEDS_CSUM.
+  bool partial = false;
 };
 
 struct CoalescedItem {

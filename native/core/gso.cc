@@ -24,6 +24,15 @@ bool complete_partial_checksum(uint8_t* pkt, size_t len, uint16_t csum_start, ui
   return true;
 }
 
+uint16_t pseudo_header_sum_ipv4(const uint8_t* iphdr, uint8_t protocol, size_t l4_len) {
+  uint8_t pseudo[12];
+  std::memcpy(pseudo, iphdr + 12, 8);  // source, destination
+  pseudo[8] = 0;
+  pseudo[9] = protocol;
+  store_be16(pseudo + 10, static_cast<uint16_t>(l4_len));
+  return static_cast<uint16_t>(~csum_fold(csum_add_bytes(0, pseudo, sizeof(pseudo))));
+}
+
 uint16_t l4_checksum_ipv4(const uint8_t* iphdr, uint8_t protocol, const uint8_t* l4hdr, size_t l4hdr_len,
                           const uint8_t* payload, size_t payload_len) {
   uint8_t pseudo[12];
@@ -42,11 +51,13 @@ uint16_t l4_checksum_ipv4(const uint8_t* iphdr, uint8_t protocol, const uint8_t*
 }
 
 SplitResult split_tun_packet(const VirtioNetHdr& vh, uint8_t* pkt, size_t len, uint8_t* arena,
-                             size_t arena_cap, SegmentSlice* out, size_t max_out, size_t* nout) {
+                             size_t arena_cap, SegmentSlice* out, size_t max_out, size_t* nout,
+                             bool leave_partial) {
   *nout = 0;
   const uint8_t gso = static_cast<uint8_t>(vh.gso_type & ~kVirtioGsoEcn);
   if (gso == kVirtioGsoNone) {
-    if ((vh.flags & kVirtioFlagNeedsCsum) && !complete_partial_checksum(pkt, len, vh.csum_start, vh.csum_offset)) {
+    if ((vh.flags & kVirtioFlagNeedsCsum) && !leave_partial &&
+        !complete_partial_checksum(pkt, len, vh.csum_start, vh.csum_offset)) {
       return SplitResult::kBadVirtioHdr;
     }
     if (len > 0xffff) return SplitResult::kBadPacket;  // an unsegmented IPv4 packet is at most 64 KiB
@@ -99,11 +110,13 @@ SplitResult split_tun_packet(const VirtioNetHdr& vh, uint8_t* pkt, size_t len, u
       if (i > 0) f &= static_cast<uint8_t>(~kTcpCwr);
       l4[13] = f;
       store_be16(l4 + 16, 0);
-      store_be16(l4 + 16, l4_checksum_ipv4(h, kIpProtoTcp, l4, l4hl, pkt + off, seglen));
+      store_be16(l4 + 16, leave_partial ? pseudo_header_sum_ipv4(h, kIpProtoTcp, l4hl + seglen)
+                                        : l4_checksum_ipv4(h, kIpProtoTcp, l4, l4hl, pkt + off, seglen));
     } else {
       store_be16(l4 + 4, static_cast<uint16_t>(8 + seglen));
       store_be16(l4 + 6, 0);
-      store_be16(l4 + 6, l4_checksum_ipv4(h, kIpProtoUdp, l4, 8, pkt + off, seglen));
+      store_be16(l4 + 6, leave_partial ? pseudo_header_sum_ipv4(h, kIpProtoUdp, 8 + seglen)
+                                       : l4_checksum_ipv4(h, kIpProtoUdp, l4, 8, pkt + off, seglen));
     }
     out[i] = SegmentSlice{static_cast<uint32_t>(i * hl), static_cast<uint16_t>(hl), static_cast<uint32_t>(off),
                           static_cast<uint16_t>(seglen)};

@@ -4,7 +4,8 @@
 // and L4 header and up to ~64 KiB of payload; the virtio header says how to
 // cut it (gso_size). Each datagram on the wire must carry exactly one
 // complete inner IPv4 packet with valid IP and TCP/UDP checksums
-// (docs/compatibility.md §5.3; an upstream peer knows nothing of offloads), so every segment gets
+// (docs/compatibility.md §5.3; an upstream peer knows nothing of offloads; a
+// flannel-ts peer may take partial ones instead), so every segment gets
 // its own headers, as the kernel's tcp4_gso_segment / __udp_gso_segment make
 // them:
 //  - IP: total length of the segment, IP id incremented per segment, header
@@ -46,13 +47,23 @@ enum class SplitResult : uint8_t {
 // sending. Without GSO it completes a pending checksum (NEEDS_CSUM) in place
 // and returns one slice covering the whole packet. With GSO it writes the
 // segments' headers into `arena` and returns one slice per segment in order.
+// With `leave_partial` (toward a peer that takes partial checksums,
+// partial_checksum.h) a pending checksum stays pending, and each segment's
+// TCP/UDP checksum field gets its pseudo-header sum instead of the full sum:
+// no pass over the payload.
 SplitResult split_tun_packet(const VirtioNetHdr& vh, uint8_t* pkt, size_t len, uint8_t* arena,
-                             size_t arena_cap, SegmentSlice* out, size_t max_out, size_t* nout);
+                             size_t arena_cap, SegmentSlice* out, size_t max_out, size_t* nout,
+                             bool leave_partial = false);
 
 // Completes a CHECKSUM_PARTIAL packet: the 16-bit field at
 // csum_start + csum_offset holds the pseudo-header sum; the checksum covers
 // [csum_start, len). False when the offsets do not fit the packet.
 bool complete_partial_checksum(uint8_t* pkt, size_t len, uint16_t csum_start, uint16_t csum_offset);
+
+// What a CHECKSUM_PARTIAL packet's TCP/UDP checksum field holds: the
+// pseudo-header sum (addresses from `iphdr`, `protocol`, `l4_len`), folded,
+// not complemented.
+uint16_t pseudo_header_sum_ipv4(const uint8_t* iphdr, uint8_t protocol, size_t l4_len);
 
 // The full TCP or UDP checksum of an IPv4 packet's L4 part given as its
 // header and payload in two pieces (as a segment is), with the checksum

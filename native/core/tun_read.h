@@ -20,14 +20,27 @@ struct TunRead {
   bool gso = false;     // a TSO/USO super-packet
   Decision decision;    // !decision.forward: decision.drop says why
   size_t segments = 0;  // when forwarded: an upper bound of the wire packets it becomes
+  // When forwarded to a peer that takes partial checksums
+  // (kPeerPartialChecksums): its TCP/UDP checksum is left for the receiver
+  // (split_tun_packet's leave_partial).
+  bool leave_partial = false;
 };
 
 // `buf` holds `n` bytes as read; `vnet_hdr` says whether they start with a
 // virtio header. The packet is modified in place (TTL) when forwarded. A
 // packet that would need more than `max_segments` wire packets is dropped
-// (kEgressDropBadOffload). A partial checksum is completed before an ICMP
-// error quotes the packet, so the quote shows what the wire would have
-// carried (docs/compatibility.md §5.6).
+// (kEgressDropBadOffload). Checksums:
+//  - toward a peer without partial checksums, a pending (NEEDS_CSUM)
+//    checksum is completed: the wire carries complete packets, as upstream
+//    peers need;
+//  - toward a peer with them, a pending checksum at the spot the receiver
+//    will mark (partial_checksum.h) stays pending; a packet whose checksum
+//    the kernel did not vouch for (neither NEEDS_CSUM nor DATA_VALID) is
+//    verified first, since the receiver will not verify it
+//    (kEgressDropBadChecksum);
+//  - a pending checksum is completed before an ICMP error quotes the
+//    packet, so the quote shows what the wire would have carried
+//    (docs/compatibility.md §5.6).
 TunRead classify_tun_read(uint8_t* buf, size_t n, bool vnet_hdr, const ForwardingState& state,
                           size_t max_segments);
 

@@ -30,8 +30,9 @@ inline uint32_t interesting_addr(uint8_t pick) {
   return kAddrs[pick & 15];
 }
 
-// Variant 0: no policy yet (inner checks off); 1: SourceCheck; 2: SourceCheck
-// with external sources allowed; 3: SourceCheck off (NAT between nodes).
+// Variant 0: no policy yet (inner checks off); 1: SourceCheck and partial
+// checksums; 2: both with external sources allowed; 3: SourceCheck off (NAT
+// between nodes).
 inline const ForwardingState& state(uint8_t selector) {
   // Never freed (a static array of pointers is not destroyed at exit, so
   // LeakSanitizer still sees them reachable).
@@ -48,6 +49,7 @@ inline const ForwardingState& state(uint8_t selector) {
       st->policy.configured = k != 0;
       st->policy.source_check = k != 3;
       st->policy.allow_external_sources = k == 2;
+      st->policy.partial_checksums = k == 1 || k == 2;
       st->policy.own_subnet = {ip(10, 5, 1, 0), 24};
       st->policy.network = {ip(10, 5, 0, 0), 16};
       states[k] = st;

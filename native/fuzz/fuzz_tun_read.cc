@@ -4,8 +4,9 @@
 // byte choosing the state and whether the TUN has a virtio header, then the
 // read. Invariants: the packet lies inside the read; a forwarded packet goes
 // to the route of its destination and its segment bound is within the
-// limit; a split's slices lie inside the packet and the arena, never exceed
-// that bound, and tile the forwarded length; a drop names a drop counter.
+// limit; a checksum is left partial only toward a peer that takes it; a
+// split's slices lie inside the packet and the arena, never exceed that
+// bound, and tile the forwarded length; a drop names a drop counter.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -34,13 +35,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(d.length <= r.len && r.segments >= 1 && r.segments <= kMaxSegments);
   const NextHop* hop = st.routes.lookup(d.header.dst);
   FUZZ_CHECK(hop != nullptr && hop->addr == d.next_hop.addr && hop->flags == d.next_hop.flags);
-  if (!r.gso) FUZZ_CHECK((r.vh.flags & kVirtioFlagNeedsCsum) == 0);  // completed before the split
+  // A pending checksum is completed before the split unless the peer takes partial ones.
+  if (!r.gso && !r.leave_partial) FUZZ_CHECK((r.vh.flags & kVirtioFlagNeedsCsum) == 0);
+  if (r.leave_partial) FUZZ_CHECK((d.next_hop.flags & kPeerPartialChecksums) != 0);
 
   std::vector<uint8_t> arena(kMaxSegments * 120);
   std::vector<SegmentSlice> slices(kMaxSegments);
   size_t n = 0;
   const SplitResult split =
-      split_tun_packet(r.vh, r.pkt, d.length, arena.data(), arena.size(), slices.data(), kMaxSegments, &n);
+      split_tun_packet(r.vh, r.pkt, d.length, arena.data(), arena.size(), slices.data(), kMaxSegments, &n,
+                       r.leave_partial);
   if (split != SplitResult::kOk) {
     FUZZ_CHECK(n == 0);
     return 0;

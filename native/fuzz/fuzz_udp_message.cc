@@ -54,7 +54,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (len >= 20 && len <= 0xffff && (pkt[0] & 1)) shape_ipv4(pkt, len);
     const Decision d = decide_ingress(pkt, len, sender, st);
     fuzzstate::check_ingress_policy(d, sender, st);
-    if (d.forward) held.push_back(InnerPacket{pkt, d.length});
+    if (d.partial) {
+      const uint8_t* flags = st.peers.find(sender);
+      FUZZ_CHECK(d.forward && st.policy.partial_checksums && flags != nullptr && (*flags & kPeerPartialChecksums));
+      FUZZ_CHECK(static_cast<size_t>(d.partial_spot.start) + d.partial_spot.offset + 2 <= d.length);
+    }
+    if (d.forward) held.push_back(InnerPacket{pkt, d.length, d.partial});
   });
   FUZZ_CHECK(expect_off == total && count >= 1);
   if (segment_size == 0 || segment_size >= total) FUZZ_CHECK(count == 1);

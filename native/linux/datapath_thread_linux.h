@@ -47,6 +47,9 @@ struct SharedContext {
   int stop_fd = -1;
   std::atomic<bool> stopping{false};
   OffloadState offload;
+  // A TUN write marked NEEDS_CSUM was refused: partial checksums from peers
+  // are completed in software from then on.
+  std::atomic<bool> partial_writes_failed{false};
   // Test build only (test_faults_linux.h); constant false in the release addon.
   TestFaults faults;
 };

@@ -93,12 +93,13 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   size_t nseg = 0;
   const SplitResult split = split_tun_packet(read.vh, pkt, d.length, headers_.get() + headers_used_,
                                              kMaxQueuedSegments * kMaxSegmentHeader - headers_used_, slices_.get(),
-                                             kMaxSegmentsPerRead, &nseg);
+                                             kMaxSegmentsPerRead, &nseg, read.leave_partial);
   if (split != SplitResult::kOk || nseg == 0) {
     counters_.add(kEgressDropBadOffload);
     return false;
   }
   if (read.gso) counters_.add(kEgressSplitSegments, nseg);
+  if (read.leave_partial) counters_.add(kEgressPartialChecksumPackets, nseg);
   const uint8_t socket =
       send_fds_.size() == 1 ? 0 : static_cast<uint8_t>(flow_hash(pkt, d.length, d.header) % send_fds_.size());
   uint8_t* headers = headers_.get() + headers_used_;

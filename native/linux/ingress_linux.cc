@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <new>
 
+#include "../core/gso.h"
 #include "../core/udp_message.h"
 #include "forwarder_linux.h"
 
@@ -119,7 +120,15 @@ void IngressPath::run(int reader_slot) {
             handle_icmp(d, pkt);
             return;
           }
-          hold(pkt, d.length);
+          bool partial = d.partial;
+          if (partial) {
+            counters_.add(kIngressPartialChecksumPackets);
+            if (!vnet_hdr_ || shared_->partial_writes_failed.load(std::memory_order_relaxed)) {
+              complete_partial_checksum(pkt, d.length, d.partial_spot.start, d.partial_spot.offset);
+              partial = false;
+            }
+          }
+          hold(pkt, d.length, partial);
         });
       }
       flush();
@@ -129,9 +138,30 @@ void IngressPath::run(int reader_slot) {
   }
 }
 
-void IngressPath::hold(uint8_t* pkt, uint16_t len) {
+void IngressPath::hold(uint8_t* pkt, uint16_t len, bool partial) {
   if (held_count_ == kMaxHeldPackets) flush();
-  held_[held_count_++] = InnerPacket{pkt, len};
+  held_[held_count_++] = InnerPacket{pkt, len, partial};
+}
+
+int IngressPath::write_inner(const InnerPacket& p) {
+  if (!p.partial) return write_tun_packet(p.data, p.len);
+  const uint16_t start = static_cast<uint16_t>((p.data[0] & 0x0f) * 4);
+  const uint16_t offset = p.data[9] == kIpProtoTcp ? 16 : 6;
+  if (!shared_->partial_writes_failed.load(std::memory_order_relaxed)) {
+    VirtioNetHdr vh;
+    vh.flags = kVirtioFlagNeedsCsum;
+    vh.csum_start = start;
+    vh.csum_offset = offset;
+    uint8_t hdr[kVirtioNetHdrLen];
+    encode_virtio_hdr(vh, hdr);
+    const struct iovec iov[2] = {{hdr, kVirtioNetHdrLen}, {p.data, p.len}};
+    const int err = shared_->faults.take(kFaultTunPartialWrite) ? EINVAL : write_tun(iov, 2, kVirtioNetHdrLen + p.len);
+    if (err != EINVAL) return err;
+    // The kernel refuses NEEDS_CSUM writes: complete in software for good.
+    if (!shared_->partial_writes_failed.exchange(true)) counters_.add(kOffloadPartialChecksumFailures);
+  }
+  complete_partial_checksum(p.data, p.len, start, offset);
+  return write_tun_packet(p.data, p.len);
 }
 
 void IngressPath::flush() {
@@ -152,7 +182,7 @@ void IngressPath::flush() {
     return;
   }
   for (size_t i = 0; i < n; ++i) {
-    if (write_tun_packet(held_[i].data, held_[i].len) == 0) {
+    if (write_inner(held_[i]) == 0) {
       counters_.add(kTunWrittenPackets);
       counters_.add(kTunWrittenBytes, held_[i].len);
     } else {
@@ -165,7 +195,7 @@ void IngressPath::write_members(const CoalescedItem& item) {
   uint16_t k = item.first;
   for (uint16_t c = 0; c < item.count; ++c) {
     const InnerPacket& p = held_[k];
-    if (write_tun_packet(p.data, p.len) == 0) {
+    if (write_inner(p) == 0) {
       counters_.add(kTunWrittenPackets);
       counters_.add(kTunWrittenBytes, p.len);
     } else {

@@ -48,7 +48,10 @@ class IngressPath : public DatapathThread {
 
   // The UDP_GRO segment size of message k, or 0 for a single datagram.
   uint16_t gro_size(size_t k) const;
-  void hold(uint8_t* pkt, uint16_t len);
+  void hold(uint8_t* pkt, uint16_t len, bool partial);
+  // One inner packet to the TUN: marked NEEDS_CSUM when its checksum is
+  // partial, completed in software instead once the TUN refused that.
+  int write_inner(const InnerPacket& p);
   // Writes every held packet to the TUN and forgets them.
   void flush();
   void write_members(const CoalescedItem& item);

@@ -18,6 +18,7 @@ enum TestFault : uint32_t {
   kFaultUdpGro = 1u << 3,        // setsockopt UDP_GRO answers ENOPROTOOPT (at start)
   kFaultTunGroWrite = 1u << 4,   // the first coalesced TUN write answers EINVAL
   kFaultStallIngress = 1u << 5,  // an ingress thread stops looping (until stop) once traffic arrives
+  kFaultTunPartialWrite = 1u << 6,  // the first TUN write marked NEEDS_CSUM answers EINVAL
 };
 
 // The faults armed for one forwarder; each fires once, in whichever thread

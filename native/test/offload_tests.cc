@@ -8,7 +8,9 @@
 
 #include "../core/checksum.h"
 #include "../core/gro.h"
+#include "../core/forwarding.h"
 #include "../core/gso.h"
+#include "../core/tun_read.h"
 #include "../core/virtio_net.h"
 #include "packet_builder.h"
 #include "test_harness.h"
@@ -477,4 +479,172 @@ TEST(coalesce_limits_and_arena_exhaustion) {
     f.add(build_tcp4(x));
   }
   CHECK_EQ(coalesce(f).items.size(), 1u);
+}
+
+// ---------------------------------------------------------------- partial checksums
+
+namespace {
+
+constexpr uint32_t kPartialPeer = 0xc0a83202;  // 192.168.50.2, takes partial checksums
+constexpr uint32_t kPlainPeer = 0xc0a83203;    // 192.168.50.3, does not
+
+// Node 10.5.1.0/24; 10.5.2.0/24 behind the partial peer, 10.5.3.0/24 behind the plain one.
+ForwardingState partial_state() {
+  ForwardingState st;
+  st.routes = LpmTable({{ip(10, 5, 2, 0), 24, NextHop{kPartialPeer, 8285, kPeerPartialChecksums}},
+                        {ip(10, 5, 3, 0), 24, NextHop{kPlainPeer, 8285, 0}}});
+  st.peers = AddrSet(std::vector<Peer>{{kPartialPeer, kPeerPartialChecksums}, {kPlainPeer, 0}});
+  st.policy.configured = true;
+  st.policy.own_subnet = {ip(10, 5, 1, 0), 24};
+  st.policy.network = {ip(10, 5, 0, 0), 16};
+  st.policy.partial_checksums = true;
+  return st;
+}
+
+// A TCP packet as the kernel hands it to the TUN: the checksum field holding
+// the pseudo-header sum, behind a virtio header saying NEEDS_CSUM.
+std::vector<uint8_t> partial_tun_read(uint32_t dst, size_t payload) {
+  TcpSpec s;
+  s.dst = dst;
+  s.payload = pattern(payload, 5);
+  std::vector<uint8_t> p = build_tcp4(s);
+  store_be16(p.data() + 20 + 16, pseudo_header_sum_ipv4(p.data(), 6, p.size() - 20));
+  VirtioNetHdr vh;
+  vh.flags = kVirtioFlagNeedsCsum;
+  vh.csum_start = 20;
+  vh.csum_offset = 16;
+  std::vector<uint8_t> buf(kVirtioNetHdrLen);
+  encode_virtio_hdr(vh, buf.data());
+  buf.insert(buf.end(), p.begin(), p.end());
+  return buf;
+}
+
+std::vector<uint8_t> plain_tun_read(const std::vector<uint8_t>& pkt, uint8_t flags) {
+  std::vector<uint8_t> buf(kVirtioNetHdrLen, 0);
+  buf[0] = flags;
+  buf.insert(buf.end(), pkt.begin(), pkt.end());
+  return buf;
+}
+
+}  // namespace
+
+TEST(egress_leaves_a_pending_checksum_partial_only_toward_a_peer_that_takes_it) {
+  const ForwardingState st = partial_state();
+  auto to_partial = partial_tun_read(ip(10, 5, 2, 9), 500);
+  const uint16_t pseudo = be16(to_partial.data() + kVirtioNetHdrLen + 36);
+  TunRead r = classify_tun_read(to_partial.data(), to_partial.size(), true, st, 64);
+  CHECK(r.decision.forward);
+  CHECK(r.leave_partial);
+  CHECK_EQ(be16(r.pkt + 36), pseudo);  // untouched
+  uint8_t arena[256];
+  SegmentSlice slices[4];
+  size_t n = 0;
+  CHECK(split_tun_packet(r.vh, r.pkt, r.decision.length, arena, sizeof(arena), slices, 4, &n, true) == SplitResult::kOk);
+  CHECK_EQ(be16(r.pkt + 36), pseudo);  // still partial after the split
+
+  auto to_plain = partial_tun_read(ip(10, 5, 3, 9), 500);
+  r = classify_tun_read(to_plain.data(), to_plain.size(), true, st, 64);
+  CHECK(r.decision.forward);
+  CHECK(!r.leave_partial);
+  CHECK_EQ(l4_check_reference(r.pkt, r.decision.length), 0);  // completed for the wire
+}
+
+TEST(egress_verifies_unvouched_checksums_toward_a_partial_peer) {
+  const ForwardingState st = partial_state();
+  TcpSpec s;
+  s.dst = ip(10, 5, 2, 9);
+  s.payload = pattern(300, 2);
+  std::vector<uint8_t> good = build_tcp4(s);
+  std::vector<uint8_t> bad = good;
+  bad[bad.size() - 1] ^= 0x40;
+  auto g = plain_tun_read(good, 0);
+  TunRead r = classify_tun_read(g.data(), g.size(), true, st, 64);
+  CHECK(r.decision.forward && !r.leave_partial);
+  auto b = plain_tun_read(bad, 0);
+  r = classify_tun_read(b.data(), b.size(), true, st, 64);
+  CHECK(!r.decision.forward);
+  CHECK_EQ(r.decision.drop, kEgressDropBadChecksum);
+  // DATA_VALID: the kernel vouched for it; a plain peer verifies it itself.
+  auto v = plain_tun_read(bad, kVirtioFlagDataValid);
+  CHECK(classify_tun_read(v.data(), v.size(), true, st, 64).decision.forward);
+  s.dst = ip(10, 5, 3, 9);
+  std::vector<uint8_t> bad_plain = build_tcp4(s);
+  bad_plain[bad_plain.size() - 1] ^= 0x40;
+  auto bp = plain_tun_read(bad_plain, 0);
+  CHECK(classify_tun_read(bp.data(), bp.size(), true, st, 64).decision.forward);
+}
+
+TEST(gso_segments_toward_a_partial_peer_carry_pseudo_header_sums) {
+  TcpSpec s;
+  s.payload = pattern(4000, 3);
+  std::vector<uint8_t> pkt = build_tcp4(s);
+  std::vector<uint8_t> arena(8 * 120);
+  SegmentSlice slices[8];
+  size_t n = 0;
+  CHECK(split_tun_packet(tso(1000, 20), pkt.data(), pkt.size(), arena.data(), arena.size(), slices, 8, &n, true) ==
+        SplitResult::kOk);
+  CHECK_EQ(n, 4u);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<uint8_t> seg = assemble(slices[i], arena.data(), pkt);
+    CHECK_EQ(be16(seg.data() + 36), pseudo_header_sum_ipv4(seg.data(), 6, seg.size() - 20));
+    CHECK(complete_partial_checksum(seg.data(), seg.size(), 20, 16));
+    CHECK_EQ(l4_check_reference(seg.data(), seg.size()), 0);
+  }
+}
+
+TEST(ingress_from_a_partial_peer_writes_the_pseudo_header_sum) {
+  const ForwardingState st = partial_state();
+  TcpSpec s;
+  s.src = ip(10, 5, 2, 9);
+  s.dst = ip(10, 5, 1, 7);
+  s.payload = pattern(200, 8);
+  const std::vector<uint8_t> original = build_tcp4(s);
+  std::vector<uint8_t> p = original;
+  Decision d = decide_ingress(p.data(), p.size(), kPartialPeer, st);
+  CHECK(d.forward && d.partial);
+  CHECK_EQ(d.partial_spot.start, 20);
+  CHECK_EQ(d.partial_spot.offset, 16);
+  CHECK_EQ(be16(p.data() + 36), pseudo_header_sum_ipv4(p.data(), 6, p.size() - 20));
+  CHECK(complete_partial_checksum(p.data(), p.size(), 20, 16));
+  CHECK_EQ(be16(p.data() + 36), be16(original.data() + 36));  // what the kernel will compute
+  // A peer without the capability, and a node without it: untouched.
+  s.src = ip(10, 5, 3, 9);
+  std::vector<uint8_t> q = build_tcp4(s);
+  d = decide_ingress(q.data(), q.size(), kPlainPeer, st);
+  CHECK(d.forward && !d.partial);
+  CHECK_EQ(l4_check_reference(q.data(), q.size()), 0);
+  ForwardingState off = partial_state();
+  off.policy.partial_checksums = false;
+  std::vector<uint8_t> r = original;
+  CHECK(!decide_ingress(r.data(), r.size(), kPartialPeer, off).partial);
+  // A fragment keeps its checksum: it covers bytes in other fragments.
+  s.src = ip(10, 5, 2, 9);
+  s.frag_field = 0x2000;
+  std::vector<uint8_t> f = build_tcp4(s);
+  CHECK(!decide_ingress(f.data(), f.size(), kPartialPeer, st).partial);
+}
+
+TEST(coalesce_merges_partial_segments_without_verifying_them) {
+  std::vector<std::vector<uint8_t>> pkts;
+  uint32_t seq = 1000;
+  for (int i = 0; i < 4; ++i) {
+    TcpSpec s;
+    s.seq = seq;
+    s.id = static_cast<uint16_t>(100 + i);
+    s.payload = pattern(1000, static_cast<uint8_t>(i));
+    seq += 1000;
+    std::vector<uint8_t> p = build_tcp4(s);
+    store_be16(p.data() + 36, pseudo_header_sum_ipv4(p.data(), 6, p.size() - 20));  // partial
+    pkts.push_back(p);
+  }
+  std::vector<InnerPacket> in;
+  for (auto& p : pkts) in.push_back(InnerPacket{p.data(), static_cast<uint16_t>(p.size()), true});
+  uint16_t next[4];
+  uint8_t arena[4 * kCoalesceArenaPerPacket];
+  CoalescedItem items[4];
+  CHECK_EQ(coalesce_tcp(in.data(), 4, next, arena, sizeof(arena), items), 1u);
+  CHECK_EQ(items[0].count, 4);
+  // The same packets marked complete do not verify, so none merge.
+  for (auto& p : in) p.partial = false;
+  CHECK_EQ(coalesce_tcp(in.data(), 4, next, arena, sizeof(arena), items), 4u);
 }

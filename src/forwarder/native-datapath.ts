@@ -54,6 +54,10 @@ export const COUNTER_NAMES = [
   'offload_gro_failures',
   'ingress_drop_spoofed_source',
   'ingress_drop_foreign_destination',
+  'egress_drop_bad_checksum',
+  'egress_partial_checksum_packets',
+  'ingress_partial_checksum_packets',
+  'offload_partial_checksum_failures',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -83,6 +87,7 @@ export interface NativePrefix {
 export interface NativeIngressPolicy {
   sourceCheck: boolean;
   allowExternalSources: boolean;
+  partialChecksums?: boolean;
   ownSubnet: NativePrefix;
   network: NativePrefix;
 }

@@ -35,7 +35,18 @@ export interface PeerRoute {
   peer: string;
   /** The peer's UDP port: upstream always uses the local Port (udp_network_amd64.go). */
   port: number;
+  /** The peer takes partial TCP/UDP checksums (src/backends/udp/capabilities.ts); default false. */
+  partialChecksums?: boolean;
 }
+
+/** A known peer (the source check) and what it takes. */
+export interface UdpPeer {
+  address: string;
+  partialChecksums: boolean;
+}
+
+/** native/core/lpm_table.h PeerFlags. */
+const PEER_PARTIAL_CHECKSUMS = 1;
 
 /**
  * Which inner packets a datagram may carry (native/core/forwarding.h
@@ -48,6 +59,8 @@ export interface PeerRoute {
 export interface IngressPolicy {
   sourceCheck: boolean;
   allowExternalSources: boolean;
+  /** This node takes partial checksums from peers that send them (it advertises so). */
+  partialChecksums: boolean;
   ownSubnet: Ipv4Net;
   network: Ipv4Net;
 }
@@ -99,7 +112,9 @@ function toNativePrefix(n: Ipv4Net): NativePrefix {
 }
 
 function toNativeRoute(r: PeerRoute): NativeRoute {
-  return { network: formatIpv4(r.subnet.network), prefixLen: r.subnet.prefixLen, peer: r.peer, port: r.port };
+  const route: NativeRoute = { network: formatIpv4(r.subnet.network), prefixLen: r.subnet.prefixLen, peer: r.peer, port: r.port };
+  if (r.partialChecksums) route.flags = PEER_PARTIAL_CHECKSUMS;
+  return route;
 }
 
 export class UdpForwarder {
@@ -163,9 +178,11 @@ export class UdpForwarder {
     );
   }
 
-  /** Replaces the set of addresses datagrams are accepted from (source check). */
-  setPeers(addresses: readonly string[]): void {
-    this.native.replacePeers([...addresses]);
+  /** Replaces the set of peers datagrams are accepted from (source check), with what each takes. */
+  setPeers(peers: readonly (string | UdpPeer)[]): void {
+    this.native.replacePeers(
+      peers.map((p) => (typeof p === 'string' ? p : { address: p.address, flags: p.partialChecksums ? PEER_PARTIAL_CHECKSUMS : 0 })),
+    );
   }
 
   /** What a datagram may carry (native/core/forwarding.h IngressPolicy). */
@@ -173,6 +190,7 @@ export class UdpForwarder {
     this.native.setIngressPolicy({
       sourceCheck: policy.sourceCheck,
       allowExternalSources: policy.allowExternalSources,
+      partialChecksums: policy.partialChecksums,
       ownSubnet: toNativePrefix(policy.ownSubnet),
       network: toNativePrefix(policy.network),
     });

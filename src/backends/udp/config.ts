@@ -1,7 +1,8 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
  * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`,
- * `AllowExternalSources`, `SourcePorts`, `Workers` and `Offload` are ours (documented in the README); upstream ignores them,
+ * `AllowExternalSources`, `SourcePorts`, `AdvertiseCapabilities`, `Workers` and
+ * `Offload` are ours (documented in the README); upstream ignores them,
  * so one network config serves mixed clusters.
  */
 import * as os from 'node:os';
@@ -36,6 +37,12 @@ export interface UdpBackendConfig {
    * workers (default DEFAULT_SOURCE_PORTS); 0: everything from Port, as upstream.
    */
   sourcePorts: number;
+  /**
+   * Publish the capability object in the lease's BackendData
+   * (./capabilities.ts; default true). False: upstream's exact lease bytes,
+   * and flannel-ts peers treat this node as upstream.
+   */
+  advertiseCapabilities: boolean;
   /** Forwarding workers: TUN queues, sockets and thread pairs (default: the cores, at most 8). */
   workers: number;
   /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
@@ -67,6 +74,7 @@ function defaultUdpBackendConfig(): UdpBackendConfig {
     sourceCheck: true,
     allowExternalSources: false,
     sourcePorts: DEFAULT_SOURCE_PORTS,
+    advertiseCapabilities: true,
     workers: defaultWorkers(),
     offload: { ...ALL_OFFLOADS },
   };
@@ -98,6 +106,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   let sourceCheck: boolean;
   let allowExternalSources: boolean;
   let sourcePorts: number;
+  let advertiseCapabilities: boolean;
   let workers: number;
   let offload: OffloadSettings;
   try {
@@ -106,6 +115,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     sourceCheck = boolField(raw, 'SourceCheck', true);
     allowExternalSources = boolField(raw, 'AllowExternalSources', false);
     sourcePorts = intField(raw, 'SourcePorts', DEFAULT_SOURCE_PORTS);
+    advertiseCapabilities = boolField(raw, 'AdvertiseCapabilities', true);
     workers = intField(raw, 'Workers', 0);
     offload = parseOffloadField(raw, prefix);
   } catch (e) {
@@ -139,9 +149,20 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     sourceCheck,
     allowExternalSources,
     sourcePorts,
+    advertiseCapabilities,
     workers: workers === 0 ? defaultWorkers() : workers,
     offload,
   };
+}
+
+/**
+ * Whether this node takes partial checksums, and says so in its lease: it
+ * advertises, flannel0 has the virtio-net header with checksum offload (TSO
+ * or USO allowed: the header carries NEEDS_CSUM both ways), and SourceCheck
+ * is on (every datagram maps to a lease, whose capability is then known).
+ */
+export function takesPartialChecksums(cfg: Pick<UdpBackendConfig, 'advertiseCapabilities' | 'sourceCheck'>, offload: OffloadSettings): boolean {
+  return cfg.advertiseCapabilities && cfg.sourceCheck && (offload.tso || offload.uso);
 }
 
 /** flannel0's MTU: the underlay MTU minus the IPv4+UDP encapsulation (docs/compatibility.md §5.2, §5.8). */

@@ -36,6 +36,8 @@ export interface UdpDatapathSpec {
   /** The ingress policy's switches (UdpBackendConfig); its networks are `subnet` and `network`. */
   sourceCheck: boolean;
   allowExternalSources: boolean;
+  /** Take partial checksums from peers that send them (takesPartialChecksums). */
+  partialChecksums: boolean;
   /** Tuning for tests and the benchmark (the datapath's defaults otherwise). */
   bufferSize?: number;
   batchSize?: number;
@@ -62,6 +64,7 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     forwarder.setIngressPolicy({
       sourceCheck: spec.sourceCheck,
       allowExternalSources: spec.allowExternalSources,
+      partialChecksums: spec.partialChecksums,
       ownSubnet: spec.subnet,
       network: spec.network,
     });

@@ -5,17 +5,21 @@
  *    the next hop if the subnet is known; leases of every backend type are
  *    used, as upstream's udp backend does;
  *  - "removed": the subnet's route is deleted;
- *  - the known peers (for the source check) are the PublicIPs of all routes.
+ *  - the known peers (for the source check) are the PublicIPs of all routes;
+ *  - a route (and its peer) takes partial checksums when the lease
+ *    advertises it (./capabilities.ts); a peer with several leases only
+ *    when all of them do.
  */
 import type { LeaseEvent } from '../../lease/lease';
-import type { PeerRoute } from '../../forwarder/udp-forwarder';
+import type { PeerRoute, UdpPeer } from '../../forwarder/udp-forwarder';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { PARTIAL_CHECKSUMS, parseUdpCapabilities } from './capabilities';
 
 export interface RouteChanges {
   set: PeerRoute[];
   remove: Ipv4Net[];
   /** The complete peer set after the changes, or undefined when it did not change. */
-  peers: string[] | undefined;
+  peers: UdpPeer[] | undefined;
 }
 
 export class UdpRouteSync {
@@ -39,7 +43,8 @@ export class UdpRouteSync {
       const subnet = ev.lease.subnet.canonical();
       const key = subnet.toString();
       if (ev.type === 'added') {
-        const route: PeerRoute = { subnet, peer: formatIpv4(ev.lease.attrs.publicIp), port: this.port };
+        const partialChecksums = parseUdpCapabilities(ev.lease.attrs.backendData).has(PARTIAL_CHECKSUMS);
+        const route: PeerRoute = { subnet, peer: formatIpv4(ev.lease.attrs.publicIp), port: this.port, partialChecksums };
         this.routes.set(key, route);
         set.set(key, route);
         remove.delete(key);
@@ -48,8 +53,10 @@ export class UdpRouteSync {
         set.delete(key);
       }
     }
-    const peers = [...new Set([...this.routes.values()].map((r) => r.peer))].sort();
-    const peerKey = peers.join(',');
+    const byAddress = new Map<string, boolean>();
+    for (const r of this.routes.values()) byAddress.set(r.peer, (byAddress.get(r.peer) ?? true) && r.partialChecksums === true);
+    const peers = [...byAddress].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([address, partialChecksums]) => ({ address, partialChecksums }));
+    const peerKey = peers.map((p) => `${p.address}${p.partialChecksums ? '+' : ''}`).join(',');
     const changed = peerKey !== this.peerKey;
     this.peerKey = peerKey;
     return { set: [...set.values()], remove: [...remove.values()], peers: changed ? peers : undefined };

@@ -25,8 +25,9 @@ import {
   type DatapathReport,
   type UserspaceDatapath,
 } from '../backend';
-import { parseUdpBackendConfig, tunMtu, type UdpBackendConfig } from './config';
+import { parseUdpBackendConfig, takesPartialChecksums, tunMtu, type UdpBackendConfig } from './config';
 import { startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
+import { PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
 import { RefusalReporter } from './source-check';
@@ -72,7 +73,9 @@ export class UdpBackend implements Backend {
     if (extAddr === undefined || ifaceAddr === undefined) {
       throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);
     }
-    const lease = await acquireBackendLease(ctx, { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData: undefined, backendV6Data: undefined });
+    const partialChecksums = takesPartialChecksums(cfg, offload);
+    const backendData = udpBackendData(partialChecksums ? [PARTIAL_CHECKSUMS] : []);
+    const lease = await acquireBackendLease(ctx, { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData, backendV6Data: undefined });
     const log = ctx.log.child({ backend: 'udp' });
     const mtu = tunMtu(cfg, ctx.extIface.mtu);
     log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
@@ -89,6 +92,7 @@ export class UdpBackend implements Backend {
         offload,
         sourceCheck: cfg.sourceCheck,
         allowExternalSources: cfg.allowExternalSources,
+        partialChecksums,
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
