@@ -93,7 +93,9 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
     const [got] = await cap.packets();
     assert.ok(got, 'the packet reached pod1');
     // One decrement by node1's datapath, one by node1's kernel routing flannel0 -> pod veth.
-    assert.deepEqual(got, withTtl(inner, 62));
+    // Node 2 takes partial checksums, so node 1 leaves the UDP checksum to the
+    // kernel (the pod's capture sees the pseudo-header sum): completed here.
+    assert.deepEqual(withUdpChecksum(got), withTtl(inner, 62));
     assert.ok(ipv4HeaderChecksumValid(got));
   });
 
@@ -118,7 +120,8 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
     const payload = udp.subarray(8, udp.readUInt16BE(4));
     // TTL - 1 in node1's kernel (pod veth -> flannel0) and - 1 in the datapath.
     const expected = withTtl(original, ipv4Fields(original).ttl - 2);
-    assert.deepEqual(payload, expected, 'the UDP payload is the bare inner packet');
+    // Node 2 takes partial checksums: the inner UDP checksum is left to it.
+    assert.deepEqual(withUdpChecksum(payload), expected, 'the UDP payload is the bare inner packet');
     assert.ok(ipv4HeaderChecksumValid(payload));
   });
 
