@@ -3,6 +3,8 @@
  * topology (pod -> node -> veth underlay -> node -> pod):
  *
  *  - udp:     our datapath (lab/bin/static-udp-node), flannel0, MTU 1472;
+ *  - upstream: the upstream-style udp forwarder (lab/upstream-udp: what
+ *             upstream flanneld's udp backend runs), flannel0, MTU 1472;
  *  - vxlan:   the kernel's vxlan, configured BY HAND with iproute2 exactly as
  *             flannel's vxlan backend configures it (docs/compatibility.md §6.1, §6.3),
  *             independent of our code: flannel.1, VNI 1, port 8472,
@@ -15,6 +17,7 @@ import { FlannelCluster } from '../lab/flannel-cluster';
 import { type Lab } from '../lab/netns';
 import { type StaticNodeExtra, startStaticUdpNodes } from '../lab/static-udp-nodes';
 import { buildCluster, type Cluster } from '../lab/topology';
+import { UpstreamUdpNode } from '../lab/upstream-udp-node';
 import { formatIpv4 } from '../src/util/ipv4';
 
 export interface ModeSetup {
@@ -38,6 +41,18 @@ async function udpMode(lab: Lab, name: string, extra: StaticNodeExtra): Promise<
   const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU - 28 });
   const nodes = await startStaticUdpNodes(lab, cluster, extra);
   return { name, cluster, forwarderPids: nodes.map((n) => n.pid) };
+}
+
+async function upstreamMode(lab: Lab): Promise<ModeSetup> {
+  const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU - 28 });
+  const nodes: UpstreamUdpNode[] = [];
+  for (const node of cluster.nodes) {
+    nodes.push(await UpstreamUdpNode.start(lab, { ns: node.ns, bindAddress: node.underlayAddress, subnet: node.podSubnet, network: cluster.network, mtu: UNDERLAY_MTU - 28 }));
+  }
+  for (const [i, node] of cluster.nodes.entries()) {
+    for (const peer of cluster.nodes) if (peer !== node) await nodes[i]!.setRoute(peer.podSubnet, peer.underlayAddress);
+  }
+  return { name: 'upstream', cluster, forwarderPids: nodes.map((n) => n.pid) };
 }
 
 async function kernelVxlanMode(lab: Lab): Promise<ModeSetup> {
@@ -93,6 +108,8 @@ async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSe
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched A1 path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
+  { name: 'upstream', description: 'the upstream-style udp forwarder (lab/upstream-udp: one thread, one read/sendto per packet, no offloads), what upstream flanneld runs today', setup: upstreamMode },
+  { name: 'udp-no-source-check', description: 'the udp datapath with "SourceCheck": false (for the cost of the source check)', setup: (lab) => udpMode(lab, 'udp-no-source-check', { sourceCheck: false }), optional: true },
   { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }), optional: true },
   { name: 'vxlan', description: 'kernel vxlan configured by hand as flannel\'s vxlan backend does (the baseline)', setup: kernelVxlanMode },
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
@@ -107,3 +124,5 @@ export const SAME_DATAPATH_PAIRS: Array<[ours: string, reference: string]> = [
 ];
 
 export const BASELINE_MODE = 'vxlan';
+/** The second comparison of the udp datapath: what upstream runs today. */
+export const UPSTREAM_MODE = 'upstream';

@@ -17,8 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab } from '../lab/netns';
 import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
-import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS } from './modes';
+import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
 import {
+  headline,
   jsonResults,
   type LpmResult,
   markdownTable,
@@ -151,7 +152,19 @@ Written by \`npm run bench\`; do not edit above the notes marker.
 
 ${modeLines.join('\n')}
 
-${markdownTable(results, BASELINE_MODE)}
+## Headline
+
+The udp datapath (\`udp\`) against kernel vxlan (the bars) and against the upstream-style
+forwarder (what upstream flanneld runs), this run's medians. Ratios are udp / the other mode:
+above 1 is better for throughput, below 1 for latency.
+
+${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
+
+## All modes
+
+Ratios are mode / ${BASELINE_MODE} (and udp / ${UPSTREAM_MODE}); for latency and CPU lower is better.
+
+${markdownTable(results, BASELINE_MODE, [['udp', UPSTREAM_MODE]])}
 
 ![bar chart of these results](results.svg)
 
@@ -278,10 +291,13 @@ async function main(): Promise<number> {
         const text = Object.entries(p.ratios).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2) + '×'}`).join(', ');
         process.stdout.write(`${p.ours} vs ${p.reference}: ${text}\n`);
       }
-      const udpTcp = ratio(results, 'udp', BASELINE_MODE, 'tcp1_gbps');
-      const udpPps = ratio(results, 'udp', BASELINE_MODE, 'udp64_pps');
-      if (udpTcp !== null && udpPps !== null) {
-        process.stdout.write(`udp vs ${BASELINE_MODE}: TCP 1 stream ${udpTcp.toFixed(2)}×, 64-byte pps ${udpPps.toFixed(2)}×\n`);
+      for (const ref of [BASELINE_MODE, UPSTREAM_MODE]) {
+        const r = (k: MetricKey) => ratio(results, 'udp', ref, k);
+        if (r('tcp1_gbps') === null) continue;
+        const text = METRICS.filter((m) => ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us'].includes(m.key))
+          .map((m) => `${m.label} ${r(m.key)?.toFixed(2) ?? '–'}×`)
+          .join(', ');
+        process.stdout.write(`udp / ${ref}: ${text} (latency: lower is better)\n`);
       }
       process.stdout.write(`\nwrote ${resultsMd} and ${resultsSvg} (${info.seconds.toFixed(0)} s)\n`);
     }

@@ -31,6 +31,8 @@ export class UpstreamUdpNode {
     private readonly channel: JsonChannel,
     readonly tun: string,
     readonly port: number,
+    /** The forwarder's process (`ip netns exec` execs it in place). */
+    readonly pid: number,
   ) {}
 
   static async start(lab: Lab, o: UpstreamUdpNodeOptions): Promise<UpstreamUdpNode> {
@@ -41,7 +43,7 @@ export class UpstreamUdpNode {
     await lab.exec(o.ns, 'ip', ['addr', 'add', `${formatIpv4(o.subnet.network)}/32`, 'dev', tun]);
     await lab.exec(o.ns, 'ip', ['link', 'set', 'dev', tun, 'mtu', String(o.mtu), 'up']);
     await lab.exec(o.ns, 'ip', ['route', 'add', o.network.toString(), 'dev', tun]);
-    return new UpstreamUdpNode(channel, tun, port);
+    return new UpstreamUdpNode(channel, tun, port, child.pid!);
   }
 
   /** Routes `subnet` to `peer` (upstream: on a lease "added" event). */

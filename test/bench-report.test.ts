@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonResults, markdownTable, METRICS, ratio, type Results, summarize, svgChart, textTable } from '../bench/report';
+import { CHART_WIDTH, headline, jsonResults, markdownTable, METRICS, pairTable, ratio, type Results, summarize, svgChart, textTable } from '../bench/report';
 
 function results(): Results {
   const mk = (vals: Partial<Record<string, number[]>>) =>
@@ -22,20 +22,39 @@ test('median, min and max of the samples; nothing finite gives null', () => {
   assert.equal(summarize([NaN]), null);
 });
 
-test('ratios to the baseline: higher-is-better divides, lower-is-better inverts', () => {
+test('ratios are always mode / reference, whichever way the metric points', () => {
   const r = results();
   assert.ok(Math.abs(ratio(r, 'udp', 'vxlan', 'tcp1_gbps')! - 1.1 / 12) < 1e-9);
-  assert.ok(Math.abs(ratio(r, 'udp', 'vxlan', 'rtt_p50_us')! - 110 / 200) < 1e-9);
+  assert.ok(Math.abs(ratio(r, 'udp', 'vxlan', 'rtt_p50_us')! - 200 / 110) < 1e-9, 'udp has 1.8× the latency');
   assert.equal(ratio(r, 'udp', 'vxlan', 'cpu_pct'), null, 'the baseline has no forwarder CPU');
 });
 
-test('tables show median (min–max) and each mode\'s ratio to the baseline', () => {
+test('tables show median (min–max), mode / baseline, and say where lower is better', () => {
   const t = textTable(results(), 'vxlan');
-  assert.match(t, /TCP 1 stream \[Gbit\/s\]\s+1\.10 \(1\.00–1\.20\)\s+0\.09×\s+12\.00 \(11\.00–13\.00\)/);
-  assert.match(t, /forwarder CPU .*151 \(150–152\)\s+–/);
+  assert.match(t, /TCP 1 stream \(Gbit\/s\)\s+1\.10 \(1\.00–1\.20\)\s+0\.09×\s+12\.00 \(11\.00–13\.00\)/);
+  assert.match(t, /RTT p50 \(µs, lower is better\)\s+200\.0 \(190\.0–210\.0\)\s+1\.82×/);
+  assert.match(t, /udp \(udp \/ vxlan\)/);
   const md = markdownTable(results(), 'vxlan');
   assert.match(md, /^\| metric \| udp \| vxlan \| udp \/ vxlan \|$/m);
   assert.match(md, /^\| UDP 64 B \(pps\) \| 71,000 \(70,000–72,000\) \| 85,000 \(80,000–90,000\) \| 0\.84× \|$/m);
+  assert.match(md, /^\| RTT p99 \(µs, lower is better\) \| .* \| 1\.56× \|$/m);
+});
+
+test('the headline compares with the bars and with upstream, generated from the numbers', () => {
+  const r = results();
+  const mk = (v: number[]) => summarize(v);
+  r['upstream'] = { tcp1_gbps: mk([0.1]), tcp4_gbps: mk([0.1]), udp64_pps: mk([35000]), rtt_p50_us: mk([150]), rtt_p99_us: mk([300]), cpu_pct: mk([100]), cpu_per_gbps: mk([1000]) };
+  const h = headline(r, 'udp', 'vxlan', 'upstream');
+  assert.match(h, /^\| metric \| udp \| vxlan \| udp \/ vxlan \| bar \|  \| upstream \| udp \/ upstream \|$/m);
+  assert.match(h, /^\| TCP 1 stream \(Gbit\/s\) \| 1\.10 \(1\.00–1\.20\) \| 12\.00 \(11\.00–13\.00\) \| 0\.09× \| ≥ 0\.8× \| not met \| 0\.10 \| 11\.00× \|$/m);
+  assert.match(h, /^\| UDP 64 B \(pps\) \| .* \| 0\.84× \| ≥ 1\.0× \| not met \| 35,000 \| 2\.03× \|$/m);
+  assert.match(h, /^\| RTT p50 \(µs, lower is better\) \| .* \| 1\.82× \| ≤ 1\.5× \| not met \|/m);
+  const better = results();
+  better['udp']!.rtt_p50_us = summarize([120]);
+  assert.match(headline(better, 'udp', 'vxlan', 'upstream'), /1\.09× \| ≤ 1\.5× \| met \|$/m);
+  // Same-datapath pairs: lower-is-better metrics pass when not above 1 + tolerance.
+  const pair = pairTable(better, [['udp', 'vxlan']], 0.1);
+  assert.match(pair, /\| no \|$/m);
 });
 
 test('--json has exactly the documented keys per mode, medians as numbers or null', () => {
@@ -48,7 +67,7 @@ test('--json has exactly the documented keys per mode, medians as numbers or nul
   assert.equal(j.modes['vxlan']!['cpu_pct'], null);
 });
 
-test('the SVG is a well-formed chart with one bar per mode and metric', () => {
+test('the SVG is a well-formed chart with one bar per mode and metric, legible at 830 px', () => {
   const svg = svgChart(results(), 'title <&>', 'sub');
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.match(svg, /<\/svg>\n$/);
@@ -58,4 +77,8 @@ test('the SVG is a well-formed chart with one bar per mode and metric', () => {
   assert.equal(bars.length, 5 * 2 + 2);
   assert.equal((svg.match(/<rect class="legend"/g) ?? []).length, 2, 'one legend entry per mode');
   assert.equal((svg.match(/>n\/a</g) ?? []).length, 2);
+  const width = Number(/width="(\d+)"/.exec(svg)![1]);
+  assert.ok(width <= 840, `drawn ${width} px wide`);
+  const sizes = [...svg.matchAll(/font-size="([\d.]+)"/g)].map((m) => Number(m[1]) * (CHART_WIDTH / width));
+  assert.ok(sizes.length > 20 && Math.min(...sizes) >= 12, `smallest text ${Math.min(...sizes)} px at ${CHART_WIDTH} px`);
 });
