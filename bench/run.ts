@@ -123,11 +123,24 @@ function runLpmBench(): LpmResult[] {
     .map((r) => ({ routes: r.routes, lookupsPerSec: r.lookups_per_sec }));
 }
 
+interface IngressPolicyCost {
+  outer: number;
+  full: number;
+}
+
+/** decide_ingress ns per packet with only the outer source checked, and with the inner checks too. */
+function runIngressPolicyBench(): IngressPolicyCost {
+  const out = execFileSync(LPM_BENCH, ['--ingress'], { encoding: 'utf8', timeout: 60_000 });
+  const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { ingress_policy: string; ns_per_packet: number });
+  const ns = (name: string) => rows.find((r) => r.ingress_policy === name)?.ns_per_packet ?? NaN;
+  return { outer: ns('outer'), full: ns('full') };
+}
+
 function machineInfo(): Pick<RunInfo, 'cores' | 'cpuModel' | 'kernel'> {
   return { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', kernel: os.release() };
 }
 
-function writeResultsMd(file: string, results: Results, lpm: LpmResult[], info: RunInfo): void {
+function writeResultsMd(file: string, results: Results, lpm: LpmResult[], policy: IngressPolicyCost, info: RunInfo): void {
   const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   const markerAt = previous.indexOf(NOTES_MARKER);
   const notes = markerAt >= 0 ? previous.slice(markerAt + NOTES_MARKER.length) : '\n';
@@ -178,6 +191,13 @@ destinations spread uniformly over the routes, median of 7 runs):
 ${lpm.map((r) => `| ${r.routes.toLocaleString('en-US')} | ${Math.round(r.lookupsPerSec).toLocaleString('en-US')} |`).join('\n')}
 
 10,000 routes run at ${(lpmRatio * 100).toFixed(0)} % of the 10-route rate (bar: at least 80 %).
+
+## Cost of the source check
+
+\`build/Release/native_lpm_bench --ingress\` (the forwarding decision for 64-byte packets from
+1,000 peers, median of 7 runs): ${policy.outer.toFixed(1)} ns per packet with only the outer
+source checked, ${policy.full.toFixed(1)} ns with the inner source and destination checked too:
+${(policy.full - policy.outer).toFixed(1)} ns per packet${udpPpsCost(results, policy)}.
 ${pairRatios(results, SAME_DATAPATH_PAIRS).length ? `
 ## flannel-ts's kernel backends vs the kernel configured by hand
 
@@ -187,6 +207,14 @@ ${pairTable(results, SAME_DATAPATH_PAIRS, 0.1)}
 ` : ''}
 ${NOTES_MARKER}${notes}`;
   fs.writeFileSync(file, md);
+}
+
+/** What the inner checks cost at the udp mode's measured 64-byte rate, as a share of one core. */
+function udpPpsCost(results: Results, policy: IngressPolicyCost): string {
+  const pps = results['udp']?.udp64_pps?.median;
+  if (!pps) return '';
+  const share = ((policy.full - policy.outer) * pps) / 1e9;
+  return `, ${(share * 100).toFixed(3)} % of one core at this run's udp rate of ${Math.round(pps).toLocaleString('en-US')} packets per second`;
 }
 
 async function main(): Promise<number> {
@@ -248,6 +276,7 @@ async function main(): Promise<number> {
     }
     progress('route lookup micro-benchmark');
     const lpm = runLpmBench();
+    const policyCost = runIngressPolicyBench();
 
     const results: Results = {};
     for (const s of setups) {
@@ -265,7 +294,7 @@ async function main(): Promise<number> {
     const resultsMd = path.join(opts.outDir, 'RESULTS.md');
     const resultsSvg = path.join(opts.outDir, 'results.svg');
     fs.mkdirSync(opts.outDir, { recursive: true });
-    writeResultsMd(resultsMd, results, lpm, info);
+    writeResultsMd(resultsMd, results, lpm, policyCost, info);
     fs.writeFileSync(
       resultsSvg,
       svgChart(results, 'flannel-ts overlay benchmark (pod to pod, two nodes)', `${info.date}, ${info.cores} cores, kernel ${info.kernel}, ${opts.runs} runs × ${opts.seconds} s`),
@@ -276,6 +305,7 @@ async function main(): Promise<number> {
           jsonResults(results, {
             baseline: BASELINE_MODE,
             lpm_lookups_per_sec: Object.fromEntries(lpm.map((r) => [String(r.routes), r.lookupsPerSec])),
+            ingress_decision_ns: policyCost,
             machine: { cores: info.cores, cpu: info.cpuModel, kernel: info.kernel },
             date: info.date,
             runs: info.runs,
@@ -287,6 +317,7 @@ async function main(): Promise<number> {
     } else {
       process.stdout.write(`\n${textTable(results, BASELINE_MODE)}\n\n`);
       for (const r of lpm) process.stdout.write(`route lookups, ${r.routes} routes: ${Math.round(r.lookupsPerSec).toLocaleString('en-US')}/s\n`);
+      process.stdout.write(`ingress decision: ${policyCost.outer.toFixed(1)} ns/packet (outer source only), ${policyCost.full.toFixed(1)} ns with the inner checks\n`);
       for (const p of pairRatios(results, SAME_DATAPATH_PAIRS)) {
         const text = Object.entries(p.ratios).map(([k, v]) => `${k} ${v === null ? '–' : v.toFixed(2) + '×'}`).join(', ');
         process.stdout.write(`${p.ours} vs ${p.reference}: ${text}\n`);

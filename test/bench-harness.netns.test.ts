@@ -19,21 +19,26 @@ test('npm run bench -- --json prints one JSON object and writes the reports', { 
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
   try {
     const nsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp,vxlan', '--runs', '1', '--seconds', '1', '--out', out], {
+    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp,upstream,vxlan', '--runs', '1', '--seconds', '1', '--out', out], {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 170_000,
     });
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { modes: Record<string, Record<string, number | null>> };
-    assert.deepEqual(Object.keys(j.modes), ['udp', 'vxlan']);
+    assert.deepEqual(Object.keys(j.modes), ['udp', 'upstream', 'vxlan']);
+    assert.ok(j.modes['upstream']!['tcp1_gbps']! > 0, 'the upstream-style forwarder carried traffic');
+    assert.ok(j.modes['upstream']!['cpu_pct']! > 0, 'and its CPU is measured');
     assert.ok(j.modes['udp']!['tcp1_gbps']! > 0);
     assert.ok(j.modes['udp']!['udp64_pps']! > 0);
     assert.ok(j.modes['udp']!['rtt_p99_us']! >= j.modes['udp']!['rtt_p50_us']!);
     assert.ok(j.modes['udp']!['cpu_pct']! > 0, 'the forwarders\' CPU is measured');
     assert.equal(j.modes['vxlan']!['cpu_pct'], null);
     const md = fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8');
-    assert.match(md, /Command: `npm run bench -- --json --modes udp,vxlan --runs 1 --seconds 1 --out /);
+    assert.match(md, /Command: `npm run bench -- --json --modes udp,upstream,vxlan --runs 1 --seconds 1 --out /);
+    assert.match(md, /^\| metric \| udp \| vxlan \| udp \/ vxlan \| bar \|  \| upstream \| udp \/ upstream \|$/m, 'the generated headline');
+    assert.match(md, /^\| TCP 1 stream \(Gbit\/s\) \| [\d.]+ \| [\d.]+ \| [\d.]+× \| ≥ 0\.8× \| (not )?met \| [\d.]+ \| [\d.]+× \|$/m);
+    assert.match(md, /ns with the inner source and destination checked too/);
     assert.match(md, /kernel \d/);
     assert.match(md, /\| 10,000 \| [\d,]+ \|/);
     assert.match(fs.readFileSync(path.join(out, 'results.svg'), 'utf8'), /^<svg/);
