@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test suite: compiles the TypeScript, lists out/test/**/*.test.js
+// Runs the test suite: compiles the TypeScript (out/test afresh), lists out/test/**/*.test.js
 // (Node 20's test runner does not expand globs), runs them with `node --test`
 // one file at a time (the namespace tests move real traffic; running them in
 // parallel on 2 cores makes their timing meaningless), and fails when a test
@@ -16,6 +16,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+// A fresh out/test: a test file renamed or deleted in test/ must not run from a stale build.
+fs.rmSync(path.join(root, 'out', 'test'), { recursive: true, force: true });
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { stdio: 'inherit' });
 
 function listTests(dir) {
