@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { Ipv4Net, formatIpv4 } from '../src/util/ipv4';
+import { formatIpv6, Ipv6Net } from '../src/util/ipv6';
 import { parseDotenv } from '../src/lease/subnet-file';
 import { EtcdServer } from './etcd';
 import { type Lab } from './netns';
@@ -34,6 +35,8 @@ export interface FlannelClusterOptions {
    * etcd in node 1 on its underlay address.
    */
   underlay?: 'bridge' | 'veth';
+  /** A dual-stack underlay (IPv6 addresses on it, IPv6 forwarding on). */
+  ipv6?: boolean;
 }
 
 /** One flanneld process and what it wrote. */
@@ -159,7 +162,7 @@ export abstract class FlanneldNodes {
     }
   }
 
-  /** Attaches node i's pod in its leased subnet, with the MTU from subnet.env (what a CNI plugin does). */
+  /** Attaches node i's pod in its leased subnet(s), with the MTU from subnet.env (what a CNI plugin does). */
   async attachPod(i: number): Promise<NodeSpec['pod']> {
     const spec = this.topology.nodes[i - 1]!;
     const env = this.nodes[i - 1]!.subnetEnv()!;
@@ -167,6 +170,13 @@ export abstract class FlanneldNodes {
     spec.podSubnet = subnet;
     spec.pod.address = formatIpv4((subnet.network + 2) >>> 0);
     spec.pod.gateway = formatIpv4((subnet.network + 1) >>> 0);
+    const v6 = env.get('FLANNEL_IPV6_SUBNET');
+    if (v6) {
+      const net6 = Ipv6Net.tryParse(v6)!.canonical();
+      spec.pod.address6 = formatIpv6(net6.network + 2n);
+      spec.pod.gateway6 = formatIpv6(net6.network + 1n);
+      spec.pod.prefixLen6 = net6.prefixLen;
+    }
     await attachPod(this.lab, spec, Number(env.get('FLANNEL_MTU')));
     return spec.pod;
   }
@@ -190,7 +200,7 @@ export class FlannelCluster extends FlanneldNodes {
 
   static async create(lab: Lab, opts: FlannelClusterOptions): Promise<FlannelCluster> {
     const underlay = opts.underlay ?? 'bridge';
-    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay, withPods: false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
+    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay, withPods: false, ipv6: opts.ipv6 ?? false, ...(opts.underlayMtu ? { underlayMtu: opts.underlayMtu } : {}) });
     let etcdNs: string;
     let host: string;
     if (underlay === 'bridge') {

@@ -18,6 +18,10 @@ export interface PodSpec {
   /** The node-side veth (the "cni0" of this pod). */
   hostIf: string;
   gateway: string;
+  /** Dual stack: the pod's IPv6 address and gateway, and the v6 subnet's prefix length. */
+  address6?: string;
+  gateway6?: string;
+  prefixLen6?: number;
 }
 
 export interface NodeSpec {
@@ -44,6 +48,8 @@ export interface ClusterOptions {
   withPods?: boolean;
   /** Use these pod subnets instead of numbering (e.g. the ones leases gave). */
   podSubnets?: Ipv4Net[];
+  /** Give the underlay IPv6 addresses too (underlayAddress6(i)/64) and turn on IPv6 forwarding. */
+  ipv6?: boolean;
 }
 
 export interface Cluster {
@@ -58,6 +64,11 @@ export const UNDERLAY_BASE = '192.168.100.0';
 
 export function underlayAddress(i: number): string {
   return `192.168.100.${i}`;
+}
+
+/** A node's IPv6 underlay address (dual-stack topologies). */
+export function underlayAddress6(i: number): string {
+  return `fd99::${i}`;
 }
 
 export async function buildCluster(lab: Lab, options: ClusterOptions): Promise<Cluster> {
@@ -87,6 +98,7 @@ export async function buildCluster(lab: Lab, options: ClusterOptions): Promise<C
       },
     });
     await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    if (options.ipv6) await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
   }
 
   let switchNs: string | undefined;
@@ -107,6 +119,8 @@ export async function buildCluster(lab: Lab, options: ClusterOptions): Promise<C
   for (const node of nodes) {
     await lab.exec(node.ns, 'ip', ['link', 'set', node.underlayIf, 'mtu', String(underlayMtu), 'up']);
     await lab.exec(node.ns, 'ip', ['addr', 'add', `${node.underlayAddress}/24`, 'dev', node.underlayIf]);
+    // nodad: usable at once (duplicate address detection would hold it tentative for a second).
+    if (options.ipv6) await lab.exec(node.ns, 'ip', ['-6', 'addr', 'add', `${underlayAddress6(node.index)}/64`, 'dev', node.underlayIf, 'nodad']);
     if (options.withPods ?? true) await attachPod(lab, node, podMtu);
   }
   return { nodes, network, underlayPrefixLen: 24, switchNs };
@@ -123,12 +137,17 @@ export async function attachPod(lab: Lab, node: NodeSpec, podMtu: number): Promi
   await lab.exec(pod.ns, 'ip', ['route', 'add', 'default', 'via', pod.gateway]);
   await lab.exec(node.ns, 'ip', ['link', 'set', pod.hostIf, 'mtu', String(podMtu), 'up']);
   await lab.exec(node.ns, 'ip', ['addr', 'add', `${pod.gateway}/${node.podSubnet.prefixLen}`, 'dev', pod.hostIf]);
+  if (pod.address6 && pod.gateway6) {
+    await lab.exec(pod.ns, 'ip', ['-6', 'addr', 'add', `${pod.address6}/${pod.prefixLen6}`, 'dev', 'eth0', 'nodad']);
+    await lab.exec(pod.ns, 'ip', ['-6', 'route', 'add', 'default', 'via', pod.gateway6]);
+    await lab.exec(node.ns, 'ip', ['-6', 'addr', 'add', `${pod.gateway6}/${pod.prefixLen6}`, 'dev', pod.hostIf, 'nodad']);
+  }
 }
 
-/** Pings `address` from `ns`; resolves true when at least one reply came back. */
+/** Pings `address` (either family) from `ns`; resolves true when at least one reply came back. */
 export async function ping(lab: Lab, ns: string, address: string, count = 3, extra: string[] = []): Promise<boolean> {
   try {
-    await lab.exec(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', '-q', ...extra, address], {
+    await lab.exec(ns, 'ping', [...(address.includes(':') ? ['-6'] : []), '-c', String(count), '-i', '0.2', '-W', '2', '-q', ...extra, address], {
       timeoutMs: count * 1000 + 5000,
     });
     return true;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import { repairOps as hostGwRepairOps, routeFromLease } from '../src/backends/host-gw/routes';
+import { IPV4 } from '../src/backends/lease-family';
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VxlanConfigError, vxlanDeviceName } from '../src/backends/vxlan/config';
 import { incompatibility, type VxlanDeviceSpec } from '../src/backends/vxlan/device';
 import { addOps, peerFromLease, removeOps, repairOps, type VxlanPeer } from '../src/backends/vxlan/peers';
@@ -57,7 +58,7 @@ describe('vxlan: lease events -> kernel operations', () => {
   const peer: VxlanPeer = { subnet: Ipv4Net.parse('10.5.52.0/24'), gateway: parseIpv4('10.5.52.0'), mac: 'aa:bb:cc:dd:ee:01', publicIp: parseIpv4('192.168.1.2'), direct: false };
 
   test('only vxlan leases with a VtepMAC become peers', () => {
-    const ok = peerFromLease(lease('10.5.52.0/24', '192.168.1.2', 'vxlan', '{"VNI":1,"VtepMAC":"AA:BB:CC:DD:EE:01"}'));
+    const ok = peerFromLease(lease('10.5.52.0/24', '192.168.1.2', 'vxlan', '{"VNI":1,"VtepMAC":"AA:BB:CC:DD:EE:01"}'), IPV4);
     assert.ok(ok.ok);
     assert.deepEqual(ok.peer, peer);
     for (const l of [
@@ -66,7 +67,7 @@ describe('vxlan: lease events -> kernel operations', () => {
       lease('10.5.55.0/24', '192.168.1.5', 'vxlan', '{"VNI":1}'),
       lease('10.5.56.0/24', '192.168.1.6', 'vxlan', '{"VtepMAC":"zz"}'),
     ]) {
-      assert.equal(peerFromLease(l).ok, false);
+      assert.equal(peerFromLease(l, IPV4).ok, false);
     }
   });
 
@@ -163,8 +164,8 @@ describe('linkinfo codec', () => {
 
 describe('host-gw: lease events -> routes', () => {
   test('only host-gw leases; a route via the PublicIP through the external interface', () => {
-    assert.deepEqual(routeFromLease(lease('10.5.3.0/24', '192.168.1.3', 'vxlan'), 3), { ok: false, reason: 'type=vxlan' });
-    const parsed = routeFromLease(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'), 3);
+    assert.deepEqual(routeFromLease(lease('10.5.3.0/24', '192.168.1.3', 'vxlan'), 3, IPV4), { ok: false, reason: 'type=vxlan' });
+    const parsed = routeFromLease(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'), 3, IPV4);
     assert.ok(parsed.ok);
     const r = parsed.peer;
     assert.deepEqual(hostGwRepairOps([r], []).map((o) => describeOp(o.op, (i) => (i === 3 ? 'eth0' : `#${i}`))), ['ip route replace 10.5.2.0/24 via 192.168.1.2 dev eth0']);

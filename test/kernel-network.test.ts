@@ -16,10 +16,12 @@ import type { Lease, LeaseAttrs, LeaseEvent } from '../src/lease/lease';
 import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
 import { RecordingLogger } from '../src/log';
 import { RTPROT_FLANNEL_TS } from '../src/routing/rtnetlink';
+import { formatIp } from '../src/util/ip';
 import { formatIpv4, Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
 import { MemoryKernel } from './helpers/memory-kernel';
-import { testLease } from './helpers/leases';
+import { testLease, testLease6 } from './helpers/leases';
+import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 
 const OWN = Ipv4Net.parse('10.5.1.0/24');
 const UNDERLAY = parseIpv4('192.168.1.1');
@@ -51,19 +53,19 @@ const removed = (l: Lease): LeaseEvent => ({ type: 'removed', lease: l });
 
 /** Applies a batch and waits for the engine to finish it. */
 function apply(bn: BackendNetwork, events: LeaseEvent[]): Promise<void> {
-  return (bn as KernelBackendNetwork<unknown, unknown>).engine.applyLeases(events);
+  return (bn as KernelBackendNetwork).engine.applyLeases(events);
 }
 
 function vxlanState(k: MemoryKernel) {
   const dev = k.link('flannel.1')!;
   return {
-    neighbors: k.neighbors.filter((n) => n.ifindex === dev.index).map((n) => `${formatIpv4(n.ip!)} ${n.mac}`).sort(),
-    fdb: k.fdb.filter((n) => n.ifindex === dev.index).map((n) => `${n.mac} dst ${formatIpv4(n.ip!)}`).sort(),
-    routes: k.routes.filter((r) => r.oif === dev.index).map((r) => `${r.dst} via ${formatIpv4(r.gateway!)}${r.onlink ? ' onlink' : ''}`).sort(),
+    neighbors: k.neighbors.filter((n) => n.ifindex === dev.index).map((n) => `${formatIp(n.ip!)} ${n.mac}`).sort(),
+    fdb: k.fdb.filter((n) => n.ifindex === dev.index).map((n) => `${n.mac} dst ${formatIp(n.ip!)}`).sort(),
+    routes: k.routes.filter((r) => r.oif === dev.index).map((r) => `${r.dst} via ${formatIp(r.gateway!)}${r.onlink ? ' onlink' : ''}`).sort(),
   };
 }
 
-const hostRoutes = (k: MemoryKernel) => k.routes.filter((r) => r.gateway !== undefined).map((r) => `${r.dst} via ${formatIpv4(r.gateway!)}`).sort();
+const hostRoutes = (k: MemoryKernel) => k.routes.filter((r) => r.gateway !== undefined).map((r) => `${r.dst} via ${formatIp(r.gateway!)}`).sort();
 
 describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
   test('registration: flannel.1 as upstream makes it, its MAC published as VtepMAC', async () => {
@@ -75,7 +77,7 @@ describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
     assert.equal(dev.vxlan!.vni, 1);
     assert.equal(dev.vxlan!.local, UNDERLAY);
     assert.equal(kernel.sysctls.get('net/ipv6/conf/flannel.1/accept_ra'), '0');
-    assert.deepEqual(kernel.addresses.filter((a) => a.index === dev.index).map((a) => `${formatIpv4(a.address)}/${a.prefixLen}`), ['10.5.1.0/32']);
+    assert.deepEqual(kernel.addresses.filter((a) => a.index === dev.index).map((a) => `${formatIp(a.address)}/${a.prefixLen}`), ['10.5.1.0/32']);
     assert.equal(published[0]!.backendData, `{"VNI":1,"VtepMAC":"${dev.mac}"}`);
     assert.equal(bn.mtu, 1450);
     await bn.stop();
@@ -111,7 +113,7 @@ describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
     await first.stop();
     const bn = await new VxlanBackend().register(ctx, kernel);
     bn.start();
-    const engine = (bn as KernelBackendNetwork<unknown, unknown>).engine;
+    const engine = (bn as KernelBackendNetwork).engine;
     await engine.reconciler.runNow();
     assert.deepEqual(vxlanState(kernel).routes, ['10.5.9.0/24 via 10.5.9.0 onlink'], 'nothing removed before the leases are known');
     await apply(bn, [added(vxlanLease('10.5.2.0/24', '192.168.1.2', 'aa:bb:cc:dd:ee:02'))]);
@@ -128,7 +130,7 @@ describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
     await apply(bn, [added(vxlanLease('10.5.2.0/24', '192.168.1.2', 'aa:bb:cc:dd:ee:02'))]);
     assert.deepEqual(vxlanState(kernel), { neighbors: [], fdb: [], routes: [] }, 'the neighbour and FDB entry were undone');
     assert.equal(log.records.filter((r) => r.level === 'error' && /failed to add 10\.5\.2\.0\/24/.test(r.msg)).length, 1);
-    const engine = (bn as KernelBackendNetwork<unknown, unknown>).engine;
+    const engine = (bn as KernelBackendNetwork).engine;
     await engine.reconciler.runNow();
     assert.equal(vxlanState(kernel).routes.length, 1, 'the next reconcile installs it');
     assert.equal(engine.reconciler.lastFailure, '', 'a peer failure does not fail the reconciler');
@@ -151,7 +153,7 @@ describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
     const again = kernel.link('flannel.1')!;
     assert.notEqual(again.index, dev.index);
     assert.equal(again.mac, mac, 'the MAC peers know');
-    assert.deepEqual(kernel.addresses.filter((a) => a.index === again.index).map((a) => formatIpv4(a.address)), ['10.5.1.0']);
+    assert.deepEqual(kernel.addresses.filter((a) => a.index === again.index).map((a) => formatIp(a.address)), ['10.5.1.0']);
     assert.ok(log.records.some((r) => /^repaired: created flannel\.1/.test(r.msg)));
     await bn.stop();
   });
@@ -216,7 +218,7 @@ describe('kernel network engine: host-gw plan on an in-memory kernel', () => {
     kernel.outOfBand({ op: 'replaceRoute', route: { dst: Ipv4Net.parse('10.5.8.0/24'), gateway: parseIpv4('192.168.1.8'), oif: eth, protocol: 3 } });
     const bn = await new HostGwBackend().register(ctx, kernel);
     bn.start();
-    await (bn as KernelBackendNetwork<unknown, unknown>).engine.reconciler.runNow();
+    await (bn as KernelBackendNetwork).engine.reconciler.runNow();
     assert.equal(hostRoutes(kernel).length, 2, 'nothing removed before the leases are known');
     await apply(bn, []);
     await eventually(() => hostRoutes(kernel), (r) => JSON.stringify(r) === JSON.stringify(['10.5.8.0/24 via 192.168.1.8']), 2000, 'the stale route of ours gone, the proto boot one kept');
@@ -230,7 +232,7 @@ describe('kernel network engine: host-gw plan on an in-memory kernel', () => {
     bn.start();
     await apply(bn, [added(lease('10.5.2.0/24', '10.99.99.99', 'host-gw')), added(lease('10.5.3.0/24', '192.168.1.3', 'host-gw'))]);
     assert.deepEqual(hostRoutes(kernel), ['10.5.3.0/24 via 192.168.1.3'], 'the good peer is routed');
-    const engine = (bn as KernelBackendNetwork<unknown, unknown>).engine;
+    const engine = (bn as KernelBackendNetwork).engine;
     await engine.reconciler.runNow();
     await engine.reconciler.runNow();
     const errors = log.records.filter((r) => /^Error adding route to 10\.5\.2\.0\/24 via 10\.99\.99\.99 dev eth0: .*same layer-2 segment/.test(r.msg));
@@ -261,6 +263,117 @@ describe('kernel network engine: host-gw plan on an in-memory kernel', () => {
     await apply(bn, [added(lease('10.5.2.0/24', '192.168.1.2', 'host-gw'))]);
     await apply(bn, [added(lease('10.5.2.0/24', '192.168.1.22', 'host-gw'))]);
     assert.deepEqual(hostRoutes(kernel), ['10.5.2.0/24 via 192.168.1.22'], 'exactly one route, via the new gateway (upstream TestRouteCache)');
+    await bn.stop();
+  });
+});
+
+describe('kernel network engine: dual stack (a plan per address family)', () => {
+  const OWN6 = Ipv6Net.tryParse('fd00:5:1::/64')!;
+  const UNDERLAY6 = tryParseIpv6('fd99::1')!;
+
+  function setup6(backendType: 'vxlan' | 'host-gw', v4 = true) {
+    const kernel = new MemoryKernel();
+    const eth = kernel.addLink('eth0', { address: UNDERLAY, prefixLen: 24 });
+    kernel.addresses.push({ index: eth.index, address: UNDERLAY6, prefixLen: 64 });
+    const log = new RecordingLogger();
+    const published: LeaseAttrs[] = [];
+    const v4part = v4 ? '"Network":"10.5.0.0/16",' : '"EnableIPv4":false,';
+    const ctx: BackendContext = {
+      network: checkNetworkConfig(parseNetworkConfig(`{${v4part}"EnableIPv6":true,"IPv6Network":"fd00:5::/48","IPv6SubnetLen":64,"Backend":{"Type":"${backendType}"}}`)),
+      extIface: { name: 'eth0', index: eth.index, mtu: 1500, ifaceAddr: v4 ? UNDERLAY : undefined, ifaceAddr6: UNDERLAY6, extAddr: v4 ? UNDERLAY : undefined, extAddr6: UNDERLAY6 },
+      subnets: {
+        acquireLease: async (attrs) => {
+          published.push(attrs);
+          return { subnet: v4 ? OWN : new Ipv4Net(0, 0), ipv6Subnet: OWN6, attrs, expiration: undefined };
+        },
+      },
+      log,
+      signal: new AbortController().signal,
+    };
+    return { kernel, log, ctx, published };
+  }
+
+  /** Applies to every family's engine. */
+  const applyAll = (bn: BackendNetwork, events: LeaseEvent[]) => Promise.all((bn as KernelBackendNetwork).engines.map((e) => e.applyLeases(events)));
+  const v6State = (k: MemoryKernel) => {
+    const dev = k.link('flannel-v6.1')!;
+    return {
+      neighbors: k.neighbors.filter((n) => n.ifindex === dev.index).map((n) => `${formatIp(n.ip!)} ${n.mac}`).sort(),
+      fdb: k.fdb.filter((n) => n.ifindex === dev.index).map((n) => `${n.mac} dst ${formatIp(n.ip!)}`).sort(),
+      routes: k.routes.filter((r) => r.oif === dev.index).map((r) => `${r.dst} via ${formatIp(r.gateway!)}${r.onlink ? ' onlink' : ''}`).sort(),
+    };
+  };
+  const mac6 = (m: string) => `{"VNI":1,"VtepMAC":"${m}"}`;
+
+  test('vxlan: flannel-v6.1 beside flannel.1, its MAC in BackendV6Data, the own v6 subnet address /128', async () => {
+    const { kernel, ctx, published } = setup6('vxlan');
+    const bn = await new VxlanBackend().register(ctx, kernel);
+    const dev6 = kernel.link('flannel-v6.1')!;
+    assert.equal(dev6.vxlan!.local, UNDERLAY6);
+    assert.equal(dev6.mtu, 1430, 'IPv6 underlay: 70 bytes of overhead (the kernel refuses more)');
+    assert.equal(kernel.link('flannel.1')!.mtu, 1450);
+    assert.equal(bn.mtu, 1430, 'FLANNEL_MTU: the smaller, so full-size packets fit both devices');
+    assert.equal(kernel.sysctls.get('net/ipv6/conf/flannel-v6.1/accept_ra'), '0');
+    assert.deepEqual(kernel.addresses.filter((a) => a.index === dev6.index).map((a) => `${formatIp(a.address)}/${a.prefixLen}`), ['fd00:5:1::/128']);
+    assert.equal(published[0]!.backendV6Data, `{"VNI":1,"VtepMAC":"${dev6.mac}"}`);
+    assert.equal(published[0]!.publicIpv6, UNDERLAY6);
+    assert.equal((bn as KernelBackendNetwork).engines.length, 2);
+    assert.ok(new VxlanBackend().ownsDevice(dev6), 'flanneld cleanup finds flannel-v6.<VNI>');
+    await bn.stop();
+  });
+
+  test('vxlan: a dual-stack peer gets entries in both families; a v4-only peer only v4; its v6 part moving replaces them; losing it withdraws them', async () => {
+    const { kernel, ctx } = setup6('vxlan');
+    const bn = await new VxlanBackend().register(ctx, kernel);
+    bn.start();
+    const dual = testLease6('10.5.2.0/24', '192.168.1.2', 'fd00:5:2::/64', 'fd99::2', 'vxlan', mac6('aa:bb:cc:dd:ee:02'), mac6('aa:bb:cc:dd:66:02'));
+    const v4only = vxlanLease('10.5.3.0/24', '192.168.1.3', 'aa:bb:cc:dd:ee:03');
+    await applyAll(bn, [added(dual), added(v4only)]);
+    assert.deepEqual(vxlanState(kernel).routes, ['10.5.2.0/24 via 10.5.2.0 onlink', '10.5.3.0/24 via 10.5.3.0 onlink']);
+    assert.deepEqual(v6State(kernel), {
+      neighbors: ['fd00:5:2:: aa:bb:cc:dd:66:02'],
+      fdb: ['aa:bb:cc:dd:66:02 dst fd99::2'],
+      routes: ['fd00:5:2::/64 via fd00:5:2:: onlink'],
+    });
+    const moved = testLease6('10.5.2.0/24', '192.168.1.2', 'fd00:5:22::/64', 'fd99::22', 'vxlan', mac6('aa:bb:cc:dd:ee:02'), mac6('aa:bb:cc:dd:66:22'));
+    await applyAll(bn, [added(moved)]);
+    assert.deepEqual(v6State(kernel), {
+      neighbors: ['fd00:5:22:: aa:bb:cc:dd:66:22'],
+      fdb: ['aa:bb:cc:dd:66:22 dst fd99::22'],
+      routes: ['fd00:5:22::/64 via fd00:5:22:: onlink'],
+    }, 'the old v6 entries are gone');
+    await applyAll(bn, [added(lease('10.5.2.0/24', '192.168.1.2', 'vxlan', mac6('aa:bb:cc:dd:ee:02')))]);
+    assert.deepEqual(v6State(kernel), { neighbors: [], fdb: [], routes: [] }, 'a lease that lost its v6 part withdraws it');
+    assert.equal(vxlanState(kernel).routes.length, 2, 'v4 untouched');
+    await bn.stop();
+  });
+
+  test('vxlan, v6 only: one engine, flannel-v6.1 alone, PublicIP 0.0.0.0 peers routed by their v6 part', async () => {
+    const { kernel, ctx, published } = setup6('vxlan', false);
+    const bn = await new VxlanBackend().register(ctx, kernel);
+    bn.start();
+    assert.equal(kernel.link('flannel.1'), undefined);
+    assert.equal(published[0]!.publicIp, 0);
+    assert.equal(published[0]!.backendData, undefined);
+    const peer = testLease6('0.0.0.0/0', '0.0.0.0', 'fd00:5:2::/64', 'fd99::2', 'vxlan', undefined, mac6('aa:bb:cc:dd:66:02'));
+    const peer2 = testLease6('0.0.0.0/0', '0.0.0.0', 'fd00:5:3::/64', 'fd99::3', 'vxlan', undefined, mac6('aa:bb:cc:dd:66:03'));
+    await applyAll(bn, [added(peer), added(peer2)]);
+    assert.deepEqual(v6State(kernel).routes, ['fd00:5:2::/64 via fd00:5:2:: onlink', 'fd00:5:3::/64 via fd00:5:3:: onlink'], 'two v6-only peers do not collide');
+    await applyAll(bn, [removed(peer)]);
+    assert.deepEqual(v6State(kernel).routes, ['fd00:5:3::/64 via fd00:5:3:: onlink']);
+    await bn.stop();
+  });
+
+  test('host-gw: v6 routes via PublicIPv6 through the external interface, repaired like v4', async () => {
+    const { kernel, ctx, log } = setup6('host-gw');
+    const bn = await new HostGwBackend().register(ctx, kernel);
+    bn.start();
+    await applyAll(bn, [added(testLease6('10.5.2.0/24', '192.168.1.2', 'fd00:5:2::/64', 'fd99::2', 'host-gw'))]);
+    assert.deepEqual(hostRoutes(kernel), ['10.5.2.0/24 via 192.168.1.2', 'fd00:5:2::/64 via fd99::2']);
+    kernel.outOfBand({ op: 'deleteRoute', route: { dst: Ipv6Net.tryParse('fd00:5:2::/64')! } });
+    await eventually(() => hostRoutes(kernel), (r) => r.length === 2, 2000, 'the v6 route recovered');
+    assert.ok(log.records.some((r) => /Route recovered fd00:5:2::\/64 : fd99::2/.test(r.msg)), log.records.map((r) => r.msg).join("\n"));
+    assert.deepEqual(await bn.status().then((s) => [s.routesDesired, s.routesInstalled]), [2, 2]);
     await bn.stop();
   });
 });

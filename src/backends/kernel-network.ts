@@ -28,7 +28,7 @@
  *  - stop() leaves the kernel state in place: traffic keeps flowing while
  *    flanneld is down (docs/compatibility.md, "Signals and shutdown").
  */
-import type { Lease, LeaseEvent } from '../lease/lease';
+import { type Lease, type LeaseEvent, leaseKey } from '../lease/lease';
 import type { Logger } from '../log';
 import { describeOp, type KernelOp, opTarget } from '../routing/kernel-ops';
 import type { KernelPort } from '../routing/kernel-port';
@@ -36,12 +36,18 @@ import type { NetlinkEvent } from '../routing/netlink-events';
 import { Reconciler, type Repair } from '../routing/reconciler';
 import { isNetlinkError, type NeighborEntry, type RouteInfo } from '../routing/rtnetlink';
 import { sleep } from '../util/backoff';
+import type { IpAddr, IpFamily, IpNet } from '../util/ip';
 import { errorText } from '../util/errors';
 import { LogOnce } from '../util/repeat-log';
 import { SerialQueue } from '../util/serial';
 import type { BackendNetwork, BackendNetworkStatus } from './backend';
 
-export type PeerParse<P> = { ok: true; peer: P } | { ok: false; reason: string };
+/**
+ * A lease as a backend's peer, or why not. `silent`: the lease has nothing
+ * for this network (no part of its address family), so nothing is logged.
+ * A lease that stops qualifying withdraws the peer it was.
+ */
+export type PeerParse<P> = { ok: true; peer: P } | { ok: false; reason: string; silent?: boolean };
 
 /** An operation a repair plan wants, and why. */
 export interface PlannedOp {
@@ -50,15 +56,15 @@ export interface PlannedOp {
   kind: string;
   /** "restore" (missing or different) or "remove" (stale). */
   why: 'restore' | 'remove';
-  /** The desired peer this op restores, when it restores one (failures then concern only that peer). */
+  /** The subnet (KernelNetworkPlan.peerSubnet) of the desired peer this op restores, when it restores one (failures then concern only that peer). */
   peer?: string;
 }
 
 /** The kernel state a repair compares with (what the plan asks for; the rest stays empty). */
 export interface KernelState {
-  routes: readonly RouteInfo[];
-  neighbors: readonly NeighborEntry[];
-  fdb: readonly NeighborEntry[];
+  routes: ReadonlyArray<RouteInfo<IpNet>>;
+  neighbors: ReadonlyArray<NeighborEntry<IpAddr>>;
+  fdb: ReadonlyArray<NeighborEntry<IpAddr>>;
 }
 
 /**
@@ -68,6 +74,8 @@ export interface KernelState {
 export interface KernelNetworkPlan<P, D> {
   /** For logs and the reconciler, e.g. "vxlan", "host-gw routes". */
   readonly name: string;
+  /** The address family of the routes it installs (status reads that family's routes). */
+  readonly family: IpFamily;
   /** The periodic check without notifications. */
   readonly checkIntervalMs: number;
   /** Whether a netlink notification can concern this network. */
@@ -83,6 +91,8 @@ export interface KernelNetworkPlan<P, D> {
   resolvePeer?(peer: P, kernel: KernelPort, device: D): Promise<P>;
   samePeer(a: P, b: P): boolean;
   describePeer(p: P): string;
+  /** The peer's subnet of this plan's family, as text: what PlannedOp.peer names. */
+  peerSubnet(p: P): string;
   /** The operations that install a peer, in order. */
   addOps(p: P, device: D): KernelOp[];
   /** The operations that remove a peer; each is applied on its own (a failure does not stop the others). */
@@ -99,7 +109,7 @@ export interface KernelNetworkPlan<P, D> {
   /** The repair's log text for an op (default: "restored: <op>" / "removed stale: <op>"). */
   describeRepair?(planned: PlannedOp, names: (ifindex: number) => string, peer: P | undefined): string;
   /** Whether a peer's route is in `routes` (status: routes installed). */
-  routeInstalled(p: P, routes: readonly RouteInfo[], device: D): boolean;
+  routeInstalled(p: P, routes: ReadonlyArray<RouteInfo<IpNet>>, device: D): boolean;
 
   /** The device hook, run before every repair: makes the backend's devices exist as wanted. */
   ensureDevice?(kernel: KernelPort): Promise<{ device: D; repairs: Repair[] }>;
@@ -117,7 +127,7 @@ export interface KernelNetworkOptions {
   retryDelayMs?: (attempt: number) => number;
 }
 
-export class KernelNetwork<P, D> {
+export class KernelNetwork<P, D> implements FamilyEngine {
   private readonly desired = new Map<string, P>();
   private readonly ignored = new LogOnce();
   /** Peers whose last attempt failed, with the reason already logged. */
@@ -179,21 +189,18 @@ export class KernelNetwork<P, D> {
 
   private async apply(events: readonly LeaseEvent[]): Promise<void> {
     for (const ev of events) {
-      const key = ev.lease.subnet.canonical().toString();
+      const key = leaseKey(ev.lease);
       if (ev.type === 'removed') {
-        const p = this.desired.get(key);
-        if (!p) continue;
-        this.desired.delete(key);
-        this.failing.delete(key);
-        await this.bestEffort(this.plan.removeOps(p, this.device));
-        this.log.info({ subnet: key }, `Subnet removed: ${this.plan.describePeer(p)}`);
+        await this.withdraw(key);
         continue;
       }
       const parsed = this.plan.peerFromLease(ev.lease);
       if (!parsed.ok) {
-        if (this.ignored.first(`${key}:${ev.lease.attrs.backendType}:${parsed.reason}`)) {
+        if (!parsed.silent && this.ignored.first(`${key}:${ev.lease.attrs.backendType}:${parsed.reason}`)) {
           this.log.warn({ subnet: key, reason: parsed.reason }, this.plan.ignoredMessage(ev.lease, parsed.reason));
         }
+        // A lease that stopped qualifying (its type or its part of this family changed) withdraws its peer.
+        await this.withdraw(key);
         continue;
       }
       const peer = this.plan.resolvePeer ? await this.plan.resolvePeer(parsed.peer, this.kernel, this.device) : parsed.peer;
@@ -209,6 +216,16 @@ export class KernelNetwork<P, D> {
       this.synced = true;
       this.reconciler.schedule('first lease batch applied', true);
     }
+  }
+
+  /** Removes the peer of lease `key`, if there is one. */
+  private async withdraw(key: string): Promise<void> {
+    const p = this.desired.get(key);
+    if (!p) return;
+    this.desired.delete(key);
+    this.failing.delete(key);
+    await this.bestEffort(this.plan.removeOps(p, this.device));
+    this.log.info({ subnet: key }, `Subnet removed: ${this.plan.describePeer(p)}`);
   }
 
   /** The removal ops of `before` whose objects `after` does not overwrite (make before break). */
@@ -257,21 +274,23 @@ export class KernelNetwork<P, D> {
       repairs.push(...r.repairs);
     }
     const state = await this.plan.readKernel(this.kernel, this.device);
-    const peersByKey = this.desired;
+    // Plans name a peer by its subnet of their family; the engine keys peers by lease.
+    const keyOf = new Map([...this.desired].map(([key, p]) => [this.plan.peerSubnet(p), key]));
     const failedPeers = new Set<string>();
-    for (const planned of this.plan.repairOps([...peersByKey.values()], state, this.device, this.synced)) {
-      if (planned.peer !== undefined && failedPeers.has(planned.peer)) continue;
-      const peer = planned.peer !== undefined ? peersByKey.get(planned.peer) : undefined;
+    for (const planned of this.plan.repairOps([...this.desired.values()], state, this.device, this.synced)) {
+      const key = planned.peer !== undefined ? keyOf.get(planned.peer) : undefined;
+      if (key !== undefined && failedPeers.has(key)) continue;
+      const peer = key !== undefined ? this.desired.get(key) : undefined;
       try {
         await this.exec(planned.op);
       } catch (e) {
-        if (planned.peer === undefined || peer === undefined) throw e;
-        failedPeers.add(planned.peer);
-        this.noteFailure(planned.peer, peer, planned.op, e);
+        if (key === undefined || peer === undefined) throw e;
+        failedPeers.add(key);
+        this.noteFailure(key, peer, planned.op, e);
         continue;
       }
-      if (planned.peer !== undefined && this.failing.delete(planned.peer) && peer) {
-        this.log.info({ subnet: planned.peer }, `${this.plan.describePeer(peer)} is installed now`);
+      if (key !== undefined && this.failing.delete(key) && peer) {
+        this.log.info({ subnet: key }, `${this.plan.describePeer(peer)} is installed now`);
       }
       const description =
         this.plan.describeRepair?.(planned, this.names, peer) ?? `${planned.why === 'restore' ? 'restored' : 'removed stale'}: ${describeOp(planned.op, this.names)}`;
@@ -281,7 +300,9 @@ export class KernelNetwork<P, D> {
   }
 
   async status(): Promise<BackendNetworkStatus> {
-    const routes = await this.queue.run(() => this.kernel.listRoutes());
+    const routes = await this.queue.run(
+      (): Promise<ReadonlyArray<RouteInfo<IpNet>>> => (this.plan.family === 6 ? this.kernel.listRoutes6() : this.kernel.listRoutes()),
+    );
     const desired = [...this.desired.values()];
     return {
       synced: this.synced,
@@ -299,27 +320,51 @@ export class KernelNetwork<P, D> {
   }
 }
 
-/** A kernel backend's network: the lease, the MTU and the engine. */
-export class KernelBackendNetwork<P, D> implements BackendNetwork {
+/** What a kernel backend's network needs of an engine, whatever its plan. */
+export interface FamilyEngine {
+  readonly reconciler: Reconciler;
+  start(): void;
+  applyLeases(events: readonly LeaseEvent[]): Promise<void>;
+  status(): Promise<BackendNetworkStatus>;
+  stop(): Promise<void>;
+}
+
+/** A kernel backend's network: the lease, the MTU and one engine per address family. */
+export class KernelBackendNetwork implements BackendNetwork {
+  readonly engines: readonly FamilyEngine[];
+
   constructor(
     readonly lease: Lease,
     readonly mtu: number,
-    readonly engine: KernelNetwork<P, D>,
-  ) {}
+    ...engines: FamilyEngine[]
+  ) {
+    this.engines = engines;
+  }
+
+  /** The first engine (the IPv4 one when there is one). */
+  get engine(): FamilyEngine {
+    return this.engines[0]!;
+  }
 
   start(): void {
-    this.engine.start();
+    for (const e of this.engines) e.start();
   }
 
   applyLeases(events: readonly LeaseEvent[]): void {
-    void this.engine.applyLeases(events);
+    for (const e of this.engines) void e.applyLeases(events);
   }
 
-  status(): Promise<BackendNetworkStatus> {
-    return this.engine.status();
+  async status(): Promise<BackendNetworkStatus> {
+    const all = await Promise.all(this.engines.map((e) => e.status()));
+    return {
+      synced: all.every((s) => s.synced),
+      routesDesired: all.reduce((n, s) => n + s.routesDesired, 0),
+      routesInstalled: all.reduce((n, s) => n + s.routesInstalled, 0),
+      reconcilers: all.flatMap((s) => s.reconcilers),
+    };
   }
 
-  stop(): Promise<void> {
-    return this.engine.stop();
+  async stop(): Promise<void> {
+    for (const e of this.engines) await e.stop();
   }
 }

@@ -1,15 +1,17 @@
 /**
  * `flanneld cleanup` (beyond upstream): removes from this node everything
  * flannel-ts creates and leaves behind on purpose when it stops
- * (docs/compatibility.md §8.7): the vxlan device flannel.<VNI> (its neighbours and FDB entries go
- * with it), a leftover flannel<N> TUN, every route of ours (RTPROT_FLANNEL_TS:
- * host-gw and DirectRouting routes, the blackhole route), the iptables rules
+ * (docs/compatibility.md §8.7): the vxlan devices flannel.<VNI> and flannel-v6.<VNI> (their
+ * neighbours and FDB entries go with them), a leftover flannel<N> TUN, every route of ours
+ * of either family (RTPROT_FLANNEL_TS: host-gw and DirectRouting routes, the blackhole
+ * route), the iptables rules
  * and chains of docs/compatibility.md §8.1-8.2 for both families and the nftables tables of docs/compatibility.md §8.3.
  * Returns one line per thing removed. Run it with flanneld stopped.
  */
 import type { Backend } from '../backends/backend';
 import { allBackends } from '../backends/index';
-import { describeRoute, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
+import { describeRoute, type RouteInfo, type RouteSpec, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, RTPROT_KERNEL, type RtNetlink } from '../routing/rtnetlink';
+import type { IpNet } from '../util/ip';
 import { CommandError, type CommandRunner } from '../traffic/command';
 import { Iptables } from '../traffic/iptables';
 import { Nftables } from '../traffic/nftables';
@@ -36,11 +38,12 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner, backends
 
   await attempt('devices', async () => {
     const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
-    const routes = await nl.listRoutes(RT_TABLE_MAIN);
+    // IPv6: not the kernel's own routes (RTPROT_KERNEL, e.g. fe80::/64 on every device with a MAC).
+    const routes: Array<{ oif: number | undefined }> = [...(await nl.listRoutes(RT_TABLE_MAIN)), ...(await nl.listRoutes6(RT_TABLE_MAIN)).filter((r) => r.protocol !== RTPROT_KERNEL)];
     for (const link of await nl.listLinkDetails()) {
       if (!backends.some((b) => b.ownsDevice(link))) continue;
       const vxlan = link.kind === 'vxlan';
-      const neighbors = vxlan ? (await nl.listNeighbors(link.index)).filter((n) => n.permanent).length : 0;
+      const neighbors = vxlan ? [...(await nl.listNeighbors(link.index)), ...(await nl.listNeighbors6(link.index))].filter((n) => n.permanent).length : 0;
       const fdb = vxlan ? (await nl.listFdb(link.index)).filter((f) => f.permanent && f.self).length : 0;
       const through = routes.filter((r) => r.oif === link.index).length;
       await nl.deleteLink(link.index);
@@ -51,9 +54,10 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner, backends
 
   await attempt('routes', async () => {
     const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
-    for (const r of await nl.listRoutes(RT_TABLE_MAIN)) {
+    const ours: Array<RouteInfo<IpNet>> = [...(await nl.listRoutes(RT_TABLE_MAIN)), ...(await nl.listRoutes6(RT_TABLE_MAIN))];
+    for (const r of ours) {
       if (r.protocol !== RTPROT_FLANNEL_TS) continue;
-      const spec = { dst: r.dst, type: r.type === 'other' ? undefined : r.type, priority: r.priority, ...(r.gateway !== undefined ? { gateway: r.gateway } : {}), ...(r.oif !== undefined ? { oif: r.oif } : {}) };
+      const spec = { dst: r.dst, type: r.type === 'other' ? undefined : r.type, priority: r.priority, ...(r.gateway !== undefined ? { gateway: r.gateway } : {}), ...(r.oif !== undefined ? { oif: r.oif } : {}) } as RouteSpec;
       await nl.deleteRoute(spec);
       removed.push(`route ${describeRoute(spec, r.oif !== undefined ? names.get(r.oif) : undefined)} proto ${RTPROT_FLANNEL_TS}`);
     }

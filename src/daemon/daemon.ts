@@ -129,6 +129,15 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
 
     // Step 10: the IP stack.
     if (!network.enableIPv4 && !network.enableIPv6) throw new StartupError('none defined stack');
+    if (!cfg.kubeSubnetMgr && !network.enableIPv4) {
+      // upstream's etcd manager then writes keys like 0.0.0.0-0&fd00::-64 for
+      // every node, and the second node fails with "out of subnets".
+      throw new StartupError(
+        'an IPv6-only network (EnableIPv4 false) is not supported in etcd mode: every lease would get the IPv4 ' +
+          'subnet 0.0.0.0/0 and the second node would find no free subnet. Use kube mode (-kube-subnet-mgr) for ' +
+          'an IPv6-only cluster, or enable IPv4 too (dual stack: "Network" and "IPv6Network").',
+      );
+    }
 
     // Step 11.
     checkBrNetfilter(network);

@@ -50,6 +50,16 @@ export type RecordChange = { type: 'put'; record: LeaseRecord } | { type: 'delet
 export type RecordBatch = { kind: 'snapshot'; records: LeaseRecord[] } | { kind: 'changes'; changes: RecordChange[] };
 
 /**
+ * A lease's identity among the others: its IPv4 subnet, or its IPv6 subnet
+ * when it has no IPv4 part (a v6-only cluster's leases carry 0.0.0.0/0).
+ */
+export function leaseKey(l: Pick<Lease, 'subnet' | 'ipv6Subnet'>): string {
+  const v4 = l.subnet.canonical();
+  if (v4.prefixLen === 0 && v4.network === 0 && l.ipv6Subnet) return l.ipv6Subnet.canonical().toString();
+  return v4.toString();
+}
+
+/**
  * Same subnet(s), as upstream's LeaseWatcher compares them: the IPv4 subnets,
  * and the IPv6 subnets too when both leases have one.
  */

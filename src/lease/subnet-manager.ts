@@ -56,7 +56,7 @@ export interface SubnetManager {
   /** Kube mode: addresses the node object asks this node to use instead of -public-ip(v6) (upstream's GetStoredPublicIP). */
   publicIpHints?(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }>;
   /** Kube mode: the VtepMAC this node published before, so a vxlan restart keeps it (upstream's GetStoredMacAddresses). */
-  storedVtepMac?(): Promise<string | undefined>;
+  storedVtepMac?(family?: 4 | 6): Promise<string | undefined>;
   /** Kube mode: called once the node is up (READY=1): the NetworkUnavailable=False condition (upstream's CompleteLease). */
   completeLease?(): Promise<void>;
 }

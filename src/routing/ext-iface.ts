@@ -230,7 +230,15 @@ export async function selectExternalInterface(view: NetworkView, req: SelectRequ
 /** A NetworkView of the current network namespace. */
 export async function readNetworkView(nl: RtNetlink): Promise<NetworkView> {
   const [links, addresses, routes] = await Promise.all([nl.listLinks(), nl.listDetailedAddresses(), nl.listRoutes()]);
-  return { links, addresses, routes, routeGet: (dst) => nl.routeGet(dst) };
+  return {
+    links,
+    addresses,
+    routes,
+    routeGet: async (dst) => {
+      const r = await nl.routeGet(dst);
+      return { oif: r.oif, prefsrc: typeof r.prefsrc === 'number' ? r.prefsrc : undefined };
+    },
+  };
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * Kernel changes as data, so backends can compute them purely (and tests can
  * check them) and one executor applies them: links, addresses, neighbours,
- * bridge FDB entries and routes, all with replace semantics on add.
+ * bridge FDB entries and routes of either address family, all with replace
+ * semantics on add.
  */
-import { formatIpv4 } from '../util/ipv4';
+import { formatIp, type IpAddr } from '../util/ip';
 import type { VxlanInfo } from './nlattr';
 import { describeRoute, type RouteSpec } from './rtnetlink';
 
@@ -20,12 +21,12 @@ export type KernelOp =
   | { op: 'setLinkMtu'; ifindex: number; mtu: number }
   | { op: 'setLinkMac'; ifindex: number; mac: string }
   | { op: 'setLinkUp'; ifindex: number }
-  | { op: 'addAddress'; ifindex: number; address: number; prefixLen: number }
-  | { op: 'deleteAddress'; ifindex: number; address: number; prefixLen: number }
-  | { op: 'replaceNeighbor'; ifindex: number; ip: number; mac: string }
-  | { op: 'deleteNeighbor'; ifindex: number; ip: number }
-  | { op: 'replaceFdb'; ifindex: number; mac: string; dst: number }
-  | { op: 'deleteFdb'; ifindex: number; mac: string; dst: number }
+  | { op: 'addAddress'; ifindex: number; address: IpAddr; prefixLen: number }
+  | { op: 'deleteAddress'; ifindex: number; address: IpAddr; prefixLen: number }
+  | { op: 'replaceNeighbor'; ifindex: number; ip: IpAddr; mac: string }
+  | { op: 'deleteNeighbor'; ifindex: number; ip: IpAddr }
+  | { op: 'replaceFdb'; ifindex: number; mac: string; dst: IpAddr }
+  | { op: 'deleteFdb'; ifindex: number; mac: string; dst: IpAddr }
   | { op: 'replaceRoute'; route: RouteSpec }
   | { op: 'deleteRoute'; route: RouteSpec };
 
@@ -33,7 +34,7 @@ export type KernelOp =
 export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i) => `#${i}`): string {
   switch (o.op) {
     case 'createVxlan':
-      return `ip link add ${o.link.name} address ${o.link.mac} mtu ${o.link.mtu} type vxlan id ${o.link.vni} local ${formatIpv4(o.link.local)} dev ${names(o.link.link)}`;
+      return `ip link add ${o.link.name} address ${o.link.mac} mtu ${o.link.mtu} type vxlan id ${o.link.vni} local ${formatIp(o.link.local)} dev ${names(o.link.link)}`;
     case 'deleteLink':
       return `ip link del ${names(o.ifindex)}`;
     case 'setLinkMtu':
@@ -43,17 +44,17 @@ export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i)
     case 'setLinkUp':
       return `ip link set ${names(o.ifindex)} up`;
     case 'addAddress':
-      return `ip addr add ${formatIpv4(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
+      return `ip addr add ${formatIp(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
     case 'deleteAddress':
-      return `ip addr del ${formatIpv4(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
+      return `ip addr del ${formatIp(o.address)}/${o.prefixLen} dev ${names(o.ifindex)}`;
     case 'replaceNeighbor':
-      return `ip neigh replace ${formatIpv4(o.ip)} lladdr ${o.mac} dev ${names(o.ifindex)} nud permanent`;
+      return `ip neigh replace ${formatIp(o.ip)} lladdr ${o.mac} dev ${names(o.ifindex)} nud permanent`;
     case 'deleteNeighbor':
-      return `ip neigh del ${formatIpv4(o.ip)} dev ${names(o.ifindex)}`;
+      return `ip neigh del ${formatIp(o.ip)} dev ${names(o.ifindex)}`;
     case 'replaceFdb':
-      return `bridge fdb replace ${o.mac} dev ${names(o.ifindex)} dst ${formatIpv4(o.dst)} self permanent`;
+      return `bridge fdb replace ${o.mac} dev ${names(o.ifindex)} dst ${formatIp(o.dst)} self permanent`;
     case 'deleteFdb':
-      return `bridge fdb del ${o.mac} dev ${names(o.ifindex)} dst ${formatIpv4(o.dst)} self`;
+      return `bridge fdb del ${o.mac} dev ${names(o.ifindex)} dst ${formatIp(o.dst)} self`;
     case 'replaceRoute':
       return `ip route replace ${describeRoute(o.route, o.route.oif !== undefined ? names(o.route.oif) : undefined)}`;
     case 'deleteRoute':
@@ -78,13 +79,13 @@ export function opTarget(o: KernelOp): string {
       return `link:#${o.ifindex}`;
     case 'addAddress':
     case 'deleteAddress':
-      return `addr:${o.ifindex}:${o.address}/${o.prefixLen}`;
+      return `addr:${o.ifindex}:${formatIp(o.address)}/${o.prefixLen}`;
     case 'replaceNeighbor':
     case 'deleteNeighbor':
-      return `neigh:${o.ifindex}:${o.ip}`;
+      return `neigh:${o.ifindex}:${formatIp(o.ip)}`;
     case 'replaceFdb':
     case 'deleteFdb':
-      return `fdb:${o.ifindex}:${o.mac}:${o.dst}`;
+      return `fdb:${o.ifindex}:${o.mac}:${formatIp(o.dst)}`;
     case 'replaceRoute':
     case 'deleteRoute':
       return `route:${o.route.dst.canonical().toString()}:${o.route.table ?? 254}:${o.route.priority ?? 0}`;

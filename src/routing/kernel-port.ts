@@ -14,26 +14,41 @@ import * as fs from 'node:fs';
 import type { Logger } from '../log';
 import type { KernelOp } from './kernel-ops';
 import { NetlinkEvents, type NetlinkEventSource } from './netlink-events';
+import type { IpAddr } from '../util/ip';
+import type { Ipv6Net } from '../util/ipv6';
 import type { AddressInfo, LinkDetails, NeighborEntry, RouteInfo, RtNetlink } from './rtnetlink';
+
+/** An IPv6 address of a link. */
+export interface Address6Info {
+  index: number;
+  address: bigint;
+  prefixLen: number;
+}
 
 export interface RouteLookup {
   oif: number | undefined;
-  prefsrc: number | undefined;
-  gateway: number | undefined;
+  prefsrc: IpAddr | undefined;
+  gateway: IpAddr | undefined;
 }
 
 export interface KernelPort {
   listLinks(): Promise<LinkDetails[]>;
   /** IPv4 addresses, of one link or of all. */
   listAddresses(ifindex?: number): Promise<AddressInfo[]>;
+  /** IPv6 addresses, of one link or of all. */
+  listAddresses6(ifindex?: number): Promise<Address6Info[]>;
   /** IPv4 routes of the main table. */
   listRoutes(): Promise<RouteInfo[]>;
+  /** IPv6 routes of the main table. */
+  listRoutes6(): Promise<Array<RouteInfo<Ipv6Net>>>;
   /** Permanent and dynamic IPv4 neighbour entries of a link. */
   listNeighbors(ifindex: number): Promise<NeighborEntry[]>;
-  /** Bridge FDB entries of a link. */
-  listFdb(ifindex: number): Promise<NeighborEntry[]>;
+  /** Permanent and dynamic IPv6 neighbour entries of a link. */
+  listNeighbors6(ifindex: number): Promise<Array<NeighborEntry<bigint>>>;
+  /** Bridge FDB entries of a link (remotes of either family). */
+  listFdb(ifindex: number): Promise<Array<NeighborEntry<IpAddr>>>;
   /** The route the kernel would take to `dst` (`ip route get`). */
-  routeGet(dst: number): Promise<RouteLookup>;
+  routeGet(dst: IpAddr): Promise<RouteLookup>;
   /** A sysctl under /proc/sys, e.g. "net/ipv6/conf/flannel.1/accept_ra"; undefined when it does not exist. */
   readSysctl(key: string): Promise<string | undefined>;
   writeSysctl(key: string, value: string): Promise<void>;
@@ -61,19 +76,31 @@ export class NetlinkKernelPort implements KernelPort {
     return this.nl.listAddresses(ifindex);
   }
 
+  listAddresses6(ifindex?: number): Promise<Address6Info[]> {
+    return this.nl.listAddresses6(ifindex);
+  }
+
   listRoutes(): Promise<RouteInfo[]> {
     return this.nl.listRoutes();
+  }
+
+  listRoutes6(): Promise<Array<RouteInfo<Ipv6Net>>> {
+    return this.nl.listRoutes6();
   }
 
   listNeighbors(ifindex: number): Promise<NeighborEntry[]> {
     return this.nl.listNeighbors(ifindex);
   }
 
-  listFdb(ifindex: number): Promise<NeighborEntry[]> {
+  listNeighbors6(ifindex: number): Promise<Array<NeighborEntry<bigint>>> {
+    return this.nl.listNeighbors6(ifindex);
+  }
+
+  listFdb(ifindex: number): Promise<Array<NeighborEntry<IpAddr>>> {
     return this.nl.listFdb(ifindex);
   }
 
-  routeGet(dst: number): Promise<RouteLookup> {
+  routeGet(dst: IpAddr): Promise<RouteLookup> {
     return this.nl.routeGet(dst);
   }
 

@@ -3,6 +3,7 @@
  * `netlink` package leaves raw: IFLA_LINKINFO with IFLA_INFO_KIND and the
  * vxlan IFLA_INFO_DATA (linux/if_link.h). Pure: encode/decode buffers.
  */
+import { ipFromBytes, ipToBytes, type IpAddr } from '../util/ip';
 
 /** NLA_ALIGNTO: attributes are padded to 4 bytes. */
 const ALIGN = 4;
@@ -70,16 +71,18 @@ export const IFLA_VXLAN_RSC = 12;
 export const IFLA_VXLAN_L2MISS = 13;
 export const IFLA_VXLAN_L3MISS = 14;
 export const IFLA_VXLAN_PORT = 15;
+export const IFLA_VXLAN_GROUP6 = 16;
+export const IFLA_VXLAN_LOCAL6 = 17;
 export const IFLA_VXLAN_GBP = 23;
 
 export interface VxlanInfo {
   vni: number;
   /** Underlay interface index (0 = none). */
   link: number;
-  /** Local IPv4 address, host order (0 = none). */
-  local: number;
-  /** Multicast group / remote, host order (0 = none). */
-  group: number;
+  /** Local address: IPv4 (host order) or IPv6 (IFLA_VXLAN_LOCAL6); 0 = none. */
+  local: IpAddr;
+  /** Multicast group / remote, IPv4 or IPv6; 0 = none. */
+  group: IpAddr;
   /** Destination UDP port (0 = the kernel default, 8472). */
   port: number;
   learning: boolean;
@@ -102,7 +105,7 @@ export function encodeVxlanLinkInfo(v: Pick<VxlanInfo, 'vni' | 'link' | 'local' 
   const data: Attr[] = [
     { type: IFLA_VXLAN_ID, value: u32(v.vni) },
     ...(v.link > 0 ? [{ type: IFLA_VXLAN_LINK, value: u32(v.link) }] : []),
-    ...(v.local !== 0 ? [{ type: IFLA_VXLAN_LOCAL, value: ipv4Bytes(v.local) }] : []),
+    ...(v.local !== 0 && v.local !== 0n ? [{ type: typeof v.local === 'bigint' ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, value: ipToBytes(v.local) }] : []),
     { type: IFLA_VXLAN_TTL, value: u8(0) },
     { type: IFLA_VXLAN_TOS, value: u8(0) },
     { type: IFLA_VXLAN_LEARNING, value: u8(v.learning ? 1 : 0) },
@@ -117,12 +120,6 @@ export function encodeVxlanLinkInfo(v: Pick<VxlanInfo, 'vni' | 'link' | 'local' 
     { type: IFLA_INFO_KIND, value: cstring('vxlan') },
     { type: IFLA_INFO_DATA | NLA_F_NESTED, value: encodeAttrs(data) },
   ]);
-}
-
-function ipv4Bytes(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
 }
 
 /** The kind of a link ("vxlan", "veth", "tun", ...) from its IFLA_LINKINFO, or undefined. */
@@ -146,10 +143,12 @@ export function decodeVxlanLinkInfo(linkinfo: Buffer | undefined): VxlanInfo | u
         v.link = a.value.readUInt32LE(0);
         break;
       case IFLA_VXLAN_LOCAL:
-        if (a.value.length === 4) v.local = a.value.readUInt32BE(0);
+      case IFLA_VXLAN_LOCAL6:
+        v.local = ipFromBytes(a.value) ?? 0;
         break;
       case IFLA_VXLAN_GROUP:
-        if (a.value.length === 4) v.group = a.value.readUInt32BE(0);
+      case IFLA_VXLAN_GROUP6:
+        v.group = ipFromBytes(a.value) ?? 0;
         break;
       case IFLA_VXLAN_PORT:
         v.port = a.value.readUInt16BE(0);

@@ -6,12 +6,14 @@
  *  - RTNH_F_ONLINK is not a named route flag: sent as {__unknown: 4};
  *  - vxlan link info needs a cast (added with the vxlan backend).
  *
- * All addresses are IPv4 host-order numbers (src/util/ipv4.ts).
+ * Addresses are IPv4 host-order numbers or IPv6 bigints (src/util/ip.ts);
+ * routes, neighbours, FDB entries and addresses exist for both families.
  */
 import type { EventEmitter } from 'node:events';
 import { createRtNetlink, type RtNetlinkSocket, rt } from 'netlink';
 import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
-import { formatIpv6 } from '../util/ipv6';
+import { familyOf, formatIp, ipFromBytes, ipToBytes, type IpAddr, type IpFamily, type IpNet } from '../util/ip';
+import { formatIpv6, Ipv6Net } from '../util/ipv6';
 import { SerialQueue } from '../util/serial';
 import { decodeVxlanLinkInfo, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
 import { NamedError, errorText } from '../util/errors';
@@ -28,6 +30,8 @@ const AF_BRIDGE = 7;
 
 /** rtm_table RT_TABLE_MAIN (linux/rtnetlink.h). */
 export const RT_TABLE_MAIN = 254;
+/** rtm_protocol RTPROT_KERNEL: routes the kernel adds itself (linux/rtnetlink.h). */
+export const RTPROT_KERNEL = 2;
 /** rtm_protocol RTPROT_BOOT: what upstream's netlink library sets by default (docs/compatibility.md §5.2 "proto boot"). */
 export const RTPROT_BOOT = 3;
 /**
@@ -91,10 +95,10 @@ export interface LinkDetails extends LinkInfo {
   vxlan: VxlanInfo | undefined;
 }
 
-export interface NeighborEntry {
+export interface NeighborEntry<A extends IpAddr = number> {
   ifindex: number;
-  /** IPv4 address (ARP entry) or the FDB entry's remote (NDA_DST), host order. */
-  ip: number | undefined;
+  /** The neighbour's address (ARP or NDP entry), or an FDB entry's remote (NDA_DST). */
+  ip: A | undefined;
   mac: string | undefined;
   permanent: boolean;
   self: boolean;
@@ -146,9 +150,12 @@ function bytesToBigint(b: Uint8Array): bigint {
 export type RouteScopeName = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
 export type RouteTypeName = 'unicast' | 'local' | 'broadcast' | 'blackhole' | 'unreachable' | 'prohibit' | 'other';
 
-export interface RouteSpec {
-  dst: Ipv4Net;
-  gateway?: number;
+/** The address type of a network type: number for IPv4, bigint for IPv6. */
+export type AddrOf<N extends IpNet> = N extends Ipv6Net ? bigint : number;
+
+export interface RouteSpec<N extends IpNet = IpNet> {
+  dst: N;
+  gateway?: AddrOf<N>;
   /** Output interface index. */
   oif?: number;
   table?: number;
@@ -160,9 +167,9 @@ export interface RouteSpec {
   priority?: number;
 }
 
-export interface RouteInfo {
-  dst: Ipv4Net;
-  gateway: number | undefined;
+export interface RouteInfo<N extends IpNet = Ipv4Net> {
+  dst: N;
+  gateway: AddrOf<N> | undefined;
   oif: number | undefined;
   table: number;
   protocol: number;
@@ -214,7 +221,7 @@ function linkInfoOf(m: rt.LinkMessage): LinkInfo {
 
 export function describeRoute(r: RouteSpec, linkName?: string): string {
   let s = r.type && r.type !== 'unicast' ? `${r.type} ${r.dst.toString()}` : r.dst.toString();
-  if (r.gateway !== undefined) s += ` via ${formatIpv4(r.gateway)}`;
+  if (r.gateway !== undefined) s += ` via ${formatIp(r.gateway)}`;
   if (linkName !== undefined) s += ` dev ${linkName}`;
   else if (r.oif !== undefined) s += ` dev #${r.oif}`;
   if (r.onlink) s += ' onlink';
@@ -341,15 +348,21 @@ export class RtNetlink {
     return out;
   }
 
-  /** Adds address/prefixLen to a link; EEXIST when it is already there. */
-  async addAddress(index: number, address: number, prefixLen: number): Promise<void> {
-    const bytes = ipv4ToBytes(address);
-    await this.call(`add address ${formatIpv4(address)}/${prefixLen} to link #${index}`, () =>
-      this.sock.newAddress(
-        { family: AF_INET, prefixlen: prefixLen, index },
-        { local: bytes, address: bytes },
-        RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL),
-      ),
+  /** IPv6 addresses of one link or of all (any scope). */
+  async listAddresses6(index?: number): Promise<Array<{ index: number; address: bigint; prefixLen: number }>> {
+    return (await this.listDetailedAddresses())
+      .filter((a) => a.family === 6 && (index === undefined || a.index === index))
+      .map((a) => ({ index: a.index, address: a.address as bigint, prefixLen: a.prefixLen }));
+  }
+
+  /** Adds address/prefixLen (either family) to a link; EEXIST when it is already there. */
+  async addAddress(index: number, address: IpAddr, prefixLen: number): Promise<void> {
+    const bytes = ipToBytes(address);
+    const family = familyOf(address) === 4 ? AF_INET : AF_INET6;
+    // IPv6 takes IFA_ADDRESS only (IFA_LOCAL is an IPv4 point-to-point notion).
+    const attrs = family === AF_INET ? { local: bytes, address: bytes } : { address: bytes };
+    await this.call(`add address ${formatIp(address)}/${prefixLen} to link #${index}`, () =>
+      this.sock.newAddress({ family, prefixlen: prefixLen, index }, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)),
     );
   }
 
@@ -378,102 +391,107 @@ export class RtNetlink {
   }
 
   /** The route the kernel would use to reach `dst` (`ip route get`): output interface, preferred source, gateway. */
-  async routeGet(dst: number): Promise<{ oif: number | undefined; prefsrc: number | undefined; gateway: number | undefined }> {
-    const msgs = await this.call(`route get ${formatIpv4(dst)}`, () =>
-      this.sock.getRoute({ family: AF_INET, dstLen: 32 }, { dst: ipv4ToBytes(dst) }, RtNetlink.opts()),
+  async routeGet(dst: IpAddr): Promise<{ oif: number | undefined; prefsrc: IpAddr | undefined; gateway: IpAddr | undefined }> {
+    const v4 = familyOf(dst) === 4;
+    const msgs = await this.call(`route get ${formatIp(dst)}`, () =>
+      this.sock.getRoute({ family: v4 ? AF_INET : AF_INET6, dstLen: v4 ? 32 : 128 }, { dst: ipToBytes(dst) }, RtNetlink.opts()),
     );
     const m = msgs[0];
-    return {
-      oif: m?.attrs.oif,
-      prefsrc: m?.attrs.prefsrc && m.attrs.prefsrc.length === 4 ? ipv4FromBytes(m.attrs.prefsrc) : undefined,
-      gateway: m?.attrs.gateway && m.attrs.gateway.length === 4 ? ipv4FromBytes(m.attrs.gateway) : undefined,
-    };
+    return { oif: m?.attrs.oif, prefsrc: ipFromBytes(m?.attrs.prefsrc), gateway: ipFromBytes(m?.attrs.gateway) };
   }
 
-  async deleteAddress(index: number, address: number, prefixLen: number): Promise<void> {
-    const bytes = ipv4ToBytes(address);
-    await this.call(`delete address ${formatIpv4(address)}/${prefixLen} from link #${index}`, () =>
-      this.sock.delAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: bytes, address: bytes }, RtNetlink.opts()),
+  async deleteAddress(index: number, address: IpAddr, prefixLen: number): Promise<void> {
+    const bytes = ipToBytes(address);
+    const family = familyOf(address) === 4 ? AF_INET : AF_INET6;
+    const attrs = family === AF_INET ? { local: bytes, address: bytes } : { address: bytes };
+    await this.call(`delete address ${formatIp(address)}/${prefixLen} from link #${index}`, () =>
+      this.sock.delAddress({ family, prefixlen: prefixLen, index }, attrs, RtNetlink.opts()),
     );
   }
 
   // ------------------------------------------------------ neighbours, FDB
 
-  private static neighborOf(m: { data: rt.Neighbor; attrs: rt.NeighborAttrs }): NeighborEntry {
-    const dst = m.attrs.dst;
+  private static neighborOf(m: { data: rt.Neighbor; attrs: rt.NeighborAttrs }): NeighborEntry<IpAddr> {
     return {
       ifindex: m.data.ifindex ?? 0,
-      ip: dst && dst.length === 4 ? ipv4FromBytes(dst) : undefined,
+      ip: ipFromBytes(m.attrs.dst),
       mac: m.attrs.lladdr && m.attrs.lladdr.length === 6 ? formatMac(m.attrs.lladdr) : undefined,
       permanent: m.data.state?.permanent === true,
       self: m.data.flags?.self === true,
     };
   }
 
-  /** IPv4 neighbour (ARP) entries of a link. */
-  async listNeighbors(ifindex: number): Promise<NeighborEntry[]> {
-    const msgs = await this.call('list neighbours', () => this.sock.getNeighbors({ family: AF_INET }, undefined, RtNetlink.opts()));
-    return msgs.filter((m) => m.data.ifindex === ifindex && m.data.family === AF_INET).map(RtNetlink.neighborOf);
+  private async neighbors(ifindex: number, family: number): Promise<Array<NeighborEntry<IpAddr>>> {
+    const msgs = await this.call('list neighbours', () => this.sock.getNeighbors({ family }, undefined, RtNetlink.opts()));
+    return msgs.filter((m) => m.data.ifindex === ifindex && m.data.family === family).map(RtNetlink.neighborOf);
   }
 
-  /** `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`. */
-  async replaceNeighbor(ifindex: number, ip: number, mac: string): Promise<void> {
-    await this.call(`replace neighbour ${formatIpv4(ip)} lladdr ${mac} on link #${ifindex}`, () =>
+  /** IPv4 neighbour (ARP) entries of a link. */
+  async listNeighbors(ifindex: number): Promise<NeighborEntry[]> {
+    return (await this.neighbors(ifindex, AF_INET)) as NeighborEntry[];
+  }
+
+  /** IPv6 neighbour (NDP) entries of a link. */
+  async listNeighbors6(ifindex: number): Promise<Array<NeighborEntry<bigint>>> {
+    return (await this.neighbors(ifindex, AF_INET6)) as Array<NeighborEntry<bigint>>;
+  }
+
+  /** `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent` (either family). */
+  async replaceNeighbor(ifindex: number, ip: IpAddr, mac: string): Promise<void> {
+    await this.call(`replace neighbour ${formatIp(ip)} lladdr ${mac} on link #${ifindex}`, () =>
       this.sock.newNeighbor(
-        { family: AF_INET, ifindex, state: { permanent: true } },
-        { dst: ipv4ToBytes(ip), lladdr: parseMac(mac) },
+        { family: familyOf(ip) === 4 ? AF_INET : AF_INET6, ifindex, state: { permanent: true } },
+        { dst: ipToBytes(ip), lladdr: parseMac(mac) },
         RtNetlink.opts(NLM_F_CREATE | NLM_F_REPLACE),
       ),
     );
   }
 
-  async deleteNeighbor(ifindex: number, ip: number): Promise<void> {
-    await this.call(`delete neighbour ${formatIpv4(ip)} on link #${ifindex}`, () =>
-      this.sock.delNeighbor({ family: AF_INET, ifindex }, { dst: ipv4ToBytes(ip) }, RtNetlink.opts()),
+  async deleteNeighbor(ifindex: number, ip: IpAddr): Promise<void> {
+    await this.call(`delete neighbour ${formatIp(ip)} on link #${ifindex}`, () =>
+      this.sock.delNeighbor({ family: familyOf(ip) === 4 ? AF_INET : AF_INET6, ifindex }, { dst: ipToBytes(ip) }, RtNetlink.opts()),
     );
   }
 
-  /** Bridge FDB entries of a link (`bridge fdb show dev`). */
-  async listFdb(ifindex: number): Promise<NeighborEntry[]> {
-    const msgs = await this.call('list fdb', () => this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, RtNetlink.opts()));
-    return msgs.filter((m) => m.data.ifindex === ifindex && m.data.family === AF_BRIDGE).map(RtNetlink.neighborOf);
+  /** Bridge FDB entries of a link (`bridge fdb show dev`); a remote of either family. */
+  async listFdb(ifindex: number): Promise<Array<NeighborEntry<IpAddr>>> {
+    return this.neighbors(ifindex, AF_BRIDGE);
   }
 
   /** `bridge fdb replace <mac> dev <ifindex> dst <ip> self permanent`. */
-  async replaceFdb(ifindex: number, mac: string, dst: number): Promise<void> {
-    await this.call(`replace fdb ${mac} dst ${formatIpv4(dst)} on link #${ifindex}`, () =>
+  async replaceFdb(ifindex: number, mac: string, dst: IpAddr): Promise<void> {
+    await this.call(`replace fdb ${mac} dst ${formatIp(dst)} on link #${ifindex}`, () =>
       this.sock.newNeighbor(
         { family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } },
-        { lladdr: parseMac(mac), dst: ipv4ToBytes(dst) },
+        { lladdr: parseMac(mac), dst: ipToBytes(dst) },
         RtNetlink.opts(NLM_F_CREATE | NLM_F_REPLACE),
       ),
     );
   }
 
-  async deleteFdb(ifindex: number, mac: string, dst: number): Promise<void> {
-    await this.call(`delete fdb ${mac} dst ${formatIpv4(dst)} on link #${ifindex}`, () =>
-      this.sock.delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, { lladdr: parseMac(mac), dst: ipv4ToBytes(dst) }, RtNetlink.opts()),
+  async deleteFdb(ifindex: number, mac: string, dst: IpAddr): Promise<void> {
+    await this.call(`delete fdb ${mac} dst ${formatIp(dst)} on link #${ifindex}`, () =>
+      this.sock.delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, { lladdr: parseMac(mac), dst: ipToBytes(dst) }, RtNetlink.opts()),
     );
   }
 
   // ----------------------------------------------------------------- routes
 
-  /** IPv4 routes of one table (default: main). */
-  async listRoutes(table: number = RT_TABLE_MAIN): Promise<RouteInfo[]> {
-    const msgs = await this.call('list routes', () =>
-      this.sock.getRoutes({ family: AF_INET }, undefined, RtNetlink.opts()),
-    );
-    const out: RouteInfo[] = [];
+  private async routes(family: IpFamily, table: number): Promise<Array<RouteInfo<IpNet>>> {
+    const af = family === 4 ? AF_INET : AF_INET6;
+    const msgs = await this.call('list routes', () => this.sock.getRoutes({ family: af }, undefined, RtNetlink.opts()));
+    const out: Array<RouteInfo<IpNet>> = [];
     for (const m of msgs) {
-      if (m.data.family !== AF_INET) continue;
+      if (m.data.family !== af) continue;
       const t = m.attrs.table ?? m.data.table ?? 0;
       if (t !== table) continue;
       const dstLen = m.data.dstLen ?? 0;
-      const dst = m.attrs.dst && m.attrs.dst.length === 4 ? ipv4FromBytes(m.attrs.dst) : 0;
+      const dst = ipFromBytes(m.attrs.dst) ?? (family === 4 ? 0 : 0n);
       const flagBits = (m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0;
+      const gateway = ipFromBytes(m.attrs.gateway);
       out.push({
-        dst: new Ipv4Net(dst, dstLen),
-        gateway: m.attrs.gateway && m.attrs.gateway.length === 4 ? ipv4FromBytes(m.attrs.gateway) : undefined,
+        dst: typeof dst === 'bigint' ? new Ipv6Net(dst, dstLen) : new Ipv4Net(dst, dstLen),
+        gateway: gateway as never,
         oif: m.attrs.oif,
         table: t,
         protocol: protocolNumber(m.data.protocol),
@@ -486,12 +504,22 @@ export class RtNetlink {
     return out;
   }
 
+  /** IPv4 routes of one table (default: main). */
+  async listRoutes(table: number = RT_TABLE_MAIN): Promise<RouteInfo[]> {
+    return (await this.routes(4, table)) as RouteInfo[];
+  }
+
+  /** IPv6 routes of one table (default: main). */
+  async listRoutes6(table: number = RT_TABLE_MAIN): Promise<Array<RouteInfo<Ipv6Net>>> {
+    return (await this.routes(6, table)) as Array<RouteInfo<Ipv6Net>>;
+  }
+
   private routeMessage(r: RouteSpec): [rt.Route, rt.RouteAttrs] {
     const table = r.table ?? RT_TABLE_MAIN;
     const type = r.type && r.type !== 'other' ? TYPES[r.type] : TYPES.unicast;
     const defaultScope: RouteScopeName = r.gateway === undefined && type === TYPES.unicast ? 'link' : 'universe';
     const data: rt.Route = {
-      family: AF_INET,
+      family: familyOf(r.dst) === 4 ? AF_INET : AF_INET6,
       dstLen: r.dst.prefixLen,
       table: table < 256 ? table : 252 /* RT_TABLE_COMPAT; the real id goes in RTA_TABLE */,
       protocol: r.protocol ?? RTPROT_FLANNEL_TS,
@@ -499,8 +527,8 @@ export class RtNetlink {
       type,
     };
     if (r.onlink) data.flags = { __unknown: RTNH_F_ONLINK } as unknown as rt.RouteFlags;
-    const attrs: rt.RouteAttrs = { dst: ipv4ToBytes(r.dst.network), table };
-    if (r.gateway !== undefined) attrs.gateway = ipv4ToBytes(r.gateway);
+    const attrs: rt.RouteAttrs = { dst: ipToBytes(r.dst.network), table };
+    if (r.gateway !== undefined) attrs.gateway = ipToBytes(r.gateway);
     if (r.oif !== undefined) attrs.oif = r.oif;
     if (r.priority !== undefined) attrs.priority = r.priority;
     return [data, attrs];

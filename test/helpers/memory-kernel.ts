@@ -1,7 +1,8 @@
 /**
  * An in-memory kernel behind the KernelPort contract (src/routing/kernel-port.ts),
  * for testing the kernel backends without root: links (vxlan devices and
- * plain ones), IPv4 addresses, main-table routes, neighbours and FDB entries,
+ * plain ones), IPv4 and IPv6 addresses, main-table routes, neighbours and
+ * FDB entries of both families,
  * sysctls, with the kernel's replace semantics and errnos where the backends
  * depend on them:
  *  - a route through a gateway needs the gateway on a connected subnet of
@@ -14,10 +15,28 @@
  */
 import { EventEmitter } from 'node:events';
 import type { KernelOp } from '../../src/routing/kernel-ops';
-import type { KernelPort, RouteLookup } from '../../src/routing/kernel-port';
+import type { Address6Info, KernelPort, RouteLookup } from '../../src/routing/kernel-port';
 import type { NetlinkEvent, NetlinkEventSource } from '../../src/routing/netlink-events';
 import { type AddressInfo, type LinkDetails, type NeighborEntry, NetlinkError, type RouteInfo, type RouteSpec } from '../../src/routing/rtnetlink';
+import { familyOf, type IpAddr, type IpNet, sameNet } from '../../src/util/ip';
 import { Ipv4Net } from '../../src/util/ipv4';
+import { Ipv6Net } from '../../src/util/ipv6';
+
+/** An address of a link, of either family. */
+export interface MemoryAddress {
+  index: number;
+  address: IpAddr;
+  prefixLen: number;
+}
+
+function netOf(a: MemoryAddress): IpNet {
+  return typeof a.address === 'bigint' ? new Ipv6Net(a.address, a.prefixLen) : new Ipv4Net(a.address, a.prefixLen);
+}
+
+function netContains(n: IpNet, a: IpAddr): boolean {
+  if (n instanceof Ipv6Net) return typeof a === 'bigint' && n.contains(a);
+  return typeof a === 'number' && n.contains(a);
+}
 
 class MemoryEvents extends EventEmitter implements NetlinkEventSource {
   close(): void {
@@ -33,10 +52,10 @@ interface Failure {
 export class MemoryKernel implements KernelPort {
   readonly events = new MemoryEvents();
   links: LinkDetails[] = [];
-  addresses: AddressInfo[] = [];
-  routes: RouteInfo[] = [];
-  neighbors: NeighborEntry[] = [];
-  fdb: NeighborEntry[] = [];
+  addresses: MemoryAddress[] = [];
+  routes: Array<RouteInfo<IpNet>> = [];
+  neighbors: Array<NeighborEntry<IpAddr>> = [];
+  fdb: Array<NeighborEntry<IpAddr>> = [];
   readonly sysctls = new Map<string, string>();
   /** Every op applied successfully, in order. */
   readonly applied: KernelOp[] = [];
@@ -45,7 +64,7 @@ export class MemoryKernel implements KernelPort {
   closed = false;
 
   /** A plain link (the underlay), up, with an address. */
-  addLink(name: string, address?: { address: number; prefixLen: number }, mtu = 1500): LinkDetails {
+  addLink(name: string, address?: { address: IpAddr; prefixLen: number }, mtu = 1500): LinkDetails {
     const link: LinkDetails = { index: this.nextIndex++, name, mtu, up: true, type: 1, txQueueLen: 1000, mac: '02:00:00:00:00:01', kind: 'veth', vxlan: undefined };
     this.links.push(link);
     if (address) this.addresses.push({ index: link.index, ...address });
@@ -70,26 +89,38 @@ export class MemoryKernel implements KernelPort {
   }
 
   async listAddresses(ifindex?: number): Promise<AddressInfo[]> {
-    return this.addresses.filter((a) => ifindex === undefined || a.index === ifindex).map((a) => ({ ...a }));
+    return this.addresses.filter((a) => familyOf(a.address) === 4 && (ifindex === undefined || a.index === ifindex)).map((a) => ({ ...a }) as AddressInfo);
+  }
+
+  async listAddresses6(ifindex?: number): Promise<Address6Info[]> {
+    return this.addresses.filter((a) => familyOf(a.address) === 6 && (ifindex === undefined || a.index === ifindex)).map((a) => ({ ...a }) as Address6Info);
   }
 
   async listRoutes(): Promise<RouteInfo[]> {
-    return this.routes.map((r) => ({ ...r }));
+    return this.routes.filter((r) => familyOf(r.dst) === 4).map((r) => ({ ...r }) as RouteInfo);
+  }
+
+  async listRoutes6(): Promise<Array<RouteInfo<Ipv6Net>>> {
+    return this.routes.filter((r) => familyOf(r.dst) === 6).map((r) => ({ ...r }) as RouteInfo<Ipv6Net>);
   }
 
   async listNeighbors(ifindex: number): Promise<NeighborEntry[]> {
-    return this.neighbors.filter((n) => n.ifindex === ifindex).map((n) => ({ ...n }));
+    return this.neighbors.filter((n) => n.ifindex === ifindex && typeof n.ip === 'number').map((n) => ({ ...n }) as NeighborEntry);
   }
 
-  async listFdb(ifindex: number): Promise<NeighborEntry[]> {
+  async listNeighbors6(ifindex: number): Promise<Array<NeighborEntry<bigint>>> {
+    return this.neighbors.filter((n) => n.ifindex === ifindex && typeof n.ip === 'bigint').map((n) => ({ ...n }) as NeighborEntry<bigint>);
+  }
+
+  async listFdb(ifindex: number): Promise<Array<NeighborEntry<IpAddr>>> {
     return this.fdb.filter((n) => n.ifindex === ifindex).map((n) => ({ ...n }));
   }
 
-  async routeGet(dst: number): Promise<RouteLookup> {
+  async routeGet(dst: IpAddr): Promise<RouteLookup> {
     const hit = this.routes
-      .filter((r) => r.type === 'unicast' && r.dst.contains(dst))
+      .filter((r) => r.type === 'unicast' && netContains(r.dst, dst))
       .sort((a, b) => b.dst.prefixLen - a.dst.prefixLen)[0];
-    const connected = this.addresses.find((a) => new Ipv4Net(a.address, a.prefixLen).contains(dst));
+    const connected = this.addresses.find((a) => netContains(netOf(a), dst));
     if (connected && (!hit || hit.dst.prefixLen <= connected.prefixLen)) return { oif: connected.index, prefsrc: connected.address, gateway: undefined };
     if (!hit) throw new NetlinkError(`route get`, 'ENETUNREACH');
     return { oif: hit.oif, prefsrc: undefined, gateway: hit.gateway };
@@ -119,11 +150,12 @@ export class MemoryKernel implements KernelPort {
   }
 
   /** Whether `gw` is on a connected subnet of `oif` (or of any link when oif is not given). */
-  private reachable(gw: number, oif: number | undefined): boolean {
-    return this.addresses.some((a) => (oif === undefined || a.index === oif) && a.prefixLen < 32 && new Ipv4Net(a.address, a.prefixLen).contains(gw));
+  private reachable(gw: IpAddr, oif: number | undefined): boolean {
+    const host = (a: MemoryAddress) => a.prefixLen === (typeof a.address === 'bigint' ? 128 : 32);
+    return this.addresses.some((a) => (oif === undefined || a.index === oif) && !host(a) && netContains(netOf(a), gw));
   }
 
-  private routeOf(r: RouteSpec): RouteInfo {
+  private routeOf(r: RouteSpec): RouteInfo<IpNet> {
     return {
       dst: r.dst.canonical(),
       gateway: r.gateway,
@@ -237,7 +269,7 @@ export class MemoryKernel implements KernelPort {
         const r = this.routeOf(op.route);
         if (r.oif !== undefined) this.linkByIndex(op, r.oif);
         if (r.gateway !== undefined && !r.onlink && !this.reachable(r.gateway, r.oif)) this.fail(op, 'ENETUNREACH');
-        const same = (x: RouteInfo) => x.dst.equals(r.dst) && x.table === r.table && x.priority === r.priority;
+        const same = (x: RouteInfo<IpNet>) => sameNet(x.dst, r.dst) && x.table === r.table && x.priority === r.priority;
         this.routes = [...this.routes.filter((x) => !same(x)), r];
         this.emit({ kind: 'route', deleted: false, ifindex: undefined });
         return;
@@ -246,7 +278,7 @@ export class MemoryKernel implements KernelPort {
         const want = op.route;
         const i = this.routes.findIndex(
           (x) =>
-            x.dst.equals(want.dst.canonical()) &&
+            sameNet(x.dst, want.dst.canonical()) &&
             x.table === (want.table ?? 254) &&
             (want.gateway === undefined || x.gateway === want.gateway) &&
             (want.oif === undefined || x.oif === want.oif) &&

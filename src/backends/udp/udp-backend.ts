@@ -69,6 +69,15 @@ export class UdpBackend implements Backend {
     if (!ctx.network.enableIPv4 || !network) {
       throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
     }
+    if (ctx.network.enableIPv6) {
+      // Never a silent half network: with EnableIPv6 the pods would get IPv6
+      // addresses whose traffic goes nowhere.
+      throw new BackendError(
+        'the udp backend of flannel-ts carries IPv4 only for now: with "EnableIPv6" the pods\' IPv6 traffic ' +
+          'would go nowhere. Remove "EnableIPv6" from the network config (upstream\'s udp backend carries no IPv6 ' +
+          'either), or use the vxlan or host-gw backend for dual stack.',
+      );
+    }
     const { extAddr, ifaceAddr } = ctx.extIface;
     if (extAddr === undefined || ifaceAddr === undefined) {
       throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);

@@ -17,6 +17,12 @@ export interface VxlanBackendConfig {
 
 /** IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) bytes (docs/compatibility.md §6.4). */
 export const VXLAN_OVERHEAD = 50;
+/**
+ * The same over an IPv6 underlay: IPv6 (40) + UDP + VXLAN + Ethernet. The
+ * kernel refuses a larger MTU on flannel-v6.<VNI> (drivers/net/vxlan,
+ * VXLAN6_HEADROOM), so upstream's 50 cannot be used for that device.
+ */
+export const VXLAN6_OVERHEAD = 70;
 
 export class VxlanConfigError extends NamedError {}
 
@@ -47,12 +53,12 @@ export function parseVxlanBackendConfig(raw: unknown): VxlanBackendConfig {
   return cfg;
 }
 
-/** The device name: flannel.<VNI> (docs/compatibility.md §6.1). */
-export function vxlanDeviceName(vni: number): string {
-  return `flannel.${vni}`;
+/** The device name: flannel.<VNI>, or flannel-v6.<VNI> for IPv6 (docs/compatibility.md §6.1). */
+export function vxlanDeviceName(vni: number, family: 4 | 6 = 4): string {
+  return family === 6 ? `flannel-v6.${vni}` : `flannel.${vni}`;
 }
 
-/** BackendData exactly as upstream marshals it: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
+/** BackendData (and BackendV6Data) exactly as upstream marshals it: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
 export function encodeVxlanBackendData(vni: number, mac: string): string {
   return `{"VNI":${vni},"VtepMAC":${JSON.stringify(mac.toLowerCase())}}`;
 }

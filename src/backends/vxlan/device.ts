@@ -1,11 +1,13 @@
 /**
- * The vxlan device flannel.<VNI> (upstream's pkg/backend/vxlan/device.go,
- * newVXLANDevice and ensureLink): created with the VNI, the underlay
- * interface, local = the public address, the port (or the kernel's 8472),
- * learning and GBP as configured, a locally administered MAC and
- * MTU = (Backend.MTU or the interface MTU) - 50; accept_ra = 0; the own
- * subnet's network address /32 with other addresses inside the Network
- * removed (pkg/ip/iface.go, EnsureV4AddressOnLink); UP.
+ * The vxlan devices flannel.<VNI> and flannel-v6.<VNI> (upstream's
+ * pkg/backend/vxlan/device.go, newVXLANDevice and ensureLink): created with
+ * the VNI, the underlay interface, local = the public address of the
+ * device's family, the port (or the kernel's 8472), learning and GBP as
+ * configured, a locally administered MAC and MTU = (Backend.MTU or the
+ * interface MTU) - 50 (upstream uses 50 for both families); accept_ra = 0;
+ * the own subnet's network address (/32, IPv6 /128) with other addresses
+ * inside the Network removed (pkg/ip/iface.go, EnsureV4AddressOnLink and
+ * EnsureV6AddressOnLink); UP.
  *
  * An existing device is reused when compatible (type, VNI, underlay, local,
  * group, l2miss, port, GBP, compared as upstream's ensureLink does) and
@@ -18,15 +20,17 @@ import type { KernelOp } from '../../routing/kernel-ops';
 import type { KernelPort } from '../../routing/kernel-port';
 import type { Repair } from '../../routing/reconciler';
 import type { LinkDetails } from '../../routing/rtnetlink';
+import { formatIp, type IpAddr } from '../../util/ip';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
 
 export interface VxlanDeviceSpec {
   name: string;
   vni: number;
   /** Underlay interface index. */
   link: number;
-  /** Local (public) IPv4 address, host order. */
-  local: number;
+  /** Local (public) address: IPv4 for flannel.<VNI>, IPv6 for flannel-v6.<VNI>. */
+  local: IpAddr;
   port: number;
   learning: boolean;
   gbp: boolean;
@@ -39,8 +43,9 @@ export function incompatibility(existing: LinkDetails, spec: VxlanDeviceSpec): s
   if (existing.kind !== 'vxlan' || !v) return `type: ${existing.kind ?? 'unknown'} vs vxlan`;
   if (v.vni !== spec.vni) return `vni: ${v.vni} vs ${spec.vni}`;
   if (v.link > 0 && spec.link > 0 && v.link !== spec.link) return `underlay index: ${v.link} vs ${spec.link}`;
-  if (v.local !== 0 && spec.local !== 0 && v.local !== spec.local) return `local address: ${formatIpv4(v.local)} vs ${formatIpv4(spec.local)}`;
-  if (v.group !== 0) return `group: ${formatIpv4(v.group)} vs none`;
+  const set = (a: IpAddr) => a !== 0 && a !== 0n;
+  if (set(v.local) && set(spec.local) && v.local !== spec.local) return `local address: ${formatIp(v.local)} vs ${formatIp(spec.local)}`;
+  if (set(v.group)) return `group: ${formatIp(v.group)} vs none`;
   if (v.l2miss) return 'l2miss: true vs false';
   if (v.port > 0 && spec.port > 0 && v.port !== spec.port) return `port: ${v.port} vs ${spec.port}`;
   if (v.gbp !== spec.gbp) return `gbp: ${v.gbp} vs ${spec.gbp}`;
@@ -125,6 +130,35 @@ export async function ensureV4AddressOnLink(kernel: KernelPort, dev: LinkDetails
   if (!addrs.some((a) => a.address === want && a.prefixLen === 32)) {
     await kernel.apply({ op: 'addAddress', ifindex: dev.index, address: want, prefixLen: 32 });
     repairs.push({ kind: 'address', description: `added ${formatIpv4(want)}/32 to ${dev.name}` });
+  }
+  return repairs;
+}
+
+/** fe80::/10: link-local unicast (RFC 4291 §2.5.6), which the kernel adds by itself. */
+function isLinkLocal6(a: bigint): boolean {
+  return a >> 118n === 0x3fan;
+}
+
+/**
+ * upstream's EnsureV6AddressOnLink (pkg/ip/iface.go): the own IPv6 subnet's
+ * network address /128 on the device, and no other address of the device
+ * but link-local ones (upstream removes every other global address; here
+ * only those inside the IPv6 Network, as the IPv4 variant does).
+ */
+export async function ensureV6AddressOnLink(kernel: KernelPort, dev: LinkDetails, subnet: Ipv6Net, network: Ipv6Net): Promise<Repair[]> {
+  const repairs: Repair[] = [];
+  const want = subnet.network;
+  const addrs = await kernel.listAddresses6(dev.index);
+  for (const a of addrs) {
+    if ((a.address === want && a.prefixLen === 128) || isLinkLocal6(a.address)) continue;
+    if (network.contains(a.address)) {
+      await kernel.apply({ op: 'deleteAddress', ifindex: dev.index, address: a.address, prefixLen: a.prefixLen });
+      repairs.push({ kind: 'address', description: `removed ${formatIpv6(a.address)}/${a.prefixLen} from ${dev.name}` });
+    }
+  }
+  if (!addrs.some((a) => a.address === want && a.prefixLen === 128)) {
+    await kernel.apply({ op: 'addAddress', ifindex: dev.index, address: want, prefixLen: 128 });
+    repairs.push({ kind: 'address', description: `added ${formatIpv6(want)}/128 to ${dev.name}` });
   }
   return repairs;
 }

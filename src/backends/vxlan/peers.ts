@@ -11,44 +11,57 @@
  *    `<subnet> via <PublicIP>`;
  *  - a removal deletes all three (or the direct route).
  *
+ * The same for IPv6 on flannel-v6.<VNI> from the lease's IPv6 part
+ * (IPv6Subnet, PublicIPv6, BackendV6Data).
+ *
  * repairOps compares that desired state with what the kernel holds and
  * returns only the operations that make them equal again.
  */
 import type { Lease } from '../../lease/lease';
 import type { KernelOp } from '../../routing/kernel-ops';
-import { type RouteInfo, type RouteSpec, RTPROT_FLANNEL_TS } from '../../routing/rtnetlink';
+import { type AddrOf, type RouteInfo, type RouteSpec, RTPROT_FLANNEL_TS } from '../../routing/rtnetlink';
 import { fieldCI, isJsonObject } from '../../util/go-json';
-import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { formatIp, type IpNet, netContainsNet, sameNet } from '../../util/ip';
 import { isMac } from '../../util/mac';
 import type { KernelState, PeerParse, PlannedOp } from '../kernel-network';
+import type { LeaseFamily } from '../lease-family';
 
-export interface VxlanPeer {
-  subnet: Ipv4Net;
+export interface VxlanPeer<N extends IpNet = IpNet> {
+  subnet: N;
   /** The subnet's network address: the next hop of the route and the neighbour's IP. */
-  gateway: number;
+  gateway: AddrOf<N>;
   mac: string;
-  publicIp: number;
+  publicIp: AddrOf<N>;
   /** DirectRouting to a directly reachable peer: a plain route, no neighbour, no FDB entry. */
   direct: boolean;
 }
 
-/** A remote lease as a vxlan peer; only BackendType "vxlan" with a VtepMAC qualifies. */
-export function peerFromLease(lease: Lease): PeerParse<VxlanPeer> {
+/**
+ * A remote lease as a vxlan peer of family `fam`; only BackendType "vxlan"
+ * with a VtepMAC in that family's BackendData qualifies. A lease without a
+ * part of this family (a v4-only peer in a dual-stack cluster) is skipped
+ * silently, as upstream does.
+ */
+export function peerFromLease<N extends IpNet>(lease: Lease, fam: LeaseFamily<N>): PeerParse<VxlanPeer<N>> {
   if (lease.attrs.backendType !== 'vxlan') {
     return { ok: false, reason: `not a vxlan lease (type=${JSON.stringify(lease.attrs.backendType)})` };
   }
+  const subnet = fam.subnet(lease);
+  if (subnet === undefined) return { ok: false, reason: `no ${fam.label}subnet`, silent: true };
+  const publicIp = fam.publicIp(lease);
+  if (publicIp === undefined) return { ok: false, reason: `it has a ${fam.label}subnet but no Public${fam.family === 6 ? 'IPv6' : 'IP'}` };
+  const raw = fam.backendData(lease);
   let data: unknown;
   try {
-    data = lease.attrs.backendData === undefined ? undefined : JSON.parse(lease.attrs.backendData);
+    data = raw === undefined ? undefined : JSON.parse(raw);
   } catch {
     data = undefined;
   }
   const mac = isJsonObject(data) ? fieldCI(data, 'VtepMAC') : undefined;
   if (typeof mac !== 'string' || !isMac(mac)) {
-    return { ok: false, reason: `its BackendData has no valid VtepMAC: ${lease.attrs.backendData ?? 'none'}` };
+    return { ok: false, reason: `its Backend${fam.family === 6 ? 'V6' : ''}Data has no valid VtepMAC: ${raw ?? 'none'}` };
   }
-  const subnet = lease.subnet.canonical();
-  return { ok: true, peer: { subnet, gateway: subnet.network, mac: mac.toLowerCase(), publicIp: lease.attrs.publicIp, direct: false } };
+  return { ok: true, peer: { subnet, gateway: subnet.network as AddrOf<N>, mac: mac.toLowerCase(), publicIp, direct: false } };
 }
 
 export function peerRoute(dev: number, p: VxlanPeer): RouteSpec {
@@ -76,9 +89,9 @@ export function removeOps(dev: number, p: VxlanPeer): KernelOp[] {
 }
 
 /** Whether the peer's route is in place (not its neighbour or FDB entry). */
-export function hasPeerRoute(dev: number, p: VxlanPeer, routes: readonly RouteInfo[]): boolean {
+export function hasPeerRoute(dev: number, p: VxlanPeer, routes: ReadonlyArray<RouteInfo<IpNet>>): boolean {
   const want = peerRoute(dev, p);
-  return routes.some((r) => r.dst.equals(p.subnet) && r.type === 'unicast' && r.gateway === want.gateway && (p.direct || (r.oif === dev && r.onlink)));
+  return routes.some((r) => sameNet(r.dst, p.subnet) && r.type === 'unicast' && r.gateway === want.gateway && (p.direct || (r.oif === dev && r.onlink)));
 }
 
 /**
@@ -88,9 +101,9 @@ export function hasPeerRoute(dev: number, p: VxlanPeer, routes: readonly RouteIn
  * first lease snapshot has been applied, so a restart never deletes what a
  * peer still needs.
  */
-export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelState, removeStale: boolean, network?: Ipv4Net): PlannedOp[] {
+export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelState, removeStale: boolean, network?: IpNet): PlannedOp[] {
   const out: PlannedOp[] = [];
-  const wantNeigh = new Map<number, string>();
+  const wantNeigh = new Map<AddrOf<IpNet>, string>();
   const wantFdb = new Set<string>();
   const wantRoute = new Map<string, VxlanPeer>();
   for (const p of desired) {
@@ -126,9 +139,9 @@ export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelS
     }
     for (const r of k.routes) {
       // Through the device, or a DirectRouting route of ours (RTPROT_FLANNEL_TS) inside the Network.
-      const ours = r.oif === dev || (network !== undefined && r.protocol === RTPROT_FLANNEL_TS && r.type === 'unicast' && network.containsNet(r.dst));
+      const ours = r.oif === dev || (network !== undefined && r.protocol === RTPROT_FLANNEL_TS && r.type === 'unicast' && netContainsNet(network, r.dst));
       if (ours && r.gateway !== undefined && !wantRoute.has(r.dst.toString())) {
-        out.push({ kind: 'route', why: 'remove', op: { op: 'deleteRoute', route: { dst: r.dst, gateway: r.gateway, oif: r.oif } } });
+        out.push({ kind: 'route', why: 'remove', op: { op: 'deleteRoute', route: { dst: r.dst, gateway: r.gateway, oif: r.oif } as RouteSpec } });
       }
     }
   }
@@ -136,5 +149,5 @@ export function repairOps(dev: number, desired: readonly VxlanPeer[], k: KernelS
 }
 
 export function describePeer(p: VxlanPeer): string {
-  return p.direct ? `${p.subnet.toString()} via ${formatIpv4(p.publicIp)} (direct)` : `${p.subnet.toString()} at ${formatIpv4(p.publicIp)} (VtepMAC ${p.mac})`;
+  return p.direct ? `${p.subnet.toString()} via ${formatIp(p.publicIp)} (direct)` : `${p.subnet.toString()} at ${formatIp(p.publicIp)} (VtepMAC ${p.mac})`;
 }

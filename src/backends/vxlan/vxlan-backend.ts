@@ -1,23 +1,28 @@
 /**
  * The vxlan backend (upstream's pkg/backend/vxlan): the kernel forwards; we
- * set up flannel.<VNI>, publish its MAC in the lease, and keep one
- * neighbour, FDB entry and route per remote vxlan lease. The shared kernel
+ * set up flannel.<VNI> (and flannel-v6.<VNI> with IPv6), publish their MACs
+ * in the lease (BackendData, BackendV6Data), and keep one neighbour, FDB
+ * entry and route per remote vxlan lease and family. The shared kernel
  * network engine (../kernel-network.ts) follows the leases and restores
  * whatever is changed or deleted by hand, including the device itself
  * (recreated with the same MAC, every entry replayed).
  */
 import type { Lease } from '../../lease/lease';
 import type { Logger } from '../../log';
+import type { KernelOp } from '../../routing/kernel-ops';
 import { NetlinkKernelPort, type KernelPort } from '../../routing/kernel-port';
 import type { NetlinkEvent } from '../../routing/netlink-events';
 import type { Repair } from '../../routing/reconciler';
 import { type LinkDetails, type RouteInfo, RtNetlink } from '../../routing/rtnetlink';
+import { familyOf, type IpAddr, type IpFamily, type IpNet, sameNet } from '../../util/ip';
 import type { Ipv4Net } from '../../util/ipv4';
+import { Ipv6Net } from '../../util/ipv6';
 import { randomLocalMac } from '../../util/mac';
 import { acquireBackendLease, type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
-import { KernelBackendNetwork, KernelNetwork, type KernelNetworkPlan, type KernelState } from '../kernel-network';
-import { encodeVxlanBackendData, parseVxlanBackendConfig, VXLAN_OVERHEAD, vxlanDeviceName } from './config';
-import { ensureV4AddressOnLink, ensureVxlanDevice, type VxlanDeviceSpec } from './device';
+import { type FamilyEngine, KernelBackendNetwork, KernelNetwork, type KernelNetworkPlan, type KernelState, type PeerParse, type PlannedOp } from '../kernel-network';
+import { IPV4, IPV6, type LeaseFamily } from '../lease-family';
+import { encodeVxlanBackendData, parseVxlanBackendConfig, VXLAN6_OVERHEAD, VXLAN_OVERHEAD, vxlanDeviceName } from './config';
+import { ensureV4AddressOnLink, ensureV6AddressOnLink, ensureVxlanDevice, type VxlanDeviceSpec } from './device';
 import { addOps, describePeer, hasPeerRoute, peerFromLease, removeOps, repairOps, type VxlanPeer } from './peers';
 
 /** How often the reconciler checks even without notifications. */
@@ -30,23 +35,27 @@ export interface VxlanDevice {
 }
 
 /**
- * vxlan's plan for the kernel network engine: the device hook recreates
- * flannel.<VNI> as needed and keeps its address; peers are neighbour + FDB
- * entry + onlink route (or one direct route with DirectRouting).
+ * vxlan's plan for the kernel network engine, one per address family: the
+ * device hook recreates flannel.<VNI> (flannel-v6.<VNI>) as needed and keeps
+ * its address; peers are neighbour + FDB entry + onlink route (or one
+ * direct route with DirectRouting).
  */
-export class VxlanPlan implements KernelNetworkPlan<VxlanPeer, VxlanDevice> {
+export class VxlanPlan<N extends IpNet> implements KernelNetworkPlan<VxlanPeer<N>, VxlanDevice> {
   readonly name: string;
+  readonly family: IpFamily;
   readonly checkIntervalMs = VXLAN_CHECK_INTERVAL_MS;
 
   constructor(
+    private readonly fam: LeaseFamily<N>,
     private readonly spec: VxlanDeviceSpec,
     private readonly mac: string,
-    private readonly ownSubnet: Ipv4Net,
-    private readonly network: Ipv4Net,
+    private readonly ownSubnet: N,
+    private readonly network: N,
     private readonly directRouting: boolean,
     private readonly log: Logger,
   ) {
     this.name = spec.name;
+    this.family = fam.family;
   }
 
   relevant(e: NetlinkEvent, device: VxlanDevice): boolean {
@@ -57,20 +66,21 @@ export class VxlanPlan implements KernelNetworkPlan<VxlanPeer, VxlanDevice> {
     return ifindex === device.index ? device.name : `#${ifindex}`;
   }
 
-  peerFromLease(lease: Lease): ReturnType<typeof peerFromLease> {
-    return peerFromLease(lease);
+  peerFromLease(lease: Lease): PeerParse<VxlanPeer<N>> {
+    return peerFromLease(lease, this.fam);
   }
 
   ignoredMessage(lease: Lease, reason: string): string {
-    return `Ignoring non-vxlan subnet ${lease.subnet.canonical().toString()}: ${reason}`;
+    const v6 = lease.ipv6Subnet ? ` ${this.fam.family === 6 ? 'v6Subnet' : 'and v6Subnet'}(${lease.ipv6Subnet.toString()})` : '';
+    return `Ignoring non-vxlan subnet ${lease.subnet.canonical().toString()}${v6}: ${reason}`;
   }
 
-  async resolvePeer(p: VxlanPeer, kernel: KernelPort, device: VxlanDevice): Promise<VxlanPeer> {
+  async resolvePeer(p: VxlanPeer<N>, kernel: KernelPort, device: VxlanDevice): Promise<VxlanPeer<N>> {
     return { ...p, direct: await this.directlyReachable(p.publicIp, kernel, device) };
   }
 
   /** upstream's DirectRouting test: the kernel's route to the peer has no gateway (and is not through our device). */
-  private async directlyReachable(publicIp: number, kernel: KernelPort, device: VxlanDevice): Promise<boolean> {
+  private async directlyReachable(publicIp: IpAddr, kernel: KernelPort, device: VxlanDevice): Promise<boolean> {
     if (!this.directRouting) return false;
     try {
       const r = await kernel.routeGet(publicIp);
@@ -80,86 +90,129 @@ export class VxlanPlan implements KernelNetworkPlan<VxlanPeer, VxlanDevice> {
     }
   }
 
-  samePeer(a: VxlanPeer, b: VxlanPeer): boolean {
-    return a.subnet.equals(b.subnet) && a.mac === b.mac && a.publicIp === b.publicIp && a.direct === b.direct;
+  samePeer(a: VxlanPeer<N>, b: VxlanPeer<N>): boolean {
+    return sameNet(a.subnet, b.subnet) && a.mac === b.mac && a.publicIp === b.publicIp && a.direct === b.direct;
   }
 
   describePeer = describePeer;
 
-  addOps(p: VxlanPeer, device: VxlanDevice): ReturnType<typeof addOps> {
+  peerSubnet(p: VxlanPeer<N>): string {
+    return p.subnet.toString();
+  }
+
+  addOps(p: VxlanPeer<N>, device: VxlanDevice): KernelOp[] {
     return addOps(device.index, p);
   }
 
-  removeOps(p: VxlanPeer, device: VxlanDevice): ReturnType<typeof removeOps> {
+  removeOps(p: VxlanPeer<N>, device: VxlanDevice): KernelOp[] {
     return removeOps(device.index, p);
   }
 
   async readKernel(kernel: KernelPort, device: VxlanDevice): Promise<KernelState> {
-    return { neighbors: await kernel.listNeighbors(device.index), fdb: await kernel.listFdb(device.index), routes: await kernel.listRoutes() };
+    const v6 = this.family === 6;
+    return {
+      neighbors: v6 ? await kernel.listNeighbors6(device.index) : await kernel.listNeighbors(device.index),
+      fdb: (await kernel.listFdb(device.index)).filter((f) => f.ip === undefined || familyOf(f.ip) === this.family),
+      routes: v6 ? await kernel.listRoutes6() : await kernel.listRoutes(),
+    };
   }
 
-  repairOps(desired: readonly VxlanPeer[], k: KernelState, device: VxlanDevice, removeStale: boolean): ReturnType<typeof repairOps> {
+  repairOps(desired: ReadonlyArray<VxlanPeer<N>>, k: KernelState, device: VxlanDevice, removeStale: boolean): PlannedOp[] {
     return repairOps(device.index, desired, k, removeStale, this.network);
   }
 
-  routeInstalled(p: VxlanPeer, routes: readonly RouteInfo[], device: VxlanDevice): boolean {
+  routeInstalled(p: VxlanPeer<N>, routes: ReadonlyArray<RouteInfo<IpNet>>, device: VxlanDevice): boolean {
     return hasPeerRoute(device.index, p, routes);
   }
 
   async ensureDevice(kernel: KernelPort): Promise<{ device: VxlanDevice; repairs: Repair[] }> {
     const { device, repairs } = await ensureVxlanDevice(kernel, this.spec, this.mac, true, this.log);
-    repairs.push(...(await ensureV4AddressOnLink(kernel, device, this.ownSubnet, this.network)));
+    repairs.push(...(await ensureAddressOnLink(kernel, device, this.ownSubnet, this.network)));
     return { device: { index: device.index, name: device.name }, repairs };
   }
+}
+
+/** The own subnet's network address on the device, per family. */
+function ensureAddressOnLink(kernel: KernelPort, dev: LinkDetails, subnet: IpNet, network: IpNet): Promise<Repair[]> {
+  if (subnet instanceof Ipv6Net) return ensureV6AddressOnLink(kernel, dev, subnet, network as Ipv6Net);
+  return ensureV4AddressOnLink(kernel, dev, subnet, network as Ipv4Net);
+}
+
+/** One family's device, as created before the lease is acquired. */
+interface FamilyDevice {
+  spec: VxlanDeviceSpec;
+  mac: string;
+  index: number;
 }
 
 export class VxlanBackend implements Backend {
   readonly type = 'vxlan';
 
-  /** flannel.<VNI>, named from the device's own VNI. */
+  /** flannel.<VNI> and flannel-v6.<VNI>, named from the device's own VNI. */
   ownsDevice(link: LinkDetails): boolean {
-    return link.kind === 'vxlan' && link.vxlan !== undefined && link.name === vxlanDeviceName(link.vxlan.vni);
+    if (link.kind !== 'vxlan' || link.vxlan === undefined) return false;
+    return link.name === vxlanDeviceName(link.vxlan.vni, 4) || link.name === vxlanDeviceName(link.vxlan.vni, 6);
   }
 
   async register(ctx: BackendContext, kernel: KernelPort = new NetlinkKernelPort(RtNetlink.open(), ctx.log)): Promise<BackendNetwork> {
     const cfg = parseVxlanBackendConfig(ctx.network.backend);
-    const network = ctx.network.network;
-    if (!ctx.network.enableIPv4 || !network) {
-      throw new BackendError('the vxlan backend of flannel-ts supports IPv4: the network config must enable IPv4 and define Network');
-    }
+    const { network, ipv6Network, enableIPv4, enableIPv6 } = ctx.network;
+    if (enableIPv4 && !network) throw new BackendError('IPv4 is enabled but the network config has no Network');
+    if (enableIPv6 && !ipv6Network) throw new BackendError('IPv6 is enabled but the network config has no IPv6Network');
     const ext = ctx.extIface;
-    if (ext.extAddr === undefined) throw new BackendError(`no IPv4 address on ${ext.name}`);
+    if (enableIPv4 && ext.extAddr === undefined) throw new BackendError(`no IPv4 address on ${ext.name}`);
+    if (enableIPv6 && ext.extAddr6 === undefined) throw new BackendError(`no IPv6 address on ${ext.name}`);
     const log = ctx.log.child({ backend: 'vxlan' });
-    const spec: VxlanDeviceSpec = {
-      name: vxlanDeviceName(cfg.vni),
+    const underlayMtu = cfg.mtu ?? ext.mtu;
+    const mtuOf = (family: IpFamily) => underlayMtu - (family === 6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
+    // Pods get one MTU for both families: the smaller, so a full-size packet fits either device.
+    const mtu = Math.min(...[enableIPv4 ? mtuOf(4) : Infinity, enableIPv6 ? mtuOf(6) : Infinity]);
+    const specOf = (family: IpFamily, local: IpAddr): VxlanDeviceSpec => ({
+      name: vxlanDeviceName(cfg.vni, family),
       vni: cfg.vni,
       link: ext.index,
-      local: ext.extAddr,
+      local,
       port: cfg.port,
       learning: cfg.learning,
       gbp: cfg.gbp,
-      mtu: (cfg.mtu ?? ext.mtu) - VXLAN_OVERHEAD,
-    };
-    try {
+      mtu: mtuOf(family),
+    });
+    const create = async (family: IpFamily, local: IpAddr): Promise<FamilyDevice> => {
+      const spec = specOf(family, local);
       // Kube mode (upstream's GetStoredMacAddresses): a new device gets the VtepMAC this node published before, so peers' entries stay valid.
-      const stored = await ctx.subnets.storedVtepMac?.();
+      const stored = await ctx.subnets.storedVtepMac?.(family);
       if (stored) log.info({ device: spec.name, mac: stored }, `Interface ${spec.name} mac address set to: ${stored}`);
       const { device, repairs } = await ensureVxlanDevice(kernel, spec, stored ?? randomLocalMac(), false, log);
       for (const r of repairs) log.info({ device: spec.name }, r.description);
-      const mac = device.mac!;
+      return { spec, mac: device.mac!, index: device.index };
+    };
+    try {
+      const v4 = enableIPv4 ? await create(4, ext.extAddr!) : undefined;
+      const v6 = enableIPv6 ? await create(6, ext.extAddr6!) : undefined;
       const lease = await acquireBackendLease(ctx, {
-        publicIp: ext.extAddr,
-        publicIpv6: undefined,
+        publicIp: v4 ? ext.extAddr! : 0,
+        publicIpv6: v6 ? ext.extAddr6 : undefined,
         backendType: 'vxlan',
-        backendData: encodeVxlanBackendData(cfg.vni, mac),
-        backendV6Data: undefined,
+        backendData: v4 ? encodeVxlanBackendData(cfg.vni, v4.mac) : undefined,
+        backendV6Data: v6 ? encodeVxlanBackendData(cfg.vni, v6.mac) : undefined,
       });
-      for (const r of await ensureV4AddressOnLink(kernel, device, lease.subnet, network)) log.info({ device: spec.name }, r.description);
-      const now = (await kernel.listLinks()).find((l) => l.name === spec.name);
-      if (now?.mac !== mac) throw new BackendError(`${spec.name}'s mac address wanted: ${mac}, but got: ${now?.mac}`);
-      log.info({ device: spec.name, mac, mtu: spec.mtu, vni: cfg.vni, directRouting: cfg.directRouting }, `${spec.name} ready (VtepMAC ${mac}, MTU ${spec.mtu})`);
-      const plan = new VxlanPlan(spec, mac, lease.subnet, network, cfg.directRouting, log);
-      return new KernelBackendNetwork(lease, spec.mtu, new KernelNetwork(plan, kernel, { index: now.index, name: spec.name }, log));
+      const engines: FamilyEngine[] = [];
+      const links = async () => kernel.listLinks();
+      for (const [fam, dev, own, net] of [
+        [IPV4, v4, enableIPv4 ? lease.subnet : undefined, network],
+        [IPV6, v6, lease.ipv6Subnet, ipv6Network],
+      ] as Array<[LeaseFamily<IpNet>, FamilyDevice | undefined, IpNet | undefined, IpNet | undefined]>) {
+        if (!dev) continue;
+        if (!own || !net) throw new BackendError(`failed to configure interface ${dev.spec.name}: IPv${fam.family} is enabled but the lease has no IPv${fam.family} subnet`);
+        const link = (await links()).find((l) => l.name === dev.spec.name);
+        if (!link) throw new BackendError(`${dev.spec.name} disappeared while it was being configured`);
+        for (const r of await ensureAddressOnLink(kernel, link, own, net)) log.info({ device: dev.spec.name }, r.description);
+        if (link.mac !== dev.mac) throw new BackendError(`${dev.spec.name}'s mac address wanted: ${dev.mac}, but got: ${link.mac}`);
+        log.info({ device: dev.spec.name, mac: dev.mac, mtu: dev.spec.mtu, vni: cfg.vni, directRouting: cfg.directRouting }, `${dev.spec.name} ready (VtepMAC ${dev.mac}, MTU ${dev.spec.mtu})`);
+        const plan = new VxlanPlan(fam, dev.spec, dev.mac, own, net, cfg.directRouting, log);
+        engines.push(new KernelNetwork(plan, kernel, { index: link.index, name: dev.spec.name }, log));
+      }
+      return new KernelBackendNetwork(lease, mtu, ...engines);
     } catch (e) {
       kernel.close();
       throw e;

@@ -224,8 +224,8 @@ export class KubeSubnetManager implements SubnetManager {
     }
   }
 
-  /** Call E (vxlan): the VtepMAC published earlier, so a restart keeps the MAC peers know. */
-  async storedVtepMac(): Promise<string | undefined> {
+  /** Call E (vxlan): the VtepMAC published earlier (of flannel-v6.<VNI> for `family` 6), so a restart keeps the MAC peers know. */
+  async storedVtepMac(family: 4 | 6 = 4): Promise<string | undefined> {
     let node: KubeNode;
     try {
       node = await this.client.getNode(this.nodeName);
@@ -233,9 +233,10 @@ export class KubeSubnetManager implements SubnetManager {
       this.log.warn({ err: errorText(e) }, `Failed to get node for backend data: ${errorText(e)}; a new VtepMAC is chosen`);
       return undefined;
     }
-    const raw = node.metadata?.annotations?.[this.keys.backendData];
+    const annotation = family === 6 ? this.keys.backendV6Data : this.keys.backendData;
+    const raw = node.metadata?.annotations?.[annotation];
     const mac = storedVtepMac(raw);
-    if (raw !== undefined && raw !== 'null' && mac === undefined) this.log.warn({ annotation: this.keys.backendData, value: raw }, `Failed to parse mac addr(${raw}): no VtepMAC; a new one is chosen`);
+    if (raw !== undefined && raw !== 'null' && mac === undefined) this.log.warn({ annotation, value: raw }, `Failed to parse mac addr(${raw}): no VtepMAC; a new one is chosen`);
     return mac;
   }
 
