@@ -166,10 +166,16 @@ export abstract class FlanneldNodes {
   async attachPod(i: number): Promise<NodeSpec['pod']> {
     const spec = this.topology.nodes[i - 1]!;
     const env = this.nodes[i - 1]!.subnetEnv()!;
-    const subnet = Ipv4Net.parse(env.get('FLANNEL_SUBNET')!).canonical();
-    spec.podSubnet = subnet;
-    spec.pod.address = formatIpv4((subnet.network + 2) >>> 0);
-    spec.pod.gateway = formatIpv4((subnet.network + 1) >>> 0);
+    const v4 = env.get('FLANNEL_SUBNET');
+    if (v4) {
+      const subnet = Ipv4Net.parse(v4).canonical();
+      spec.podSubnet = subnet;
+      spec.pod.address = formatIpv4((subnet.network + 2) >>> 0);
+      spec.pod.gateway = formatIpv4((subnet.network + 1) >>> 0);
+    } else {
+      spec.pod.address = ''; // IPv6 only
+      spec.pod.gateway = '';
+    }
     const v6 = env.get('FLANNEL_IPV6_SUBNET');
     if (v6) {
       const net6 = Ipv6Net.tryParse(v6)!.canonical();

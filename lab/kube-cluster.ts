@@ -25,6 +25,8 @@ export interface KubeClusterOptions {
   nodes: number;
   /** net-conf.json: an object (JSON-encoded) or the exact text. */
   netConf: Record<string, unknown> | string;
+  /** The Nodes' podCIDRs (and the underlay): IPv4 (default), dual stack, or IPv6 only. */
+  families?: 'ipv4' | 'dual' | 'ipv6';
 }
 
 export type KubeNodeObject = {
@@ -39,6 +41,11 @@ export function kubeNodeName(i: number): string {
 
 export function podCidrOf(i: number): string {
   return `10.244.${i}.0/24`;
+}
+
+/** Node i's IPv6 podCIDR (dual-stack and IPv6-only clusters). */
+export function podCidr6Of(i: number): string {
+  return `fd00:244:0:${i}::/64`;
 }
 
 export class KubeFlannelCluster extends FlanneldNodes {
@@ -56,7 +63,8 @@ export class KubeFlannelCluster extends FlanneldNodes {
   }
 
   static async create(lab: Lab, opts: KubeClusterOptions): Promise<KubeFlannelCluster> {
-    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay: 'bridge', withPods: false });
+    const families = opts.families ?? 'ipv4';
+    const topology = await buildCluster(lab, { nodes: opts.nodes, underlay: 'bridge', withPods: false, ipv6: families !== 'ipv4' });
     const switchNs = topology.switchNs!;
     await lab.exec(switchNs, 'ip', ['addr', 'add', `${API_HOST}/24`, 'dev', lab.name('br')]);
     const token = `token-${lab.prefix}`;
@@ -72,7 +80,10 @@ export class KubeFlannelCluster extends FlanneldNodes {
     const c = new KubeFlannelCluster(lab, topology, api);
     writeKubeconfig(c.kubeconfig, { server: `https://${API_HOST}:${API_PORT}`, caFile: pki.caFile, token });
     c.writeNetConf(opts.netConf);
-    for (let i = 1; i <= opts.nodes; i++) await c.putNode({ name: kubeNodeName(i), podCIDR: podCidrOf(i) });
+    for (let i = 1; i <= opts.nodes; i++) {
+      const cidrs = families === 'ipv4' ? [podCidrOf(i)] : families === 'dual' ? [podCidrOf(i), podCidr6Of(i)] : [podCidr6Of(i)];
+      await c.putNode({ name: kubeNodeName(i), podCIDR: cidrs[0]!, podCIDRs: cidrs });
+    }
     return c;
   }
 

@@ -132,11 +132,19 @@ export async function attachPod(lab: Lab, node: NodeSpec, podMtu: number): Promi
   const pod = node.pod;
   await lab.exec(node.ns, 'ip', ['link', 'add', pod.hostIf, 'type', 'veth', 'peer', 'name', tmp, 'netns', pod.ns]);
   await lab.exec(pod.ns, 'ip', ['link', 'set', tmp, 'name', 'eth0']);
+  if (pod.address6) {
+    // No duplicate address detection on the pod link: link-local addresses are
+    // usable at once (the kernel holds neighbour solicitations while they are tentative).
+    await lab.exec(pod.ns, 'sysctl', ['-qw', 'net.ipv6.conf.eth0.accept_dad=0']);
+    await lab.exec(node.ns, 'sysctl', ['-qw', `net.ipv6.conf.${pod.hostIf}.accept_dad=0`]);
+  }
   await lab.exec(pod.ns, 'ip', ['link', 'set', 'eth0', 'mtu', String(podMtu), 'up']);
-  await lab.exec(pod.ns, 'ip', ['addr', 'add', `${pod.address}/${node.podSubnet.prefixLen}`, 'dev', 'eth0']);
-  await lab.exec(pod.ns, 'ip', ['route', 'add', 'default', 'via', pod.gateway]);
   await lab.exec(node.ns, 'ip', ['link', 'set', pod.hostIf, 'mtu', String(podMtu), 'up']);
-  await lab.exec(node.ns, 'ip', ['addr', 'add', `${pod.gateway}/${node.podSubnet.prefixLen}`, 'dev', pod.hostIf]);
+  if (pod.address !== '') {
+    await lab.exec(pod.ns, 'ip', ['addr', 'add', `${pod.address}/${node.podSubnet.prefixLen}`, 'dev', 'eth0']);
+    await lab.exec(pod.ns, 'ip', ['route', 'add', 'default', 'via', pod.gateway]);
+    await lab.exec(node.ns, 'ip', ['addr', 'add', `${pod.gateway}/${node.podSubnet.prefixLen}`, 'dev', pod.hostIf]);
+  }
   if (pod.address6 && pod.gateway6) {
     await lab.exec(pod.ns, 'ip', ['-6', 'addr', 'add', `${pod.address6}/${pod.prefixLen6}`, 'dev', 'eth0', 'nodad']);
     await lab.exec(pod.ns, 'ip', ['-6', 'route', 'add', 'default', 'via', pod.gateway6]);

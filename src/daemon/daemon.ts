@@ -19,6 +19,7 @@ import { lookupBackend } from '../backends/index';
 import { createEtcdClient } from '../lease/etcd/client';
 import { Etcd3Kv } from '../lease/etcd/etcd3-kv';
 import { SubnetRegistry } from '../lease/etcd/registry';
+import { leaseKey } from '../lease/lease';
 import { PeerLeaseGuard } from '../lease/peer-lease-guard';
 import { EtcdSubnetManager } from '../lease/etcd/subnet-manager';
 import type { NetworkConfig } from '../lease/network-config';
@@ -280,7 +281,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       cleanups.unshift(['watchdog', () => watchdog.stop()]);
       log.info({ periodMs: period }, `systemd watchdog: WATCHDOG=1 every ${period / 2000} s while healthy`);
     }
-    log.info({ subnet: bn.lease.subnet.toString(), backend: backend.type }, 'flanneld is running');
+    log.info({ subnet: leaseKey(bn.lease), backend: backend.type }, 'flanneld is running');
     // Kube mode: NetworkUnavailable=False on the Node (docs/compatibility.md §11.2 call G).
     await manager.completeLease?.();
 

@@ -32,7 +32,7 @@ import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { formatIpv6, Ipv6Net } from '../util/ipv6';
 import { LogOnce } from '../util/repeat-log';
 import { quoteForLog } from '../util/text';
-import { describeLease, type Lease, type LeaseEvent, type LeaseRecord, type RecordBatch, sameAttrs } from './lease';
+import { describeLease, type Lease, type LeaseEvent, leaseKey, type LeaseRecord, type RecordBatch, sameAttrs } from './lease';
 import type { NetworkConfig } from './network-config';
 
 /** What the guard knows of this node. */
@@ -154,12 +154,17 @@ export class PeerLeaseGuard {
       }
       const v6 = lease.ipv6Subnet && network.enableIPv6 ? taken.find((t) => t.lease.ipv6Subnet !== undefined && t.lease.ipv6Subnet.overlaps(lease.ipv6Subnet!)) : undefined;
       if (v6) {
+        if (!network.enableIPv4) {
+          refusedNow.overlaps_other++;
+          this.refuse(c.record, { kind: 'overlaps_other', reason: `its IPv6 subnet ${lease.ipv6Subnet!.toString()} overlaps ${describeRecord(v6.record)}, which is routed` });
+          continue;
+        }
         this.refuse(c.record, { kind: 'overlaps_other', reason: `its IPv6 subnet ${lease.ipv6Subnet!.toString()} overlaps ${describeRecord(v6.record)}; only its IPv4 part is routed` });
         lease = withoutIpv6(lease);
       }
       const routed = { record: c.record, lease };
       taken.push(routed);
-      out.set(lease.subnet.canonical().toString(), routed);
+      out.set(leaseKey(c.lease), routed);
     }
     this.stats.records = this.records.size;
     this.stats.routed = out.size;

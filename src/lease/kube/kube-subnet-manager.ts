@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from '../../log';
 import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
-import { formatIpv4 } from '../../util/ipv4';
+import { formatIpv4, Ipv4Net } from '../../util/ipv4';
 import { LogOnce } from '../../util/repeat-log';
 import { formatIpv6 } from '../../util/ipv6';
 import type { Lease, LeaseAttrs, RecordBatch, RecordChange } from '../lease';
@@ -268,8 +268,8 @@ export class KubeSubnetManager implements SubnetManager {
     } catch (e) {
       throw new KubeSubnetManagerError(errorText(e), { cause: e });
     }
-    if (!own.subnet) {
-      throw new KubeSubnetManagerError(`IPv4 is enabled but the lease has no IPv4 (node "${this.nodeName}" has no IPv4 pod CIDR; flannel-ts needs one in every backend)`);
+    if (families.ipv4 && !own.subnet) {
+      throw new KubeSubnetManagerError(`IPv4 is enabled but the lease has no IPv4 (node "${this.nodeName}" has no IPv4 pod CIDR)`);
     }
     const patch = ownAnnotationPatch(
       node,
@@ -286,7 +286,8 @@ export class KubeSubnetManager implements SubnetManager {
     if (patch.needed) await this.patchAnnotations(patch.body, signal);
     else this.log.info({ node: this.nodeName }, `the annotations of node "${this.nodeName}" are up to date`);
     return {
-      subnet: own.subnet,
+      // IPv6 only: 0.0.0.0/0, as upstream's zero IP4Net.
+      subnet: families.ipv4 && own.subnet ? own.subnet : new Ipv4Net(0, 0),
       ipv6Subnet: families.ipv6 ? own.ipv6Subnet : undefined,
       attrs,
       // Kube mode leases do not expire (upstream fills in 24 h that nothing reads).

@@ -101,10 +101,6 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
     ipv6Subnet = cidrs().find((c): c is Ipv6Net => c instanceof Ipv6Net);
     if (!ipv6Subnet) throw new NodeLeaseError('missing IPv6 address on n.Spec.PodCIDRs');
   }
-  if (!subnet) {
-    // Our lease type is IPv4-keyed; kube mode here runs with IPv4 enabled (the backends require it).
-    throw new NodeLeaseError('IPv4 must be enabled: flannel-ts routes IPv6-only clusters in no backend');
-  }
   const attrs: LeaseAttrs = {
     publicIp,
     publicIpv6,
@@ -112,7 +108,8 @@ export function nodeToLease(node: KubeNode, families: Families, keys: Annotation
     backendData: families.ipv4 ? backendDataOf(a[keys.backendData], keys.backendData) : undefined,
     backendV6Data: families.ipv6 ? backendDataOf(a[keys.backendV6Data], keys.backendV6Data) : undefined,
   };
-  return { subnet: subnet.canonical(), ipv6Subnet: ipv6Subnet?.canonical(), attrs, expiration: undefined };
+  // An IPv6-only cluster's lease has the IPv4 subnet 0.0.0.0/0, as upstream's zero IP4Net.
+  return { subnet: subnet?.canonical() ?? new Ipv4Net(0, 0), ipv6Subnet: ipv6Subnet?.canonical(), attrs, expiration: undefined };
 }
 
 /** The own node's subnets (docs/compatibility.md §11.5 steps 2-3): podCIDR must be set; the last IPv4 and last IPv6 entry win. */
