@@ -67,7 +67,7 @@ export class FlannelNode {
     return this.exitCode === undefined;
   }
 
-  /** Log messages (the "msg" of each JSON line). */
+  /** Log messages (the "msg" of each JSON line; the lab runs flanneld with -log-format=json). */
   messages(): string[] {
     return this.logLines.map((l) => {
       try {
@@ -139,6 +139,8 @@ export abstract class FlanneldNodes {
       ...this.controlArgs(i, given),
       ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
+      // The tests read the log's structured fields (FlannelNode.messages()).
+      ...(given('log-format') ? [] : ['-log-format=json']),
       ...extraArgs,
     ];
     const fullEnv = testFaults.length > 0 ? { ...env, [TEST_FAULTS_ENV]: testFaults.join(',') } : env;

@@ -1,12 +1,33 @@
 /**
- * The daemon's logger: pino, structured JSON lines on stderr (upstream logs
- * to stderr too). -v >= 1 enables debug lines. Secrets never reach it: the
- * config is logged redacted (src/cli/config.ts).
+ * The daemon's logger, on stderr as upstream's. Two formats (-log-format):
+ *
+ *  - text (default): klog's line shape, which upstream's runbooks and log
+ *    pipelines grep (k8s.io/klog/v2, the header of every line):
+ *      I1202 00:51:08.458123   31316 daemon] flanneld is running
+ *    severity letter (I, W, E), month and day, time with microseconds, the
+ *    process id right-aligned in 7 columns, and in place of upstream's
+ *    `file.go:line` the module that logged (its `component` or `backend`,
+ *    else `flanneld`), then `] `, the message, and the line's structured
+ *    fields as klog's structured calls (InfoS) write them: ` key="value"`;
+ *  - json: one pino JSON object per line, with the structured fields.
+ *
+ * -v >= 1 enables debug lines (klog's V(1) and above: written as I lines).
+ * Secrets never reach the logger: the config is logged redacted
+ * (src/cli/config.ts).
  */
+import * as fs from 'node:fs';
 import pino from 'pino';
 import type { Logger } from './log';
 
-export function createLogger(verbosity: number, destination: number = 2): Logger {
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export function isLogFormat(v: string): v is LogFormat {
+  return (LOG_FORMATS as readonly string[]).includes(v);
+}
+
+export function createLogger(verbosity: number, format: LogFormat = 'text', destination: number = 2): Logger {
+  if (format === 'text') return new KlogTextLogger(verbosity >= 1, (line) => fs.writeSync(destination, line));
   return pino(
     {
       level: verbosity >= 1 ? 'debug' : 'info',
@@ -16,4 +37,63 @@ export function createLogger(verbosity: number, destination: number = 2): Logger
     },
     pino.destination({ fd: destination, sync: true }),
   ) as unknown as Logger;
+}
+
+const SEVERITY = { debug: 'I', info: 'I', warn: 'W', error: 'E' } as const;
+
+/** klog's header for a line logged at `at` by process `pid` from `module`. */
+export function klogLine(level: keyof typeof SEVERITY, at: Date, pid: number, module: string, msg: string): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  const micros = String(at.getMilliseconds() * 1000).padStart(6, '0');
+  const date = `${two(at.getMonth() + 1)}${two(at.getDate())}`;
+  const time = `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}.${micros}`;
+  return `${SEVERITY[level]}${date} ${time} ${String(pid).padStart(7)} ${module}] ${msg}\n`;
+}
+
+/** The module a line names: the logger's component or backend binding. */
+function moduleOf(bindings: Record<string, unknown>): string {
+  const m = bindings['component'] ?? bindings['backend'];
+  return typeof m === 'string' && m !== '' ? m : 'flanneld';
+}
+
+/** ` key=value` for each field (strings quoted, objects as JSON), as klog's InfoS; module names are in the header already. */
+export function structuredFields(fields: Record<string, unknown>): string {
+  let out = '';
+  for (const [k, v] of Object.entries(fields)) {
+    if (k === 'component' || k === 'backend' || v === undefined) continue;
+    out += ` ${k}=${typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v, (_key, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`;
+  }
+  return out;
+}
+
+export class KlogTextLogger implements Logger {
+  constructor(
+    private readonly debugOn: boolean,
+    private readonly write: (line: string) => void,
+    private readonly bindings: Record<string, unknown> = {},
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  private line(level: keyof typeof SEVERITY, obj: object, msg: string): void {
+    const fields = obj as Record<string, unknown>;
+    const module = moduleOf({ ...this.bindings, ...fields });
+    // Multi-line messages stay one record per line, as klog writes them.
+    this.write(klogLine(level, this.now(), process.pid, module, msg.replace(/\n/g, '\n    ') + structuredFields(fields)));
+  }
+
+  debug(obj: object, msg: string): void {
+    if (this.debugOn) this.line('debug', obj, msg);
+  }
+  info(obj: object, msg: string): void {
+    this.line('info', obj, msg);
+  }
+  warn(obj: object, msg: string): void {
+    this.line('warn', obj, msg);
+  }
+  error(obj: object, msg: string): void {
+    this.line('error', obj, msg);
+  }
+  child(bindings: object): Logger {
+    return new KlogTextLogger(this.debugOn, this.write, { ...this.bindings, ...bindings }, this.now);
+  }
 }

@@ -86,5 +86,8 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
     const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
     assert.equal(code, 1, err);
     assert.match(err, /Error registering network: failed to open TUN device: ioctl TUNSETIFF: Operation not permitted \(EPERM\)\. Fix: creating a TUN device needs CAP_NET_ADMIN/);
+    // The default log format is klog's line shape, as upstream's.
+    assert.match(err, /^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ flanneld\] CLI flags config config=\{"etcd":/m);
+    assert.match(err, /^E\d{4} [\d:.]+ +\d+ flanneld\] Error registering network: /m);
   });
 });

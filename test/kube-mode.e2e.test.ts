@@ -118,7 +118,7 @@ for (const bc of CASES) {
       test('without the /dev/net/tun mount the udp backend exits 1 with upstream\'s error and the fix', { timeout: 30_000 }, async () => {
         // A pod without the hostPath mount: the node's /dev/net is empty in its mount namespace.
         const spec = c.topology.nodes[2]!;
-        const args = [FLANNELD, '-kube-subnet-mgr', `-kubeconfig-file=${c.kubeconfig}`, `-net-config-path=${c.netConfPath}`, `-iface=${spec.underlayIf}`, `-subnet-file=/tmp/${lab.prefix}-notun.env`];
+        const args = [FLANNELD, '-log-format=json', '-kube-subnet-mgr', `-kubeconfig-file=${c.kubeconfig}`, `-net-config-path=${c.netConfPath}`, `-iface=${spec.underlayIf}`, `-subnet-file=/tmp/${lab.prefix}-notun.env`];
         const script = `mount -t tmpfs tmpfs /dev/net && exec env NODE_NAME=${kubeNodeName(3)} ${[process.execPath, ...args].join(' ')}`;
         const n = new FlannelNode(spec, lab.spawn(spec.ns, 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]), `/tmp/${lab.prefix}-notun.env`);
         assert.equal(await n.waitExit(20_000), 1, n.logLines.slice(-5).join('\n'));

@@ -54,6 +54,7 @@ export const FLANNEL_FLAGS: readonly FlagSpec[] = [
   { name: 'net-config-path', kind: 'string', default: '/etc/kube-flannel/net-conf.json', usage: 'path to the network configuration file' },
   { name: 'set-node-network-unavailable', kind: 'bool', default: true, usage: 'set NodeNetworkUnavailable after ready' },
   { name: 'v', kind: 'int', default: 0, usage: 'number for the log level verbosity', base10Only: true },
+  { name: 'log-format', kind: 'string', default: 'text', usage: 'log line format: text (klog, as upstream) or json (one JSON object per line)' },
   { name: 'vmodule', kind: 'string', default: '', usage: 'comma-separated list of pattern=N settings for file-filtered logging' },
   { name: 'log_backtrace_at', kind: 'string', default: '', usage: 'when logging hits line file:N, emit a stack trace' },
 ];

@@ -6,7 +6,7 @@
  * Deliberate deviations (README): an unknown or malformed flag prints usage
  * and exits 2 (upstream exits 0); the etcd password is never logged.
  */
-import { createLogger } from '../logging';
+import { createLogger, isLogFormat, type LogFormat } from '../logging';
 import type { Logger } from '../log';
 import { VERSION } from '../version';
 import { buildConfig, ConfigError, type FlannelConfig, redactedConfig } from './config';
@@ -19,7 +19,7 @@ export interface MainIo {
   argv0: string;
   /** Runs the daemon with the validated config; resolves with the exit code. */
   runDaemon: (cfg: FlannelConfig, log: Logger) => Promise<number>;
-  createLogger: (verbosity: number) => Logger;
+  createLogger: (verbosity: number, format: LogFormat) => Logger;
   stdout: (s: string) => void;
   /** `flanneld cleanup`; resolves with the exit code. */
   runCleanup: (stdout: (s: string) => void, stderr: (s: string) => void) => Promise<number>;
@@ -93,7 +93,12 @@ export async function run(argv: readonly string[], io: Partial<MainIo> = {}): Pr
   }
   const envProblems = applyEnvironment(parsed, FLANNEL_FLAGS, env);
   let cfg: FlannelConfig;
-  const log = (io.createLogger ?? createLogger)(Number(parsed.values.get('v') ?? 0));
+  const format = String(parsed.values.get('log-format') ?? 'text');
+  if (!isLogFormat(format)) {
+    stderr(`invalid value "${format}" for flag -log-format: use text or json\n${usage(argv0)}`);
+    return 2;
+  }
+  const log = (io.createLogger ?? createLogger)(Number(parsed.values.get('v') ?? 0), format);
   for (const p of envProblems) {
     log.error({ variable: p.variable, value: p.value, err: p.error }, `Failed to set flag FLANNELD from env ${p.variable}=${JSON.stringify(p.value)}: ${p.error}; keeping the default`);
   }
