@@ -103,6 +103,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
       throw new StartupError(`Failed to create SubnetManager: ${errorText(e)}`);
     }
     cleanups.push(['subnet manager', () => manager.close()]);
+    status.manager = manager;
 
     // Step 8: the health server, before any config is known.
     if (cfg.healthzPort > 0) {
@@ -190,6 +191,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     }
     cleanups.unshift(['backend', () => bn.stop()]);
     status.backend = bn;
+    status.backendType = backend.type;
     const held: HeldLease = manager.holdLease(bn.lease);
     status.held = held;
     cleanups.unshift(['lease keeper', () => held.stop()]);

@@ -12,8 +12,9 @@
  *   in place, subnet.env written.
  */
 import type { BackendNetwork, BackendNetworkStatus, DatapathProgress, DatapathReport } from '../backends/backend';
+import { leaseKey } from '../lease/lease';
 import type { GuardStats, PeerLeaseGuard } from '../lease/peer-lease-guard';
-import type { HeldLease, LeasesWatch, LeasesWatchStats } from '../lease/subnet-manager';
+import type { HeldLease, LeasesWatch, LeasesWatchStats, SubnetManager } from '../lease/subnet-manager';
 import type { TrafficRules } from '../traffic/traffic-manager';
 
 /** A datapath thread silent this long is stuck (it wakes every second when idle). */
@@ -27,8 +28,14 @@ export interface StatusSnapshot {
   leasesWatch: LeasesWatchStats | undefined;
   /** What the guard routes and refuses of those leases. */
   leases: GuardStats | undefined;
-  /** Seconds until the own etcd lease expires; undefined for a reservation, in kube mode, or before the lease. */
-  leaseSecondsLeft: number | undefined;
+  /** When the own etcd lease expires (Unix seconds); undefined for a reservation, in kube mode, or before the lease. */
+  leaseExpiresAt: number | undefined;
+  /** The own lease's subnet(s), once held (src/lease/lease.ts leaseKey). */
+  leaseSubnet: string | undefined;
+  /** The backend's type ("udp", "vxlan", "host-gw"), once known. */
+  backendType: string | undefined;
+  /** The lease store and its failed requests so far. */
+  store: { name: 'etcd' | 'kubernetes'; requestErrors: number } | undefined;
   leaseHeld: boolean;
   trafficInPlace: boolean | undefined;
   subnetEnvWritten: boolean;
@@ -51,7 +58,7 @@ export function readinessProblems(s: StatusSnapshot): string[] {
   if (s.starting || !s.backend) return ['starting'];
   if (!s.leaseHeld) out.push('the lease is not held');
   const w = s.leasesWatch;
-  if (!w || !w.connected) out.push('the etcd lease watch is not connected');
+  if (!w || !w.connected) out.push(`the lease watch (${s.store?.name === 'kubernetes' ? 'the Kubernetes node watch' : 'etcd'}) is not connected`);
   if (s.datapath && !s.datapath.running) out.push('the datapath is not running');
   if (!s.backend.synced) out.push('the lease snapshot is not applied yet');
   for (const r of s.backend.reconcilers) {
@@ -69,6 +76,8 @@ export class NodeStatus {
   leasesWatch: LeasesWatch | undefined;
   guard: PeerLeaseGuard | undefined;
   traffic: TrafficRules | undefined;
+  backendType: string | undefined;
+  manager: Pick<SubnetManager, 'store' | 'requestErrors'> | undefined;
   subnetEnvWritten = false;
   leaseLost = false;
   stopping = false;
@@ -88,7 +97,10 @@ export class NodeStatus {
       datapath: this.backend?.datapath?.report(),
       leasesWatch: this.leasesWatch?.stats,
       leases: this.guard?.stats,
-      leaseSecondsLeft: exp ? Math.max(0, (exp.getTime() - this.now()) / 1000) : undefined,
+      leaseExpiresAt: exp ? exp.getTime() / 1000 : undefined,
+      leaseSubnet: this.backend ? leaseKey(this.backend.lease) : undefined,
+      backendType: this.backendType,
+      store: this.manager ? { name: this.manager.store, requestErrors: this.manager.requestErrors() } : undefined,
       leaseHeld: this.held !== undefined && !this.leaseLost,
       trafficInPlace: this.traffic?.inPlace,
       subnetEnvWritten: this.subnetEnvWritten,

@@ -59,4 +59,7 @@ export interface SubnetManager {
   storedVtepMac?(family?: 4 | 6): Promise<string | undefined>;
   /** Kube mode: called once the node is up (READY=1): the NetworkUnavailable=False condition (upstream's CompleteLease). */
   completeLease?(): Promise<void>;
+  /** Which store it talks to, and how many of its requests failed so far (metrics). */
+  readonly store: 'etcd' | 'kubernetes';
+  requestErrors(): number;
 }

@@ -101,6 +101,8 @@ class MemoryWatch implements KvWatch {
 
 export class MemoryKv implements KvStore {
   readonly endpoints = ['memory'];
+  /** Requests that failed (down, or a hook's failure). */
+  requestErrors = 0;
   revision = 1n;
   compactedAt = 0n;
   clusterId = '14841639068965178418';
@@ -205,16 +207,24 @@ export class MemoryKv implements KvStore {
   // ---------------------------------------------------------------- KvStore
 
   private check(op: string): void {
-    if (!this.isUp) throw new EtcdUnavailableError(op, this.endpoints, new Error('connection refused'));
+    if (this.isUp) return;
+    this.requestErrors++;
+    throw new EtcdUnavailableError(op, this.endpoints, new Error('connection refused'));
   }
 
   private write<T>(kind: WriteKind, key: string, apply: () => T): T {
     this.check(`${kind} ${key}`);
     const fate = this.hooks.beforeWrite?.(kind, key) ?? 'ok';
     this.writes.push({ kind, key, fate });
-    if (fate === 'fail') throw new EtcdUnavailableError(`${kind} ${key}`, this.endpoints, new Error('deadline exceeded'));
+    if (fate === 'fail') {
+      this.requestErrors++;
+      throw new EtcdUnavailableError(`${kind} ${key}`, this.endpoints, new Error('deadline exceeded'));
+    }
     const result = apply();
-    if (fate === 'apply-then-fail') throw new EtcdUnavailableError(`${kind} ${key}`, this.endpoints, new Error('deadline exceeded (the reply was lost)'));
+    if (fate === 'apply-then-fail') {
+      this.requestErrors++;
+      throw new EtcdUnavailableError(`${kind} ${key}`, this.endpoints, new Error('deadline exceeded (the reply was lost)'));
+    }
     return result;
   }
 

@@ -22,6 +22,9 @@ function entryOf(kv: IKeyValue): KvEntry {
 }
 
 export class Etcd3Kv implements KvStore {
+  /** Requests that failed (any reason), for flanneld_store_request_errors_total. */
+  requestErrors = 0;
+
   constructor(
     private readonly client: Etcd3,
     readonly endpoints: readonly string[],
@@ -32,6 +35,7 @@ export class Etcd3Kv implements KvStore {
     try {
       return await f();
     } catch (e) {
+      this.requestErrors++;
       throw classifyEtcdError(e, op, this.endpoints);
     }
   }

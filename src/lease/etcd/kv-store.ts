@@ -70,6 +70,8 @@ export interface KvWatch {
 export interface KvStore {
   /** For messages: where the store is. */
   readonly endpoints: readonly string[];
+  /** Requests that failed so far (metrics). */
+  readonly requestErrors: number;
   get(key: string): Promise<{ entry: KvEntry | undefined; header: KvHeader }>;
   /** Every key starting with `prefix`, in key order. */
   list(prefix: string): Promise<{ entries: KvEntry[]; header: KvHeader }>;

@@ -44,6 +44,7 @@ export interface EtcdSubnetManagerOptions {
 const MAX_ACQUIRE_RACES = 10;
 
 export class EtcdSubnetManager implements SubnetManager {
+  readonly store = 'etcd';
   readonly registry: SubnetRegistry;
   private readonly log: Logger;
   private readonly ttl: number;
@@ -209,6 +210,10 @@ export class EtcdSubnetManager implements SubnetManager {
     w.start();
     this.watches.add(w);
     return w;
+  }
+
+  requestErrors(): number {
+    return this.registry.kv.requestErrors;
   }
 
   async close(): Promise<void> {

@@ -236,6 +236,7 @@ export class NodeInformer {
     private readonly api: CoreV1Api,
     private readonly handlers: NodeWatchHandlers,
     private readonly log: Logger,
+    private readonly noteError: () => void = () => undefined,
   ) {}
 
   /** The first list has been delivered. */
@@ -286,6 +287,7 @@ export class NodeInformer {
 
   private failed(e: unknown): void {
     if (this.stopped) return;
+    this.noteError();
     const { status, detail } = statusDetail(e);
     const err = new KubeApiError('list/watch nodes', status, detail);
     // A healthy stretch of 2 min resets the backoff, as client-go's reflector does.
@@ -312,6 +314,8 @@ export class NodeInformer {
 /** The calls of docs/compatibility.md §11.2 (A, D/E, F/G) and the informer (B, C). */
 export class KubeClient {
   private readonly api: CoreV1Api;
+  /** API requests that failed (calls, and node list/watch failures): flanneld_store_request_errors_total. */
+  requestErrors = 0;
 
   constructor(
     readonly config: KubeConfig,
@@ -328,24 +332,33 @@ export class KubeClient {
     return this.config.getCurrentCluster()?.server ?? '';
   }
 
+  private async counted<T>(operation: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await call(operation, f);
+    } catch (e) {
+      this.requestErrors++;
+      throw e;
+    }
+  }
+
   /** Call A. */
   async getPod(namespace: string, name: string): Promise<{ spec?: { nodeName?: string } }> {
-    return call(`get pod ${namespace}/${name}`, () => this.api.readNamespacedPod({ name, namespace }));
+    return this.counted(`get pod ${namespace}/${name}`, () => this.api.readNamespacedPod({ name, namespace }));
   }
 
   /** Calls D and E. */
   async getNode(name: string): Promise<KubeNode> {
-    return call(`get node ${name}`, () => this.api.readNode({ name }));
+    return this.counted(`get node ${name}`, () => this.api.readNode({ name }));
   }
 
   /** Calls F and G: a strategic-merge patch of the node's status subresource. */
   async patchNodeStatus(name: string, body: string): Promise<void> {
-    await call(`patch node ${name} status`, () =>
+    await this.counted(`patch node ${name} status`, () =>
       this.api.patchNodeStatus({ name, body: JSON.parse(body) as object }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)),
     );
   }
 
   nodeInformer(handlers: NodeWatchHandlers): NodeInformer {
-    return new NodeInformer(this.config, this.api, handlers, this.log);
+    return new NodeInformer(this.config, this.api, handlers, this.log, () => this.requestErrors++);
   }
 }

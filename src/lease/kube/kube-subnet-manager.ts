@@ -98,6 +98,7 @@ export function readNetConf(file: string): NetworkConfig {
 }
 
 export class KubeSubnetManager implements SubnetManager {
+  readonly store = 'kubernetes';
   private readonly tracker: NodeLeaseTracker;
   private informer: NodeInformer | undefined;
   private ownNode: KubeNode | undefined;
@@ -222,6 +223,10 @@ export class KubeSubnetManager implements SubnetManager {
       this.log.warn({ err: errorText(e) }, `Failed to get node for backend data: ${errorText(e)}`);
       return { publicIp: undefined, publicIpv6: undefined };
     }
+  }
+
+  requestErrors(): number {
+    return this.client.requestErrors;
   }
 
   /** Call E (vxlan): the VtepMAC published earlier (of flannel-v6.<VNI> for `family` 6), so a restart keeps the MAC peers know. */
