@@ -1,10 +1,19 @@
 # The flannel-ts image for the kube-flannel DaemonSet (dist/kube-flannel-udp.yml).
 # Like upstream's image it provides /opt/bin/flanneld and /opt/bin/install-conf,
-# and the iptables / nft tools the traffic rules need (docs/compatibility.md §8, §11.9).
+# the iptables (legacy and nft, chosen to match the host by
+# dist/iptables-wrapper.sh) and nft tools the traffic rules need, and
+# mk-docker-opts.sh.
 #
 #   docker build -t ghcr.io/flannel-ts/flanneld:v0.1.0 .
+#
+# Node: 24 is the current LTS line (the tests run on Node 20; 22 and 24 are
+# claimed by package.json "engines", not tested here). The image cannot be
+# built on the development machine (no registry access); test/packaging.test.ts
+# checks what can be checked without building it.
 
-FROM node:20-bookworm AS build
+ARG NODE_VERSION=24
+
+FROM node:${NODE_VERSION}-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -16,16 +25,35 @@ COPY bin ./bin
 COPY lab ./lab
 COPY bench ./bench
 COPY test ./test
-# node-gyp finds the headers of the image's own node; `npm ci` builds the addon and the TypeScript.
+COPY dist ./dist
+COPY docs ./docs
+COPY README.md CHANGELOG.md ./
+COPY scripts ./scripts
+# node-gyp finds the headers of the image's own node; `npm ci` builds the
+# addon and the TypeScript, and says what failed (the .npmrc silences npm).
 ENV npm_config_nodedir=/usr/local
-RUN npm ci && npm prune --omit=dev && rm -rf native/*/*.o build/Release/obj.target test lab bench out/test out/lab out/bench
+RUN npm_config_loglevel=warn npm ci \
+ && node scripts/release.mjs --out /tmp/release \
+ && mkdir /opt/release && tar -xzf /tmp/release/flannel-ts-*.tar.gz -C /opt/release
 
-FROM node:20-bookworm-slim
+FROM node:${NODE_VERSION}-bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="flannel-ts" \
+      org.opencontainers.image.description="flanneld for Kubernetes and etcd clusters: udp (user-space, fast), vxlan and host-gw backends" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.documentation="https://github.com/flannel-ts/flannel-ts/blob/main/README.md"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables nftables iproute2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/flannel-ts /opt/flannel-ts
-RUN mkdir -p /opt/bin \
+COPY --from=build /opt/release/flannel-ts /opt/flannel-ts
+# iptables, ip6tables and their -save/-restore go through the wrapper, which
+# picks the host's backend; the real tools stay as iptables-legacy/-nft.
+RUN for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do \
+      ln -sf /opt/flannel-ts/dist/iptables-wrapper.sh "/usr/sbin/$t"; \
+    done \
+ && mkdir -p /opt/bin \
  && ln -s /opt/flannel-ts/bin/flanneld /opt/bin/flanneld \
- && ln -s /opt/flannel-ts/bin/install-conf /opt/bin/install-conf
+ && ln -s /opt/flannel-ts/bin/install-conf /opt/bin/install-conf \
+ && ln -s /opt/flannel-ts/dist/mk-docker-opts.sh /opt/bin/mk-docker-opts.sh
 ENTRYPOINT ["/opt/bin/flanneld"]

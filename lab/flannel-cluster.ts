@@ -37,6 +37,8 @@ export interface FlannelClusterOptions {
   underlay?: 'bridge' | 'veth';
   /** A dual-stack underlay (IPv6 addresses on it, IPv6 forwarding on). */
   ipv6?: boolean;
+  /** The flanneld to run (default: this checkout's bin/flanneld), e.g. one from the release tarball. */
+  flanneld?: string;
 }
 
 /** One flanneld process and what it wrote. */
@@ -109,6 +111,10 @@ export class FlannelNode {
 export abstract class FlanneldNodes {
   readonly nodes: Array<FlannelNode | undefined>;
   protected readonly dir: string;
+  /** The bin/flanneld startNode runs. */
+  flanneld = FLANNELD;
+  /** Runs flanneld under this command (e.g. setpriv with fewer capabilities); empty by default. */
+  commandPrefix: string[] = [];
 
   protected constructor(
     readonly lab: Lab,
@@ -135,7 +141,7 @@ export abstract class FlanneldNodes {
     const spec = this.topology.nodes[i - 1]!;
     const given = (...flags: string[]) => extraArgs.some((a) => flags.some((f) => a === `-${f}` || a === `--${f}` || a.startsWith(`-${f}=`) || a.startsWith(`--${f}=`)));
     const args = [
-      testFaults.length > 0 ? FLANNELD_WITH_FAULTS : FLANNELD,
+      testFaults.length > 0 ? FLANNELD_WITH_FAULTS : this.flanneld,
       ...this.controlArgs(i, given),
       ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
@@ -144,7 +150,8 @@ export abstract class FlanneldNodes {
       ...extraArgs,
     ];
     const fullEnv = testFaults.length > 0 ? { ...env, [TEST_FAULTS_ENV]: testFaults.join(',') } : env;
-    const proc = this.lab.spawn(spec.ns, 'env', [...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`), process.execPath, ...args]);
+    const command = [...this.commandPrefix, 'env', ...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`), process.execPath, ...args];
+    const proc = this.lab.spawn(spec.ns, command[0]!, command.slice(1));
     const subnetArg = [...args].reverse().find((a) => /^--?subnet-file=/.test(a));
     const node = new FlannelNode(spec, proc, subnetArg ? subnetArg.slice(subnetArg.indexOf('=') + 1) : this.subnetFileOf(i));
     this.nodes[i - 1] = node;
@@ -221,6 +228,7 @@ export class FlannelCluster extends FlanneldNodes {
     }
     const etcd = await EtcdServer.start(lab, { ns: etcdNs, host, clientPort: ETCD_PORT, peerPort: ETCD_PORT + 1 });
     const c = new FlannelCluster(lab, topology, etcd, opts.prefix ?? PREFIX, etcdNs);
+    if (opts.flanneld) c.flanneld = opts.flanneld;
     await c.etcdctl('put', `${c.prefix}/config`, JSON.stringify(opts.config));
     return c;
   }
