@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { Ipv4Net, formatIpv4 } from '../src/util/ipv4';
 import { formatIpv6, Ipv6Net } from '../src/util/ipv6';
 import { parseDotenv } from '../src/lease/subnet-file';
@@ -19,6 +19,15 @@ import { attachPod, buildCluster, type Cluster, type NodeSpec } from './topology
 export const FLANNELD = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
 /** flanneld with the test build of the addon and faults armed (test/bin/flanneld-test.ts). */
 export const FLANNELD_WITH_FAULTS = path.resolve(__dirname, '..', 'test', 'bin', 'flanneld-test.js');
+/** `flanneld cleanup` in a namespace (flanneld stopped first): exit code, stdout, stderr. */
+export function runCleanup(ns: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, FLANNELD, 'cleanup'], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
 export const ETCD_HOST = '192.168.100.254';
 export const ETCD_PORT = 2379;
 export const PREFIX = '/coreos.com/network';

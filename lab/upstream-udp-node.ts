@@ -7,6 +7,7 @@
  * would. Tests use it as the upstream peer of a mixed cluster; the benchmark
  * as "what you run today".
  */
+import { type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { type Ipv4Net, formatIpv4 } from '../src/util/ipv4';
 import { JsonChannel } from './json-channel';
@@ -32,8 +33,28 @@ export class UpstreamUdpNode {
     readonly tun: string,
     readonly port: number,
     /** The forwarder's process (`ip netns exec` execs it in place). */
-    readonly pid: number,
+    private readonly child: ChildProcess,
   ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Stops the forwarder, as stopping upstream flanneld does: flannel0 and its route go with the process. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`upstream_udp_proxy did not exit within ${timeoutMs} ms of SIGTERM`)), timeoutMs);
+    });
+    try {
+      await Promise.race([exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   static async start(lab: Lab, o: UpstreamUdpNodeOptions): Promise<UpstreamUdpNode> {
     const port = o.port ?? 8285;
@@ -43,7 +64,7 @@ export class UpstreamUdpNode {
     await lab.exec(o.ns, 'ip', ['addr', 'add', `${formatIpv4(o.subnet.network)}/32`, 'dev', tun]);
     await lab.exec(o.ns, 'ip', ['link', 'set', 'dev', tun, 'mtu', String(o.mtu), 'up']);
     await lab.exec(o.ns, 'ip', ['route', 'add', o.network.toString(), 'dev', tun]);
-    return new UpstreamUdpNode(channel, tun, port, child.pid!);
+    return new UpstreamUdpNode(channel, tun, port, child);
   }
 
   /** Routes `subnet` to `peer` (upstream: on a lease "added" event). */

@@ -7,10 +7,9 @@
  * `flanneld cleanup`, and /healthz failing on a stuck datapath thread.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { type HttpAnswer, httpGet, type NotifyListener, notifyListener } from '../lab/daemon-probes';
-import { FLANNELD, FlannelCluster } from '../lab/flannel-cluster';
+import { FlannelCluster, runCleanup } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ping } from '../lab/topology';
 import { pingSeries } from '../lab/traffic';
@@ -20,15 +19,6 @@ import { filterGolden, natGolden } from './helpers/traffic-goldens';
 
 const HEALTHZ_PORT = 10254;
 const RESYNC_S = 1;
-
-/** `flanneld cleanup` in a namespace: exit code, stdout, stderr. */
-function runCleanup(ns: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, process.execPath, FLANNELD, 'cleanup'], { timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('flanneld operations: udp node', ROOT_SUITE, () => {
   let lab: Lab;

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Capture } from '../lab/capture';
-import { FlannelCluster } from '../lab/flannel-cluster';
+import { FlannelCluster, runCleanup } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { ipv4Fields, ipv4HeaderChecksumValid, l4ChecksumValid } from '../lab/packets';
 import { attachPod, ping } from '../lab/topology';
@@ -124,5 +124,54 @@ describe('mixed cluster: flannel-ts nodes beside an upstream-style udp node', RO
     } finally {
       await upstream.setRoute(cluster.topology.nodes[2]!.podSubnet, cluster.topology.nodes[2]!.underlayAddress);
     }
+  });
+
+  test('migrating node 2 from upstream to flannel-ts and back: the same subnet, the same pod addresses, traffic each time, no bad checksum', { timeout: 120_000 }, async () => {
+    const n2 = cluster.topology.nodes[1]!;
+    const key = `${cluster.prefix}/subnets/10.5.2.0-24`;
+    const addedOn = (i: number) => cluster.nodes[i - 1]!.messages().filter((m) => m === `Subnet added: 10.5.2.0/24 via ${n2.underlayAddress}`).length;
+    const pingsEveryWay = async (what: string) => {
+      for (const [a, b] of [[1, 2], [2, 1], [3, 2], [2, 3]] as const) {
+        assert.ok(await eventually(() => ping(lab, pod(a).ns, pod(b).address, 1), (ok) => ok, 10_000, `${what}: pod ${a} -> pod ${b}`));
+      }
+    };
+    const tcpWithoutChecksumErrors = async (port: number) => {
+      const before = await Promise.all([1, 2, 3].map((i) => kernelChecksumErrors(lab, pod(i).ns)));
+      const runs = await Promise.all([
+        tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address, port, 10_000_000),
+        tcpTransfer(lab, pod(2).ns, pod(3).ns, pod(3).address, port + 1, 10_000_000),
+      ]);
+      for (const r of runs) assert.equal(r.receivedSha256, r.sentSha256);
+      assert.deepEqual(await Promise.all([1, 2, 3].map((i) => kernelChecksumErrors(lab, pod(i).ns))), before, 'no pod dropped a packet for a bad checksum');
+    };
+
+    // Upstream -> flannel-ts: stop upstream's datapath (flannel0 goes with it),
+    // start flanneld against the same etcd. It finds the lease with its
+    // PublicIP and keeps the subnet, so the pod keeps its address.
+    await upstream.stop();
+    assert.ok(!(await lab.exec(n2.ns, 'ip', ['link', 'show'])).stdout.includes(upstream.tun), 'flannel0 left with upstream');
+    const seen = [addedOn(1), addedOn(3)];
+    cluster.startNode(2);
+    assert.equal((await cluster.waitSubnet(2)).toString(), UPSTREAM_SUBNET.toString(), 'the same subnet');
+    assert.match(await cluster.etcdctl('get', '--print-value-only', key), /"Capabilities":\["partial-checksums"\]/, 'the lease now says what flannel-ts takes');
+    await eventually(async () => [addedOn(1), addedOn(3)], (n) => n[0]! > seen[0]! && n[1]! > seen[1]!, 10_000, 'the peers saw the changed lease');
+    await pingsEveryWay('on flannel-ts');
+    await tcpWithoutChecksumErrors(5201);
+
+    // And back: stop flanneld, `flanneld cleanup` removes its rules (flannel0
+    // went with the process), and upstream takes the node over with the
+    // same subnet, rewriting the lease in its own bytes.
+    assert.equal(await cluster.nodes[1]!.stop('SIGTERM', 5000), 0);
+    const c = await runCleanup(n2.ns);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^removed rule iptables -t filter -A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD$/m);
+    assert.ok(!(await lab.exec(n2.ns, 'ip', ['link', 'show'])).stdout.includes('flannel0'), 'no flannel0 left for upstream to trip over');
+    const seenBack = [addedOn(1), addedOn(3)];
+    await cluster.etcdctl('put', key, `{"PublicIP":"${n2.underlayAddress}","PublicIPv6":null}`);
+    await eventually(async () => [addedOn(1), addedOn(3)], (n) => n[0]! > seenBack[0]! && n[1]! > seenBack[1]!, 10_000, 'the peers saw upstream\'s lease');
+    upstream = await UpstreamUdpNode.start(lab, { ns: n2.ns, bindAddress: n2.underlayAddress, subnet: UPSTREAM_SUBNET, network: NETWORK, mtu: 1472 });
+    for (const i of [1, 3]) await upstream.setRoute(cluster.topology.nodes[i - 1]!.podSubnet, cluster.topology.nodes[i - 1]!.underlayAddress);
+    await pingsEveryWay('back on upstream');
+    await tcpWithoutChecksumErrors(5211);
   });
 });
