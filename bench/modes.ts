@@ -107,7 +107,7 @@ async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSe
 
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
-  { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched A1 path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
+  { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched recvmmsg/sendmmsg path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
   { name: 'upstream', description: 'the upstream-style udp forwarder (lab/upstream-udp: one thread, one read/sendto per packet, no offloads), what upstream flanneld runs today', setup: upstreamMode },
   { name: 'udp-no-source-check', description: 'the udp datapath with "SourceCheck": false (for the cost of the source check)', setup: (lab) => udpMode(lab, 'udp-no-source-check', { sourceCheck: false }), optional: true },
   { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }), optional: true },
