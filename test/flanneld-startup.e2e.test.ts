@@ -1,7 +1,7 @@
 /**
- * Startup failures of the real bin/flanneld say what to do (B2): no usable
+ * Startup failures of the real bin/flanneld say what to do: no usable
  * interface (the candidates), etcd unreachable (which endpoint), TUN not
- * openable (the A1 messages), bad config (the key and an example), unknown
+ * openable (what is missing), bad config (the key and an example), unknown
  * backend; and a signal during startup is a clean exit 0.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * No import runs up a layer (README, "Layout"): the layers of src/, from
+ * No import runs up a layer (docs/architecture.md, "Layers"): the layers of src/, from
  * the bottom, are util/ (and the logger interface), addon/ (the native
  * loader), then forwarder/, routing/, lease/ and traffic/, then backends/,
  * then daemon/, then cli/. Of the backends only backends/udp reaches the

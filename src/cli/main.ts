@@ -3,7 +3,7 @@
  * -version before the environment is read, FLANNELD_* variables for flags
  * not given, one frozen config, then the daemon.
  *
- * Deliberate deviations (README): an unknown or malformed flag prints usage
+ * Deliberate deviations (docs/compatibility.md §12): an unknown or malformed flag prints usage
  * and exits 2 (upstream exits 0); the etcd password is never logged.
  */
 import { createLogger, isLogFormat, type LogFormat } from '../logging';

@@ -2,7 +2,7 @@
  * The udp backend's options: the `Backend` object of the network config
  * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`,
  * `AllowExternalSources`, `SourcePorts`, `AdvertiseCapabilities`, `Workers` and
- * `Offload` are ours (documented in the README); upstream ignores them,
+ * `Offload` are ours (documented in docs/operations.md); upstream ignores them,
  * so one network config serves mixed clusters.
  */
 import * as os from 'node:os';
