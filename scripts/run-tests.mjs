@@ -17,7 +17,9 @@ process.chdir(root);
 
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 // A fresh out/test: a test file renamed or deleted in test/ must not run from a stale build.
+// The build info goes too, or the incremental build would not emit the files again.
 fs.rmSync(path.join(root, 'out', 'test'), { recursive: true, force: true });
+fs.rmSync(path.join(root, 'out', '.tsbuildinfo'), { force: true });
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { stdio: 'inherit' });
 
 function listTests(dir) {
