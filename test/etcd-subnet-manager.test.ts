@@ -209,15 +209,16 @@ describe('etcd subnet manager on the in-memory etcd', () => {
     const first = batches[0]!;
     assert.equal(first.kind, 'snapshot');
     assert.deepEqual(first.kind === 'snapshot' && first.records.map((r) => r.id).sort(), ['10.3.1.0-24', '10.3.2.0-24', '10.3.31.0-24', '10.3.4.0-24', '10.3.5.0-24'].map((k) => `${SUBNETS}/${k}`));
-    kv.put(`${SUBNETS}/10.3.7.0-24`, udpValue('1.1.1.7'));
+    // Keys above SubnetMax: the own lease is drawn at random from the range and could take a key in it.
+    kv.put(`${SUBNETS}/10.3.27.0-24`, udpValue('1.1.1.27'));
     kv.put(`${SUBNETS}/junk`, 'x');
-    kv.put(`${SUBNETS}/10.3.8.0-24`, 'not json');
+    kv.put(`${SUBNETS}/10.3.28.0-24`, 'not json');
     kv.put(`${SUBNETS}/10.3.2.1-24`, udpValue('6.6.6.6')); // host bits: would alias 10.3.2.0/24
-    kv.put(`${SUBNETS}/10.3.9.0-24`, udpValue('1.1.1.9'));
+    kv.put(`${SUBNETS}/10.3.29.0-24`, udpValue('1.1.1.29'));
     kv.delete(`${SUBNETS}/10.3.2.1-24`); // must not withdraw 10.3.2.0-24
     kv.delete(`${SUBNETS}/10.3.1.0-24`);
     await eventually(() => changesOf(batches), (x) => x.includes(`delete ${SUBNETS}/10.3.1.0-24`), 2000, 'the changes');
-    assert.deepEqual(changesOf(batches), [`put ${SUBNETS}/10.3.7.0-24`, `put ${SUBNETS}/10.3.9.0-24`, `delete ${SUBNETS}/10.3.2.1-24`, `delete ${SUBNETS}/10.3.1.0-24`]);
+    assert.deepEqual(changesOf(batches), [`put ${SUBNETS}/10.3.27.0-24`, `put ${SUBNETS}/10.3.29.0-24`, `delete ${SUBNETS}/10.3.2.1-24`, `delete ${SUBNETS}/10.3.1.0-24`]);
     assert.equal(log.records.filter((x) => /Ignoring bad subnet node/.test(x.msg)).length, 3);
     assert.ok(log.records.some((x) => /10\.3\.2\.1-24: the key has host bits set \(the subnet is 10\.3\.2\.0-24\)/.test(x.msg)));
     await w.stop();
@@ -230,11 +231,11 @@ describe('etcd subnet manager on the in-memory etcd', () => {
     const own = await m.acquireLease(attrs('1.2.3.4'), signal());
     kv.hooks.afterList = () => {
       kv.hooks.afterList = undefined;
-      kv.put(`${SUBNETS}/10.3.20.0-24`, udpValue('1.1.1.20'));
+      kv.put(`${SUBNETS}/10.3.30.0-24`, udpValue('1.1.1.30'));
     };
     const batches: RecordBatch[] = [];
     const w = m.watchLeases(own, (b) => batches.push(b));
-    await eventually(() => changesOf(batches), (x) => x.includes(`put ${SUBNETS}/10.3.20.0-24`), 2000, 'the put made right after the listing');
+    await eventually(() => changesOf(batches), (x) => x.includes(`put ${SUBNETS}/10.3.30.0-24`), 2000, 'the put made right after the listing');
     await w.stop();
     await m.close();
   });
