@@ -14,7 +14,10 @@
       "native/core/gro.cc",
       "native/core/gso.cc",
       "native/core/icmp.cc",
+      "native/core/icmpv6.cc",
       "native/core/ipv4.cc",
+      "native/core/ipv6.cc",
+      "native/core/lpm6_table.cc",
       "native/core/lpm_table.cc",
       "native/core/partial_checksum.cc",
       "native/core/tun_read.cc",
@@ -61,6 +64,7 @@
       "sources": [
         "<@(core_sources)",
         "native/test/core_tests.cc",
+        "native/test/ipv6_tests.cc",
         "native/test/offload_tests.cc",
         "native/test/test_main.cc",
       ],

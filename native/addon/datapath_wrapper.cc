@@ -13,17 +13,38 @@ namespace flannel {
 
 namespace {
 
-// One route object: {network: "10.5.2.0", prefixLen: 24, peer: "192.168.1.2", port: 8285}.
-std::pair<std::pair<uint32_t, uint8_t>, NextHop> ParseRoute(Napi::Env env, const Napi::Value& v) {
+// One route object: {network: "10.5.2.0", prefixLen: 24, peer: "192.168.1.2", port: 8285, flags?}.
+// An IPv6 network ("fd00:5:2::", prefixLen up to 128) routes inner IPv6 to the same kind of peer.
+struct ParsedRoute {
+  bool v6 = false;
+  std::pair<uint32_t, uint8_t> key4;
+  std::pair<Ipv6Addr, uint8_t> key6;
+  NextHop hop{0, 0};
+};
+
+bool IsIpv6Text(const std::string& text) { return text.find(':') != std::string::npos; }
+
+ParsedRoute ParseRouteNetwork(Napi::Env env, const Napi::Object& o) {
+  ParsedRoute r;
+  const std::string network = StringProperty(o, "network");
+  r.v6 = IsIpv6Text(network);
+  const uint8_t len = static_cast<uint8_t>(IntegerProperty(o, "prefixLen", 0, r.v6 ? 128 : 32));
+  if (r.v6) {
+    r.key6 = {mask_ipv6(ParseIpv6(env, network, "route network"), len), len};
+  } else {
+    r.key4 = {ParseIpv4(env, network, "route network") & prefix_mask(len), len};
+  }
+  return r;
+}
+
+ParsedRoute ParseRoute(Napi::Env env, const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "each route must be an object");
   Napi::Object o = v.As<Napi::Object>();
-  const uint8_t len = static_cast<uint8_t>(IntegerProperty(o, "prefixLen", 0, 32));
-  const uint32_t network = ParseIpv4(env, StringProperty(o, "network"), "route network") & prefix_mask(len);
-  NextHop hop;
-  hop.addr = ParseIpv4(env, StringProperty(o, "peer"), "route peer");
-  hop.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
-  hop.flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
-  return {{network, len}, hop};
+  ParsedRoute r = ParseRouteNetwork(env, o);
+  r.hop.addr = ParseIpv4(env, StringProperty(o, "peer"), "route peer");
+  r.hop.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
+  r.hop.flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
+  return r;
 }
 
 // {network: "10.5.1.0", prefixLen: 24}
@@ -37,11 +58,20 @@ Ipv4Prefix ParsePrefix(Napi::Env env, const Napi::Object& o, const char* key) {
   return out;
 }
 
-std::pair<uint32_t, uint8_t> ParseRouteKey(Napi::Env env, const Napi::Value& v) {
+ParsedRoute ParseRouteKey(Napi::Env env, const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "each removed route must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  const uint8_t len = static_cast<uint8_t>(IntegerProperty(o, "prefixLen", 0, 32));
-  return {ParseIpv4(env, StringProperty(o, "network"), "route network") & prefix_mask(len), len};
+  return ParseRouteNetwork(env, v.As<Napi::Object>());
+}
+
+// {network: "fd00:5:1::", prefixLen: 64}
+Ipv6Prefix ParsePrefix6(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("setIngressPolicy(policy): ") + key + " must be {network, prefixLen}");
+  Napi::Object p = v.As<Napi::Object>();
+  Ipv6Prefix out;
+  out.len = static_cast<uint8_t>(IntegerProperty(p, "prefixLen", 0, 128));
+  out.network = mask_ipv6(ParseIpv6(env, StringProperty(p, "network"), key), out.len);
+  return out;
 }
 
 Napi::Array ArrayArgument(const Napi::CallbackInfo& info, size_t i, const char* what) {
@@ -179,8 +209,12 @@ void DatapathWrapper::Publish() {
   std::vector<Ipv4Route> routes;
   routes.reserve(routes_.size());
   for (const auto& r : routes_) routes.push_back(Ipv4Route{r.first.first, r.first.second, r.second});
+  std::vector<Ipv6Route> routes6;
+  routes6.reserve(routes6_.size());
+  for (const auto& r : routes6_) routes6.push_back(Ipv6Route{r.first.first, r.first.second, r.second});
   auto state = std::make_unique<ForwardingState>();
   state->routes = LpmTable(routes);
+  state->routes6 = Lpm6Table(routes6);
   state->peers = AddrSet(peers_);
   state->policy = policy_;
   publisher_.publish(std::move(state));
@@ -285,11 +319,17 @@ Napi::Value DatapathWrapper::ReplaceRoutes(const Napi::CallbackInfo& info) {
   EnsureOpen(env, "replaceRoutes");
   Napi::Array list = ArrayArgument(info, 0, "replaceRoutes(routes)");
   std::map<RouteKey, NextHop> next;
+  std::map<Route6Key, NextHop> next6;
   for (uint32_t i = 0; i < list.Length(); ++i) {
-    auto r = ParseRoute(env, list.Get(i));
-    next[r.first] = r.second;
+    const ParsedRoute r = ParseRoute(env, list.Get(i));
+    if (r.v6) {
+      next6[r.key6] = r.hop;
+    } else {
+      next[r.key4] = r.hop;
+    }
   }
   routes_.swap(next);
+  routes6_.swap(next6);
   Publish();
   return env.Undefined();
 }
@@ -300,12 +340,24 @@ Napi::Value DatapathWrapper::UpdateRoutes(const Napi::CallbackInfo& info) {
   Napi::Array set = ArrayArgument(info, 0, "updateRoutes(set, remove): set");
   Napi::Array remove = ArrayArgument(info, 1, "updateRoutes(set, remove): remove");
   // Parse everything before touching routes_, so a bad entry changes nothing.
-  std::vector<std::pair<RouteKey, NextHop>> to_set;
-  std::vector<RouteKey> to_remove;
+  std::vector<ParsedRoute> to_set;
+  std::vector<ParsedRoute> to_remove;
   for (uint32_t i = 0; i < set.Length(); ++i) to_set.push_back(ParseRoute(env, set.Get(i)));
   for (uint32_t i = 0; i < remove.Length(); ++i) to_remove.push_back(ParseRouteKey(env, remove.Get(i)));
-  for (const RouteKey& k : to_remove) routes_.erase(k);
-  for (const auto& r : to_set) routes_[r.first] = r.second;
+  for (const ParsedRoute& k : to_remove) {
+    if (k.v6) {
+      routes6_.erase(k.key6);
+    } else {
+      routes_.erase(k.key4);
+    }
+  }
+  for (const ParsedRoute& r : to_set) {
+    if (r.v6) {
+      routes6_[r.key6] = r.hop;
+    } else {
+      routes_[r.key4] = r.hop;
+    }
+  }
   Publish();
   return env.Undefined();
 }
@@ -342,6 +394,12 @@ Napi::Value DatapathWrapper::SetIngressPolicy(const Napi::CallbackInfo& info) {
   p.partial_checksums = OptionalBooleanProperty(o, "partialChecksums", false);
   p.own_subnet = ParsePrefix(env, o, "ownSubnet");
   p.network = ParsePrefix(env, o, "network");
+  // Inner IPv6 with both of ownSubnet6 and network6.
+  p.ipv6 = !o.Get("ownSubnet6").IsUndefined();
+  if (p.ipv6) {
+    p.own_subnet6 = ParsePrefix6(env, o, "ownSubnet6");
+    p.network6 = ParsePrefix6(env, o, "network6");
+  }
   policy_ = p;
   Publish();
   return env.Undefined();
@@ -360,7 +418,7 @@ Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
   const size_t retired = publisher_.reclaim();
   Napi::Object result = Napi::Object::New(env);
   result.Set("counters", counters);
-  result.Set("routes", Napi::Number::New(env, static_cast<double>(routes_.size())));
+  result.Set("routes", Napi::Number::New(env, static_cast<double>(routes_.size() + routes6_.size())));
   result.Set("peers", Napi::Number::New(env, static_cast<double>(peers_.size())));
   result.Set("retiredTables", Napi::Number::New(env, static_cast<double>(retired)));
   result.Set("running", Napi::Boolean::New(env, forwarder_ != nullptr));

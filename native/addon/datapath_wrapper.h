@@ -52,6 +52,8 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
 
   using RouteKey = std::pair<uint32_t, uint8_t>;  // masked network, prefix length
   std::map<RouteKey, NextHop> routes_;
+  using Route6Key = std::pair<Ipv6Addr, uint8_t>;  // masked network, prefix length
+  std::map<Route6Key, NextHop> routes6_;
   std::vector<Peer> peers_;
   IngressPolicy policy_;
 

@@ -33,6 +33,14 @@ uint32_t ParseIpv4(Napi::Env env, const std::string& text, const char* what) {
   return ntohl(a.s_addr);
 }
 
+Ipv6Addr ParseIpv6(Napi::Env env, const std::string& text, const char* what) {
+  uint8_t b[16];
+  if (inet_pton(AF_INET6, text.c_str(), b) != 1) {
+    throw Napi::TypeError::New(env, std::string(what) + " must be an IPv6 address, got '" + text + "'");
+  }
+  return load_ipv6(b);
+}
+
 std::string FormatIpv4(uint32_t addr) {
   char buf[INET_ADDRSTRLEN];
   struct in_addr a;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/ipv6.h"
+
 namespace flannel {
 
 // An Error "<op>: <strerror>" with `syscall`, `errno` and `code` properties,
@@ -18,6 +20,8 @@ std::string ErrnoName(int err);
 // Parses dotted-quad `text` into a host-order address; throws a TypeError
 // naming `what` otherwise.
 uint32_t ParseIpv4(Napi::Env env, const std::string& text, const char* what);
+// The same for an IPv6 address in any text form inet_pton takes.
+Ipv6Addr ParseIpv6(Napi::Env env, const std::string& text, const char* what);
 
 // Formats a host-order address as dotted quad.
 std::string FormatIpv4(uint32_t addr);

@@ -24,6 +24,14 @@
 //    were to go partial but failed verification; and
 //    offload_partial_checksum_failures the NEEDS_CSUM writes the TUN refused
 //    (checksums are then completed in software for good).
+//  - inner IPv6 (forwarding.h Ipv6 fields): egress_drop_ipv6_link_scoped
+//    counts what the kernel sends on flannel0 that must stay on the link
+//    (router solicitations, MLD reports, anything link-local or multicast);
+//    egress_drop_ipv6_peer_incapable packets toward a peer whose lease does
+//    not say it carries IPv6 (answered with ICMPv6 unreachable);
+//    ingress_drop_ipv6_sender_incapable inner IPv6 from such a sender.
+//    Parse errors, missing routes and hop limits share the IPv4 counters
+//    (egress_drop_not_ipv4 then counts IPv6 only while IPv6 is off).
 //  - offload_gso_failures counts UDP GSO sends the kernel refused (that
 //    peer then gets unsegmented sends for a while); offload_gro_failures the
 //    coalesced TUN writes it refused (coalescing is then off for good).
@@ -85,7 +93,10 @@ namespace flannel {
   X(kEgressDropBadChecksum, "egress_drop_bad_checksum")                                \
   X(kEgressPartialChecksumPackets, "egress_partial_checksum_packets")                  \
   X(kIngressPartialChecksumPackets, "ingress_partial_checksum_packets")                \
-  X(kOffloadPartialChecksumFailures, "offload_partial_checksum_failures")
+  X(kOffloadPartialChecksumFailures, "offload_partial_checksum_failures")                \
+  X(kEgressDropIpv6LinkScoped, "egress_drop_ipv6_link_scoped")                        \
+  X(kEgressDropIpv6PeerIncapable, "egress_drop_ipv6_peer_incapable")                  \
+  X(kIngressDropIpv6SenderIncapable, "ingress_drop_ipv6_sender_incapable")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

@@ -10,8 +10,21 @@
 
 #include "checksum.h"
 #include "ipv4.h"
+#include "ipv6.h"
 
 namespace flannel {
+
+// splitmix64's finalizer (Steele et al., "Fast splittable pseudorandom
+// number generators", OOPSLA 2014) over the addresses and the ports and protocol.
+inline uint32_t mix_flow(uint64_t addrs, uint64_t ports_and_protocol) {
+  uint64_t x = addrs ^ ports_and_protocol * 0x9e3779b97f4a7c15ull;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return static_cast<uint32_t>(x >> 32);
+}
 
 // TCP and UDP (and UDP-Lite, SCTP, DCCP: ports in the same place) packets
 // that are not fragments hash on addresses, protocol and ports; everything
@@ -24,15 +37,16 @@ inline uint32_t flow_hash(const uint8_t* pkt, size_t len, const Ipv4Header& h) {
   const bool has_ports = h.protocol == 6 || h.protocol == 17 || h.protocol == 33 || h.protocol == 132 ||
                          h.protocol == 136;
   if (has_ports && !fragment && static_cast<size_t>(h.header_len) + 4 <= len) ports = load_be32(pkt + h.header_len);
-  // splitmix64's finalizer over the 104 bits (Steele et al., "Fast splittable
-  // pseudorandom number generators", OOPSLA 2014).
-  uint64_t x = (static_cast<uint64_t>(h.src) << 32 | h.dst) ^ (ports << 8 | h.protocol) * 0x9e3779b97f4a7c15ull;
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return static_cast<uint32_t>(x >> 32);
+  return mix_flow(static_cast<uint64_t>(h.src) << 32 | h.dst, ports << 8 | h.protocol);
+}
+
+// The same for inner IPv6: addresses folded, ports when TCP or UDP follows
+// the fixed header directly (no extension headers).
+inline uint32_t flow_hash(const uint8_t* pkt, size_t len, const Ipv6Header& h) {
+  uint64_t ports = 0;
+  if ((h.next_header == 6 || h.next_header == 17) && kIpv6HeaderLen + 4 <= len) ports = load_be32(pkt + kIpv6HeaderLen);
+  const uint64_t addrs = (h.src.hi ^ h.src.lo) * 0x9e3779b97f4a7c15ull ^ (h.dst.hi ^ h.dst.lo);
+  return mix_flow(addrs, ports << 8 | h.next_header);
 }
 
 }  // namespace flannel

@@ -48,9 +48,70 @@ bool forward_with_ttl(uint8_t* pkt, Counter expired, Decision& d) {
   return true;
 }
 
+bool is_ipv6(const uint8_t* pkt, size_t len, const ForwardingState& state) {
+  return state.policy.ipv6 && len >= 1 && (pkt[0] >> 4) == 6;
+}
+
+bool parse6_into(const uint8_t* pkt, size_t len, const ParseCounters& c, Decision& d) {
+  d.version = 6;
+  switch (parse_ipv6(pkt, len, &d.header6)) {
+    case Ipv6Error::kNone:
+      return true;
+    case Ipv6Error::kTooShort:
+      d.drop = c.too_short;
+      return false;
+    case Ipv6Error::kNotIpv6:
+    case Ipv6Error::kBadPayloadLength:
+      d.drop = c.bad_header;
+      return false;
+  }
+  d.drop = c.bad_header;
+  return false;
+}
+
+void want_icmp6(Decision& d, Icmpv6Error kind, const uint8_t* pkt) {
+  d.icmp6_kind = kind;
+  d.icmp = icmpv6_error_allowed(pkt, d.header6) ? IcmpAction::kSend : IcmpAction::kSuppressed;
+}
+
+bool forward_with_hop_limit(uint8_t* pkt, Counter expired, Decision& d) {
+  if (!decrement_hop_limit(pkt)) {
+    d.drop = expired;
+    want_icmp6(d, Icmpv6Error::kHopLimitExceeded, pkt);
+    return false;
+  }
+  d.forward = true;
+  d.length = d.header6.total_len();
+  return true;
+}
+
+Decision decide_egress6(uint8_t* pkt, size_t len, const ForwardingState& state) {
+  Decision d;
+  if (!parse6_into(pkt, len, kEgressParse, d)) return d;
+  const Ipv6Header& h = d.header6;
+  if (is_link_scoped_ipv6(h.src) || is_link_scoped_ipv6(h.dst)) {
+    d.drop = kEgressDropIpv6LinkScoped;
+    return d;
+  }
+  const NextHop* hop = state.routes6.lookup(h.dst);
+  if (hop == nullptr) {
+    d.drop = kEgressDropNoRoute;
+    want_icmp6(d, Icmpv6Error::kNoRoute, pkt);
+    return d;
+  }
+  if ((hop->flags & kPeerIpv6) == 0) {
+    d.drop = kEgressDropIpv6PeerIncapable;
+    want_icmp6(d, Icmpv6Error::kAdminProhibited, pkt);
+    return d;
+  }
+  if (forward_with_hop_limit(pkt, kEgressDropTtlExpired, d)) d.next_hop = *hop;
+  return d;
+}
+
 }  // namespace
 
 Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state) {
+  if (is_ipv6(pkt, len, state)) return decide_egress6(pkt, len, state);
   Decision d;
   if (!parse_into(pkt, len, kEgressParse, d)) return d;
   // Route lookup before the TTL check, as upstream's tun_to_udp does.
@@ -79,6 +140,36 @@ Counter inner_check(uint32_t src, uint32_t dst, uint32_t sender, const Forwardin
   return hop != nullptr && hop->addr == sender ? kCounterCount : kIngressDropSpoofedSource;
 }
 
+// The same rules for inner IPv6 (the peer host's own address is IPv4 here,
+// so no inner source can equal it).
+Counter inner_check6(const Ipv6Addr& src, const Ipv6Addr& dst, uint32_t sender, const ForwardingState& state) {
+  const IngressPolicy& p = state.policy;
+  if (!p.own_subnet6.contains(dst)) return kIngressDropForeignDestination;
+  if (p.own_subnet6.contains(src)) return kIngressDropSpoofedSource;
+  if (!p.network6.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
+  if (!p.source_check) return kCounterCount;
+  const NextHop* hop = state.routes6.lookup(src);
+  return hop != nullptr && hop->addr == sender ? kCounterCount : kIngressDropSpoofedSource;
+}
+
+Decision decide_ingress6(uint8_t* pkt, size_t len, uint32_t source_addr, const ForwardingState& state) {
+  Decision d;
+  d.version = 6;
+  const uint8_t* flags = state.peers.find(source_addr);
+  if (flags == nullptr || (*flags & kPeerIpv6) == 0) {
+    d.drop = kIngressDropIpv6SenderIncapable;
+    return d;
+  }
+  if (!parse6_into(pkt, len, kIngressParse, d)) return d;
+  const Counter refused = inner_check6(d.header6.src, d.header6.dst, source_addr, state);
+  if (refused != kCounterCount) {
+    d.drop = refused;
+    return d;
+  }
+  forward_with_hop_limit(pkt, kIngressDropTtlExpired, d);
+  return d;
+}
+
 }  // namespace
 
 Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
@@ -90,6 +181,7 @@ Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
     d.drop = kIngressDropUnknownSource;
     return d;
   }
+  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, source_addr, state);
   if (!parse_into(pkt, len, kIngressParse, d)) return d;
   if (state.policy.configured) {
     const Counter refused = inner_check(d.header.src, d.header.dst, source_addr, state);

@@ -12,7 +12,10 @@
 
 #include "counters.h"
 #include "icmp.h"
+#include "icmpv6.h"
 #include "ipv4.h"
+#include "ipv6.h"
+#include "lpm6_table.h"
 #include "lpm_table.h"
 #include "partial_checksum.h"
 
@@ -48,12 +51,19 @@ struct IngressPolicy {
   // pseudo-header sum in its checksum field and is written to the TUN
   // marked NEEDS_CSUM, never verified (partial_checksum.h).
   bool partial_checksums = false;
+  // Inner IPv6 is carried (the network has IPv6): the same rules with the
+  // v6 subnet and network, and only with peers flagged kPeerIpv6. The TUN's
+  // IPv6 address, the source of ICMPv6 errors, is own_subnet6's network.
+  bool ipv6 = false;
+  Ipv6Prefix own_subnet6;
+  Ipv6Prefix network6;
 };
 
 // What the control plane publishes to the forwarding threads. Immutable once
 // published.
 struct ForwardingState {
   LpmTable routes;
+  Lpm6Table routes6;  // inner IPv6 subnets, each to a peer's IPv4 underlay endpoint
   AddrSet peers;  // PublicIPs of known peers, with their flags
   IngressPolicy policy;
 };
@@ -68,10 +78,13 @@ struct Decision {
   bool forward = false;
   Counter drop = kCounterCount;  // the drop reason when !forward
   NextHop next_hop{0, 0};        // egress only, when forward
-  uint16_t length = 0;           // bytes to send or write, when forward (the IPv4 total length)
+  uint16_t length = 0;           // bytes to send or write, when forward (the IP total length)
   IcmpAction icmp = IcmpAction::kNone;
   IcmpError icmp_kind = IcmpError::kNetUnreachable;
-  Ipv4Header header{};           // valid unless the drop reason is a parse error
+  uint8_t version = 4;           // the inner packet's IP version (6 only while IngressPolicy::ipv6)
+  Ipv4Header header{};           // version 4: valid unless the drop reason is a parse error
+  Ipv6Header header6{};          // version 6: likewise
+  Icmpv6Error icmp6_kind = Icmpv6Error::kNoRoute;  // version 6: the error due when icmp != kNone
   // Ingress, when forwarded: the checksum was left partial at this spot
   // (IngressPolicy::partial_checksums); the TUN write must say NEEDS_CSUM.
   bool partial = false;
@@ -79,13 +92,16 @@ struct Decision {
 };
 
 // A packet read from the TUN (`len` bytes at `pkt`, modified in place when
-// forwarded): validate, look up the destination, decrement the TTL.
+// forwarded): validate, look up the destination, decrement the TTL. Inner
+// IPv6 (when IngressPolicy::ipv6): link-scoped packets stay on the link,
+// the route's peer must carry IPv6, the hop limit is decremented.
 Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state);
 
 // A datagram received on the UDP socket from `source_addr` (host order):
 // source check (the outer source, then the inner source and destination,
 // IngressPolicy), validate, decrement the TTL, and leave the TCP/UDP
-// checksum partial when both ends take that. A refused datagram is never
+// checksum partial when both ends take that (IPv4 only). Inner IPv6 is
+// taken only from a sender flagged kPeerIpv6. A refused datagram is never
 // answered with ICMP. A datagram that did not fit the receive buffer must be
 // dropped by the caller (kIngressDropOversize) before this is called: its
 // bytes are incomplete.

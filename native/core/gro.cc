@@ -31,7 +31,7 @@ struct Seg {
 Seg inspect(const InnerPacket& p) {
   Seg s;
   const uint8_t* d = p.data;
-  if (p.len < kIpHl || d[9] != kIpProtoTcp) return s;
+  if (p.len < kIpHl || (d[0] >> 4) != 4 || d[9] != kIpProtoTcp) return s;  // IPv6 is written as it came
   const size_t iphl = static_cast<size_t>(d[0] & 0x0f) * 4;
   if (iphl + 20 > p.len) return s;
   const uint8_t* t = d + iphl;

@@ -14,6 +14,9 @@
 //  - TCP: sequence number advanced by the payload before it, FIN and PSH
 //    only on the last segment, CWR only on the first, full checksum;
 //  - UDP: length of the segment, full checksum.
+// Inner IPv6 (TSO6, and USO over IPv6) likewise, after tcp6_gso_segment: the
+// payload length per segment, no id, no header checksum, the L4 checksum
+// over the IPv6 pseudo-header.
 // The payload is NOT copied: a segment is (headers written into a caller
 // arena) + (a slice of the original buffer), ready for an iovec.
 #pragma once
@@ -37,8 +40,8 @@ struct SegmentSlice {
 enum class SplitResult : uint8_t {
   kOk,
   kBadVirtioHdr,      // checksum offsets outside the packet, gso_size 0, ...
-  kUnsupportedGso,    // TCPv6 or UFO: flannel0 carries IPv4 only
-  kBadPacket,         // not the IPv4 TCP/UDP packet the header announces
+  kUnsupportedGso,    // UFO (obsolete) or an unknown type
+  kBadPacket,         // not the IPv4/IPv6 TCP/UDP packet the header announces
   kTooManySegments,   // more segments than `max_out`
   kArenaFull,         // headers do not fit `arena_cap`
 };

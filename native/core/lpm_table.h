@@ -18,6 +18,9 @@ enum PeerFlags : uint8_t {
   // left to its kernel (CHECKSUM_PARTIAL): the outer UDP checksum covers the
   // bytes on the wire.
   kPeerPartialChecksums = 1u << 0,
+  // The peer's udp datapath carries inner IPv6 (its lease says so); an
+  // upstream peer does not, and would corrupt an IPv6 packet.
+  kPeerIpv6 = 1u << 1,
 };
 
 // A peer's underlay endpoint. Host byte order.

@@ -44,7 +44,9 @@ TunRead classify_tun_read(uint8_t* buf, size_t n, bool vnet_hdr, const Forwardin
     }
     return r;
   }
-  const bool partial_peer = (d.next_hop.flags & kPeerPartialChecksums) != 0;
+  // Partial checksums travel with inner IPv4 only; an IPv6 packet's pending
+  // checksum is completed here (or per segment).
+  const bool partial_peer = d.version == 4 && (d.next_hop.flags & kPeerPartialChecksums) != 0;
   ChecksumSpot spot;
   const bool has_spot = partial_peer && !r.gso && l4_checksum_spot(r.pkt, d.header, &spot);
   if (pending) {

@@ -3,7 +3,8 @@
 // the packet. Invariants when the split succeeds: every slice lies within
 // the packet and the arena; the payload slices tile the packet's payload in
 // order; and each segment, reassembled here, is one IPv4 packet whose total
-// length, header checksum and TCP/UDP checksum verify (reference checksum,
+// length, header checksum and TCP/UDP checksum verify (IPv6: payload length
+// and TCP/UDP checksum) (reference checksum,
 // not the datapath's), with TCP sequence numbers following on.
 #include <cstddef>
 #include <cstdint>
@@ -36,9 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(n == 1 && out[0].header_len == 0 && out[0].payload_off == 0 && out[0].payload_len == pkt.size());
     return 0;
   }
-  const size_t iphl = static_cast<size_t>(pkt[0] & 0x0f) * 4;
+  const bool v6 = (pkt[0] >> 4) == 6;
+  const size_t iphl = v6 ? 40 : static_cast<size_t>(pkt[0] & 0x0f) * 4;
   size_t expect_off = out[0].payload_off;
-  const bool tcp = gso == kVirtioGsoTcpv4;
+  const bool tcp = gso == kVirtioGsoTcpv4 || gso == kVirtioGsoTcpv6;
   uint32_t expect_seq = tcp ? load_be32(pkt.data() + iphl + 4) : 0;
   for (size_t i = 0; i < n; ++i) {
     const SegmentSlice& s = out[i];
@@ -50,9 +52,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expect_off += s.payload_len;
     std::vector<uint8_t> seg(arena.begin() + s.header_off, arena.begin() + s.header_off + s.header_len);
     seg.insert(seg.end(), pkt.begin() + s.payload_off, pkt.begin() + s.payload_off + s.payload_len);
-    FUZZ_CHECK(load_be16(seg.data() + 2) == seg.size());
-    FUZZ_CHECK(testpkt::header_checksum_ok(seg.data()));
-    FUZZ_CHECK(testpkt::l4_check_reference(seg.data(), seg.size()) == 0);
+    if (v6) {
+      FUZZ_CHECK(load_be16(seg.data() + 4) + 40u == seg.size());
+      FUZZ_CHECK(testpkt::l4_check_reference6(seg.data(), seg.size()) == 0);
+    } else {
+      FUZZ_CHECK(load_be16(seg.data() + 2) == seg.size());
+      FUZZ_CHECK(testpkt::header_checksum_ok(seg.data()));
+      FUZZ_CHECK(testpkt::l4_check_reference(seg.data(), seg.size()) == 0);
+    }
     if (tcp) {
       FUZZ_CHECK(load_be32(seg.data() + iphl + 4) == expect_seq);
       expect_seq += s.payload_len;

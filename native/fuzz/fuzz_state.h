@@ -52,6 +52,16 @@ inline const ForwardingState& state(uint8_t selector) {
       st->policy.partial_checksums = k == 1 || k == 2;
       st->policy.own_subnet = {ip(10, 5, 1, 0), 24};
       st->policy.network = {ip(10, 5, 0, 0), 16};
+      // Inner IPv6 in the configured variants: fd00:5:1::/64 of fd00:5::/32,
+      // peer .2 carries IPv6 (fd00:5:2::/64), peer .3 does not (fd00:5:3::/64).
+      st->policy.ipv6 = k != 0;
+      st->policy.own_subnet6 = {load_ipv6(testpkt::ip6(0xfd00, 5, 1, 0, 0, 0, 0, 0).data()), 64};
+      st->policy.network6 = {load_ipv6(testpkt::ip6(0xfd00, 5, 0, 0, 0, 0, 0, 0).data()), 32};
+      st->routes6 = Lpm6Table({{load_ipv6(testpkt::ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0).data()), 64,
+                                NextHop{ip(192, 168, 1, 2), 8285, kPeerPartialChecksums | kPeerIpv6}},
+                               {load_ipv6(testpkt::ip6(0xfd00, 5, 3, 0, 0, 0, 0, 0).data()), 64,
+                                NextHop{ip(192, 168, 1, 3), 8285, 0}}});
+      st->peers = AddrSet(std::vector<Peer>{{ip(192, 168, 1, 2), kPeerPartialChecksums | kPeerIpv6}, {ip(192, 168, 1, 3), 0}});
       states[k] = st;
     }
     return true;
@@ -67,6 +77,20 @@ inline void check_ingress_policy(const flannel::Decision& d, uint32_t sender, co
   const flannel::IngressPolicy& p = st.policy;
   if (p.source_check) FUZZ_CHECK(st.peers.contains(sender));
   if (!p.configured) return;
+  if (d.version == 6) {
+    const uint8_t* flags = st.peers.find(sender);
+    FUZZ_CHECK(flags != nullptr && (*flags & flannel::kPeerIpv6) != 0);
+    const flannel::Ipv6Addr& src6 = d.header6.src;
+    FUZZ_CHECK(p.own_subnet6.contains(d.header6.dst));
+    FUZZ_CHECK(!p.own_subnet6.contains(src6));
+    if (!p.network6.contains(src6)) {
+      FUZZ_CHECK(p.allow_external_sources);
+    } else if (p.source_check) {
+      const flannel::NextHop* hop = st.routes6.lookup(src6);
+      FUZZ_CHECK(hop != nullptr && hop->addr == sender);
+    }
+    return;
+  }
   const uint32_t src = d.header.src;
   FUZZ_CHECK(p.own_subnet.contains(d.header.dst));
   FUZZ_CHECK(!p.own_subnet.contains(src));

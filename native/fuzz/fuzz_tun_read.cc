@@ -3,7 +3,8 @@
 // split_tun_packet, as native/linux/egress_linux.cc runs them). Input: one
 // byte choosing the state and whether the TUN has a virtio header, then the
 // read. Invariants: the packet lies inside the read; a forwarded packet goes
-// to the route of its destination and its segment bound is within the
+// to the route of its destination (inner IPv6 only to a peer that carries
+// it) and its segment bound is within the
 // limit; a checksum is left partial only toward a peer that takes it; a
 // split's slices lie inside the packet and the arena, never exceed that
 // bound, and tile the forwarded length; a drop names a drop counter.
@@ -33,8 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(d.length <= r.len && r.segments >= 1 && r.segments <= kMaxSegments);
-  const NextHop* hop = st.routes.lookup(d.header.dst);
+  const NextHop* hop = d.version == 6 ? st.routes6.lookup(d.header6.dst) : st.routes.lookup(d.header.dst);
   FUZZ_CHECK(hop != nullptr && hop->addr == d.next_hop.addr && hop->flags == d.next_hop.flags);
+  // Inner IPv6 goes only to a peer that carries it, never with a partial checksum.
+  if (d.version == 6) FUZZ_CHECK((d.next_hop.flags & kPeerIpv6) != 0 && !r.leave_partial);
   // A pending checksum is completed before the split unless the peer takes partial ones.
   if (!r.gso && !r.leave_partial) FUZZ_CHECK((r.vh.flags & kVirtioFlagNeedsCsum) == 0);
   if (r.leave_partial) FUZZ_CHECK((d.next_hop.flags & kPeerPartialChecksums) != 0);

@@ -65,7 +65,7 @@ int DatapathThread::write_tun_packet(const uint8_t* pkt, size_t len) {
   return write_tun(iov, n, len + (vnet_hdr_ ? kVirtioNetHdrLen : 0));
 }
 
-void DatapathThread::handle_icmp(const Decision& d, const uint8_t* pkt) {
+void DatapathThread::handle_icmp(const Decision& d, const uint8_t* pkt, const ForwardingState& state) {
   switch (d.icmp) {
     case IcmpAction::kNone:
       return;
@@ -79,14 +79,17 @@ void DatapathThread::handle_icmp(const Decision& d, const uint8_t* pkt) {
     counters_.add(kIcmpRateLimited);
     return;
   }
-  const size_t n = build_icmp_error(d.icmp_kind, pkt, d.header, config_.icmp_source, icmp_, sizeof(icmp_));
+  // ICMPv6 errors come from the TUN's IPv6 address, the own v6 subnet's network address.
+  const size_t n = d.version == 6 ? build_icmpv6_error(d.icmp6_kind, pkt, d.header6, state.policy.own_subnet6.network, icmp_, sizeof(icmp_))
+                                  : build_icmp_error(d.icmp_kind, pkt, d.header, config_.icmp_source, icmp_, sizeof(icmp_));
   // The error goes into the TUN: the kernel routes it to the offender's
   // source, locally or back out through flannel0 (docs/compatibility.md §5.6).
   if (n == 0 || write_tun_packet(icmp_, n) != 0) {
     counters_.add(kIcmpWriteError);
     return;
   }
-  counters_.add(d.icmp_kind == IcmpError::kNetUnreachable ? kIcmpNetUnreachableSent : kIcmpTimeExceededSent);
+  const bool expired = d.version == 6 ? d.icmp6_kind == Icmpv6Error::kHopLimitExceeded : d.icmp_kind == IcmpError::kTimeExceeded;
+  counters_.add(expired ? kIcmpTimeExceededSent : kIcmpNetUnreachableSent);
 }
 
 }  // namespace flannel

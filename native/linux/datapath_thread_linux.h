@@ -12,6 +12,7 @@
 #include "../core/counters.h"
 #include "../core/forwarding.h"
 #include "../core/icmp.h"
+#include "../core/icmpv6.h"
 #include "../core/state_publisher.h"
 #include "../core/token_bucket.h"
 #include "../core/virtio_net.h"
@@ -73,7 +74,8 @@ class DatapathThread {
   // One plain packet: prefixed with a zero virtio header when the TUN has
   // them (no offload requested for it).
   int write_tun_packet(const uint8_t* pkt, size_t len);
-  void handle_icmp(const Decision& d, const uint8_t* pkt);
+  // Writes the ICMP (or ICMPv6) error `d` asks for into the TUN, rate limited.
+  void handle_icmp(const Decision& d, const uint8_t* pkt, const ForwardingState& state);
   bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
   // Records that this thread is making progress (see CounterBlock::heartbeat_ns).
   void beat() { counters_.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed); }
@@ -86,7 +88,7 @@ class DatapathThread {
 
  private:
   TokenBucket icmp_bucket_;
-  uint8_t icmp_[kIcmpErrorMaxLen];
+  uint8_t icmp_[kIcmpErrorMaxLen > kIcmpv6ErrorMaxLen ? kIcmpErrorMaxLen : kIcmpv6ErrorMaxLen];
 };
 
 // How long a thread waits for a full socket or TUN queue to drain before it

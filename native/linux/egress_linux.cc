@@ -86,7 +86,7 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   uint8_t* pkt = read.pkt;
   if (!d.forward) {
     counters_.add(d.drop);
-    handle_icmp(d, pkt);
+    handle_icmp(d, pkt, state);
     return false;
   }
   if (!has_room(read.segments)) flush();
@@ -101,7 +101,10 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   if (read.gso) counters_.add(kEgressSplitSegments, nseg);
   if (read.leave_partial) counters_.add(kEgressPartialChecksumPackets, nseg);
   const uint8_t socket =
-      send_fds_.size() == 1 ? 0 : static_cast<uint8_t>(flow_hash(pkt, d.length, d.header) % send_fds_.size());
+      send_fds_.size() == 1 ? 0
+                            : static_cast<uint8_t>((d.version == 6 ? flow_hash(pkt, d.length, d.header6)
+                                                                   : flow_hash(pkt, d.length, d.header)) %
+                                                   send_fds_.size());
   uint8_t* headers = headers_.get() + headers_used_;
   for (size_t i = 0; i < nseg; ++i) {
     const SegmentSlice& s = slices_[i];

@@ -112,12 +112,13 @@ void IngressPath::run(int reader_slot) {
           const Decision d = decide_ingress(pkt, dlen, source, state);
           if (!d.forward) {
             counters_.add(d.drop);
-            if (d.drop == kIngressDropUnknownSource) {
+            if (d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable) {
               refusals_.note(Refusal{source, d.drop, 0, 0});
             } else if (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination) {
-              refusals_.note(Refusal{source, d.drop, d.header.src, d.header.dst});
+              // Inner IPv6 addresses do not fit the record: its sender and reason are logged.
+              refusals_.note(d.version == 6 ? Refusal{source, d.drop, 0, 0} : Refusal{source, d.drop, d.header.src, d.header.dst});
             }
-            handle_icmp(d, pkt);
+            handle_icmp(d, pkt, state);
             return;
           }
           bool partial = d.partial;

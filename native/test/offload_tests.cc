@@ -193,7 +193,9 @@ TEST(split_rejects_what_it_cannot_split) {
   VirtioNetHdr vh = tso(0, 20);
   CHECK(split_tun_packet(vh, pkt.data(), pkt.size(), arena.data(), arena.size(), segs, 64, &n) == SplitResult::kBadVirtioHdr);
   vh = tso(1000, 20);
-  vh.gso_type = kVirtioGsoTcpv6;
+  vh.gso_type = kVirtioGsoTcpv6;  // says IPv6, is IPv4
+  CHECK(split_tun_packet(vh, pkt.data(), pkt.size(), arena.data(), arena.size(), segs, 64, &n) == SplitResult::kBadPacket);
+  vh.gso_type = kVirtioGsoUdp;  // UFO
   CHECK(split_tun_packet(vh, pkt.data(), pkt.size(), arena.data(), arena.size(), segs, 64, &n) == SplitResult::kUnsupportedGso);
   vh = tso(1000, 20);
   vh.gso_type = kVirtioGsoUdpL4;  // says UDP, is TCP

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <vector>
 
 namespace testpkt {
@@ -146,6 +147,76 @@ inline std::vector<uint8_t> pattern(size_t n, uint8_t seed = 1) {
 inline bool header_checksum_ok(const uint8_t* p) {
   const size_t hlen = static_cast<size_t>(p[0] & 0x0f) * 4;
   return reference_checksum(p, hlen) == 0;
+}
+
+// ---------------------------------------------------------------- IPv6
+
+// An IPv6 address from eight 16-bit groups, as written ("fd00:5:1::2" is
+// ip6(0xfd00, 5, 1, 0, 0, 0, 0, 2)).
+inline std::array<uint8_t, 16> ip6(uint16_t a, uint16_t b, uint16_t c, uint16_t d, uint16_t e, uint16_t f,
+                                   uint16_t g, uint16_t h) {
+  const uint16_t w[8] = {a, b, c, d, e, f, g, h};
+  std::array<uint8_t, 16> out{};
+  for (int i = 0; i < 8; ++i) {
+    out[2 * i] = static_cast<uint8_t>(w[i] >> 8);
+    out[2 * i + 1] = static_cast<uint8_t>(w[i]);
+  }
+  return out;
+}
+
+struct Ipv6Spec {
+  std::array<uint8_t, 16> src = ip6(0xfd00, 5, 2, 0, 0, 0, 0, 2);
+  std::array<uint8_t, 16> dst = ip6(0xfd00, 5, 1, 0, 0, 0, 0, 2);
+  uint8_t hop_limit = 64;
+  uint8_t next_header = 17;
+  std::vector<uint8_t> payload = std::vector<uint8_t>(16, 0xab);
+};
+
+inline std::vector<uint8_t> build_ipv6(const Ipv6Spec& s) {
+  std::vector<uint8_t> p(40 + s.payload.size(), 0);
+  p[0] = 0x60;
+  put16(p, 4, static_cast<uint16_t>(s.payload.size()));
+  p[6] = s.next_header;
+  p[7] = s.hop_limit;
+  for (int i = 0; i < 16; ++i) {
+    p[8 + i] = s.src[i];
+    p[24 + i] = s.dst[i];
+  }
+  for (size_t i = 0; i < s.payload.size(); ++i) p[40 + i] = s.payload[i];
+  return p;
+}
+
+// The upper-layer checksum of an IPv6 packet whose L4 part starts at 40,
+// recomputed from scratch: 0 when valid.
+inline uint16_t l4_check_reference6(const uint8_t* p, size_t total_len) {
+  const size_t l4 = total_len - 40;
+  std::vector<uint8_t> buf(40 + l4, 0);
+  for (int i = 0; i < 32; ++i) buf[i] = p[8 + i];
+  buf[32] = static_cast<uint8_t>(l4 >> 24);
+  buf[33] = static_cast<uint8_t>(l4 >> 16);
+  buf[34] = static_cast<uint8_t>(l4 >> 8);
+  buf[35] = static_cast<uint8_t>(l4);
+  buf[39] = p[6];
+  for (size_t i = 0; i < l4; ++i) buf[40 + i] = p[40 + i];
+  return reference_checksum(buf.data(), buf.size());
+}
+
+// An IPv6/TCP packet with a valid TCP checksum.
+inline std::vector<uint8_t> build_tcp6(const Ipv6Spec& ip, uint32_t seq, uint8_t flags, const std::vector<uint8_t>& payload) {
+  Ipv6Spec s = ip;
+  s.next_header = 6;
+  s.payload.assign(20 + payload.size(), 0);
+  std::vector<uint8_t> p = build_ipv6(s);
+  put16(p, 40, 40000);
+  put16(p, 42, 5201);
+  put32(p, 44, seq);
+  put32(p, 48, 777);
+  p[52] = 0x50;
+  p[53] = flags;
+  put16(p, 54, 512);
+  for (size_t i = 0; i < payload.size(); ++i) p[60 + i] = payload[i];
+  put16(p, 56, l4_check_reference6(p.data(), p.size()));
+  return p;
 }
 
 }  // namespace testpkt
