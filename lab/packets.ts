@@ -3,6 +3,7 @@
  * conformance tests. Shares no code with the native datapath.
  */
 import { formatIpv4, parseIpv4 } from '../src/util/ipv4';
+import { tryParseIpv6 } from '../src/util/ipv6';
 
 /** RFC 1071 checksum over big-endian 16-bit words. */
 export function checksum(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -78,6 +79,34 @@ export function buildUdpPacket(s: UdpPacketSpec): Buffer {
   p.writeUInt16BE(udpLen, 24);
   s.payload.copy(p, 28);
   p.writeUInt16BE(udpChecksum(p), 26);
+  return p;
+}
+
+/** An IPv6/UDP packet with a valid UDP checksum (RFC 8200 §8.1 pseudo-header); `ttl` is the hop limit. */
+export function buildUdp6Packet(s: UdpPacketSpec): Buffer {
+  const udpLen = 8 + s.payload.length;
+  const p = Buffer.alloc(40 + udpLen);
+  p.writeUInt32BE(0x60000000, 0);
+  p.writeUInt16BE(udpLen, 4);
+  p[6] = 17;
+  p[7] = s.ttl ?? 64;
+  const addr = (text: string, at: number) => {
+    const v = tryParseIpv6(text);
+    if (v === undefined) throw new Error(`not an IPv6 address: ${text}`);
+    for (let i = 0; i < 16; i++) p[at + i] = Number((v >> BigInt(8 * (15 - i))) & 0xffn);
+  };
+  addr(s.src, 8);
+  addr(s.dst, 24);
+  p.writeUInt16BE(s.srcPort, 40);
+  p.writeUInt16BE(s.dstPort, 42);
+  p.writeUInt16BE(udpLen, 44);
+  s.payload.copy(p, 48);
+  const pseudo = Buffer.alloc(40);
+  p.copy(pseudo, 0, 8, 40);
+  pseudo.writeUInt32BE(udpLen, 32);
+  pseudo[39] = 17;
+  const sum = checksum(Buffer.concat([pseudo, p.subarray(40)]));
+  p.writeUInt16BE(sum === 0 ? 0xffff : sum, 46);
   return p;
 }
 

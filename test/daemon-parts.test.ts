@@ -15,6 +15,7 @@ import { UdpRouteSync } from '../src/backends/udp/route-sync';
 import { HealthServer } from '../src/daemon/health';
 import { SystemdNotifier } from '../src/daemon/sd-notify';
 import { formatSubnetEnv, writeSubnetEnv } from '../src/lease/subnet-file';
+import type { Lease } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { Ipv4Net } from '../src/util/ipv4';
 import { Ipv6Net } from '../src/util/ipv6';
@@ -97,6 +98,40 @@ test('udp: a lease that gains or loses the partial-checksums capability switches
   // A peer with two leases takes partial checksums only if both say so.
   const second = r.apply([{ type: 'added', lease: lease('10.5.4.0/24', '192.168.1.3') }]);
   assert.deepEqual(second.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
+});
+
+test('udp with IPv6: a lease\'s v6 subnet goes to its PublicIP, carrying IPv6 only when the lease says "ipv6"; a moved v6 part moves its route', () => {
+  const capable = '{"Capabilities":["ipv6"]}';
+  const v6 = (cidr: string, ip: string, cidr6: string, data?: string): Lease => ({ ...testLease(cidr, ip, '', data), ipv6Subnet: Ipv6Net.tryParse(cidr6)! });
+  const r = new UdpRouteSync(8285, { ipv6: true });
+  const a = r.apply([
+    { type: 'added', lease: v6('10.5.2.0/24', '192.168.1.2', 'fd00:5:0:2::/64', capable) },
+    { type: 'added', lease: v6('10.5.3.0/24', '192.168.1.3', 'fd00:5:0:3::/64') }, // upstream: a v6 subnet, no IPv6 datapath
+    { type: 'added', lease: lease('10.5.4.0/24', '192.168.1.4', '', capable) }, // no v6 part
+  ]);
+  assert.deepEqual(
+    a.set.map((x) => `${x.subnet} ${x.peer} ${x.ipv6 ? 'ipv6' : '-'}`),
+    ['10.5.2.0/24 192.168.1.2 ipv6', 'fd00:5:0:2::/64 192.168.1.2 ipv6', '10.5.3.0/24 192.168.1.3 -', 'fd00:5:0:3::/64 192.168.1.3 -', '10.5.4.0/24 192.168.1.4 ipv6'],
+  );
+  assert.deepEqual(a.peers, [
+    { address: '192.168.1.2', partialChecksums: false, ipv6: true },
+    { address: '192.168.1.3', partialChecksums: false, ipv6: false },
+    { address: '192.168.1.4', partialChecksums: false, ipv6: true },
+  ]);
+  assert.equal(r.size, 5);
+  const moved = r.apply([{ type: 'added', lease: v6('10.5.2.0/24', '192.168.1.2', 'fd00:5:0:22::/64', capable) }]);
+  assert.deepEqual(moved.remove.map(String), ['fd00:5:0:2::/64']);
+  assert.deepEqual(moved.set.map((x) => String(x.subnet)), ['10.5.2.0/24', 'fd00:5:0:22::/64']);
+  const lost = r.apply([{ type: 'added', lease: lease('10.5.2.0/24', '192.168.1.2') }]); // replaced by upstream, no v6 part
+  assert.deepEqual(lost.remove.map(String), ['fd00:5:0:22::/64']);
+  assert.deepEqual(lost.peers?.[0], { address: '192.168.1.2', partialChecksums: false, ipv6: false });
+  const gone = r.apply([{ type: 'removed', lease: v6('10.5.3.0/24', '192.168.1.3', 'fd00:5:0:3::/64') }]);
+  assert.deepEqual(gone.remove.map(String).sort(), ['10.5.3.0/24', 'fd00:5:0:3::/64']);
+  assert.equal(r.size, 2);
+  // IPv6 off: v6 parts are ignored, peers carry no ipv6 field.
+  const off = new UdpRouteSync(8285).apply([{ type: 'added', lease: v6('10.5.2.0/24', '192.168.1.2', 'fd00:5:0:2::/64', capable) }]);
+  assert.deepEqual(off.set.map((x) => String(x.subnet)), ['10.5.2.0/24']);
+  assert.deepEqual(off.peers, [plain('192.168.1.2')]);
 });
 
 test('udp capabilities: the BackendData object and what is read from leases', () => {

@@ -22,6 +22,7 @@ import {
 import { TEST_ADDON_FILE, TEST_FAULTS } from '../lab/test-addon';
 import { UdpForwarder } from '../src/forwarder/udp-forwarder';
 import { Ipv4Net } from '../src/util/ipv4';
+import { Ipv6Net } from '../src/util/ipv6';
 
 function systemError(syscall: string, code: string, errno: number): Error {
   return Object.assign(new Error(`${syscall}: something (${code})`), { syscall, code, errno });
@@ -151,6 +152,8 @@ test('stats are shaped by direction and drop reason', () => {
     'send_error',
     'bad_offload',
     'bad_checksum',
+    'ipv6_link_scoped',
+    'ipv6_peer_incapable',
   ]);
   assert.deepEqual(Object.keys(s.drops('ingress')), [
     'oversize',
@@ -162,6 +165,7 @@ test('stats are shaped by direction and drop reason', () => {
     'tun_write_error',
     'spoofed_source',
     'foreign_destination',
+    'ipv6_sender_incapable',
   ]);
   assert.equal(s.drops('ingress')['unknown_source'], COUNTER_NAMES.indexOf('ingress_drop_unknown_source'));
   assert.equal(s.routes, 2);
@@ -179,6 +183,35 @@ test('the ingress policy is sent with its networks as masked prefixes', () => {
   assert.deepEqual(FakeDatapath.last!.calls[1], ['replacePeers', [[{ address: '192.0.2.1', flags: 1 }, { address: '192.0.2.2', flags: 0 }]]]);
   f.setRoutes([{ subnet: Ipv4Net.parse('10.5.2.0/24'), peer: '192.0.2.1', port: 8285, partialChecksums: true }]);
   assert.deepEqual(FakeDatapath.last!.calls[2], ['replaceRoutes', [[{ network: '10.5.2.0', prefixLen: 24, peer: '192.0.2.1', port: 8285, flags: 1 }]]]);
+});
+
+test('inner IPv6: v6 routes, the ipv6 peer flag and the v6 networks of the policy reach the addon', () => {
+  const f = new UdpForwarder(fakeAddon);
+  const subnet6 = Ipv6Net.tryParse('fd00:5:0:2::/64')!;
+  f.applyRouteChanges([{ subnet: subnet6, peer: '192.0.2.1', port: 8285, ipv6: true }], [Ipv6Net.tryParse('fd00:5:0:9::/64')!]);
+  assert.deepEqual(FakeDatapath.last!.calls[0], ['updateRoutes', [[{ network: 'fd00:5:0:2::', prefixLen: 64, peer: '192.0.2.1', port: 8285, flags: 2 }], [{ network: 'fd00:5:0:9::', prefixLen: 64 }]]]);
+  f.setPeers([{ address: '192.0.2.1', partialChecksums: true, ipv6: true }]);
+  assert.deepEqual(FakeDatapath.last!.calls[1], ['replacePeers', [[{ address: '192.0.2.1', flags: 3 }]]]);
+  f.setIngressPolicy({
+    sourceCheck: true,
+    allowExternalSources: false,
+    partialChecksums: false,
+    ownSubnet: Ipv4Net.parse('10.5.1.0/24'),
+    network: Ipv4Net.parse('10.5.0.0/16'),
+    ownSubnet6: Ipv6Net.tryParse('fd00:5:0:1::/64')!,
+    network6: Ipv6Net.tryParse('fd00:5::/48')!,
+  });
+  const sent = (FakeDatapath.last!.calls[2]![1] as Array<Record<string, unknown>>)[0]!;
+  assert.deepEqual([sent['ownSubnet6'], sent['network6']], [{ network: 'fd00:5:0:1::', prefixLen: 64 }, { network: 'fd00:5::', prefixLen: 48 }]);
+  // The real addon takes them, and refuses a v6 prefix beyond 128.
+  const dp = new (loadDatapathAddon().Datapath)();
+  dp.replaceRoutes([{ network: 'fd00:5:0:2::5', prefixLen: 64, peer: '1.2.3.4', port: 8285, flags: 2 }, { network: '10.5.2.0', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]);
+  assert.equal(dp.stats().routes, 2);
+  dp.updateRoutes([], [{ network: 'fd00:5:0:2::', prefixLen: 64 }]);
+  assert.equal(dp.stats().routes, 1);
+  assert.throws(() => dp.replaceRoutes([{ network: 'fd00::', prefixLen: 129, peer: '1.2.3.4', port: 8285 }]), /prefixLen/);
+  assert.throws(() => dp.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 }, ownSubnet6: { network: 'nope', prefixLen: 64 }, network6: { network: 'fd00::', prefixLen: 48 } }), /IPv6 address/);
+  dp.close();
 });
 
 test('the real addon loads and reports the counters this code knows', () => {

@@ -439,9 +439,9 @@ Napi::Value DatapathWrapper::DrainRefusals(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("sender", FormatIpv4(r.sender));
     o.Set("reason", Napi::String::New(env, kCounterNames[r.reason]));
-    if (r.reason != kIngressDropUnknownSource) {
-      o.Set("innerSource", FormatIpv4(r.inner_src));
-      o.Set("innerDestination", FormatIpv4(r.inner_dst));
+    if (r.reason != kIngressDropUnknownSource && r.reason != kIngressDropIpv6SenderIncapable) {
+      o.Set("innerSource", r.version == 6 ? FormatIpv6(r.inner_src6) : FormatIpv4(r.inner_src));
+      o.Set("innerDestination", r.version == 6 ? FormatIpv6(r.inner_dst6) : FormatIpv4(r.inner_dst));
     }
     result.Set(static_cast<uint32_t>(i), o);
   }

@@ -41,6 +41,14 @@ Ipv6Addr ParseIpv6(Napi::Env env, const std::string& text, const char* what) {
   return load_ipv6(b);
 }
 
+std::string FormatIpv6(const Ipv6Addr& addr) {
+  uint8_t b[16];
+  store_ipv6(b, addr);
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, b, buf, sizeof(buf));
+  return buf;
+}
+
 std::string FormatIpv4(uint32_t addr) {
   char buf[INET_ADDRSTRLEN];
   struct in_addr a;

@@ -25,6 +25,8 @@ Ipv6Addr ParseIpv6(Napi::Env env, const std::string& text, const char* what);
 
 // Formats a host-order address as dotted quad.
 std::string FormatIpv4(uint32_t addr);
+// The text form of an IPv6 address (inet_ntop).
+std::string FormatIpv6(const Ipv6Addr& addr);
 
 // Reads object property `key` as an integer in [min, max]. Throws a
 // TypeError naming the key when it is missing or out of range.

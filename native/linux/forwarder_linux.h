@@ -55,9 +55,14 @@ struct ForwarderConfig {
 // packet's addresses (zero for an unknown sender: it is not parsed). Host order.
 struct Refusal {
   uint32_t sender;
-  Counter reason;  // kIngressDropUnknownSource, kIngressDropSpoofedSource or kIngressDropForeignDestination
-  uint32_t inner_src;
-  uint32_t inner_dst;
+  // kIngressDropUnknownSource, kIngressDropIpv6SenderIncapable (no inner
+  // addresses), kIngressDropSpoofedSource or kIngressDropForeignDestination
+  Counter reason;
+  uint32_t inner_src = 0;
+  uint32_t inner_dst = 0;
+  uint8_t version = 4;  // the inner packet's; 6: the addresses are inner_src6 and inner_dst6
+  Ipv6Addr inner_src6{};
+  Ipv6Addr inner_dst6{};
 };
 
 // Refusals to log, each (sender, reason) once (up to kCapacity distinct

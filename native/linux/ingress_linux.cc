@@ -115,8 +115,8 @@ void IngressPath::run(int reader_slot) {
             if (d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable) {
               refusals_.note(Refusal{source, d.drop, 0, 0});
             } else if (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination) {
-              // Inner IPv6 addresses do not fit the record: its sender and reason are logged.
-              refusals_.note(d.version == 6 ? Refusal{source, d.drop, 0, 0} : Refusal{source, d.drop, d.header.src, d.header.dst});
+              refusals_.note(d.version == 6 ? Refusal{source, d.drop, 0, 0, 6, d.header6.src, d.header6.dst}
+                                            : Refusal{source, d.drop, d.header.src, d.header.dst});
             }
             handle_icmp(d, pkt, state);
             return;

@@ -58,6 +58,9 @@ export const COUNTER_NAMES = [
   'egress_partial_checksum_packets',
   'ingress_partial_checksum_packets',
   'offload_partial_checksum_failures',
+  'egress_drop_ipv6_link_scoped',
+  'egress_drop_ipv6_peer_incapable',
+  'ingress_drop_ipv6_sender_incapable',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -90,14 +93,17 @@ export interface NativeIngressPolicy {
   partialChecksums?: boolean;
   ownSubnet: NativePrefix;
   network: NativePrefix;
+  /** Inner IPv6 is carried: the own v6 subnet and the IPv6Network (both or neither). */
+  ownSubnet6?: NativePrefix;
+  network6?: NativePrefix;
 }
 
 /** A refused datagram (native/linux/forwarder_linux.h Refusal); each (sender, reason) is reported once. */
 export interface NativeRefusal {
   sender: string;
   /** The drop counter's name. */
-  reason: 'ingress_drop_unknown_source' | 'ingress_drop_spoofed_source' | 'ingress_drop_foreign_destination';
-  /** Absent for an unknown sender (its datagram is not parsed). */
+  reason: 'ingress_drop_unknown_source' | 'ingress_drop_spoofed_source' | 'ingress_drop_foreign_destination' | 'ingress_drop_ipv6_sender_incapable';
+  /** Absent for an unknown sender and for IPv6 from a sender without it (the datagram is not parsed). */
   innerSource?: string;
   innerDestination?: string;
 }

@@ -10,7 +10,8 @@
  * -> start() -> setRoutes()/applyRouteChanges()/setPeers()/stats() ... ->
  * close(). Routes and peers may be set before start().
  */
-import { formatIpv4, type Ipv4Net } from '../util/ipv4';
+import { formatIpv4, Ipv4Net } from '../util/ipv4';
+import { formatIpv6, type Ipv6Net } from '../util/ipv6';
 import { datapathStartError, tunOpenError, udpSocketError } from './errors';
 import {
   COUNTER_NAMES,
@@ -28,25 +29,38 @@ import {
 } from './native-datapath';
 import type { OffloadReport } from './offload';
 
-/** A remote subnet and the peer that owns it (upstream's udp_network_amd64.go, processSubnetEvents). */
+/**
+ * A remote subnet and the peer that owns it (upstream's udp_network_amd64.go,
+ * processSubnetEvents). An IPv6 subnet routes inner IPv6 to the peer's IPv4
+ * endpoint; only a peer with `ipv6` gets such packets.
+ */
 export interface PeerRoute {
-  subnet: Ipv4Net;
+  subnet: Ipv4Net | Ipv6Net;
   /** The peer's PublicIP (dotted quad). */
   peer: string;
   /** The peer's UDP port: upstream always uses the local Port (udp_network_amd64.go). */
   port: number;
   /** The peer takes partial TCP/UDP checksums (src/backends/udp/capabilities.ts); default false. */
   partialChecksums?: boolean;
+  /** The peer's datapath carries inner IPv6 (src/backends/udp/capabilities.ts); default false. */
+  ipv6?: boolean;
 }
 
 /** A known peer (the source check) and what it takes. */
 export interface UdpPeer {
   address: string;
   partialChecksums: boolean;
+  /** Inner IPv6 is accepted from it. */
+  ipv6?: boolean;
 }
 
 /** native/core/lpm_table.h PeerFlags. */
 const PEER_PARTIAL_CHECKSUMS = 1;
+const PEER_IPV6 = 2;
+
+function peerFlags(p: { partialChecksums?: boolean | undefined; ipv6?: boolean | undefined }): number {
+  return (p.partialChecksums ? PEER_PARTIAL_CHECKSUMS : 0) | (p.ipv6 ? PEER_IPV6 : 0);
+}
 
 /**
  * Which inner packets a datagram may carry (native/core/forwarding.h
@@ -63,6 +77,9 @@ export interface IngressPolicy {
   partialChecksums: boolean;
   ownSubnet: Ipv4Net;
   network: Ipv4Net;
+  /** Inner IPv6: the own v6 subnet and the IPv6Network, the same rules applied (both or neither). */
+  ownSubnet6?: Ipv6Net;
+  network6?: Ipv6Net;
 }
 
 export type Refusal = NativeRefusal;
@@ -107,13 +124,14 @@ export class DatapathStats {
 
 const DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024;
 
-function toNativePrefix(n: Ipv4Net): NativePrefix {
-  return { network: formatIpv4(n.network), prefixLen: n.prefixLen };
+function toNativePrefix(n: Ipv4Net | Ipv6Net): NativePrefix {
+  return { network: n instanceof Ipv4Net ? formatIpv4(n.network) : formatIpv6(n.network), prefixLen: n.prefixLen };
 }
 
 function toNativeRoute(r: PeerRoute): NativeRoute {
-  const route: NativeRoute = { network: formatIpv4(r.subnet.network), prefixLen: r.subnet.prefixLen, peer: r.peer, port: r.port };
-  if (r.partialChecksums) route.flags = PEER_PARTIAL_CHECKSUMS;
+  const route: NativeRoute = { ...toNativePrefix(r.subnet), peer: r.peer, port: r.port };
+  const flags = peerFlags(r);
+  if (flags !== 0) route.flags = flags;
   return route;
 }
 
@@ -171,7 +189,7 @@ export class UdpForwarder {
   }
 
   /** Sets and removes routes in one published update. */
-  applyRouteChanges(set: readonly PeerRoute[], remove: readonly Ipv4Net[]): void {
+  applyRouteChanges(set: readonly PeerRoute[], remove: readonly (Ipv4Net | Ipv6Net)[]): void {
     this.native.updateRoutes(
       set.map(toNativeRoute),
       remove.map(toNativePrefix),
@@ -181,7 +199,7 @@ export class UdpForwarder {
   /** Replaces the set of peers datagrams are accepted from (source check), with what each takes. */
   setPeers(peers: readonly (string | UdpPeer)[]): void {
     this.native.replacePeers(
-      peers.map((p) => (typeof p === 'string' ? p : { address: p.address, flags: p.partialChecksums ? PEER_PARTIAL_CHECKSUMS : 0 })),
+      peers.map((p) => (typeof p === 'string' ? p : { address: p.address, flags: peerFlags(p) })),
     );
   }
 
@@ -193,6 +211,7 @@ export class UdpForwarder {
       partialChecksums: policy.partialChecksums,
       ownSubnet: toNativePrefix(policy.ownSubnet),
       network: toNativePrefix(policy.network),
+      ...(policy.ownSubnet6 && policy.network6 ? { ownSubnet6: toNativePrefix(policy.ownSubnet6), network6: toNativePrefix(policy.network6) } : {}),
     });
   }
 

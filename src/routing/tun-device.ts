@@ -5,12 +5,17 @@
  * flannel Network to the device (scope universe, main table; proto 157,
  * RTPROT_FLANNEL_TS, where upstream has proto boot).
  *
+ * With inner IPv6 (beyond upstream, whose udp backend is IPv4-only) the
+ * device also gets the own IPv6 subnet's network address /128 and a route
+ * for the IPv6 Network, as the vxlan backend's v6 device does.
+ *
  * Idempotent: run it again on a configured device and it fixes what differs
  * (a stray or old address, the MTU, the UP flag, the route's target) and
  * never fails with EEXIST.
  */
 import * as fs from 'node:fs/promises';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
+import { formatIpv6, isLinkLocal6, type Ipv6Net } from '../util/ipv6';
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from './rtnetlink';
 import { NamedError, errorText } from '../util/errors';
 
@@ -26,6 +31,8 @@ export interface TunDeviceConfig {
   network: Ipv4Net;
   /** The device MTU (underlay MTU - UDP_ENCAP_OVERHEAD). */
   mtu: number;
+  /** Inner IPv6: the own v6 subnet (its network address goes on the device) and the IPv6 Network routed to it. */
+  ipv6?: { subnet: Ipv6Net; network: Ipv6Net };
 }
 
 /** The kind of state a configureTunDevice change text is about (for repair counters). */
@@ -124,10 +131,59 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
     });
   }
 
+  if (cfg.ipv6) changes.push(...(await configureTunIpv6(nl, link.index, cfg.name, cfg.ipv6)));
+
   try {
     if (await setAcceptLocal(cfg.name, true)) changes.push('set accept_local=1');
   } catch (e) {
     throw new TunConfigError(`failed to set accept_local on ${cfg.name}: ${errorText(e)}`, { cause: e });
   }
   return { changes };
+}
+
+/**
+ * The IPv6 half: IPv6 on for the device (a host whose default has it off
+ * would refuse the address), the own v6 subnet's network address /128 and no
+ * other address of the IPv6 Network (link-local ones are the kernel's), and
+ * the route for the IPv6 Network to the device.
+ */
+async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: { subnet: Ipv6Net; network: Ipv6Net }): Promise<string[]> {
+  const changes: string[] = [];
+  const want = v6.subnet.network;
+  const addrText = `${formatIpv6(want)}/128`;
+  try {
+    const disable = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
+    if ((await fs.readFile(disable, 'utf8')).trim() !== '0') {
+      await fs.writeFile(disable, '0');
+      changes.push('set disable_ipv6=0');
+    }
+    const existing = await nl.listAddresses6(index);
+    for (const a of existing) {
+      if ((a.address === want && a.prefixLen === 128) || isLinkLocal6(a.address) || !v6.network.contains(a.address)) continue;
+      await nl.deleteAddress(index, a.address, a.prefixLen);
+      changes.push(`removed address ${formatIpv6(a.address)}/${a.prefixLen}`);
+    }
+    if (!existing.some((a) => a.address === want && a.prefixLen === 128)) {
+      try {
+        await nl.addAddress(index, want, 128);
+        changes.push(`added address ${addrText}`);
+      } catch (e) {
+        if (!isNetlinkError(e, 'EEXIST')) throw e;
+      }
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add IP address ${addrText} to ${name}: ${errorText(e)}`, { cause: e });
+  }
+  const network = v6.network.canonical();
+  try {
+    const routes = await nl.listRoutes6(RT_TABLE_MAIN);
+    const current = routes.find((r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === index && r.gateway === undefined);
+    if (!current) {
+      await nl.replaceRoute({ dst: network, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
+      changes.push(`set route ${network.toString()} dev ${name}`);
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add route (${network.toString()} -> ${name}): ${errorText(e)}`, { cause: e });
+  }
+  return changes;
 }

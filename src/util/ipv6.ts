@@ -74,6 +74,11 @@ export function formatIpv6(addr: bigint): string {
   return `${head}::${tail}`;
 }
 
+/** fe80::/10: link-local unicast (RFC 4291 §2.5.6), which the kernel adds to devices by itself. */
+export function isLinkLocal6(a: bigint): boolean {
+  return a >> 118n === 0x3fan;
+}
+
 export function ipv6PrefixMask(prefixLen: number): bigint {
   return prefixLen === 0 ? 0n : (MAX << BigInt(128 - prefixLen)) & MAX;
 }

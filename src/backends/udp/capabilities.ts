@@ -12,6 +12,14 @@
 /** The node takes TCP/UDP packets whose checksum is left partial (native/core/partial_checksum.h). */
 export const PARTIAL_CHECKSUMS = 'partial-checksums';
 
+/**
+ * The node's datapath carries inner IPv6 (native/core/ipv6.h). Only such
+ * peers are sent IPv6 packets: an upstream udp node gets an IPv6 subnet too
+ * when the network has EnableIPv6, but its datapath treats every packet as
+ * IPv4 and would corrupt it.
+ */
+export const IPV6 = 'ipv6';
+
 /** The BackendData text for `capabilities`, or undefined (no BackendData, upstream's bytes) when there are none. */
 export function udpBackendData(capabilities: readonly string[]): string | undefined {
   return capabilities.length === 0 ? undefined : JSON.stringify({ Capabilities: [...capabilities] });

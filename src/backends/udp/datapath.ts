@@ -2,7 +2,8 @@
  * Bringing up the udp datapath (upstream's
  * pkg/backend/udp/udp_network_amd64.go, newNetwork and configureIface): the
  * TUN device with one queue per worker, configured with the own subnet's
- * address /32, the MTU and the route for the Network; the UDP sockets bound to
+ * address /32, the MTU and the route for the Network (with inner IPv6 also
+ * the v6 subnet's address /128 and the IPv6Network's route); the UDP sockets bound to
  * the interface address and Port; the forwarding threads started. The udp
  * backend and the lab's static node (lab/bin/static-udp-node.ts) both start
  * it this way.
@@ -12,6 +13,7 @@ import { UdpForwarder } from '../../forwarder/udp-forwarder';
 import type { RtNetlink } from '../../routing/rtnetlink';
 import { configureTunDevice, type TunDeviceConfig } from '../../routing/tun-device';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import type { Ipv6Net } from '../../util/ipv6';
 
 /** upstream's TUN name template (pkg/ip/tun.go, OpenTun with "flannel%d"): the kernel picks flannel0 normally. */
 export const TUN_NAME_TEMPLATE = 'flannel%d';
@@ -23,6 +25,8 @@ export interface UdpDatapathSpec {
   subnet: Ipv4Net;
   /** The flannel Network, routed to the TUN. */
   network: Ipv4Net;
+  /** Inner IPv6: the own v6 subnet (its address on the TUN, the ICMPv6 source) and the IPv6Network routed to the TUN. */
+  ipv6?: { subnet: Ipv6Net; network: Ipv6Net };
   /** The TUN's MTU. */
   mtu: number;
   /** The address the sockets bind (the external interface's). */
@@ -58,7 +62,7 @@ export interface RunningUdpDatapath {
 export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, forwarder: UdpForwarder = new UdpForwarder()): Promise<RunningUdpDatapath> {
   try {
     const name = forwarder.openTun(spec.tunTemplate ?? TUN_NAME_TEMPLATE, { queues: spec.workers, vnetHdr: needsVnetHeader(spec.offload) });
-    const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu };
+    const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu, ...(spec.ipv6 ? { ipv6: spec.ipv6 } : {}) };
     const report = await configureTunDevice(nl, tun);
     forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers, sourcePorts: spec.sourcePorts });
     forwarder.setIngressPolicy({
@@ -67,6 +71,7 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
       partialChecksums: spec.partialChecksums,
       ownSubnet: spec.subnet,
       network: spec.network,
+      ...(spec.ipv6 ? { ownSubnet6: spec.ipv6.subnet, network6: spec.ipv6.network } : {}),
     });
     forwarder.start({
       icmpSource: formatIpv4(spec.subnet.network),

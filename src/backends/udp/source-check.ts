@@ -38,6 +38,12 @@ export function refusalMessage(r: Refusal): string {
         '(-ip-masq off), set "AllowExternalSources": true in the udp Backend config; if nodes reach ' +
         'each other through NAT, set "SourceCheck": false.'
       );
+    case 'ingress_drop_ipv6_sender_incapable':
+      return (
+        `udp backend dropped an IPv6 packet from peer ${r.sender}: its lease does not say it carries IPv6 ` +
+        '(further drops are only counted). An upstream flanneld node carries IPv4 only; a flannel-ts node ' +
+        'advertises "ipv6" when its network config has EnableIPv6, so check that every node runs with the same config.'
+      );
     case 'ingress_drop_foreign_destination':
       return (
         `udp backend dropped a packet ${inner} from peer ${r.sender}: its destination is not in this ` +

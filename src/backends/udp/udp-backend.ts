@@ -1,9 +1,12 @@
 /**
- * The udp backend (upstream's pkg/backend/udp): lease with `{PublicIP}` only
- * (no BackendType, no BackendData, so its bytes are upstream's), flannel0 with
- * the own subnet's address /32 and the Network route, the UDP sockets bound to
- * the interface address and Port, and the native datapath following the
- * lease events.
+ * The udp backend (upstream's pkg/backend/udp): lease with `{PublicIP}` and
+ * no BackendType (BackendData only for the capability object, which upstream
+ * ignores), flannel0 with the own subnet's address /32 and the Network route,
+ * the UDP sockets bound to the interface address and Port, and the native
+ * datapath following the lease events. With EnableIPv6 it carries inner
+ * IPv6 too (beyond upstream): flannel0 gets the v6 subnet's address /128 and
+ * the IPv6Network route, and IPv6 goes over the IPv4 underlay to peers whose
+ * lease advertises the "ipv6" capability.
  */
 import { combineOffloads, OFFLOAD_ENV, OffloadEnvError, OFFLOAD_SWITCHES, parseOffloadEnv } from '../../forwarder/offload';
 import type { DatapathStats, UdpForwarder } from '../../forwarder/udp-forwarder';
@@ -27,7 +30,7 @@ import {
 } from '../backend';
 import { parseUdpBackendConfig, takesPartialChecksums, tunMtu, type UdpBackendConfig } from './config';
 import { startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
-import { PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
+import { IPV6, PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
 import { RefusalReporter } from './source-check';
@@ -69,22 +72,18 @@ export class UdpBackend implements Backend {
     if (!ctx.network.enableIPv4 || !network) {
       throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
     }
-    if (ctx.network.enableIPv6) {
-      // Never a silent half network: with EnableIPv6 the pods would get IPv6
-      // addresses whose traffic goes nowhere.
-      throw new BackendError(
-        'the udp backend of flannel-ts carries IPv4 only for now: with "EnableIPv6" the pods\' IPv6 traffic ' +
-          'would go nowhere. Remove "EnableIPv6" from the network config (upstream\'s udp backend carries no IPv6 ' +
-          'either), or use the vxlan or host-gw backend for dual stack.',
-      );
-    }
+    // Inner IPv6 rides the IPv4 underlay (between the nodes' PublicIPs).
+    const ipv6Network = ctx.network.enableIPv6 ? ctx.network.ipv6Network : undefined;
+    if (ctx.network.enableIPv6 && !ipv6Network) throw new BackendError('IPv6 is enabled but the network config has no IPv6Network');
     const { extAddr, ifaceAddr } = ctx.extIface;
     if (extAddr === undefined || ifaceAddr === undefined) {
       throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);
     }
     const partialChecksums = takesPartialChecksums(cfg, offload);
-    const backendData = udpBackendData(partialChecksums ? [PARTIAL_CHECKSUMS] : []);
+    const backendData = udpBackendData([...(partialChecksums ? [PARTIAL_CHECKSUMS] : []), ...(ipv6Network ? [IPV6] : [])]);
+    // PublicIPv6 stays null, as upstream's udp lease has it: the underlay is IPv4.
     const lease = await acquireBackendLease(ctx, { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData, backendV6Data: undefined });
+    if (ipv6Network && !lease.ipv6Subnet) throw new BackendError(`IPv6 is enabled but the lease ${lease.subnet.toString()} has no IPv6 subnet`);
     const log = ctx.log.child({ backend: 'udp' });
     const mtu = tunMtu(cfg, ctx.extIface.mtu);
     log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
@@ -93,6 +92,7 @@ export class UdpBackend implements Backend {
       const running = await startUdpDatapath(nl, {
         subnet: lease.subnet,
         network,
+        ...(ipv6Network && lease.ipv6Subnet ? { ipv6: { subnet: lease.ipv6Subnet, network: ipv6Network } } : {}),
         mtu,
         bindAddress: formatIpv4(ifaceAddr),
         port: cfg.port,
@@ -105,7 +105,7 @@ export class UdpBackend implements Backend {
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
-      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log);
+      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, ipv6Network !== undefined);
     } catch (e) {
       nl.close();
       throw e;
@@ -146,6 +146,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     readonly forwarder: UdpForwarder,
     private readonly nl: RtNetlink,
     private readonly log: Logger,
+    ipv6: boolean,
   ) {
     this.mtu = tun.mtu;
     this.events = new NetlinkEvents(log);
@@ -155,7 +156,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
       this.events,
       log,
     );
-    this.routes = new UdpRouteSync(cfg.port);
+    this.routes = new UdpRouteSync(cfg.port, { ipv6 });
     this.reporter = new RefusalReporter(forwarder, log);
     this.offloadReporter = new OffloadReporter(log);
     this.offloadReporter.observe(forwarder.stats().offload);

@@ -22,7 +22,7 @@ import type { Repair } from '../../routing/reconciler';
 import type { LinkDetails } from '../../routing/rtnetlink';
 import { formatIp, type IpAddr } from '../../util/ip';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
-import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
+import { formatIpv6, isLinkLocal6, type Ipv6Net } from '../../util/ipv6';
 
 export interface VxlanDeviceSpec {
   name: string;
@@ -134,10 +134,6 @@ export async function ensureV4AddressOnLink(kernel: KernelPort, dev: LinkDetails
   return repairs;
 }
 
-/** fe80::/10: link-local unicast (RFC 4291 §2.5.6), which the kernel adds by itself. */
-function isLinkLocal6(a: bigint): boolean {
-  return a >> 118n === 0x3fan;
-}
 
 /**
  * upstream's EnsureV6AddressOnLink (pkg/ip/iface.go): the own IPv6 subnet's

@@ -1,0 +1,137 @@
+/**
+ * Inner IPv6 over the udp backend, end to end (beyond upstream, whose udp
+ * backend is IPv4-only): etcd and three flannel-ts nodes with EnableIPv6 and
+ * dual-stack pods, the real bin/flanneld. Pods reach each other over IPv4
+ * and IPv6 (full size too) and TCP over IPv6 arrives intact; flannel0 has
+ * the v6 address and route; the lease advertises "ipv6" in its capability
+ * object and keeps PublicIPv6 null. A node in upstream's bytes (no
+ * capability) gets no IPv6 from us: its pods' v6 addresses are answered with
+ * ICMPv6 unreachable, and inner IPv6 from it is refused; a capable peer's
+ * forged IPv6 sources are refused as IPv4 ones are. Each refusal is counted.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { httpGet } from '../lab/daemon-probes';
+import { FlannelCluster } from '../lab/flannel-cluster';
+import { Lab } from '../lab/netns';
+import { buildUdp6Packet } from '../lab/packets';
+import { ping } from '../lab/topology';
+import { sendUdpDatagram, tcpTransfer } from '../lab/traffic';
+import { eventually } from './helpers/eventually';
+import { ROOT_SUITE } from './helpers/root';
+
+const CONFIG = { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:5::/48', IPv6SubnetLen: 64, Backend: { Type: 'udp' } };
+const HEALTHZ_PORT = 18471;
+/** A node in upstream's bytes: its udp lease has no capability object; its PublicIP is a second address of node 3's underlay. */
+const UPSTREAM_PUBLIC_IP = '192.168.100.203';
+const UPSTREAM_KEY = '10.5.250.0-24&fd00:5:0:fa::-64';
+
+async function ipj(lab: Lab, ns: string, ...args: string[]): Promise<Array<Record<string, unknown>>> {
+  const out = (await lab.exec(ns, args[0]!, ['-j', ...args.slice(1)])).stdout.trim();
+  return out === '' ? [] : (JSON.parse(out) as Array<Record<string, unknown>>);
+}
+
+describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
+  let lab: Lab;
+  let cluster: FlannelCluster;
+  const pod = (i: number) => cluster.topology.nodes[i - 1]!.pod;
+  const node = (i: number) => cluster.topology.nodes[i - 1]!;
+
+  /** A series of node 1's /metrics: flanneld_datapath_drops_total{direction, reason}. */
+  async function drops(direction: string, reason: string): Promise<number> {
+    const body = (await httpGet(lab, node(1).ns, HEALTHZ_PORT, '/metrics')).body;
+    const m = new RegExp(`^flanneld_datapath_drops_total\\{direction="${direction}",reason="${reason}"\\} (\\d+)$`, 'm').exec(body);
+    assert.ok(m, `no series for ${direction} ${reason}:\n${body.split('\n').filter((l) => l.startsWith('flanneld_datapath_drops')).join('\n')}`);
+    return Number(m[1]);
+  }
+
+  before(async () => {
+    lab = new Lab();
+    cluster = await FlannelCluster.create(lab, { nodes: 3, ipv6: true, config: CONFIG });
+    await lab.exec(node(3).ns, 'ip', ['addr', 'add', `${UPSTREAM_PUBLIC_IP}/24`, 'dev', node(3).underlayIf]);
+    await cluster.etcdctl('put', `${cluster.prefix}/subnets/${UPSTREAM_KEY}`, `{"PublicIP":"${UPSTREAM_PUBLIC_IP}","PublicIPv6":null}`);
+    cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`]);
+    for (const i of [2, 3]) cluster.startNode(i);
+    for (const i of [1, 2, 3]) await cluster.waitSubnet(i);
+    for (const i of [1, 2, 3]) await cluster.attachPod(i);
+  });
+  after(async () => {
+    await lab?.cleanup();
+  });
+
+  test('the lease advertises "ipv6" and keeps PublicIPv6 null; flannel0 has the v6 address and route; the MTU is the IPv4 underlay\'s', async () => {
+    const env = cluster.nodes[0]!.subnetEnv()!;
+    assert.equal(env.get('FLANNEL_IPV6_NETWORK'), 'fd00:5::/48');
+    const v6 = env.get('FLANNEL_IPV6_SUBNET')!;
+    assert.match(v6, /^fd00:5:0:[0-9a-f]+::1\/64$/);
+    assert.equal(Number(env.get('FLANNEL_MTU')), 1500 - 28);
+    const ownKey = `${cluster.prefix}/subnets/${env.get('FLANNEL_SUBNET')!.replace('.1/24', '.0-24')}&${v6.replace('::1/64', '::-64')}`;
+    const value = JSON.parse((await cluster.etcdctl('get', ownKey, '--print-value-only')).trim()) as Record<string, unknown>;
+    assert.equal(value['PublicIPv6'], null);
+    assert.equal(value['BackendType'], undefined, 'the udp lease has no BackendType, as upstream writes it');
+    assert.ok((value['BackendData'] as { Capabilities: string[] }).Capabilities.includes('ipv6'), JSON.stringify(value));
+    const ns = node(1).ns;
+    const addrs = (await ipj(lab, ns, 'ip', '-6', 'addr', 'show', 'dev', 'flannel0'))[0]!['addr_info'] as Array<Record<string, unknown>>;
+    assert.ok(addrs.some((a) => a['local'] === v6.replace('::1/64', '::') && a['prefixlen'] === 128), JSON.stringify(addrs));
+    const routes = await ipj(lab, ns, 'ip', '-6', 'route', 'show', 'fd00:5::/48');
+    assert.deepEqual(routes.map((r) => r['dev']), ['flannel0']);
+  });
+
+  test('every pod pings every other over IPv4 and IPv6, and full-size over IPv6', { timeout: 60_000 }, async () => {
+    for (const a of [1, 2, 3]) {
+      for (const b of [1, 2, 3]) {
+        if (a === b) continue;
+        assert.ok(await eventually(() => ping(lab, pod(a).ns, pod(b).address, 1), (ok) => ok, 10_000, `${pod(a).address} -> ${pod(b).address}`));
+        assert.ok(await eventually(() => ping(lab, pod(a).ns, pod(b).address6!, 1), (ok) => ok, 10_000, `${pod(a).address6} -> ${pod(b).address6}`));
+      }
+    }
+    const mtu = Number(cluster.nodes[0]!.subnetEnv()!.get('FLANNEL_MTU'));
+    assert.ok(await ping(lab, pod(1).ns, pod(2).address6!, 3, ['-s', String(mtu - 48), '-M', 'do']), `a ${mtu}-byte IPv6 packet crosses`);
+    assert.equal(await ping(lab, pod(1).ns, pod(2).address6!, 1, ['-s', String(mtu - 47), '-M', 'do']), false, 'one byte more does not');
+  });
+
+  test('TCP over IPv6 both ways, bytes checked', { timeout: 120_000 }, async () => {
+    const [ab, ba] = await Promise.all([
+      tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address6!, 5001, 20_000_000),
+      tcpTransfer(lab, pod(2).ns, pod(1).ns, pod(1).address6!, 5002, 20_000_000),
+    ]);
+    for (const r of [ab, ba]) {
+      assert.equal(r.bytes, 20_000_000);
+      assert.equal(r.receivedSha256, r.sentSha256);
+    }
+  });
+
+  test('an upstream-format peer gets no IPv6: ICMPv6 unreachable to the pod, counted; its inner IPv6 is refused', { timeout: 60_000 }, async () => {
+    const before = await drops('egress', 'ipv6_peer_incapable');
+    const out = await lab.exec(pod(1).ns, 'ping', ['-6', '-n', '-c', '1', '-W', '2', 'fd00:5:0:fa::2'], { timeoutMs: 10_000 }).then(
+      (r) => r.stdout,
+      (e: { stdout?: string }) => e.stdout ?? '',
+    );
+    assert.match(out, /Destination unreachable|Administratively prohibited/i, out);
+    await eventually(() => drops('egress', 'ipv6_peer_incapable'), (n) => n > before, 5000, 'the drop counted');
+    // Its IPv4 subnet is routed as always.
+    const v4 = await ipj(lab, node(1).ns, 'ip', 'route', 'get', '10.5.250.2');
+    assert.equal(v4[0]!['dev'], 'flannel0');
+    const refusedBefore = await drops('ingress', 'ipv6_sender_incapable');
+    const inner = buildUdp6Packet({ src: 'fd00:5:0:fa::2', dst: pod(1).address6!, srcPort: 40000, dstPort: 9, payload: Buffer.from('from an upstream node') });
+    await sendUdpDatagram(lab, node(3).ns, UPSTREAM_PUBLIC_IP, node(1).underlayAddress, 8285, inner);
+    await eventually(() => drops('ingress', 'ipv6_sender_incapable'), (n) => n > refusedBefore, 5000, 'the inner IPv6 refused');
+    await eventually(() => cluster.nodes[0]!.messages().filter((m) => m.includes(`IPv6 packet from peer ${UPSTREAM_PUBLIC_IP}`)).length, (n) => n === 1, 5000, 'one log line naming the sender');
+  });
+
+  test('a capable peer\'s forged IPv6 sources and foreign destinations are refused and counted', { timeout: 60_000 }, async () => {
+    const spoofed = await drops('ingress', 'spoofed_source');
+    const foreign = await drops('ingress', 'foreign_destination');
+    const send = (src: string, dst: string) =>
+      sendUdpDatagram(lab, node(2).ns, node(2).underlayAddress, node(1).underlayAddress, 8285, buildUdp6Packet({ src, dst, srcPort: 40000, dstPort: 9, payload: Buffer.from('forged') }));
+    await send(pod(3).address6!, pod(1).address6!); // node 3's pod, sent by node 2
+    await send(pod(1).address6!.replace(/::\d+$/, '::77'), pod(1).address6!); // our own subnet
+    await send('2001:db8::1', pod(1).address6!); // outside the IPv6 Network
+    await send(pod(2).address6!, pod(3).address6!); // to a third node's pod
+    await eventually(() => drops('ingress', 'spoofed_source'), (n) => n >= spoofed + 3, 5000, 'three forged sources');
+    await eventually(() => drops('ingress', 'foreign_destination'), (n) => n >= foreign + 1, 5000, 'one foreign destination');
+    const line = await eventually(() => cluster.nodes[0]!.messages().find((m) => m.includes(`packet ${pod(3).address6} -> ${pod(1).address6} from peer ${node(2).underlayAddress}`)), (m) => m !== undefined, 5000, 'the refusal logged with its IPv6 addresses');
+    assert.match(line!, /may be forged/);
+    assert.ok(await ping(lab, pod(2).ns, pod(1).address6!, 1), 'legitimate IPv6 keeps flowing');
+  });
+});
