@@ -20,6 +20,8 @@ struct ParsedRoute {
   std::pair<uint32_t, uint8_t> key4;
   std::pair<Ipv6Addr, uint8_t> key6;
   NextHop hop{0, 0};
+  bool peer6 = false;  // the peer is an IPv6 underlay address (peer6_addr)
+  Ipv6Addr peer6_addr{};
 };
 
 bool IsIpv6Text(const std::string& text) { return text.find(':') != std::string::npos; }
@@ -41,7 +43,14 @@ ParsedRoute ParseRoute(Napi::Env env, const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "each route must be an object");
   Napi::Object o = v.As<Napi::Object>();
   ParsedRoute r = ParseRouteNetwork(env, o);
-  r.hop.addr = ParseIpv4(env, StringProperty(o, "peer"), "route peer");
+  // The peer: a PublicIP, or a PublicIPv6 reached over the IPv6 underlay.
+  const std::string peer = StringProperty(o, "peer");
+  r.peer6 = IsIpv6Text(peer);
+  if (r.peer6) {
+    r.peer6_addr = ParseIpv6(env, peer, "route peer");
+  } else {
+    r.hop.addr = ParseIpv4(env, peer, "route peer");
+  }
   r.hop.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
   r.hop.flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
   return r;
@@ -93,8 +102,8 @@ Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char
 constexpr int64_t kMaxWorkers = 64;
 // The most per-flow source ports (src/backends/udp/config.ts MAX_SOURCE_PORTS).
 constexpr int64_t kMaxSourcePorts = 64;
-static_assert(2 * kMaxWorkers <= StatePublisher<ForwardingState>::kMaxReaders,
-              "every worker's two threads need a reader slot");
+static_assert(3 * kMaxWorkers <= StatePublisher<ForwardingState>::kMaxReaders,
+              "every worker's three threads need a reader slot");
 
 bool OptionalBooleanProperty(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);
@@ -206,16 +215,35 @@ void DatapathWrapper::EnsureOpen(Napi::Env env, const char* method) const {
 }
 
 void DatapathWrapper::Publish() {
+  // The IPv6 underlay's endpoints: the known v6 peers first (their flags),
+  // then any a route names that is not one of them (flags 0: datagrams from
+  // it are refused as from an unknown sender only if the source check is on).
+  std::vector<std::pair<Ipv6Addr, uint8_t>> endpoints = peers6_;
+  std::map<Ipv6Addr, uint32_t> index;
+  for (uint32_t i = 0; i < endpoints.size(); ++i) index.emplace(endpoints[i].first, i);
+  auto hop_of = [&](const RouteTarget& t) {
+    if (!t.peer6) return t.hop;
+    auto it = index.find(t.addr6);
+    if (it == index.end()) {
+      it = index.emplace(t.addr6, static_cast<uint32_t>(endpoints.size())).first;
+      endpoints.emplace_back(t.addr6, 0);
+    }
+    NextHop hop = t.hop;
+    hop.addr = it->second;
+    hop.flags = static_cast<uint8_t>(hop.flags | kPeerUnderlay6);
+    return hop;
+  };
   std::vector<Ipv4Route> routes;
   routes.reserve(routes_.size());
-  for (const auto& r : routes_) routes.push_back(Ipv4Route{r.first.first, r.first.second, r.second});
+  for (const auto& r : routes_) routes.push_back(Ipv4Route{r.first.first, r.first.second, hop_of(r.second)});
   std::vector<Ipv6Route> routes6;
   routes6.reserve(routes6_.size());
-  for (const auto& r : routes6_) routes6.push_back(Ipv6Route{r.first.first, r.first.second, r.second});
+  for (const auto& r : routes6_) routes6.push_back(Ipv6Route{r.first.first, r.first.second, hop_of(r.second)});
   auto state = std::make_unique<ForwardingState>();
   state->routes = LpmTable(routes);
   state->routes6 = Lpm6Table(routes6);
   state->peers = AddrSet(peers_);
+  state->endpoints6 = Endpoint6Table(endpoints);
   state->policy = policy_;
   publisher_.publish(std::move(state));
 }
@@ -245,26 +273,49 @@ Napi::Value DatapathWrapper::OpenTun(const Napi::CallbackInfo& info) {
 Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "bindUdp");
-  if (!udp_fds_.empty()) throw Napi::Error::New(env, "Datapath.bindUdp(): the UDP sockets are already bound");
+  if (!udp_fds_.empty() || !udp6_fds_.empty()) {
+    throw Napi::Error::New(env, "Datapath.bindUdp(): the UDP sockets are already bound");
+  }
   Napi::Object o = ObjectArgument(info, 0, "bindUdp(options)");
+  // address: the IPv4 underlay's sockets; address6: the IPv6 underlay's; either or both.
+  const bool has4 = !o.Get("address").IsUndefined();
+  const bool has6 = !o.Get("address6").IsUndefined();
+  if (!has4 && !has6) throw Napi::TypeError::New(env, "bindUdp(options): address or address6 is required");
   UdpSocketOptions options;
-  options.bind_addr = ParseIpv4(env, StringProperty(o, "address"), "bind address");
   options.port = static_cast<uint16_t>(IntegerProperty(o, "port", 1, 65535));
   options.receive_buffer_bytes =
       static_cast<int>(OptionalIntegerProperty(o, "receiveBufferBytes", 0, INT32_MAX, 0));
   options.send_buffer_bytes = static_cast<int>(OptionalIntegerProperty(o, "sendBufferBytes", 0, INT32_MAX, 0));
   options.count = static_cast<int>(OptionalIntegerProperty(o, "sockets", 1, kMaxWorkers, 1));
-  const int source_ports = static_cast<int>(OptionalIntegerProperty(o, "sourcePorts", 0, kMaxSourcePorts, 0));
+  const int source_ports = has4 ? static_cast<int>(OptionalIntegerProperty(o, "sourcePorts", 0, kMaxSourcePorts, 0)) : 0;
   if (options.port + source_ports > 65535) {
     throw Napi::RangeError::New(env, "bindUdp(options): port + sourcePorts must be at most 65535");
   }
-  SysResult r = open_udp_sockets(options, &udp_fds_);
-  if (!r.ok()) throw ErrnoError(env, r.err, r.op);
-  r = open_source_port_sockets(options, source_ports, &source_fds_);
-  if (!r.ok()) {
+  UdpSocketOptions options6 = options;
+  options6.ipv6 = true;
+  if (has6) options6.bind_addr6 = ParseIpv6(env, StringProperty(o, "address6"), "bind address6");
+  if (has4) options.bind_addr = ParseIpv4(env, StringProperty(o, "address"), "bind address");
+  auto close_all = [this] {
     for (int fd : udp_fds_) close(fd);
+    for (int fd : source_fds_) close(fd);
     udp_fds_.clear();
-    throw ErrnoError(env, r.err, (std::string(r.op) + " source port").c_str());
+    source_fds_.clear();
+  };
+  if (has4) {
+    SysResult r = open_udp_sockets(options, &udp_fds_);
+    if (!r.ok()) throw ErrnoError(env, r.err, r.op);
+    r = open_source_port_sockets(options, source_ports, &source_fds_);
+    if (!r.ok()) {
+      close_all();
+      throw ErrnoError(env, r.err, (std::string(r.op) + " source port").c_str());
+    }
+  }
+  if (has6) {
+    const SysResult r = open_udp_sockets(options6, &udp6_fds_);
+    if (!r.ok()) {
+      close_all();
+      throw ErrnoError(env, r.err, (std::string(r.op) + " IPv6").c_str());
+    }
   }
   return env.Undefined();
 }
@@ -273,18 +324,20 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "start");
   if (forwarder_) throw Napi::Error::New(env, "Datapath.start(): already started");
-  if (tun_.fds.empty() || udp_fds_.empty()) {
+  if (tun_.fds.empty() || (udp_fds_.empty() && udp6_fds_.empty())) {
     throw Napi::Error::New(env, "Datapath.start(): openTun() and bindUdp() must succeed first");
   }
-  if (tun_.fds.size() != udp_fds_.size()) {
+  const size_t sockets = udp_fds_.empty() ? udp6_fds_.size() : udp_fds_.size();
+  if (tun_.fds.size() != sockets) {
     throw Napi::Error::New(env, "Datapath.start(): openTun() queues (" + std::to_string(tun_.fds.size()) +
-                                    ") and bindUdp() sockets (" + std::to_string(udp_fds_.size()) +
+                                    ") and bindUdp() sockets (" + std::to_string(sockets) +
                                     ") must match: one of each per worker");
   }
   Napi::Object o = ObjectArgument(info, 0, "start(options)");
   ForwarderConfig config;
   config.tun_fds = tun_.fds;
   config.udp_fds = udp_fds_;
+  config.udp6_fds = udp6_fds_;
   config.source_fds = source_fds_;
   config.vnet_hdr = vnet_hdr_;
   config.icmp_source = ParseIpv4(env, StringProperty(o, "icmpSource"), "icmpSource");
@@ -318,14 +371,15 @@ Napi::Value DatapathWrapper::ReplaceRoutes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, "replaceRoutes");
   Napi::Array list = ArrayArgument(info, 0, "replaceRoutes(routes)");
-  std::map<RouteKey, NextHop> next;
-  std::map<Route6Key, NextHop> next6;
+  std::map<RouteKey, RouteTarget> next;
+  std::map<Route6Key, RouteTarget> next6;
   for (uint32_t i = 0; i < list.Length(); ++i) {
     const ParsedRoute r = ParseRoute(env, list.Get(i));
+    const RouteTarget target{r.hop, r.peer6, r.peer6_addr};
     if (r.v6) {
-      next6[r.key6] = r.hop;
+      next6[r.key6] = target;
     } else {
-      next[r.key4] = r.hop;
+      next[r.key4] = target;
     }
   }
   routes_.swap(next);
@@ -352,10 +406,11 @@ Napi::Value DatapathWrapper::UpdateRoutes(const Napi::CallbackInfo& info) {
     }
   }
   for (const ParsedRoute& r : to_set) {
+    const RouteTarget target{r.hop, r.peer6, r.peer6_addr};
     if (r.v6) {
-      routes6_[r.key6] = r.hop;
+      routes6_[r.key6] = target;
     } else {
-      routes_[r.key4] = r.hop;
+      routes_[r.key4] = target;
     }
   }
   Publish();
@@ -367,18 +422,30 @@ Napi::Value DatapathWrapper::ReplacePeers(const Napi::CallbackInfo& info) {
   EnsureOpen(env, "replacePeers");
   Napi::Array list = ArrayArgument(info, 0, "replacePeers(peers)");
   std::vector<Peer> next;
+  std::vector<std::pair<Ipv6Addr, uint8_t>> next6;
   next.reserve(list.Length());
   for (uint32_t i = 0; i < list.Length(); ++i) {
     Napi::Value v = list.Get(i);
+    std::string address;
+    uint8_t flags = 0;
     if (v.IsString()) {
-      next.push_back(Peer{ParseIpv4(env, v.As<Napi::String>().Utf8Value(), "peer address"), 0});
-      continue;
+      address = v.As<Napi::String>().Utf8Value();
+    } else if (v.IsObject()) {
+      Napi::Object o = v.As<Napi::Object>();
+      address = StringProperty(o, "address");
+      flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
+    } else {
+      throw Napi::TypeError::New(env, "each peer must be an address or {address, flags}");
     }
-    if (!v.IsObject()) throw Napi::TypeError::New(env, "each peer must be an address or {address, flags}");
-    Napi::Object o = v.As<Napi::Object>();
-    next.push_back(Peer{ParseIpv4(env, StringProperty(o, "address"), "peer address"), static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0))});
+    // A PublicIPv6: the peer is reached over the IPv6 underlay.
+    if (IsIpv6Text(address)) {
+      next6.emplace_back(ParseIpv6(env, address, "peer address"), flags);
+    } else {
+      next.push_back(Peer{ParseIpv4(env, address, "peer address"), flags});
+    }
   }
   peers_.swap(next);
+  peers6_.swap(next6);
   Publish();
   return env.Undefined();
 }
@@ -419,7 +486,7 @@ Napi::Value DatapathWrapper::Stats(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("counters", counters);
   result.Set("routes", Napi::Number::New(env, static_cast<double>(routes_.size() + routes6_.size())));
-  result.Set("peers", Napi::Number::New(env, static_cast<double>(peers_.size())));
+  result.Set("peers", Napi::Number::New(env, static_cast<double>(peers_.size() + peers6_.size())));
   result.Set("retiredTables", Napi::Number::New(env, static_cast<double>(retired)));
   result.Set("running", Napi::Boolean::New(env, forwarder_ != nullptr));
   result.Set("workers", Napi::Number::New(env, static_cast<double>(forwarder_ ? forwarder_->workers() : 0)));
@@ -437,7 +504,7 @@ Napi::Value DatapathWrapper::DrainRefusals(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < n; ++i) {
     const Refusal& r = refusals[i];
     Napi::Object o = Napi::Object::New(env);
-    o.Set("sender", FormatIpv4(r.sender));
+    o.Set("sender", r.sender6 ? FormatIpv6(r.sender_addr6) : FormatIpv4(r.sender));
     o.Set("reason", Napi::String::New(env, kCounterNames[r.reason]));
     if (r.reason != kIngressDropUnknownSource && r.reason != kIngressDropIpv6SenderIncapable) {
       o.Set("innerSource", r.version == 6 ? FormatIpv6(r.inner_src6) : FormatIpv4(r.inner_src));
@@ -462,6 +529,8 @@ void DatapathWrapper::Shutdown() {
   }
   for (int fd : udp_fds_) close(fd);
   udp_fds_.clear();
+  for (int fd : udp6_fds_) close(fd);
+  udp6_fds_.clear();
   for (int fd : source_fds_) close(fd);
   source_fds_.clear();
   // Closing the last fd of a non-persistent TUN removes the device, its

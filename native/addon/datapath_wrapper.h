@@ -50,17 +50,26 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   void Publish();
   void Shutdown();
 
+  // A route's peer: its IPv4 endpoint in hop, or an IPv6 endpoint (peer6),
+  // whose index Publish() assigns.
+  struct RouteTarget {
+    NextHop hop{0, 0};
+    bool peer6 = false;
+    Ipv6Addr addr6{};
+  };
   using RouteKey = std::pair<uint32_t, uint8_t>;  // masked network, prefix length
-  std::map<RouteKey, NextHop> routes_;
+  std::map<RouteKey, RouteTarget> routes_;
   using Route6Key = std::pair<Ipv6Addr, uint8_t>;  // masked network, prefix length
-  std::map<Route6Key, NextHop> routes6_;
+  std::map<Route6Key, RouteTarget> routes6_;
   std::vector<Peer> peers_;
+  std::vector<std::pair<Ipv6Addr, uint8_t>> peers6_;  // known peers on the IPv6 underlay, with their flags
   IngressPolicy policy_;
 
   StatePublisher<ForwardingState> publisher_;
   std::unique_ptr<Forwarder> forwarder_;
   TunDevice tun_;
   std::vector<int> udp_fds_;
+  std::vector<int> udp6_fds_;  // the IPv6 underlay's sockets (bindUdp address6)
   std::vector<int> source_fds_;  // the per-flow source ports (bindUdp sourcePorts)
   bool vnet_hdr_ = false;
   bool closed_ = false;

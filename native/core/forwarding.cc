@@ -127,41 +127,51 @@ Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state) {
 
 namespace {
 
+// Whether `hop` leads to `sender`: the same address, over the same underlay.
+bool hop_is_sender(const NextHop* hop, Sender sender) {
+  return hop != nullptr && hop->addr == sender.key && ((hop->flags & kPeerUnderlay6) != 0) == sender.underlay6;
+}
+
 // Whether a datagram from `sender` may carry a packet from `src` to `dst`.
-Counter inner_check(uint32_t src, uint32_t dst, uint32_t sender, const ForwardingState& state) {
+Counter inner_check(uint32_t src, uint32_t dst, Sender sender, const ForwardingState& state) {
   const IngressPolicy& p = state.policy;
   if (!p.own_subnet.contains(dst)) return kIngressDropForeignDestination;
   if (p.own_subnet.contains(src)) return kIngressDropSpoofedSource;
   // The peer host's own traffic, not masqueraded (its PublicIP as source).
-  if (p.source_check && src == sender) return kCounterCount;
+  if (p.source_check && !sender.underlay6 && src == sender.key) return kCounterCount;
   if (!p.network.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
   if (!p.source_check) return kCounterCount;  // NAT between nodes: the sender's address says nothing
-  const NextHop* hop = state.routes.lookup(src);
-  return hop != nullptr && hop->addr == sender ? kCounterCount : kIngressDropSpoofedSource;
+  return hop_is_sender(state.routes.lookup(src), sender) ? kCounterCount : kIngressDropSpoofedSource;
 }
 
-// The same rules for inner IPv6 (the peer host's own address is IPv4 here,
-// so no inner source can equal it).
-Counter inner_check6(const Ipv6Addr& src, const Ipv6Addr& dst, uint32_t sender, const ForwardingState& state) {
+// The same rules for inner IPv6 (the peer host's own IPv6 traffic comes from
+// its flannel0 address, inside its v6 subnet).
+Counter inner_check6(const Ipv6Addr& src, const Ipv6Addr& dst, Sender sender, const ForwardingState& state) {
   const IngressPolicy& p = state.policy;
   if (!p.own_subnet6.contains(dst)) return kIngressDropForeignDestination;
   if (p.own_subnet6.contains(src)) return kIngressDropSpoofedSource;
   if (!p.network6.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
   if (!p.source_check) return kCounterCount;
-  const NextHop* hop = state.routes6.lookup(src);
-  return hop != nullptr && hop->addr == sender ? kCounterCount : kIngressDropSpoofedSource;
+  return hop_is_sender(state.routes6.lookup(src), sender) ? kCounterCount : kIngressDropSpoofedSource;
 }
 
-Decision decide_ingress6(uint8_t* pkt, size_t len, uint32_t source_addr, const ForwardingState& state) {
+// The sender's flags, or nullptr for an unknown sender.
+const uint8_t* sender_flags(Sender sender, const ForwardingState& state) {
+  if (!sender.underlay6) return state.peers.find(sender.key);
+  if (sender.key >= state.endpoints6.size()) return nullptr;
+  return &state.endpoints6.flags_at(sender.key);
+}
+
+Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state) {
   Decision d;
   d.version = 6;
-  const uint8_t* flags = state.peers.find(source_addr);
+  const uint8_t* flags = sender_flags(sender, state);
   if (flags == nullptr || (*flags & kPeerIpv6) == 0) {
     d.drop = kIngressDropIpv6SenderIncapable;
     return d;
   }
   if (!parse6_into(pkt, len, kIngressParse, d)) return d;
-  const Counter refused = inner_check6(d.header6.src, d.header6.dst, source_addr, state);
+  const Counter refused = inner_check6(d.header6.src, d.header6.dst, sender, state);
   if (refused != kCounterCount) {
     d.drop = refused;
     return d;
@@ -172,19 +182,18 @@ Decision decide_ingress6(uint8_t* pkt, size_t len, uint32_t source_addr, const F
 
 }  // namespace
 
-Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
-                        const ForwardingState& state) {
+Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state) {
   Decision d;
   // The outer source comes first: nothing from an unknown sender is parsed or
   // answered, not even with an ICMP error.
-  if (state.policy.source_check && !state.peers.contains(source_addr)) {
+  if (state.policy.source_check && sender_flags(sender, state) == nullptr) {
     d.drop = kIngressDropUnknownSource;
     return d;
   }
-  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, source_addr, state);
+  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, sender, state);
   if (!parse_into(pkt, len, kIngressParse, d)) return d;
   if (state.policy.configured) {
-    const Counter refused = inner_check(d.header.src, d.header.dst, source_addr, state);
+    const Counter refused = inner_check(d.header.src, d.header.dst, sender, state);
     if (refused != kCounterCount) {
       d.drop = refused;
       return d;
@@ -192,7 +201,7 @@ Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
   }
   forward_with_ttl(pkt, kIngressDropTtlExpired, d);
   if (d.forward && state.policy.partial_checksums) {
-    const uint8_t* flags = state.peers.find(source_addr);
+    const uint8_t* flags = sender_flags(sender, state);
     if (flags != nullptr && (*flags & kPeerPartialChecksums) && l4_checksum_spot(pkt, d.header, &d.partial_spot)) {
       write_pseudo_header_sum(pkt, d.header, d.partial_spot);
       d.partial = true;

@@ -63,8 +63,11 @@ struct IngressPolicy {
 // published.
 struct ForwardingState {
   LpmTable routes;
-  Lpm6Table routes6;  // inner IPv6 subnets, each to a peer's IPv4 underlay endpoint
+  Lpm6Table routes6;  // inner IPv6 subnets, each to a peer's endpoint
   AddrSet peers;  // PublicIPs of known peers, with their flags
+  // Peers reached over the IPv6 underlay (their PublicIPv6, with their
+  // flags); routes to them carry kPeerUnderlay6 and the index here.
+  Endpoint6Table endpoints6;
   IngressPolicy policy;
 };
 
@@ -97,7 +100,15 @@ struct Decision {
 // the route's peer must carry IPv6, the hop limit is decremented.
 Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state);
 
-// A datagram received on the UDP socket from `source_addr` (host order):
+// Who sent a datagram: its IPv4 address (host order), or, from the IPv6
+// underlay, its index in ForwardingState::endpoints6 (Endpoint6Table::kNone
+// when the address is no known peer's).
+struct Sender {
+  uint32_t key;
+  bool underlay6 = false;
+};
+
+// A datagram received on a UDP socket from `sender`:
 // source check (the outer source, then the inner source and destination,
 // IngressPolicy), validate, decrement the TTL, and leave the TCP/UDP
 // checksum partial when both ends take that (IPv4 only). Inner IPv6 is
@@ -105,7 +116,11 @@ Decision decide_egress(uint8_t* pkt, size_t len, const ForwardingState& state);
 // answered with ICMP. A datagram that did not fit the receive buffer must be
 // dropped by the caller (kIngressDropOversize) before this is called: its
 // bytes are incomplete.
-Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr,
-                        const ForwardingState& state);
+Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state);
+
+// The same for a datagram from the IPv4 underlay.
+inline Decision decide_ingress(uint8_t* pkt, size_t len, uint32_t source_addr, const ForwardingState& state) {
+  return decide_ingress(pkt, len, Sender{source_addr, false}, state);
+}
 
 }  // namespace flannel

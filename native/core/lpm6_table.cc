@@ -44,4 +44,20 @@ const NextHop* Lpm6Table::lookup(const Ipv6Addr& dst) const {
   return nullptr;
 }
 
+Endpoint6Table::Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers) {
+  addrs_.reserve(peers.size());
+  flags_.reserve(peers.size());
+  for (const auto& p : peers) {
+    addrs_.push_back(p.first);
+    flags_.push_back(p.second);
+    sorted_.emplace_back(p.first, static_cast<uint32_t>(addrs_.size() - 1));
+  }
+  std::stable_sort(sorted_.begin(), sorted_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+uint32_t Endpoint6Table::find(const Ipv6Addr& addr) const {
+  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), addr, [](const auto& e, const Ipv6Addr& k) { return e.first < k; });
+  return it != sorted_.end() && it->first == addr ? it->second : kNone;
+}
+
 }  // namespace flannel

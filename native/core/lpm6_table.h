@@ -46,4 +46,27 @@ class Lpm6Table {
   size_t size_ = 0;
 };
 
+// The peers reached over the IPv6 underlay, by index: a route's NextHop
+// (kPeerUnderlay6) holds the index, the ingress path finds a datagram's
+// source address here. Immutable once built.
+class Endpoint6Table {
+ public:
+  static constexpr uint32_t kNone = 0xffffffffu;
+
+  Endpoint6Table() = default;
+  // Index i is peers[i]; a repeated address keeps its first index.
+  explicit Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers);
+
+  // The index of `addr`, or kNone.
+  uint32_t find(const Ipv6Addr& addr) const;
+  const Ipv6Addr& addr(uint32_t index) const { return addrs_[index]; }
+  const uint8_t& flags_at(uint32_t index) const { return flags_[index]; }
+  size_t size() const { return addrs_.size(); }
+
+ private:
+  std::vector<Ipv6Addr> addrs_;
+  std::vector<uint8_t> flags_;
+  std::vector<std::pair<Ipv6Addr, uint32_t>> sorted_;
+};
+
 }  // namespace flannel

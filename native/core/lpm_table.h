@@ -21,6 +21,9 @@ enum PeerFlags : uint8_t {
   // The peer's udp datapath carries inner IPv6 (its lease says so); an
   // upstream peer does not, and would corrupt an IPv6 packet.
   kPeerIpv6 = 1u << 1,
+  // The peer is reached over the IPv6 underlay: NextHop::addr is its index in
+  // ForwardingState::endpoints6 (its PublicIPv6), not an IPv4 address.
+  kPeerUnderlay6 = 1u << 2,
 };
 
 // A peer's underlay endpoint. Host byte order.

@@ -32,9 +32,10 @@ namespace flannel {
 template <typename T>
 class StatePublisher {
  public:
-  // Two reader threads per worker, and at most 64 workers
+  // Up to three reader threads per worker (egress, ingress, and ingress
+  // from the IPv6 underlay), and at most 64 workers
   // (native/addon/datapath_wrapper.cc kMaxWorkers).
-  static constexpr int kMaxReaders = 128;
+  static constexpr int kMaxReaders = 192;
 
   explicit StatePublisher(std::unique_ptr<T> initial) : current_(initial.release()) {}
   StatePublisher(const StatePublisher&) = delete;

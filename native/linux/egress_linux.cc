@@ -15,10 +15,16 @@
 
 namespace flannel {
 
-EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds,
+EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds, int udp6_fd,
                        CounterBlock* counters)
     : DatapathThread(shared, tun_fd, counters),
-      send_fds_(source_fds.empty() ? std::vector<int>{udp_fd} : source_fds) {}
+      send_fds_(!source_fds.empty() ? source_fds : udp_fd >= 0 ? std::vector<int>{udp_fd} : std::vector<int>{}),
+      v4_sockets_(send_fds_.size()) {
+  if (udp6_fd >= 0) {
+    socket6_ = static_cast<int>(send_fds_.size());
+    send_fds_.push_back(udp6_fd);
+  }
+}
 
 bool EgressPath::allocate() {
   stride_ = config_.buffer_size + kVirtioNetHdrLen;
@@ -31,14 +37,14 @@ bool EgressPath::allocate() {
   sorted_.reset(new (std::nothrow) OutMessage[kMaxQueuedSegments]);
   if (send_fds_.size() > kMaxSendSockets) return false;
   msgs_.reset(new (std::nothrow) struct mmsghdr[kMaxQueuedSegments]);
-  addrs_.reset(new (std::nothrow) struct sockaddr_in[kMaxQueuedSegments]);
+  addrs_.reset(new (std::nothrow) SockAddr[kMaxQueuedSegments]);
   control_.reset(new (std::nothrow) Control[kMaxQueuedSegments]);
   if (!reads_ || !headers_ || !slices_ || !iov_ || !segment_starts_ || !out_ || !sorted_ || !msgs_ || !addrs_ ||
       !control_) {
     return false;
   }
   memset(msgs_.get(), 0, sizeof(struct mmsghdr) * kMaxQueuedSegments);
-  memset(addrs_.get(), 0, sizeof(struct sockaddr_in) * kMaxQueuedSegments);
+  memset(addrs_.get(), 0, sizeof(SockAddr) * kMaxQueuedSegments);
   memset(control_.get(), 0, sizeof(Control) * kMaxQueuedSegments);
   return true;
 }
@@ -100,15 +106,25 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   }
   if (read.gso) counters_.add(kEgressSplitSegments, nseg);
   if (read.leave_partial) counters_.add(kEgressPartialChecksumPackets, nseg);
-  const uint8_t socket =
-      send_fds_.size() == 1 ? 0
-                            : static_cast<uint8_t>((d.version == 6 ? flow_hash(pkt, d.length, d.header6)
-                                                                   : flow_hash(pkt, d.length, d.header)) %
-                                                   send_fds_.size());
+  const bool underlay6 = (d.next_hop.flags & kPeerUnderlay6) != 0;
+  if (underlay6 ? (socket6_ < 0 || d.next_hop.addr >= state.endpoints6.size()) : v4_sockets_ == 0) {
+    counters_.add(kEgressDropSendError, nseg);  // no socket for that underlay: the control plane routed wrongly
+    return false;
+  }
+  uint8_t socket;
+  if (underlay6) {
+    socket = static_cast<uint8_t>(socket6_);
+  } else if (v4_sockets_ == 1) {
+    socket = 0;
+  } else {
+    const uint32_t hash = d.version == 6 ? flow_hash(pkt, d.length, d.header6) : flow_hash(pkt, d.length, d.header);
+    socket = static_cast<uint8_t>(hash % v4_sockets_);
+  }
+  const Ipv6Addr addr6 = underlay6 ? state.endpoints6.addr(d.next_hop.addr) : Ipv6Addr{};
   uint8_t* headers = headers_.get() + headers_used_;
   for (size_t i = 0; i < nseg; ++i) {
     const SegmentSlice& s = slices_[i];
-    queue_segment(d.next_hop, socket, s.header_len > 0 ? headers + s.header_off : nullptr, s.header_len,
+    queue_segment(d.next_hop, addr6, socket, s.header_len > 0 ? headers + s.header_off : nullptr, s.header_len,
                   pkt + s.payload_off, s.payload_len);
   }
   const SegmentSlice& last = slices_[nseg - 1];
@@ -121,18 +137,20 @@ bool EgressPath::has_room(size_t segments) const {
          headers_used_ + segments * kMaxSegmentHeader <= kMaxQueuedSegments * kMaxSegmentHeader;
 }
 
-void EgressPath::queue_segment(const NextHop& hop, uint8_t socket, uint8_t* header, uint16_t header_len,
-                               uint8_t* payload, uint16_t payload_len) {
+void EgressPath::queue_segment(const NextHop& hop, const Ipv6Addr& addr6, uint8_t socket, uint8_t* header,
+                               uint16_t header_len, uint8_t* payload, uint16_t payload_len) {
   const uint32_t size = static_cast<uint32_t>(header_len) + payload_len;
   OutMessage* m = messages_ > 0 ? &out_[messages_ - 1] : nullptr;
+  // Same socket and same address: an IPv4 address and an endpoint index
+  // never meet on one socket.
   const bool joins = m != nullptr && shared_->offload.gso.on() && !m->closed && m->hop.addr == hop.addr &&
                      m->hop.port == hop.port && m->socket == socket && size <= m->segment_size &&
                      m->segments < kMaxGsoSegments && m->bytes + size <= kMaxGsoBytes;
   if (!joins) {
     m = &out_[messages_++];
     // A peer in GSO backoff gets one message per segment: nothing joins it.
-    const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(hop.addr, now_ns_);
-    *m = OutMessage{hop, socket, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
+    const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(backoff_key(hop), now_ns_);
+    *m = OutMessage{hop, addr6, socket, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
   }
   segment_starts_[iov_used_] = true;
   if (header_len > 0) {
@@ -149,13 +167,22 @@ void EgressPath::queue_segment(const NextHop& hop, uint8_t socket, uint8_t* head
 
 void EgressPath::prepare_message(size_t i) {
   const OutMessage& m = out_[i];
-  struct sockaddr_in& to = addrs_[i];
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(m.hop.addr);
-  to.sin_port = htons(m.hop.port);
+  SockAddr& to = addrs_[i];
   struct msghdr& h = msgs_[i].msg_hdr;
   h.msg_name = &to;
-  h.msg_namelen = sizeof(to);
+  if (m.hop.flags & kPeerUnderlay6) {
+    to.v6.sin6_family = AF_INET6;
+    store_ipv6(to.v6.sin6_addr.s6_addr, m.addr6);
+    to.v6.sin6_port = htons(m.hop.port);
+    to.v6.sin6_flowinfo = 0;
+    to.v6.sin6_scope_id = 0;
+    h.msg_namelen = sizeof(to.v6);
+  } else {
+    to.v4.sin_family = AF_INET;
+    to.v4.sin_addr.s_addr = htonl(m.hop.addr);
+    to.v4.sin_port = htons(m.hop.port);
+    h.msg_namelen = sizeof(to.v4);
+  }
   h.msg_iov = &iov_[m.iov_first];
   h.msg_iovlen = m.iov_count;
   h.msg_flags = 0;
@@ -203,7 +230,7 @@ void EgressPath::flush() {
   size_t i = 0;
   while (i < n) {
     const bool gso_message = out_[i].segments > 1;
-    if (gso_message && gso_backoff_.suppressed(out_[i].hop.addr, now_ns_)) {  // refused earlier in this batch
+    if (gso_message && gso_backoff_.suppressed(backoff_key(out_[i].hop), now_ns_)) {  // refused earlier in this batch
       send_segments_singly(i++);
       continue;
     }
@@ -240,7 +267,7 @@ void EgressPath::flush() {
       // MTU below the segment size) or for the device (no checksum offload
       // gives EIO). This peer goes unsegmented for a while; the message
       // goes out now, one datagram per segment.
-      gso_backoff_.suppress(out_[i].hop.addr, now_ns_ + kGsoRetryNs, now_ns_);
+      gso_backoff_.suppress(backoff_key(out_[i].hop), now_ns_ + kGsoRetryNs, now_ns_);
       counters_.add(kOffloadGsoFailures);
       send_segments_singly(i++);
       continue;
@@ -261,7 +288,7 @@ void EgressPath::send_segments_singly(size_t i) {
   struct msghdr h;
   memset(&h, 0, sizeof(h));
   h.msg_name = &addrs_[i];
-  h.msg_namelen = sizeof(addrs_[i]);
+  h.msg_namelen = msgs_[i].msg_hdr.msg_namelen;  // as prepare_message set it
   size_t v = m.iov_first;
   const size_t end = m.iov_first + m.iov_count;
   while (v < end) {

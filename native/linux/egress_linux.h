@@ -53,8 +53,11 @@ class EgressPath : public DatapathThread {
   // this long before GSO is tried again (core/peer_backoff.h).
   static constexpr uint64_t kGsoRetryNs = 10ull * 1000 * 1000 * 1000;
 
-  // `source_fds` empty: every datagram leaves from `udp_fd` (Port).
-  EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds,
+  // `source_fds` empty: every datagram leaves from `udp_fd` (Port; -1: no
+  // IPv4 underlay).
+  // `udp6_fd` (-1: none) carries the datagrams to peers on the IPv6
+  // underlay (routes flagged kPeerUnderlay6), from Port.
+  EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds, int udp6_fd,
              CounterBlock* counters);
   bool allocate();
   void run(int reader_slot);
@@ -62,6 +65,7 @@ class EgressPath : public DatapathThread {
  private:
   struct OutMessage {
     NextHop hop;
+    Ipv6Addr addr6;  // the peer's address when hop has kPeerUnderlay6
     uint8_t socket;  // index into send_fds_
     uint32_t iov_first;
     uint16_t iov_count;
@@ -74,13 +78,22 @@ class EgressPath : public DatapathThread {
     struct cmsghdr align;
     uint8_t bytes[CMSG_SPACE(sizeof(uint16_t))];
   };
+  union SockAddr {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  };
 
   // Routes, splits and queues one packet read into `buf` (`n` bytes with the
   // virtio header, if any). True when queued messages now point into `buf`.
   bool process(uint8_t* buf, size_t n, const ForwardingState& state);
   bool has_room(size_t segments) const;
-  void queue_segment(const NextHop& hop, uint8_t socket, uint8_t* header, uint16_t header_len, uint8_t* payload,
-                     uint16_t payload_len);
+  void queue_segment(const NextHop& hop, const Ipv6Addr& addr6, uint8_t socket, uint8_t* header, uint16_t header_len,
+                     uint8_t* payload, uint16_t payload_len);
+  // The GSO backoff's key of a next hop: its IPv4 address, or for an IPv6
+  // underlay endpoint its index in 255.255.0.0/16 (never a peer's address).
+  static uint32_t backoff_key(const NextHop& hop) {
+    return (hop.flags & kPeerUnderlay6) ? (0xffff0000u | (hop.addr & 0xffffu)) : hop.addr;
+  }
   // Orders out_ by socket (stable), so each socket's messages are contiguous.
   void group_by_socket();
   // Sends everything queued and empties the queues.
@@ -93,8 +106,11 @@ class EgressPath : public DatapathThread {
   void account_sent(const OutMessage& m);
 
   // The sockets datagrams leave from: the worker's own socket on Port, or
-  // the shared per-flow source port sockets.
+  // the shared per-flow source port sockets (the first v4_sockets_), then
+  // the IPv6 underlay's socket (index socket6_) when there is one.
   std::vector<int> send_fds_;
+  size_t v4_sockets_ = 0;
+  int socket6_ = -1;
   static constexpr size_t kMaxSendSockets = 256;
   size_t stride_ = 0;  // bytes per read buffer: virtio header + buffer_size
   std::unique_ptr<uint8_t[]> reads_;
@@ -108,7 +124,7 @@ class EgressPath : public DatapathThread {
   std::unique_ptr<OutMessage[]> out_;
   std::unique_ptr<OutMessage[]> sorted_;  // group_by_socket's scratch
   std::unique_ptr<struct mmsghdr[]> msgs_;
-  std::unique_ptr<struct sockaddr_in[]> addrs_;
+  std::unique_ptr<SockAddr[]> addrs_;
   std::unique_ptr<Control[]> control_;
   size_t messages_ = 0;
   PeerBackoff gso_backoff_;  // peers whose GSO sends the kernel refused lately

@@ -103,11 +103,17 @@ void Forwarder::probe_offloads() {
     for (int fd : config_.source_fds) {
       if (err == 0) err = probe_udp_gso(fd);
     }
+    for (int fd : config_.udp6_fds) {
+      if (err == 0) err = probe_udp_gso(fd);
+    }
     o.gso.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
   }
   if (want.gro) {
     int err = shared_.faults.take(kFaultUdpGro) ? ENOPROTOOPT : 0;
     for (int fd : config_.udp_fds) {
+      if (err == 0) err = enable_udp_gro(fd);
+    }
+    for (int fd : config_.udp6_fds) {
       if (err == 0) err = enable_udp_gro(fd);
     }
     o.udp_gro.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
@@ -118,18 +124,31 @@ void Forwarder::probe_offloads() {
 
 SysResult Forwarder::start() {
   const size_t n = config_.tun_fds.size();
-  if (n == 0 || config_.udp_fds.size() != n) return SysResult::failure(EINVAL, "check worker fds");
+  const bool underlay4 = !config_.udp_fds.empty();
+  const bool underlay6 = !config_.udp6_fds.empty();
+  if (n == 0 || (!underlay4 && !underlay6) || (underlay4 && config_.udp_fds.size() != n) ||
+      (underlay6 && config_.udp6_fds.size() != n)) {
+    return SysResult::failure(EINVAL, "check worker fds");
+  }
   shared_.faults.arm(config_.test_faults);
   probe_offloads();
   for (size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->egress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
     w->ingress_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
-    w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], config_.source_fds,
+    w->ingress6_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
+    w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], underlay4 ? config_.udp_fds[i] : -1,
+                                             config_.source_fds, underlay6 ? config_.udp6_fds[i] : -1,
                                              &w->egress_counters);
-    w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i],
-                                               &w->ingress_counters, &w->refusals);
-    if (!w->egress->allocate() || !w->ingress->allocate()) {
+    if (underlay4) {
+      w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], false,
+                                                 &w->ingress_counters, &w->refusals);
+    }
+    if (underlay6) {
+      w->ingress6 = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp6_fds[i], true,
+                                                  &w->ingress6_counters, &w->refusals6);
+    }
+    if (!w->egress->allocate() || (w->ingress && !w->ingress->allocate()) || (w->ingress6 && !w->ingress6->allocate())) {
       workers_.clear();
       return SysResult::failure(ENOMEM, "allocate buffers");
     }
@@ -142,8 +161,9 @@ SysResult Forwarder::start() {
   }
   for (auto& w : workers_) {
     w->egress_slot = shared_.publisher->register_reader();
-    w->ingress_slot = shared_.publisher->register_reader();
-    if (w->egress_slot < 0 || w->ingress_slot < 0) {
+    if (w->ingress) w->ingress_slot = shared_.publisher->register_reader();
+    if (w->ingress6) w->ingress6_slot = shared_.publisher->register_reader();
+    if (w->egress_slot < 0 || (w->ingress && w->ingress_slot < 0) || (w->ingress6 && w->ingress6_slot < 0)) {
       release_readers();
       workers_.clear();
       close(shared_.stop_fd);
@@ -154,12 +174,19 @@ SysResult Forwarder::start() {
   for (size_t i = 0; i < n; ++i) {
     Worker& w = *workers_[i];
     w.egress_thread = std::thread([&w] { w.egress->run(w.egress_slot); });
-    w.ingress_thread = std::thread([&w] { w.ingress->run(w.ingress_slot); });
+    if (w.ingress) w.ingress_thread = std::thread([&w] { w.ingress->run(w.ingress_slot); });
     char name[16];
     snprintf(name, sizeof(name), "flannel-egr%02u", static_cast<unsigned>(i % 100));
     pthread_setname_np(w.egress_thread.native_handle(), name);
-    snprintf(name, sizeof(name), "flannel-ing%02u", static_cast<unsigned>(i % 100));
-    pthread_setname_np(w.ingress_thread.native_handle(), name);
+    if (w.ingress) {
+      snprintf(name, sizeof(name), "flannel-ing%02u", static_cast<unsigned>(i % 100));
+      pthread_setname_np(w.ingress_thread.native_handle(), name);
+    }
+    if (w.ingress6) {
+      w.ingress6_thread = std::thread([&w] { w.ingress6->run(w.ingress6_slot); });
+      snprintf(name, sizeof(name), "flannel-in6%02u", static_cast<unsigned>(i % 100));
+      pthread_setname_np(w.ingress6_thread.native_handle(), name);
+    }
   }
   started_ = true;
   return SysResult::success();
@@ -169,7 +196,8 @@ void Forwarder::release_readers() {
   for (auto& w : workers_) {
     if (w->egress_slot >= 0) shared_.publisher->unregister_reader(w->egress_slot);
     if (w->ingress_slot >= 0) shared_.publisher->unregister_reader(w->ingress_slot);
-    w->egress_slot = w->ingress_slot = -1;
+    if (w->ingress6_slot >= 0) shared_.publisher->unregister_reader(w->ingress6_slot);
+    w->egress_slot = w->ingress_slot = w->ingress6_slot = -1;
   }
 }
 
@@ -183,6 +211,7 @@ void Forwarder::stop() {
   for (auto& w : workers_) {
     if (w->egress_thread.joinable()) w->egress_thread.join();
     if (w->ingress_thread.joinable()) w->ingress_thread.join();
+    if (w->ingress6_thread.joinable()) w->ingress6_thread.join();
   }
   release_readers();
   close(shared_.stop_fd);
@@ -194,7 +223,8 @@ void Forwarder::snapshot(uint64_t out[kCounterCount]) const {
     uint64_t sum = 0;
     for (const auto& w : workers_) {
       sum += w->egress_counters.value[i].load(std::memory_order_relaxed) +
-             w->ingress_counters.value[i].load(std::memory_order_relaxed);
+             w->ingress_counters.value[i].load(std::memory_order_relaxed) +
+             w->ingress6_counters.value[i].load(std::memory_order_relaxed);
     }
     out[i] = sum;
   }
@@ -204,7 +234,9 @@ double Forwarder::oldest_heartbeat_age_ms() const {
   const uint64_t now = monotonic_coarse_ns();
   uint64_t oldest = now;
   for (const auto& w : workers_) {
-    for (const CounterBlock* c : {&w->egress_counters, &w->ingress_counters}) {
+    for (const CounterBlock* c : {&w->egress_counters, &w->ingress_counters, &w->ingress6_counters}) {
+      // A thread that does not exist (no IPv4 or no IPv6 underlay) never beats.
+      if ((c == &w->ingress_counters && !w->ingress) || (c == &w->ingress6_counters && !w->ingress6)) continue;
       const uint64_t t = c->heartbeat_ns.load(std::memory_order_relaxed);
       if (t < oldest) oldest = t;
     }
@@ -215,11 +247,13 @@ double Forwarder::oldest_heartbeat_age_ms() const {
 size_t Forwarder::drain_refusals(Refusal* out, size_t max) {
   size_t n = 0;
   for (auto& w : workers_) {
-    Refusal batch[RefusalLog::kRing];
-    const size_t got = w->refusals.drain(batch, std::min(max - n, RefusalLog::kRing));
-    for (size_t i = 0; i < got; ++i) {
-      const uint64_t key = (static_cast<uint64_t>(batch[i].sender) << 32) | batch[i].reason;
-      if (reported_.insert(key).second) out[n++] = batch[i];
+    for (RefusalLog* log : {&w->refusals, &w->refusals6}) {
+      Refusal batch[RefusalLog::kRing];
+      const size_t got = log->drain(batch, std::min(max - n, RefusalLog::kRing));
+      for (size_t i = 0; i < got; ++i) {
+        const uint64_t key = (static_cast<uint64_t>(batch[i].sender) << 32) | batch[i].reason;
+        if (reported_.insert(key).second) out[n++] = batch[i];
+      }
     }
   }
   return n;

@@ -1,7 +1,8 @@
 // The udp backend's forwarding workers (Linux). Each worker owns one TUN
 // queue and one UDP socket and runs two threads: TUN -> UDP ("egress",
 // native/linux/egress_linux.h) and UDP -> TUN ("ingress",
-// native/linux/ingress_linux.h).
+// native/linux/ingress_linux.h); with the IPv6 underlay also an IPv6
+// socket and a third thread receiving from it.
 //
 // Contract:
 //  - Every buffer, iovec, mmsghdr and address the loops use is allocated in
@@ -37,7 +38,11 @@ namespace flannel {
 
 struct ForwarderConfig {
   std::vector<int> tun_fds;  // one TUN queue per worker
-  std::vector<int> udp_fds;  // one socket per worker (same count)
+  std::vector<int> udp_fds;  // one socket per worker (same count), or none (IPv6 underlay only)
+  // The IPv6 underlay: one AF_INET6 socket per worker, or none. Each gets
+  // its own receiving thread; the egress thread sends IPv6-underlay
+  // datagrams from it.
+  std::vector<int> udp6_fds;
   // The per-flow source port sockets, shared by every worker's sending
   // thread (empty: each worker sends from its own socket on Port).
   std::vector<int> source_fds;
@@ -54,6 +59,8 @@ struct ForwarderConfig {
 // A datagram the source check refused: who sent it, why, and the inner
 // packet's addresses (zero for an unknown sender: it is not parsed). Host order.
 struct Refusal {
+  // The sender's IPv4 address (host order), or for a sender on the IPv6
+  // underlay a 32-bit fold of sender_addr6 (the key each sender is reported once by).
   uint32_t sender;
   // kIngressDropUnknownSource, kIngressDropIpv6SenderIncapable (no inner
   // addresses), kIngressDropSpoofedSource or kIngressDropForeignDestination
@@ -63,6 +70,8 @@ struct Refusal {
   uint8_t version = 4;  // the inner packet's; 6: the addresses are inner_src6 and inner_dst6
   Ipv6Addr inner_src6{};
   Ipv6Addr inner_dst6{};
+  bool sender6 = false;
+  Ipv6Addr sender_addr6{};
 };
 
 // Refusals to log, each (sender, reason) once (up to kCapacity distinct
@@ -125,13 +134,18 @@ class Forwarder {
     ~Worker();
     CounterBlock egress_counters;
     CounterBlock ingress_counters;
+    CounterBlock ingress6_counters;
     RefusalLog refusals;
+    RefusalLog refusals6;
     std::unique_ptr<EgressPath> egress;
     std::unique_ptr<IngressPath> ingress;
+    std::unique_ptr<IngressPath> ingress6;  // the IPv6 underlay's socket, when there is one
     std::thread egress_thread;
     std::thread ingress_thread;
+    std::thread ingress6_thread;
     int egress_slot = -1;
     int ingress_slot = -1;
+    int ingress6_slot = -1;
   };
 
   void probe_offloads();

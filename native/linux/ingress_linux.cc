@@ -15,16 +15,16 @@
 
 namespace flannel {
 
-IngressPath::IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters,
+IngressPath::IngressPath(SharedContext* shared, int tun_fd, int udp_fd, bool underlay6, CounterBlock* counters,
                          RefusalLog* refusals)
-    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd), refusals_(*refusals) {}
+    : DatapathThread(shared, tun_fd, counters), udp_fd_(udp_fd), underlay6_(underlay6), refusals_(*refusals) {}
 
 bool IngressPath::allocate() {
   const size_t batch = config_.batch_size;
   buffers_.reset(new (std::nothrow) uint8_t[batch * config_.buffer_size]);
   iov_.reset(new (std::nothrow) struct iovec[batch]);
   msgs_.reset(new (std::nothrow) struct mmsghdr[batch]);
-  addrs_.reset(new (std::nothrow) struct sockaddr_in[batch]);
+  addrs_.reset(new (std::nothrow) SockAddr[batch]);
   control_.reset(new (std::nothrow) Control[batch]);
   held_.reset(new (std::nothrow) InnerPacket[kMaxHeldPackets]);
   next_.reset(new (std::nothrow) uint16_t[kMaxHeldPackets]);
@@ -34,7 +34,7 @@ bool IngressPath::allocate() {
     return false;
   }
   memset(msgs_.get(), 0, sizeof(struct mmsghdr) * batch);
-  memset(addrs_.get(), 0, sizeof(struct sockaddr_in) * batch);
+  memset(addrs_.get(), 0, sizeof(SockAddr) * batch);
   for (size_t i = 0; i < batch; ++i) {
     iov_[i] = {buffers_.get() + i * config_.buffer_size, config_.buffer_size};
     struct msghdr& h = msgs_[i].msg_hdr;
@@ -78,7 +78,7 @@ void IngressPath::run(int reader_slot) {
       const ForwardingState& state = *publisher.read(reader_slot);
       for (size_t k = 0; k < batch; ++k) {
         struct msghdr& h = msgs_[k].msg_hdr;
-        h.msg_namelen = sizeof(struct sockaddr_in);
+        h.msg_namelen = underlay6_ ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
         h.msg_control = control_[k].bytes;
         h.msg_controllen = sizeof(control_[k].bytes);
         h.msg_flags = 0;
@@ -103,7 +103,17 @@ void IngressPath::run(int reader_slot) {
           counters_.add(kIngressDropOversize);
           continue;
         }
-        const uint32_t source = ntohl(addrs_[k].sin_addr.s_addr);
+        Sender source{0, underlay6_};
+        Ipv6Addr source6{};
+        if (underlay6_) {
+          source6 = load_ipv6(addrs_[k].v6.sin6_addr.s6_addr);
+          source.key = state.endpoints6.find(source6);
+        } else {
+          source.key = ntohl(addrs_[k].v4.sin_addr.s_addr);
+        }
+        // The refusal log's key of this sender (a fold of an IPv6 address).
+        const uint32_t sender_key = underlay6_ ? static_cast<uint32_t>((source6.hi ^ source6.lo) ^ ((source6.hi ^ source6.lo) >> 32))
+                                               : source.key;
         const size_t step = gro_size(static_cast<size_t>(k));
         if (step > 0 && step < len) counters_.add(kUdpGroMessages);
         for_each_datagram(data, len, step, [&](uint8_t* pkt, size_t dlen) {
@@ -112,11 +122,19 @@ void IngressPath::run(int reader_slot) {
           const Decision d = decide_ingress(pkt, dlen, source, state);
           if (!d.forward) {
             counters_.add(d.drop);
-            if (d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable) {
-              refusals_.note(Refusal{source, d.drop, 0, 0});
-            } else if (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination) {
-              refusals_.note(d.version == 6 ? Refusal{source, d.drop, 0, 0, 6, d.header6.src, d.header6.dst}
-                                            : Refusal{source, d.drop, d.header.src, d.header.dst});
+            const bool inner = d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination;
+            if (inner || d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable) {
+              Refusal r{sender_key, d.drop};
+              r.sender6 = underlay6_;
+              r.sender_addr6 = source6;
+              if (inner) {
+                r.version = d.version;
+                r.inner_src = d.header.src;
+                r.inner_dst = d.header.dst;
+                r.inner_src6 = d.header6.src;
+                r.inner_dst6 = d.header6.dst;
+              }
+              refusals_.note(r);
             }
             handle_icmp(d, pkt, state);
             return;

@@ -36,7 +36,10 @@ class IngressPath : public DatapathThread {
   static constexpr size_t kLargeRoundMessages = 4;
   static constexpr size_t kLargeMessageBytes = 16 * 1024;
 
-  IngressPath(SharedContext* shared, int tun_fd, int udp_fd, CounterBlock* counters, RefusalLog* refusals);
+  // `underlay6`: `udp_fd` is an AF_INET6 socket; senders are found in
+  // ForwardingState::endpoints6.
+  IngressPath(SharedContext* shared, int tun_fd, int udp_fd, bool underlay6, CounterBlock* counters,
+              RefusalLog* refusals);
   bool allocate();
   void run(int reader_slot);
 
@@ -44,6 +47,10 @@ class IngressPath : public DatapathThread {
   union Control {
     struct cmsghdr align;
     uint8_t bytes[CMSG_SPACE(sizeof(int))];
+  };
+  union SockAddr {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
   };
 
   // The UDP_GRO segment size of message k, or 0 for a single datagram.
@@ -58,11 +65,12 @@ class IngressPath : public DatapathThread {
   void write_merged(const CoalescedItem& item);
 
   const int udp_fd_;
+  const bool underlay6_;
   RefusalLog& refusals_;
   std::unique_ptr<uint8_t[]> buffers_;
   std::unique_ptr<struct iovec[]> iov_;
   std::unique_ptr<struct mmsghdr[]> msgs_;
-  std::unique_ptr<struct sockaddr_in[]> addrs_;
+  std::unique_ptr<SockAddr[]> addrs_;
   std::unique_ptr<Control[]> control_;
   std::unique_ptr<InnerPacket[]> held_;
   size_t held_count_ = 0;

@@ -19,7 +19,7 @@ bool set_buffer(int fd, int force_opt, int plain_opt, int bytes) {
 }
 
 SysResult open_one(const UdpSocketOptions& options, bool reuse_port, int* fd_out) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = socket(options.ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return SysResult::failure(errno, "socket");
   auto fail = [fd](const char* op) {
     const int err = errno;
@@ -36,12 +36,23 @@ SysResult open_one(const UdpSocketOptions& options, bool reuse_port, int* fd_out
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
     return fail("setsockopt SO_REUSEPORT");
   }
-  struct sockaddr_in addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(options.port);
-  addr.sin_addr.s_addr = htonl(options.bind_addr);
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) return fail("bind");
+  if (options.ipv6) {
+    // IPv6 only: the IPv4 underlay has sockets of its own.
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) return fail("setsockopt IPV6_V6ONLY");
+    struct sockaddr_in6 addr6;
+    memset(&addr6, 0, sizeof(addr6));
+    addr6.sin6_family = AF_INET6;
+    addr6.sin6_port = htons(options.port);
+    store_ipv6(addr6.sin6_addr.s6_addr, options.bind_addr6);
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr6), sizeof(addr6)) < 0) return fail("bind");
+  } else {
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(options.port);
+    addr.sin_addr.s_addr = htonl(options.bind_addr);
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) return fail("bind");
+  }
   *fd_out = fd;
   return SysResult::success();
 }

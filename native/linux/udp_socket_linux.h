@@ -4,12 +4,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/ipv6.h"
 #include "sys_result.h"
 
 namespace flannel {
 
 struct UdpSocketOptions {
   uint32_t bind_addr = 0;  // host order: the selected interface's address (docs/compatibility.md §5.1 step 5)
+  // The IPv6 underlay: AF_INET6 sockets (IPV6_V6ONLY) bound to bind_addr6 instead.
+  bool ipv6 = false;
+  Ipv6Addr bind_addr6{};
   uint16_t port = 0;       // the backend's Port (default 8285)
   int receive_buffer_bytes = 0;  // SO_RCVBUF(FORCE); 0 keeps the kernel default
   int send_buffer_bytes = 0;     // SO_SNDBUF(FORCE); 0 keeps the kernel default

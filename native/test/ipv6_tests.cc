@@ -380,3 +380,41 @@ TEST(flow_hash6_is_per_flow) {
   b[41] ^= 1;  // another source port
   CHECK(flow_hash(a.data(), a.size(), ha) != flow_hash(b.data(), b.size(), hb));
 }
+
+TEST(endpoints6_find_by_address_and_index) {
+  const Ipv6Addr a = addr(ip6(0xfd99, 0, 0, 0, 0, 0, 0, 2));
+  const Ipv6Addr b = addr(ip6(0xfd99, 0, 0, 0, 0, 0, 0, 1));
+  const Endpoint6Table t({{a, kPeerIpv6}, {b, 0}});
+  CHECK_EQ(t.size(), 2u);
+  CHECK_EQ(t.find(a), 0u);
+  CHECK_EQ(t.find(b), 1u);
+  CHECK(t.addr(1) == b);
+  CHECK_EQ(t.flags_at(0), kPeerIpv6);
+  CHECK_EQ(t.find(addr(ip6(0xfd99, 0, 0, 0, 0, 0, 0, 3))), Endpoint6Table::kNone);
+  CHECK_EQ(Endpoint6Table().find(a), Endpoint6Table::kNone);
+}
+
+TEST(ingress_over_the_ipv6_underlay_checks_the_sender_by_endpoint) {
+  // An IPv6-only cluster: peer 0 (fd99::2) owns fd00:5:2::/64, peer 1 (fd99::3) fd00:5:3::/64.
+  ForwardingState st = make_state6();
+  const uint8_t u6 = kPeerIpv6 | kPeerUnderlay6;
+  st.endpoints6 = Endpoint6Table({{addr(ip6(0xfd99, 0, 0, 0, 0, 0, 0, 2)), kPeerIpv6}, {addr(ip6(0xfd99, 0, 0, 0, 0, 0, 0, 3)), kPeerIpv6}});
+  NextHop h0{0, 8285};
+  h0.flags = u6;
+  NextHop h1{1, 8285};
+  h1.flags = u6;
+  st.routes6 = Lpm6Table({Ipv6Route{addr(ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0)), 64, h0}, Ipv6Route{addr(ip6(0xfd00, 5, 3, 0, 0, 0, 0, 0)), 64, h1}});
+  auto legit = build_ipv6(Ipv6Spec{});  // fd00:5:2::2 -> fd00:5:1::2
+  CHECK(decide_ingress(legit.data(), legit.size(), Sender{0, true}, st).forward);
+  auto again = build_ipv6(Ipv6Spec{});
+  CHECK_EQ(decide_ingress(again.data(), again.size(), Sender{1, true}, st).drop, kIngressDropSpoofedSource);
+  // Index 0 over the IPv4 underlay is address 0.0.0.0, not endpoint 0.
+  CHECK_EQ(decide_ingress(again.data(), again.size(), Sender{0, false}, st).drop, kIngressDropUnknownSource);
+  CHECK_EQ(decide_ingress(again.data(), again.size(), Sender{Endpoint6Table::kNone, true}, st).drop, kIngressDropUnknownSource);
+  // Egress: the next hop is the endpoint's index, flagged.
+  auto out = build_ipv6(outgoing());
+  const Decision d = decide_egress(out.data(), out.size(), st);
+  CHECK(d.forward);
+  CHECK_EQ(d.next_hop.addr, 0u);
+  CHECK_EQ(d.next_hop.flags, u6);
+}
