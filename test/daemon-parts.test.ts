@@ -18,7 +18,7 @@ import { formatSubnetEnv, writeSubnetEnv } from '../src/lease/subnet-file';
 import type { Lease } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { Ipv4Net } from '../src/util/ipv4';
-import { Ipv6Net } from '../src/util/ipv6';
+import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 import { testLease } from './helpers/leases';
 
 test('subnet.env: exact lines and order (v4, dual stack)', () => {
@@ -132,6 +132,42 @@ test('udp with IPv6: a lease\'s v6 subnet goes to its PublicIP, carrying IPv6 on
   const off = new UdpRouteSync(8285).apply([{ type: 'added', lease: v6('10.5.2.0/24', '192.168.1.2', 'fd00:5:0:2::/64', capable) }]);
   assert.deepEqual(off.set.map((x) => String(x.subnet)), ['10.5.2.0/24']);
   assert.deepEqual(off.peers, [plain('192.168.1.2')]);
+});
+
+test('udp underlays: a peer is its PublicIP when both ends have one, else its PublicIPv6; IPv6 only routes no IPv4 part; no common underlay is reported', () => {
+  const capable = '{"Capabilities":["ipv6"]}';
+  const dual = (cidr: string, ip: string, cidr6: string, ip6: string | undefined, v4data?: string, v6data?: string): Lease => {
+    const l = testLease(cidr, ip, '', v4data);
+    return { ...l, ipv6Subnet: Ipv6Net.tryParse(cidr6)!, attrs: { ...l.attrs, publicIpv6: ip6 === undefined ? undefined : tryParseIpv6(ip6)!, backendV6Data: v6data } };
+  };
+  const both = new UdpRouteSync(8285, { ipv6: true, underlay6: true });
+  const a = both.apply([
+    { type: 'added', lease: dual('10.5.2.0/24', '192.168.1.2', 'fd00:5:0:2::/64', 'fd99::2', capable, capable) },
+    { type: 'added', lease: dual('0.0.0.0/0', '0.0.0.0', 'fd00:5:0:3::/64', 'fd99::3', undefined, capable) }, // no PublicIP
+    { type: 'added', lease: dual('0.0.0.0/0', '0.0.0.0', 'fd00:5:0:4::/64', undefined) }, // neither
+  ]);
+  assert.deepEqual(a.set.map((x) => `${x.subnet} ${x.peer} ${x.ipv6 ? 'ipv6' : '-'}`), [
+    '10.5.2.0/24 192.168.1.2 ipv6',
+    'fd00:5:0:2::/64 192.168.1.2 ipv6',
+    '0.0.0.0/0 fd99::3 ipv6', // dual stack routes a v4 part as it comes; the guard refuses 0.0.0.0/0 before it gets here
+    'fd00:5:0:3::/64 fd99::3 ipv6',
+  ]);
+  assert.deepEqual(a.unreachable.map((l) => l.ipv6Subnet!.toString()), ['fd00:5:0:4::/64']);
+  // IPv6 only: the capability comes from BackendV6Data, no IPv4 part is routed, every peer is a PublicIPv6.
+  const v6only = new UdpRouteSync(8285, { ipv4: false, ipv6: true, underlay4: false, underlay6: true });
+  const b = v6only.apply([
+    { type: 'added', lease: dual('0.0.0.0/0', '0.0.0.0', 'fd00:5:0:3::/64', 'fd99::3', undefined, capable) },
+    { type: 'added', lease: dual('0.0.0.0/0', '0.0.0.0', 'fd00:5:0:5::/64', 'fd99::5', undefined, capable) },
+  ]);
+  assert.deepEqual(b.set.map((x) => `${x.subnet} ${x.peer}`), ['fd00:5:0:3::/64 fd99::3', 'fd00:5:0:5::/64 fd99::5']);
+  assert.deepEqual(b.peers, [
+    { address: 'fd99::3', partialChecksums: false, ipv6: true },
+    { address: 'fd99::5', partialChecksums: false, ipv6: true },
+  ]);
+  // Keyed by the lease's IPv6 subnet there: removing one keeps the other.
+  const c = v6only.apply([{ type: 'removed', lease: dual('0.0.0.0/0', '0.0.0.0', 'fd00:5:0:3::/64', 'fd99::3') }]);
+  assert.deepEqual(c.remove.map(String), ['fd00:5:0:3::/64']);
+  assert.equal(v6only.size, 1);
 });
 
 test('udp capabilities: the BackendData object and what is read from leases', () => {

@@ -1,8 +1,9 @@
 /**
  * Kube mode with dual-stack and IPv6-only clusters: the Node objects carry
  * both podCIDRs (or only the IPv6 one), the real bin/flanneld runs
- * -kube-subnet-mgr against the API server stand-in, and for vxlan and
- * host-gw the pods reach each other over every family the cluster has; the
+ * -kube-subnet-mgr against the API server stand-in, and for vxlan, host-gw
+ * and udp (an IPv6-only udp cluster uses the IPv6 underlay) the pods reach
+ * each other over every family the cluster has; the
  * annotations carry public-ipv6 and backend-v6-data as upstream writes them
  * (an IPv6-only host-gw node publishes public-ip 0.0.0.0, as upstream does).
  */
@@ -17,7 +18,7 @@ import { ROOT_SUITE } from './helpers/root';
 const P = 'flannel.alpha.coreos.com/';
 
 for (const families of ['dual', 'ipv6'] as const) {
-  for (const backend of ['vxlan', 'host-gw'] as const) {
+  for (const backend of ['vxlan', 'host-gw', 'udp'] as const) {
     describe(`kube mode, ${families === 'dual' ? 'dual stack' : 'IPv6 only'}, ${backend}: three nodes`, ROOT_SUITE, () => {
       let lab: Lab;
       let c: KubeFlannelCluster;
@@ -55,11 +56,16 @@ for (const families of ['dual', 'ipv6'] as const) {
         const node = await c.getNode(kubeNodeName(1));
         const a = node!.metadata.annotations!;
         assert.equal(a[`${P}public-ipv6`], underlayAddress6(1));
-        // IPv6 only: host-gw publishes public-ip 0.0.0.0 as upstream does; vxlan, without an IPv4 device, no IPv4 part.
-        assert.equal(a[`${P}public-ip`], families === 'dual' ? '192.168.100.1' : backend === 'host-gw' ? '0.0.0.0' : undefined);
+        // IPv6 only: host-gw publishes public-ip 0.0.0.0 as upstream does (udp too); vxlan, without an IPv4 device, no IPv4 part.
+        assert.equal(a[`${P}public-ip`], families === 'dual' ? '192.168.100.1' : backend === 'vxlan' ? undefined : '0.0.0.0');
         if (backend === 'vxlan') {
           assert.match(a[`${P}backend-v6-data`] ?? '', /^\{"VNI":1,"VtepMAC":"[0-9a-f:]{17}"\}$/);
           if (families === 'ipv6') assert.equal(a[`${P}backend-data`], undefined, 'no IPv4 device, no IPv4 part');
+        } else if (backend === 'udp') {
+          // The capability object with each family's part.
+          const caps = (name: string) => (JSON.parse(a[`${P}${name}`]!) as { Capabilities: string[] }).Capabilities;
+          assert.ok(caps('backend-v6-data').includes('ipv6'));
+          if (families === 'dual') assert.ok(caps('backend-data').includes('ipv6'));
         } else {
           assert.equal(a[`${P}backend-v6-data`], 'null');
         }

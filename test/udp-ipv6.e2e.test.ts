@@ -4,7 +4,9 @@
  * dual-stack pods, the real bin/flanneld. Pods reach each other over IPv4
  * and IPv6 (full size too) and TCP over IPv6 arrives intact; flannel0 has
  * the v6 address and route; the lease advertises "ipv6" in its capability
- * object and keeps PublicIPv6 null. A node in upstream's bytes (no
+ * object and its PublicIPv6 (nodes without a PublicIP reach it there), and
+ * the datagrams between these nodes, which all have a PublicIP, travel over
+ * the IPv4 underlay. A node in upstream's bytes (no
  * capability) gets no IPv6 from us: its pods' v6 addresses are answered with
  * ICMPv6 unreachable, and inner IPv6 from it is refused; a capable peer's
  * forged IPv6 sources are refused as IPv4 ones are. Each refusal is counted.
@@ -15,7 +17,7 @@ import { httpGet } from '../lab/daemon-probes';
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { buildUdp6Packet } from '../lab/packets';
-import { ping } from '../lab/topology';
+import { ping, underlayAddress6 } from '../lab/topology';
 import { sendUdpDatagram, tcpTransfer } from '../lab/traffic';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
@@ -59,15 +61,16 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     await lab?.cleanup();
   });
 
-  test('the lease advertises "ipv6" and keeps PublicIPv6 null; flannel0 has the v6 address and route; the MTU is the IPv4 underlay\'s', async () => {
+  test('the lease advertises "ipv6" and the PublicIPv6 of the IPv6 underlay; flannel0 has the v6 address and route, and the MTU leaves room for IPv6+UDP', async () => {
     const env = cluster.nodes[0]!.subnetEnv()!;
     assert.equal(env.get('FLANNEL_IPV6_NETWORK'), 'fd00:5::/48');
     const v6 = env.get('FLANNEL_IPV6_SUBNET')!;
     assert.match(v6, /^fd00:5:0:[0-9a-f]+::1\/64$/);
-    assert.equal(Number(env.get('FLANNEL_MTU')), 1500 - 28);
+    assert.equal(Number(env.get('FLANNEL_MTU')), 1500 - 48);
     const ownKey = `${cluster.prefix}/subnets/${env.get('FLANNEL_SUBNET')!.replace('.1/24', '.0-24')}&${v6.replace('::1/64', '::-64')}`;
     const value = JSON.parse((await cluster.etcdctl('get', ownKey, '--print-value-only')).trim()) as Record<string, unknown>;
-    assert.equal(value['PublicIPv6'], null);
+    assert.equal(value['PublicIP'], node(1).underlayAddress);
+    assert.equal(value['PublicIPv6'], underlayAddress6(1));
     assert.equal(value['BackendType'], undefined, 'the udp lease has no BackendType, as upstream writes it');
     assert.ok((value['BackendData'] as { Capabilities: string[] }).Capabilities.includes('ipv6'), JSON.stringify(value));
     const ns = node(1).ns;
@@ -130,7 +133,9 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     await send(pod(2).address6!, pod(3).address6!); // to a third node's pod
     await eventually(() => drops('ingress', 'spoofed_source'), (n) => n >= spoofed + 3, 5000, 'three forged sources');
     await eventually(() => drops('ingress', 'foreign_destination'), (n) => n >= foreign + 1, 5000, 'one foreign destination');
-    const line = await eventually(() => cluster.nodes[0]!.messages().find((m) => m.includes(`packet ${pod(3).address6} -> ${pod(1).address6} from peer ${node(2).underlayAddress}`)), (m) => m !== undefined, 5000, 'the refusal logged with its IPv6 addresses');
+    // Each (sender, reason) is logged once: whichever forged source a worker reported first, with its IPv6 addresses.
+    const forged = new RegExp(`dropped a packet [0-9a-f:]+ -> ${pod(1).address6!.replace(/[.]/g, '\\.')} from peer ${node(2).underlayAddress.replace(/[.]/g, '\\.')}:`);
+    const line = await eventually(() => cluster.nodes[0]!.messages().find((m) => forged.test(m)), (m) => m !== undefined, 5000, 'the refusal logged with its IPv6 addresses');
     assert.match(line!, /may be forged/);
     assert.ok(await ping(lab, pod(2).ns, pod(1).address6!, 1), 'legitimate IPv6 keeps flowing');
   });

@@ -135,7 +135,9 @@ export interface NativeTunOptions {
 }
 
 export interface NativeBindOptions {
-  address: string;
+  /** The IPv4 underlay's address; `address6` the IPv6 underlay's. At least one. */
+  address?: string;
+  address6?: string;
   port: number;
   /** Socket buffer sizes (UdpForwarder's default: 4 MiB each), so bursts are not dropped. */
   receiveBufferBytes?: number;

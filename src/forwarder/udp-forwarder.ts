@@ -158,11 +158,12 @@ export class UdpForwarder {
     return this.tunName;
   }
 
-  /** Binds the UDP socket to address:port. Throws UdpSocketError. */
+  /** Binds the UDP sockets to address:port (and [address6]:port for the IPv6 underlay). Throws UdpSocketError. */
   bindUdp(options: BindOptions): void {
     try {
       this.native.bindUdp({
-        address: options.address,
+        ...(options.address !== undefined ? { address: options.address } : {}),
+        ...(options.address6 !== undefined ? { address6: options.address6 } : {}),
         port: options.port,
         receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER,
         sendBufferBytes: options.sendBufferBytes ?? DEFAULT_SOCKET_BUFFER,
@@ -170,7 +171,8 @@ export class UdpForwarder {
         sourcePorts: options.sourcePorts ?? 0,
       });
     } catch (e) {
-      throw udpSocketError(e, options.address, options.port, options.sourcePorts ?? 0);
+      const where = [options.address, options.address6 && `[${options.address6}]`].filter((a) => a !== undefined).join(' and ');
+      throw udpSocketError(e, where, options.port, options.sourcePorts ?? 0);
     }
   }
 

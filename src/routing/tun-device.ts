@@ -21,14 +21,16 @@ import { NamedError, errorText } from '../util/errors';
 
 /** IPv4 (20) + UDP (8) header bytes the encapsulation adds (docs/compatibility.md §5.2, §5.8). */
 export const UDP_ENCAP_OVERHEAD = 28;
+/** IPv6 (40, RFC 8200 §3) + UDP (8) header bytes the encapsulation adds over the IPv6 underlay. */
+export const UDP6_ENCAP_OVERHEAD = 48;
 
 export interface TunDeviceConfig {
   /** Device name, e.g. "flannel0". */
   name: string;
-  /** The own lease's subnet; its network address becomes the device address. */
-  subnet: Ipv4Net;
-  /** The flannel Network routed to the device. */
-  network: Ipv4Net;
+  /** The own lease's subnet; its network address becomes the device address (absent: IPv6 only). */
+  subnet: Ipv4Net | undefined;
+  /** The flannel Network routed to the device (absent: IPv6 only). */
+  network: Ipv4Net | undefined;
   /** The device MTU (underlay MTU - UDP_ENCAP_OVERHEAD). */
   mtu: number;
   /** Inner IPv6: the own v6 subnet (its network address goes on the device) and the IPv6 Network routed to it. */
@@ -74,26 +76,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
   const link = await nl.getLink(cfg.name);
   if (!link) throw new TunConfigError(`failed to lookup interface ${cfg.name}`);
 
-  const address = cfg.subnet.network;
-  const addrText = `${formatIpv4(address)}/32`;
-  try {
-    const existing = await nl.listAddresses(link.index);
-    for (const a of existing) {
-      if (a.address === address && a.prefixLen === 32) continue;
-      await nl.deleteAddress(link.index, a.address, a.prefixLen);
-      changes.push(`removed address ${formatIpv4(a.address)}/${a.prefixLen}`);
-    }
-    if (!existing.some((a) => a.address === address && a.prefixLen === 32)) {
-      try {
-        await nl.addAddress(link.index, address, 32);
-        changes.push(`added address ${addrText}`);
-      } catch (e) {
-        if (!isNetlinkError(e, 'EEXIST')) throw e;
-      }
-    }
-  } catch (e) {
-    throw new TunConfigError(`failed to add IP address ${addrText} to ${cfg.name}: ${errorText(e)}`, { cause: e });
-  }
+  if (cfg.subnet) changes.push(...(await configureTunAddress4(nl, link.index, cfg.name, cfg.subnet)));
 
   if (link.mtu !== cfg.mtu) {
     try {
@@ -113,24 +96,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
     }
   }
 
-  const network = cfg.network.canonical();
-  try {
-    const routes = await nl.listRoutes(RT_TABLE_MAIN);
-    const current = routes.find(
-      (r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === link.index && r.gateway === undefined,
-    );
-    if (!current) {
-      // Replace semantics: a route to the Network through another device
-      // (a previous flannel0, or one Docker added) is taken over, not an error.
-      await nl.replaceRoute({ dst: network, oif: link.index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
-      changes.push(`set route ${network.toString()} dev ${cfg.name}`);
-    }
-  } catch (e) {
-    throw new TunConfigError(`failed to add route (${network.toString()} -> ${cfg.name}): ${errorText(e)}`, {
-      cause: e,
-    });
-  }
-
+  if (cfg.network) changes.push(...(await configureTunRoute4(nl, link.index, cfg.name, cfg.network)));
   if (cfg.ipv6) changes.push(...(await configureTunIpv6(nl, link.index, cfg.name, cfg.ipv6)));
 
   try {
@@ -185,5 +151,56 @@ async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: 
   } catch (e) {
     throw new TunConfigError(`failed to add route (${network.toString()} -> ${name}): ${errorText(e)}`, { cause: e });
   }
+  return changes;
+}
+
+/** The own subnet's network address /32 on the device, and no other IPv4 address. */
+async function configureTunAddress4(nl: RtNetlink, index: number, name: string, subnet: Ipv4Net): Promise<string[]> {
+  const changes: string[] = [];
+  const address = subnet.network;
+  const addrText = `${formatIpv4(address)}/32`;
+  try {
+    const existing = await nl.listAddresses(index);
+    for (const a of existing) {
+      if (a.address === address && a.prefixLen === 32) continue;
+      await nl.deleteAddress(index, a.address, a.prefixLen);
+      changes.push(`removed address ${formatIpv4(a.address)}/${a.prefixLen}`);
+    }
+    if (!existing.some((a) => a.address === address && a.prefixLen === 32)) {
+      try {
+        await nl.addAddress(index, address, 32);
+        changes.push(`added address ${addrText}`);
+      } catch (e) {
+        if (!isNetlinkError(e, 'EEXIST')) throw e;
+      }
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add IP address ${addrText} to ${name}: ${errorText(e)}`, { cause: e });
+  }
+
+  return changes;
+}
+
+/** The route for the Network to the device. */
+async function configureTunRoute4(nl: RtNetlink, index: number, name: string, network4: Ipv4Net): Promise<string[]> {
+  const changes: string[] = [];
+  const network = network4.canonical();
+  try {
+    const routes = await nl.listRoutes(RT_TABLE_MAIN);
+    const current = routes.find(
+      (r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === index && r.gateway === undefined,
+    );
+    if (!current) {
+      // Replace semantics: a route to the Network through another device
+      // (a previous flannel0, or one Docker added) is taken over, not an error.
+      await nl.replaceRoute({ dst: network, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
+      changes.push(`set route ${network.toString()} dev ${name}`);
+    }
+  } catch (e) {
+    throw new TunConfigError(`failed to add route (${network.toString()} -> ${name}): ${errorText(e)}`, {
+      cause: e,
+    });
+  }
+
   return changes;
 }

@@ -165,7 +165,11 @@ export function takesPartialChecksums(cfg: Pick<UdpBackendConfig, 'advertiseCapa
   return cfg.advertiseCapabilities && cfg.sourceCheck && (offload.tso || offload.uso);
 }
 
-/** flannel0's MTU: the underlay MTU minus the IPv4+UDP encapsulation (docs/compatibility.md §5.2, §5.8). */
-export function tunMtu(cfg: Pick<UdpBackendConfig, 'mtu'>, interfaceMtu: number): number {
-  return (cfg.mtu ?? interfaceMtu) - UDP_ENCAP_OVERHEAD;
+/**
+ * flannel0's MTU: the underlay MTU minus the encapsulation, IPv4+UDP
+ * (docs/compatibility.md §5.2, §5.8), or IPv6+UDP when the IPv6 underlay may
+ * carry it (`overhead` UDP6_ENCAP_OVERHEAD).
+ */
+export function tunMtu(cfg: Pick<UdpBackendConfig, 'mtu'>, interfaceMtu: number, overhead = UDP_ENCAP_OVERHEAD): number {
+  return (cfg.mtu ?? interfaceMtu) - overhead;
 }

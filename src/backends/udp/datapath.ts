@@ -12,25 +12,30 @@ import { needsVnetHeader, type OffloadSettings } from '../../forwarder/offload';
 import { UdpForwarder } from '../../forwarder/udp-forwarder';
 import type { RtNetlink } from '../../routing/rtnetlink';
 import { configureTunDevice, type TunDeviceConfig } from '../../routing/tun-device';
-import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
+import { formatIpv4, Ipv4Net } from '../../util/ipv4';
 import type { Ipv6Net } from '../../util/ipv6';
 
 /** upstream's TUN name template (pkg/ip/tun.go, OpenTun with "flannel%d"): the kernel picks flannel0 normally. */
 export const TUN_NAME_TEMPLATE = 'flannel%d';
 
+/** The IPv4 networks of an IPv6-only datapath: nothing is inside them. */
+const NO_IPV4 = Ipv4Net.parse('0.0.0.0/32');
+
 export interface UdpDatapathSpec {
   /** TUN name template (default flannel%d). */
   tunTemplate?: string;
-  /** The own subnet: its network address goes on the TUN and is the source of ICMP errors. */
-  subnet: Ipv4Net;
-  /** The flannel Network, routed to the TUN. */
-  network: Ipv4Net;
+  /** The own subnet: its network address goes on the TUN and is the source of ICMP errors (absent: IPv6 only). */
+  subnet: Ipv4Net | undefined;
+  /** The flannel Network, routed to the TUN (absent: IPv6 only). */
+  network: Ipv4Net | undefined;
   /** Inner IPv6: the own v6 subnet (its address on the TUN, the ICMPv6 source) and the IPv6Network routed to the TUN. */
   ipv6?: { subnet: Ipv6Net; network: Ipv6Net };
   /** The TUN's MTU. */
   mtu: number;
-  /** The address the sockets bind (the external interface's). */
-  bindAddress: string;
+  /** The address the IPv4 underlay's sockets bind (the external interface's; absent: no IPv4 underlay). */
+  bindAddress: string | undefined;
+  /** The address the IPv6 underlay's sockets bind (absent: no IPv6 underlay). */
+  bindAddress6?: string | undefined;
   port: number;
   /** Per-flow source ports above `port` (0: every datagram from `port`). */
   sourcePorts: number;
@@ -64,17 +69,23 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     const name = forwarder.openTun(spec.tunTemplate ?? TUN_NAME_TEMPLATE, { queues: spec.workers, vnetHdr: needsVnetHeader(spec.offload) });
     const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu, ...(spec.ipv6 ? { ipv6: spec.ipv6 } : {}) };
     const report = await configureTunDevice(nl, tun);
-    forwarder.bindUdp({ address: spec.bindAddress, port: spec.port, sockets: spec.workers, sourcePorts: spec.sourcePorts });
+    forwarder.bindUdp({
+      ...(spec.bindAddress !== undefined ? { address: spec.bindAddress, sourcePorts: spec.sourcePorts } : {}),
+      ...(spec.bindAddress6 !== undefined ? { address6: spec.bindAddress6 } : {}),
+      port: spec.port,
+      sockets: spec.workers,
+    });
     forwarder.setIngressPolicy({
       sourceCheck: spec.sourceCheck,
       allowExternalSources: spec.allowExternalSources,
       partialChecksums: spec.partialChecksums,
-      ownSubnet: spec.subnet,
-      network: spec.network,
+      // IPv6 only: no IPv4 packet is ours (nothing lies in 0.0.0.0/32).
+      ownSubnet: spec.subnet ?? NO_IPV4,
+      network: spec.network ?? NO_IPV4,
       ...(spec.ipv6 ? { ownSubnet6: spec.ipv6.subnet, network6: spec.ipv6.network } : {}),
     });
     forwarder.start({
-      icmpSource: formatIpv4(spec.subnet.network),
+      icmpSource: formatIpv4((spec.subnet ?? NO_IPV4).network),
       offload: spec.offload,
       ...(spec.bufferSize !== undefined ? { bufferSize: spec.bufferSize } : {}),
       ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),

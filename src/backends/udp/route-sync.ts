@@ -10,15 +10,19 @@
  *    advertises it (./capabilities.ts); a peer with several leases only
  *    when all of them do;
  *  - with inner IPv6 on (`ipv6`), a lease's IPv6 subnet is routed to the same
- *    PublicIP, and the route and the peer carry IPv6 only when its lease
+ *    peer, and the route and the peer carry IPv6 only when its lease
  *    advertises the "ipv6" capability (an upstream node gets a v6 subnet from
  *    its etcd manager but its datapath would corrupt IPv6 packets); a lease
- *    whose v6 part changes moves its v6 route.
+ *    whose v6 part changes moves its v6 route;
+ *  - the peer is its PublicIP when both ends have one (the IPv4 underlay),
+ *    else its PublicIPv6 when both ends can use the IPv6 underlay; a lease
+ *    with neither in common is not routed (reported in `unreachable`);
+ *  - IPv6 only (`ipv4` off): the leases' IPv4 part (0.0.0.0/0) is never routed.
  */
-import type { LeaseEvent } from '../../lease/lease';
+import { type Lease, type LeaseEvent, leaseKey } from '../../lease/lease';
 import type { PeerRoute, UdpPeer } from '../../forwarder/udp-forwarder';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
-import type { Ipv6Net } from '../../util/ipv6';
+import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
 import { IPV6, PARTIAL_CHECKSUMS, parseUdpCapabilities } from './capabilities';
 
 export interface RouteChanges {
@@ -26,23 +30,49 @@ export interface RouteChanges {
   remove: Array<Ipv4Net | Ipv6Net>;
   /** The complete peer set after the changes, or undefined when it did not change. */
   peers: UdpPeer[] | undefined;
+  /** Leases added in these events that share no underlay with this node (not routed). */
+  unreachable: Lease[];
 }
 
 export interface UdpRouteSyncOptions {
+  /** Route the leases' IPv4 subnets (default true; false in an IPv6-only network). */
+  ipv4?: boolean;
   /** Route the leases' IPv6 subnets too (the network has IPv6 and this node carries it). */
   ipv6?: boolean;
+  /** This node reaches peers at their PublicIP (it has one; default true). */
+  underlay4?: boolean;
+  /** This node reaches peers at their PublicIPv6 (it has one and an IPv6 socket; default false). */
+  underlay6?: boolean;
+}
+
+/** A lease's capabilities: those of its IPv4 part and of its IPv6 part together. */
+function leaseCapabilities(lease: Lease): ReadonlySet<string> {
+  return new Set([...parseUdpCapabilities(lease.attrs.backendData), ...parseUdpCapabilities(lease.attrs.backendV6Data)]);
 }
 
 export class UdpRouteSync {
-  /** v4 routes by subnet text. */
+  /** v4 routes by lease key. */
   private readonly routes = new Map<string, PeerRoute>();
-  /** v6 routes by the v4 subnet text of their lease. */
+  /** v6 routes by lease key. */
   private readonly routes6 = new Map<string, PeerRoute>();
   private peerKey = '';
+  private readonly ipv4: boolean;
   private readonly ipv6: boolean;
+  private readonly underlay4: boolean;
+  private readonly underlay6: boolean;
 
   constructor(private readonly port: number, options: UdpRouteSyncOptions = {}) {
+    this.ipv4 = options.ipv4 ?? true;
     this.ipv6 = options.ipv6 ?? false;
+    this.underlay4 = options.underlay4 ?? true;
+    this.underlay6 = options.underlay6 ?? false;
+  }
+
+  /** The address a lease's peer is reached at, or undefined when no underlay is common. */
+  private peerOf(lease: Lease): string | undefined {
+    if (this.underlay4 && lease.attrs.publicIp !== 0) return formatIpv4(lease.attrs.publicIp);
+    if (this.underlay6 && lease.attrs.publicIpv6 !== undefined) return formatIpv6(lease.attrs.publicIpv6);
+    return undefined;
   }
 
   get size(): number {
@@ -66,37 +96,49 @@ export class UdpRouteSync {
       remove.set(k, n);
       set.delete(k);
     };
+    const unreachable: Lease[] = [];
+    const withdraw = (key: string) => {
+      for (const table of [this.routes, this.routes6]) {
+        const old = table.get(key);
+        if (old) {
+          table.delete(key);
+          removeRoute(old.subnet);
+        }
+      }
+    };
     for (const ev of events) {
-      const subnet = ev.lease.subnet.canonical();
-      const key = subnet.toString();
-      const old6 = this.routes6.get(key);
-      if (ev.type === 'added') {
-        const caps = parseUdpCapabilities(ev.lease.attrs.backendData);
-        const peer = formatIpv4(ev.lease.attrs.publicIp);
-        const route: PeerRoute = { subnet, peer, port: this.port, partialChecksums: caps.has(PARTIAL_CHECKSUMS) };
-        if (this.ipv6) route.ipv6 = caps.has(IPV6);
-        this.routes.set(key, route);
-        setRoute(route);
-        const subnet6 = this.ipv6 ? ev.lease.ipv6Subnet?.canonical() : undefined;
-        if (old6 && old6.subnet.toString() !== subnet6?.toString()) {
-          this.routes6.delete(key);
-          removeRoute(old6.subnet);
+      const key = leaseKey(ev.lease);
+      if (ev.type === 'removed') {
+        withdraw(key);
+        continue;
+      }
+      const peer = this.peerOf(ev.lease);
+      if (peer === undefined) {
+        withdraw(key);
+        unreachable.push(ev.lease);
+        continue;
+      }
+      const caps = leaseCapabilities(ev.lease);
+      const base = { peer, port: this.port, partialChecksums: caps.has(PARTIAL_CHECKSUMS), ...(this.ipv6 ? { ipv6: caps.has(IPV6) } : {}) };
+      const wanted: Array<[Map<string, PeerRoute>, Ipv4Net | Ipv6Net | undefined]> = [
+        [this.routes, this.ipv4 ? ev.lease.subnet.canonical() : undefined],
+        [this.routes6, this.ipv6 ? ev.lease.ipv6Subnet?.canonical() : undefined],
+      ];
+      for (const [table, subnet] of wanted) {
+        const old = table.get(key);
+        if (old && old.subnet.toString() !== subnet?.toString()) {
+          table.delete(key);
+          removeRoute(old.subnet);
         }
-        if (subnet6) {
-          const route6: PeerRoute = { ...route, subnet: subnet6 };
-          this.routes6.set(key, route6);
-          setRoute(route6);
-        }
-      } else if (this.routes.delete(key)) {
-        removeRoute(subnet);
-        if (old6) {
-          this.routes6.delete(key);
-          removeRoute(old6.subnet);
+        if (subnet) {
+          const route: PeerRoute = { ...base, subnet };
+          table.set(key, route);
+          setRoute(route);
         }
       }
     }
     const byAddress = new Map<string, { partialChecksums: boolean; ipv6: boolean }>();
-    for (const r of this.routes.values()) {
+    for (const r of [...this.routes.values(), ...this.routes6.values()]) {
       const seen = byAddress.get(r.peer) ?? { partialChecksums: true, ipv6: true };
       byAddress.set(r.peer, { partialChecksums: seen.partialChecksums && r.partialChecksums === true, ipv6: seen.ipv6 && r.ipv6 === true });
     }
@@ -106,6 +148,6 @@ export class UdpRouteSync {
     const peerKey = peers.map((p) => `${p.address}${p.partialChecksums ? '+' : ''}${p.ipv6 ? '6' : ''}`).join(',');
     const changed = peerKey !== this.peerKey;
     this.peerKey = peerKey;
-    return { set: [...set.values()], remove: [...remove.values()], peers: changed ? peers : undefined };
+    return { set: [...set.values()], remove: [...remove.values()], peers: changed ? peers : undefined, unreachable };
   }
 }

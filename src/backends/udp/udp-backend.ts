@@ -15,8 +15,11 @@ import type { Logger } from '../../log';
 import { NetlinkEvents } from '../../routing/netlink-events';
 import { Reconciler } from '../../routing/reconciler';
 import { type LinkDetails, RtNetlink } from '../../routing/rtnetlink';
-import { configureTunDevice, type TunDeviceConfig, tunChangeKind } from '../../routing/tun-device';
+import { configureTunDevice, type TunDeviceConfig, tunChangeKind, UDP6_ENCAP_OVERHEAD, UDP_ENCAP_OVERHEAD } from '../../routing/tun-device';
+import { leaseKey } from '../../lease/lease';
 import { formatIpv4 } from '../../util/ipv4';
+import { formatIpv6 } from '../../util/ipv6';
+import { LogOnce } from '../../util/repeat-log';
 import {
   acquireBackendLease,
   type Backend,
@@ -68,33 +71,48 @@ export class UdpBackend implements Backend {
       if (e instanceof OffloadEnvError) throw new BackendError(e.message, { cause: e });
       throw e;
     }
-    const network = ctx.network.network;
-    if (!ctx.network.enableIPv4 || !network) {
-      throw new BackendError('the udp backend carries IPv4 only: the network config must enable IPv4 and define Network');
-    }
-    // Inner IPv6 rides the IPv4 underlay (between the nodes' PublicIPs).
-    const ipv6Network = ctx.network.enableIPv6 ? ctx.network.ipv6Network : undefined;
-    if (ctx.network.enableIPv6 && !ipv6Network) throw new BackendError('IPv6 is enabled but the network config has no IPv6Network');
-    const { extAddr, ifaceAddr } = ctx.extIface;
-    if (extAddr === undefined || ifaceAddr === undefined) {
-      throw new BackendError(`the udp backend needs an IPv4 address on ${ctx.extIface.name}`);
-    }
+    const { enableIPv4, enableIPv6 } = ctx.network;
+    const network = enableIPv4 ? ctx.network.network : undefined;
+    const ipv6Network = enableIPv6 ? ctx.network.ipv6Network : undefined;
+    if (enableIPv4 && !network) throw new BackendError('IPv4 is enabled but the network config has no Network');
+    if (enableIPv6 && !ipv6Network) throw new BackendError('IPv6 is enabled but the network config has no IPv6Network');
+    const ext = ctx.extIface;
+    if (enableIPv4 && (ext.extAddr === undefined || ext.ifaceAddr === undefined)) throw new BackendError(`no IPv4 address on ${ext.name}`);
+    if (enableIPv6 && (ext.extAddr6 === undefined || ext.ifaceAddr6 === undefined)) throw new BackendError(`no IPv6 address on ${ext.name}`);
+    // The underlays: IPv4 between nodes with a PublicIP; IPv6 toward peers
+    // without one (an IPv6-only cluster), so this node listens on its
+    // PublicIPv6 too whenever the network has IPv6.
+    const underlay4 = enableIPv4;
+    const underlay6 = enableIPv6;
     const partialChecksums = takesPartialChecksums(cfg, offload);
     const backendData = udpBackendData([...(partialChecksums ? [PARTIAL_CHECKSUMS] : []), ...(ipv6Network ? [IPV6] : [])]);
-    // PublicIPv6 stays null, as upstream's udp lease has it: the underlay is IPv4.
-    const lease = await acquireBackendLease(ctx, { publicIp: extAddr, publicIpv6: undefined, backendType: '', backendData, backendV6Data: undefined });
-    if (ipv6Network && !lease.ipv6Subnet) throw new BackendError(`IPv6 is enabled but the lease ${lease.subnet.toString()} has no IPv6 subnet`);
+    const lease = await acquireBackendLease(ctx, {
+      // IPv6 only: PublicIP 0.0.0.0, as upstream's host-gw writes it there.
+      publicIp: underlay4 ? ext.extAddr! : 0,
+      publicIpv6: underlay6 ? ext.extAddr6 : undefined,
+      backendType: '',
+      // The capability object goes with each family's part of the lease (a
+      // kube IPv6-only node publishes no IPv4 backend-data).
+      backendData: underlay4 ? backendData : undefined,
+      backendV6Data: underlay6 ? backendData : undefined,
+    });
+    if (ipv6Network && !lease.ipv6Subnet) throw new BackendError(`IPv6 is enabled but the lease ${leaseKey(lease)} has no IPv6 subnet`);
     const log = ctx.log.child({ backend: 'udp' });
-    const mtu = tunMtu(cfg, ctx.extIface.mtu);
-    log.info({ mtu, underlayMtu: cfg.mtu ?? ctx.extIface.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ctx.extIface.name}` }, `flannel0 MTU ${mtu}`);
+    // One MTU for flannel0: room for the larger encapsulation that may carry it.
+    const mtu = tunMtu(cfg, ext.mtu, underlay6 ? UDP6_ENCAP_OVERHEAD : UDP_ENCAP_OVERHEAD);
+    log.info(
+      { mtu, underlayMtu: cfg.mtu ?? ext.mtu, source: cfg.mtu ? 'the udp backend option MTU' : `the MTU of ${ext.name}`, underlay: underlay6 ? 'ipv6' : 'ipv4' },
+      `flannel0 MTU ${mtu}`,
+    );
     const nl = RtNetlink.open();
     try {
       const running = await startUdpDatapath(nl, {
-        subnet: lease.subnet,
+        subnet: network ? lease.subnet : undefined,
         network,
         ...(ipv6Network && lease.ipv6Subnet ? { ipv6: { subnet: lease.ipv6Subnet, network: ipv6Network } } : {}),
         mtu,
-        bindAddress: formatIpv4(ifaceAddr),
+        bindAddress: underlay4 ? formatIpv4(ext.ifaceAddr!) : undefined,
+        bindAddress6: underlay6 ? formatIpv6(ext.ifaceAddr6!) : undefined,
         port: cfg.port,
         sourcePorts: cfg.sourcePorts,
         workers: cfg.workers,
@@ -105,7 +123,8 @@ export class UdpBackend implements Backend {
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
-      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, ipv6Network !== undefined);
+      const routes = new UdpRouteSync(cfg.port, { ipv4: network !== undefined, ipv6: ipv6Network !== undefined, underlay4, underlay6 });
+      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, routes);
     } catch (e) {
       nl.close();
       throw e;
@@ -138,6 +157,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   readonly mtu: number;
   readonly datapath: UserspaceDatapath = this;
   private synced = false;
+  private readonly unreachableLogged = new LogOnce();
 
   constructor(
     cfg: UdpBackendConfig,
@@ -146,7 +166,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     readonly forwarder: UdpForwarder,
     private readonly nl: RtNetlink,
     private readonly log: Logger,
-    ipv6: boolean,
+    routes: UdpRouteSync,
   ) {
     this.mtu = tun.mtu;
     this.events = new NetlinkEvents(log);
@@ -156,7 +176,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
       this.events,
       log,
     );
-    this.routes = new UdpRouteSync(cfg.port, { ipv6 });
+    this.routes = routes;
     this.reporter = new RefusalReporter(forwarder, log);
     this.offloadReporter = new OffloadReporter(log);
     this.offloadReporter.observe(forwarder.stats().offload);
@@ -181,6 +201,14 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     this.forwarder.applyRouteChanges(changes.set, changes.remove);
     if (changes.peers) this.forwarder.setPeers(changes.peers);
     for (const r of changes.set) this.log.info({ subnet: r.subnet.toString(), peer: r.peer }, `Subnet added: ${r.subnet.toString()} via ${r.peer}`);
+    for (const l of changes.unreachable) {
+      const key = leaseKey(l);
+      if (!this.unreachableLogged.first(key)) continue;
+      this.log.warn(
+        { subnet: key },
+        `Ignoring lease ${key}: this node and its node share no underlay (neither both a PublicIP nor both a PublicIPv6); its pods are unreachable from here`,
+      );
+    }
     for (const s of changes.remove) this.log.info({ subnet: s.toString() }, `Subnet removed: ${s.toString()}`);
   }
 
