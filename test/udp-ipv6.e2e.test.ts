@@ -39,13 +39,15 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
   const pod = (i: number) => cluster.topology.nodes[i - 1]!.pod;
   const node = (i: number) => cluster.topology.nodes[i - 1]!;
 
-  /** A series of node 1's /metrics: flanneld_datapath_drops_total{direction, reason}. */
-  async function drops(direction: string, reason: string): Promise<number> {
+  /** One series of node 1's /metrics, e.g. series('flanneld_datapath_drops_total', 'direction="egress",reason="no_route"'). */
+  async function series(name: string, labels: string): Promise<number> {
     const body = (await httpGet(lab, node(1).ns, HEALTHZ_PORT, '/metrics')).body;
-    const m = new RegExp(`^flanneld_datapath_drops_total\\{direction="${direction}",reason="${reason}"\\} (\\d+)$`, 'm').exec(body);
-    assert.ok(m, `no series for ${direction} ${reason}:\n${body.split('\n').filter((l) => l.startsWith('flanneld_datapath_drops')).join('\n')}`);
+    const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(body);
+    assert.ok(m, `no series ${name}{${labels}}:\n${body.split('\n').filter((l) => l.startsWith(name)).join('\n')}`);
     return Number(m[1]);
   }
+  const drops = (direction: string, reason: string) => series('flanneld_datapath_drops_total', `direction="${direction}",reason="${reason}"`);
+  const offload = (kind: string) => series('flanneld_datapath_offload_packets_total', `kind="${kind}"`);
 
   before(async () => {
     lab = new Lab();
@@ -93,7 +95,8 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     assert.equal(await ping(lab, pod(1).ns, pod(2).address6!, 1, ['-s', String(mtu - 47), '-M', 'do']), false, 'one byte more does not');
   });
 
-  test('TCP over IPv6 both ways, bytes checked', { timeout: 120_000 }, async () => {
+  test('TCP over IPv6 both ways, bytes checked, with TSO6 reads cut on the way out and coalesced writes on the way in', { timeout: 120_000 }, async () => {
+    const [gsoBefore, coalescedBefore] = [await offload('tun_gso_read'), await offload('coalesced')];
     const [ab, ba] = await Promise.all([
       tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address6!, 5001, 20_000_000),
       tcpTransfer(lab, pod(2).ns, pod(1).ns, pod(1).address6!, 5002, 20_000_000),
@@ -102,6 +105,8 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
       assert.equal(r.bytes, 20_000_000);
       assert.equal(r.receivedSha256, r.sentSha256);
     }
+    assert.ok((await offload('tun_gso_read')) > gsoBefore, 'node 1 read TSO6 super-packets from flannel0');
+    assert.ok((await offload('coalesced')) > coalescedBefore, 'node 1 wrote coalesced IPv6 TCP to flannel0');
   });
 
   test('an upstream-format peer gets no IPv6: ICMPv6 unreachable to the pod, counted; its inner IPv6 is refused', { timeout: 60_000 }, async () => {

@@ -5,6 +5,7 @@
 #include "checksum.h"
 #include "gso.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "virtio_net.h"
 
 namespace flannel {
@@ -16,11 +17,15 @@ constexpr size_t kMaxOpenGroups = 16;
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kUrg = 0x20, kCwr = 0x80;
 constexpr size_t kMaxIpv4Packet = 0xffff;
 constexpr size_t kIpHl = 20;  // only option-less IPv4 headers are coalesced
+// IPv6: only TCP right after the fixed header (no extension headers) is coalesced.
 
 struct Seg {
   bool tcp = false;        // a TCP packet (the flow key is valid)
   bool mergeable = false;  // a TCP data segment with a valid checksum and no IP options
-  uint32_t src = 0, dst = 0;
+  bool v6 = false;
+  uint8_t iphl = 0;           // 20 (IPv4 without options) or 40 (IPv6)
+  uint32_t src = 0, dst = 0;  // IPv4
+  Ipv6Addr src6, dst6;        // IPv6
   uint16_t sport = 0, dport = 0;
   uint16_t tcphl = 0, payload = 0, id = 0;
   uint32_t seq = 0, ack = 0;
@@ -28,50 +33,91 @@ struct Seg {
   bool df = false;
 };
 
-Seg inspect(const InnerPacket& p) {
-  Seg s;
-  const uint8_t* d = p.data;
-  if (p.len < kIpHl || (d[0] >> 4) != 4 || d[9] != kIpProtoTcp) return s;  // IPv6 is written as it came
-  const size_t iphl = static_cast<size_t>(d[0] & 0x0f) * 4;
-  if (iphl + 20 > p.len) return s;
-  const uint8_t* t = d + iphl;
+// The TCP part of a packet whose IP header (s.iphl bytes) is checked: the
+// ports, sequence and flags, and whether the checksum verifies over the
+// IPv4 or IPv6 pseudo-header.
+void inspect_tcp(const InnerPacket& p, Seg& s) {
+  const uint8_t* t = p.data + s.iphl;
   s.tcp = true;
-  s.src = load_be32(d + 12);
-  s.dst = load_be32(d + 16);
   s.sport = load_be16(t);
   s.dport = load_be16(t + 2);
   s.tcphl = static_cast<uint16_t>((t[12] >> 4) * 4);
-  if (iphl != kIpHl || s.tcphl < 20 || iphl + s.tcphl >= p.len) return s;  // IP options, bad header, no payload
-  const uint16_t frag = load_be16(d + 6);
-  if ((frag & 0x3fff) != 0) return s;  // a fragment
-  s.payload = static_cast<uint16_t>(p.len - iphl - s.tcphl);
+  if (s.tcphl < 20 || s.iphl + s.tcphl >= p.len) return;  // bad header, no payload
+  s.payload = static_cast<uint16_t>(p.len - s.iphl - s.tcphl);
   s.seq = load_be32(t + 4);
   s.ack = load_be32(t + 8);
   s.flags = t[13];
+  if (p.partial) {
+    s.mergeable = true;
+    return;
+  }
+  // The checksum over the pseudo header and the segment must verify (fold to zero).
+  const size_t l4_len = p.len - s.iphl;
+  uint32_t sum;
+  if (s.v6) {
+    uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, kIpProtoTcp};
+    store_be32(tail, static_cast<uint32_t>(l4_len));
+    sum = csum_add_bytes(csum_add_bytes(0, p.data + kIpv6SourceOffset, 32), tail, sizeof(tail));
+  } else {
+    uint8_t pseudo[12];
+    std::memcpy(pseudo, p.data + 12, 8);
+    pseudo[8] = 0;
+    pseudo[9] = kIpProtoTcp;
+    store_be16(pseudo + 10, static_cast<uint16_t>(l4_len));
+    sum = csum_add_bytes(0, pseudo, sizeof(pseudo));
+  }
+  s.mergeable = csum_fold(csum_add_bytes(sum, t, l4_len)) == 0;
+}
+
+// IPv6: TCP right after the fixed header only. The traffic class and the
+// hop limit must match within a group (tos, ttl); there is no IP id, so
+// members join as with a fixed id and DF.
+Seg inspect6(const InnerPacket& p) {
+  Seg s;
+  const uint8_t* d = p.data;
+  if (p.len < kIpv6HeaderLen + 20 || d[6] != kIpProtoTcp) return s;
+  s.v6 = true;
+  s.iphl = static_cast<uint8_t>(kIpv6HeaderLen);
+  s.src6 = load_ipv6(d + kIpv6SourceOffset);
+  s.dst6 = load_ipv6(d + kIpv6DestinationOffset);
+  s.tos = static_cast<uint8_t>(load_be16(d) >> 4);
+  s.ttl = d[kIpv6HopLimitOffset];
+  s.df = true;
+  inspect_tcp(p, s);
+  return s;
+}
+
+Seg inspect(const InnerPacket& p) {
+  if (p.len >= 1 && (p.data[0] >> 4) == 6) return inspect6(p);
+  Seg s;
+  const uint8_t* d = p.data;
+  if (p.len < kIpHl || (d[0] >> 4) != 4 || d[9] != kIpProtoTcp) return s;
+  const size_t iphl = static_cast<size_t>(d[0] & 0x0f) * 4;
+  if (iphl + 20 > p.len) return s;
+  s.iphl = static_cast<uint8_t>(iphl);
+  s.src = load_be32(d + 12);
+  s.dst = load_be32(d + 16);
+  const uint16_t frag = load_be16(d + 6);
   s.id = load_be16(d + 4);
   s.df = (frag & 0x4000) != 0;
   s.tos = d[1];
   s.ttl = d[8];
-  // The IP header checksum must verify (inet_gro_receive flushes otherwise):
-  // a merged packet gets a fresh header, which must not hide a bad one.
-  if (internet_checksum(d, kIpHl) != 0) return s;
-  if (p.partial) {
-    s.mergeable = true;
+  // IP options, a fragment, or a bad IP header checksum (inet_gro_receive
+  // flushes: a merged packet gets a fresh header, which must not hide a bad
+  // one): the flow is known, the packet is never merged.
+  if (iphl != kIpHl || (frag & 0x3fff) != 0 || internet_checksum(d, kIpHl) != 0) {
+    s.tcp = true;
+    s.sport = load_be16(d + iphl);
+    s.dport = load_be16(d + iphl + 2);
     return s;
   }
-  // The checksum over the pseudo header and the segment must verify (fold to zero).
-  uint8_t pseudo[12];
-  std::memcpy(pseudo, d + 12, 8);
-  pseudo[8] = 0;
-  pseudo[9] = kIpProtoTcp;
-  store_be16(pseudo + 10, static_cast<uint16_t>(p.len - iphl));
-  const uint32_t sum = csum_add_bytes(csum_add_bytes(0, pseudo, sizeof(pseudo)), t, p.len - iphl);
-  s.mergeable = csum_fold(sum) == 0;
+  inspect_tcp(p, s);
   return s;
 }
 
 bool same_flow(const Seg& a, const Seg& b) {
-  return a.src == b.src && a.dst == b.dst && a.sport == b.sport && a.dport == b.dport;
+  return a.v6 == b.v6 && a.src == b.src && a.dst == b.dst && a.src6 == b.src6 && a.dst6 == b.dst6 &&
+         a.sport == b.sport && a.dport == b.dport;
 }
 
 struct Group {
@@ -99,31 +145,44 @@ bool can_append(const Group& g, const Seg& s, const InnerPacket& head_pkt, const
   const uint16_t delta = static_cast<uint16_t>(s.id - g.last_id);
   const int step = delta == 1 ? 1 : (delta == 0 && s.df ? 0 : -2);
   if (step == -2 || (g.id_step >= 0 && step != g.id_step)) return false;
-  if (kIpHl + h.tcphl + g.payload + s.payload > kMaxIpv4Packet) return false;
+  // The merged packet's length field must hold it (IPv4 total length, IPv6 payload length).
+  if ((h.v6 ? 0 : kIpHl) + h.tcphl + g.payload + s.payload > kMaxIpv4Packet) return false;
   // TCP options must be byte-identical (timestamps included), as in tcp_gro_receive.
-  return std::memcmp(head_pkt.data + kIpHl + 20, pkt.data + kIpHl + 20, static_cast<size_t>(h.tcphl) - 20) == 0;
+  return std::memcmp(head_pkt.data + h.iphl + 20, pkt.data + h.iphl + 20, static_cast<size_t>(h.tcphl) - 20) == 0;
 }
 
 // Writes the item's virtio header and merged headers to the arena.
 void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
-  const size_t hl = kIpHl + g.head.tcphl;
+  const bool v6 = g.head.v6;
+  const size_t iphl = g.head.iphl;
+  const size_t hl = iphl + g.head.tcphl;
   VirtioNetHdr vh;
   vh.flags = kVirtioFlagNeedsCsum;
-  vh.gso_type = kVirtioGsoTcpv4;
+  vh.gso_type = v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4;
   vh.hdr_len = static_cast<uint16_t>(hl);
   vh.gso_size = g.mss;
-  vh.csum_start = static_cast<uint16_t>(kIpHl);
+  vh.csum_start = static_cast<uint16_t>(iphl);
   vh.csum_offset = 16;  // the TCP checksum field
   encode_virtio_hdr(vh, out);
   uint8_t* h = out + kVirtioNetHdrLen;
   std::memcpy(h, head.data, hl);
-  store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
-  store_be16(h + 10, 0);
-  store_be16(h + 10, internet_checksum(h, kIpHl));
-  h[kIpHl + 13] = static_cast<uint8_t>(h[kIpHl + 13] | g.extra_flags);
+  const size_t l4_len = g.head.tcphl + g.payload;
+  h[iphl + 13] = static_cast<uint8_t>(h[iphl + 13] | g.extra_flags);
   // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
   // the kernel completes it (tcp_gro_complete writes the same).
-  store_be16(h + kIpHl + 16, pseudo_header_sum_ipv4(h, kIpProtoTcp, g.head.tcphl + g.payload));
+  uint16_t pseudo;
+  if (v6) {
+    store_be16(h + 4, static_cast<uint16_t>(l4_len));  // the payload length; IPv6 has no header checksum
+    uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, kIpProtoTcp};
+    store_be32(tail, static_cast<uint32_t>(l4_len));
+    pseudo = static_cast<uint16_t>(~csum_fold(csum_add_bytes(csum_add_bytes(0, h + kIpv6SourceOffset, 32), tail, sizeof(tail))));
+  } else {
+    store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
+    store_be16(h + 10, 0);
+    store_be16(h + 10, internet_checksum(h, kIpHl));
+    pseudo = pseudo_header_sum_ipv4(h, kIpProtoTcp, l4_len);
+  }
+  store_be16(h + iphl + 16, pseudo);
   item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
   item.l34_len = static_cast<uint16_t>(hl);
 }
@@ -144,7 +203,7 @@ size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_
     CoalescedItem& it = items[g.item];
     it.count = g.count;
     if (g.count < 2) return;
-    const size_t need = kVirtioNetHdrLen + kIpHl + g.head.tcphl;
+    const size_t need = kVirtioNetHdrLen + g.head.iphl + g.head.tcphl;
     if (used + need > arena_cap) return;  // header_len stays 0: written member by member
     it.header_off = static_cast<uint32_t>(used);
     build_merged_header(g, packets[g.first], arena + used, it);

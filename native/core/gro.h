@@ -30,7 +30,7 @@
 namespace flannel {
 
 struct InnerPacket {
-  uint8_t* data;  // a validated IPv4 packet (parse_ipv4 succeeded, TTL already handled)
+  uint8_t* data;  // a validated IPv4 or IPv6 packet (parsed, TTL or hop limit already handled)
   uint16_t len;   // its total length
   // Its TCP/UDP checksum field holds the pseudo-header sum (a partial
   // checksum from a peer that sends them, partial_checksum.h): it is not
@@ -48,8 +48,8 @@ struct CoalescedItem {
 };
 
 constexpr size_t kMaxCoalescedSegments = 64;
-// Virtio header + IPv4 header + the largest TCP header.
-constexpr size_t kCoalesceArenaPerPacket = 10 + 20 + 60;
+// Virtio header + IPv6 header (the larger: IPv4's is 20 when coalesced) + the largest TCP header.
+constexpr size_t kCoalesceArenaPerPacket = 10 + 40 + 60;
 
 // Groups `packets` (arrival order) into items. `next` must hold n entries:
 // next[i] is the index of the member after i in its item (or 0xffff). Items

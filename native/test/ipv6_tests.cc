@@ -6,6 +6,7 @@
 
 #include "../core/flow_hash.h"
 #include "../core/forwarding.h"
+#include "../core/gro.h"
 #include "../core/gso.h"
 #include "../core/icmpv6.h"
 #include "../core/ipv6.h"
@@ -417,4 +418,43 @@ TEST(ingress_over_the_ipv6_underlay_checks_the_sender_by_endpoint) {
   CHECK(d.forward);
   CHECK_EQ(d.next_hop.addr, 0u);
   CHECK_EQ(d.next_hop.flags, u6);
+}
+
+TEST(coalesce_merges_ipv6_tcp_segments_of_one_flow) {
+  // Three in-order segments of one IPv6 flow, then one of another flow.
+  std::vector<std::vector<uint8_t>> pkts;
+  const auto data = pattern(3 * 1000, 7);
+  for (int i = 0; i < 3; ++i) {
+    pkts.push_back(build_tcp6(outgoing(), 1000 + 1000 * i, 0x10, std::vector<uint8_t>(data.begin() + 1000 * i, data.begin() + 1000 * (i + 1))));
+  }
+  Ipv6Spec other = outgoing();
+  other.src = ip6(0xfd00, 5, 1, 0, 0, 0, 0, 9);
+  pkts.push_back(build_tcp6(other, 1, 0x10, pattern(100)));
+  std::vector<InnerPacket> in;
+  for (auto& p : pkts) in.push_back(InnerPacket{p.data(), static_cast<uint16_t>(p.size()), false});
+  std::vector<uint16_t> next(in.size());
+  std::vector<uint8_t> arena(kCoalesceArenaPerPacket * in.size());
+  std::vector<CoalescedItem> items(in.size());
+  const size_t n = coalesce_tcp(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data());
+  CHECK_EQ(n, 2u);
+  const CoalescedItem& it = items[0];
+  CHECK_EQ(it.count, 3);
+  CHECK_EQ(it.l34_len, 60);
+  CHECK_EQ(it.header_len, kVirtioNetHdrLen + 60);
+  const VirtioNetHdr vh = decode_virtio_hdr(arena.data() + it.header_off);
+  CHECK_EQ(vh.gso_type, kVirtioGsoTcpv6);
+  CHECK_EQ(vh.gso_size, 1000);
+  CHECK_EQ(vh.csum_start, 40);
+  // The merged packet, completed as the kernel would, is one valid IPv6/TCP packet of all the bytes.
+  std::vector<uint8_t> merged(arena.data() + it.header_off + kVirtioNetHdrLen, arena.data() + it.header_off + it.header_len);
+  for (uint16_t k = it.first, c = 0; c < it.count; ++c, k = next[k]) merged.insert(merged.end(), pkts[k].begin() + 60, pkts[k].end());
+  CHECK_EQ(load_be16(merged.data() + 4), merged.size() - 40);
+  CHECK(complete_partial_checksum(merged.data(), merged.size(), 40, 16));
+  CHECK_EQ(l4_check_reference6(merged.data(), merged.size()), 0);
+  CHECK(std::memcmp(merged.data() + 60, data.data(), data.size()) == 0);
+  CHECK_EQ(items[1].count, 1);
+  // A bad checksum is never merged.
+  pkts[1][70] ^= 0xff;
+  in[1] = InnerPacket{pkts[1].data(), static_cast<uint16_t>(pkts[1].size()), false};
+  CHECK_EQ(coalesce_tcp(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data()), 4u);
 }
