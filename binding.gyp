@@ -77,6 +77,12 @@
       "sources": ["lab/upstream-udp/upstream_udp_proxy.c"],
     },
     {
+      # UDP round trips over either family, for the benchmark's IPv6 modes (lab/udp-rtt).
+      "target_name": "udp_rtt",
+      "type": "executable",
+      "sources": ["lab/udp-rtt/udp_rtt.c"],
+    },
+    {
       "target_name": "native_lpm_bench",
       "type": "executable",
       "sources": ["<@(core_sources)", "native/bench/lpm_bench.cc"],

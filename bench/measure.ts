@@ -4,6 +4,7 @@
  * CPU time the user-space forwarders used meanwhile (from /proc).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { type Lab } from '../lab/netns';
 import type { ModeSetup } from './modes';
 
@@ -47,12 +48,21 @@ async function withCpu(mode: ModeSetup, f: () => Promise<number>): Promise<CaseR
 
 const IPERF_PORT = 5201;
 const SOCKPERF_PORT = 11111;
+/** lab/udp-rtt's binary: round trips over IPv6, which Debian's sockperf 3.7 cannot address. */
+const UDP_RTT = path.resolve(__dirname, '..', '..', 'build', 'Release', 'udp_rtt');
+
+/** Where pod 2 is reached: its IPv4 address, or its IPv6 one in the IPv6 modes. */
+function target(mode: ModeSetup): string {
+  const pod = mode.cluster.nodes[1]!.pod;
+  return mode.ipv6 ? pod.address6! : pod.address;
+}
 
 /** Starts the long-running servers (iperf3, sockperf) in pod 2 of a mode. */
 export async function startServers(lab: Lab, mode: ModeSetup): Promise<void> {
   const pod = mode.cluster.nodes[1]!.pod;
-  lab.spawn(pod.ns, 'iperf3', ['-s', '-B', pod.address, '-p', String(IPERF_PORT)]);
-  lab.spawn(pod.ns, 'sockperf', ['server', '-i', pod.address, '-p', String(SOCKPERF_PORT)]);
+  lab.spawn(pod.ns, 'iperf3', ['-s', '-B', target(mode), '-p', String(IPERF_PORT)]);
+  if (mode.ipv6) lab.spawn(pod.ns, UDP_RTT, ['server', target(mode), String(SOCKPERF_PORT)]);
+  else lab.spawn(pod.ns, 'sockperf', ['server', '-i', pod.address, '-p', String(SOCKPERF_PORT)]);
   // Neither says when it is ready: wait until both sockets listen.
   for (let i = 0; i < 100; i++) {
     const tcp = (await lab.exec(pod.ns, 'ss', ['-Hltn', `sport = :${IPERF_PORT}`])).stdout.trim();
@@ -72,7 +82,7 @@ interface IperfJson {
 
 async function iperf(lab: Lab, mode: ModeSetup, args: string[], seconds: number): Promise<IperfJson> {
   const from = mode.cluster.nodes[0]!.pod.ns;
-  const to = mode.cluster.nodes[1]!.pod.address;
+  const to = target(mode);
   const r = await lab.exec(
     from,
     'iperf3',
@@ -111,10 +121,17 @@ export interface RttResult {
 /** Round trips of 64-byte request/response messages (sockperf ping-pong, full RTT), µs. */
 export async function rttUs(lab: Lab, mode: ModeSetup, d: Durations): Promise<RttResult> {
   const from = mode.cluster.nodes[0]!.pod.ns;
-  const to = mode.cluster.nodes[1]!.pod.address;
+  const to = target(mode);
   let p50 = NaN;
   let p99 = NaN;
   const r = await withCpu(mode, async () => {
+    if (mode.ipv6) {
+      const out = await lab.exec(from, UDP_RTT, ['client', to, String(SOCKPERF_PORT), String(d.seconds), '64'], { timeoutMs: (d.seconds + 20) * 1000 });
+      const j = JSON.parse(out.stdout) as { p50_us: number; p99_us: number };
+      p50 = j.p50_us;
+      p99 = j.p99_us;
+      return p50;
+    }
     const out = await lab.exec(
       from,
       'sockperf',

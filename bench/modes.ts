@@ -11,9 +11,13 @@
  *             nolearning, local = the public address, MTU 1450, the own
  *             subnet's network address /32, and per peer a permanent
  *             neighbour, a permanent self FDB entry and an onlink route;
- *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (docs/compatibility.md §7.2).
+ *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (docs/compatibility.md §7.2);
+ *  - udp-v6, vxlan-v6 (run with --modes): an IPv6-only kube cluster (the
+ *    API server stand-in, the real bin/flanneld), inner IPv6 over the IPv6
+ *    underlay: our udp datapath against the kernel's vxlan on flannel-v6.1.
  */
 import { FlannelCluster } from '../lab/flannel-cluster';
+import { KubeFlannelCluster } from '../lab/kube-cluster';
 import { type Lab } from '../lab/netns';
 import { type StaticNodeExtra, startStaticUdpNodes } from '../lab/static-udp-nodes';
 import { buildCluster, type Cluster } from '../lab/topology';
@@ -25,6 +29,8 @@ export interface ModeSetup {
   cluster: Cluster;
   /** PIDs of the user-space forwarders whose CPU is measured (none for kernel modes). */
   forwarderPids: number[];
+  /** The pods talk over IPv6 (their address6). */
+  ipv6?: boolean;
 }
 
 export interface ModeDefinition {
@@ -105,6 +111,29 @@ async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSe
   return { name, cluster: c.topology, forwarderPids: [] };
 }
 
+/**
+ * An IPv6-only kube cluster of two nodes running the real bin/flanneld with
+ * `type`: pods talk over IPv6, nodes over the IPv6 underlay.
+ */
+async function kubeIpv6Mode(lab: Lab, name: string, type: string): Promise<ModeSetup> {
+  const c = await KubeFlannelCluster.create(lab, {
+    nodes: 2,
+    families: 'ipv6',
+    netConf: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00:244::/56', EnableNFTables: false, Backend: { Type: type } },
+  });
+  for (const i of [1, 2]) c.startNode(i);
+  for (const i of [1, 2]) {
+    for (let t = 0; c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET') === undefined; t++) {
+      if (t > 200) throw new Error(`${name}: node ${i} wrote no subnet.env`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  for (const i of [1, 2]) await c.attachPod(i);
+  // The udp datapath runs inside flanneld: its CPU is flanneld's.
+  const pids = type === 'udp' ? c.nodes.flatMap((n) => (n?.proc.pid !== undefined ? [n.proc.pid] : [])) : [];
+  return { name, cluster: c.topology, forwarderPids: pids, ipv6: true };
+}
+
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched recvmmsg/sendmmsg path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
@@ -115,6 +144,8 @@ export const MODES: ModeDefinition[] = [
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
   { name: 'flannel-vxlan', description: 'flannel-ts\'s vxlan backend (real bin/flanneld with etcd); compare with vxlan', setup: (lab) => flannelMode(lab, 'flannel-vxlan', 'vxlan') },
   { name: 'flannel-host-gw', description: 'flannel-ts\'s host-gw backend (real bin/flanneld with etcd); compare with host-gw', setup: (lab) => flannelMode(lab, 'flannel-host-gw', 'host-gw') },
+  { name: 'udp-v6', description: 'inner IPv6 over the IPv6 underlay: the udp backend in an IPv6-only kube cluster (real bin/flanneld, bridge underlay; round trips by lab/udp-rtt)', setup: (lab) => kubeIpv6Mode(lab, 'udp-v6', 'udp'), optional: true },
+  { name: 'vxlan-v6', description: 'the same with the vxlan backend: the kernel\'s vxlan on flannel-v6.1; compare with udp-v6', setup: (lab) => kubeIpv6Mode(lab, 'vxlan-v6', 'vxlan'), optional: true },
 ];
 
 /** Pairs reported as "ours vs the kernel configured by hand" (the bar: within 10 %). */
@@ -124,5 +155,13 @@ export const SAME_DATAPATH_PAIRS: Array<[ours: string, reference: string]> = [
 ];
 
 export const BASELINE_MODE = 'vxlan';
+/** The baseline of a run of the IPv6 modes alone, and the mode compared with it. */
+export const IPV6_BASELINE_MODE = 'vxlan-v6';
+export const IPV6_UDP_MODE = 'udp-v6';
+
+/** The baseline of a run's ratios: kernel vxlan, or its IPv6 twin in a run of the IPv6 modes alone. */
+export function baselineOf(results: Readonly<Record<string, unknown>>): string {
+  return results[BASELINE_MODE] === undefined && results[IPV6_BASELINE_MODE] !== undefined ? IPV6_BASELINE_MODE : BASELINE_MODE;
+}
 /** The second comparison of the udp datapath: what upstream runs today. */
 export const UPSTREAM_MODE = 'upstream';

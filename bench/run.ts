@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { Lab } from '../lab/netns';
 import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
 import { updateReadmeHeadline } from './readme-headline';
-import { BASELINE_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
+import { BASELINE_MODE, baselineOf, IPV6_BASELINE_MODE, IPV6_UDP_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
 import {
   headline,
   jsonResults,
@@ -151,6 +151,18 @@ function writeResultsMd(file: string, results: Results, lpm: LpmResult[], policy
   const l10k = lpm.find((x) => x.routes === 10000);
   const lpmRatio = l10 && l10k ? l10k.lookupsPerSec / l10.lookupsPerSec : NaN;
   const modeLines = MODES.filter((m) => results[m.name]).map((m) => `- \`${m.name}\`: ${m.description}`);
+  const baseline = baselineOf(results);
+  const v4Headline = results['udp'] && results[BASELINE_MODE] ? `## Headline
+
+The udp datapath (\`udp\`) against kernel vxlan (the bars) and against the upstream-style
+forwarder (what upstream flanneld runs), this run's medians. Ratios are udp / the other mode:
+above 1 is better for throughput, below 1 for latency.
+
+${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
+` : '';
+  const ipv6 = results[IPV6_UDP_MODE] && results[IPV6_BASELINE_MODE]
+    ? `\n## IPv6\n\nInner IPv6 over the IPv6 underlay: the udp datapath (\`${IPV6_UDP_MODE}\`) against the kernel's vxlan on\nflannel-v6.1 (\`${IPV6_BASELINE_MODE}\`), this run's medians.\n\n${headline(results, IPV6_UDP_MODE, IPV6_BASELINE_MODE, UPSTREAM_MODE)}\n`
+    : '';
   const md = `# Benchmark results
 
 Written by \`npm run bench\`; do not edit above the notes marker.
@@ -159,28 +171,22 @@ Written by \`npm run bench\`; do not edit above the notes marker.
 - Date: ${info.date}
 - Machine: ${info.cores} cores (${info.cpuModel}), kernel ${info.kernel}
 - Each case: ${info.runs} runs of ${info.durationSeconds} s (TCP 4 streams: ${info.tcp4Seconds} s); median with (min–max). Whole run: ${info.seconds.toFixed(0)} s.
-- Topology: pod → node → veth underlay (MTU 1500) → node → pod, in network namespaces; the
-  traffic generators and both nodes' forwarders share the machine's cores.
+- Topology: pod → node → veth underlay (MTU 1500; the IPv6 modes: a bridge) → node → pod, in
+  network namespaces; the traffic generators and both nodes' forwarders share the machine's cores.
 - Tools: iperf3 \`-C cubic\` (TCP, first second omitted; UDP \`-l 64 -b 0\`, datagrams received per
-  second), sockperf ping-pong \`-m 64 --full-rtt\` (round trip).
+  second), sockperf ping-pong \`-m 64 --full-rtt\` (round trip; in the IPv6 modes lab/udp-rtt, the same
+  exchange, since Debian's sockperf 3.7 takes IPv4 addresses only).
 - CPU: the user-space forwarders' CPU time (both nodes) during the TCP 1-stream case, % of one core;
   \`–\` for kernel modes.
 
 ${modeLines.join('\n')}
 
-## Headline
-
-The udp datapath (\`udp\`) against kernel vxlan (the bars) and against the upstream-style
-forwarder (what upstream flanneld runs), this run's medians. Ratios are udp / the other mode:
-above 1 is better for throughput, below 1 for latency.
-
-${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
-
+${v4Headline}${ipv6}
 ## All modes
 
-Ratios are mode / ${BASELINE_MODE} (and udp / ${UPSTREAM_MODE}); for latency and CPU lower is better.
+Ratios are mode / ${baseline} (and udp / ${UPSTREAM_MODE}); for latency and CPU lower is better.
 
-${markdownTable(results, BASELINE_MODE, [['udp', UPSTREAM_MODE]])}
+${markdownTable(results, baseline, [['udp', UPSTREAM_MODE]])}
 
 ![bar chart of these results](results.svg)
 
@@ -314,7 +320,7 @@ async function main(): Promise<number> {
       process.stdout.write(
         JSON.stringify(
           jsonResults(results, {
-            baseline: BASELINE_MODE,
+            baseline: baselineOf(results),
             lpm_lookups_per_sec: Object.fromEntries(lpm.map((r) => [String(r.routes), r.lookupsPerSec])),
             ingress_decision_ns: policyCost,
             machine: { cores: info.cores, cpu: info.cpuModel, kernel: info.kernel },
@@ -326,7 +332,7 @@ async function main(): Promise<number> {
         ) + '\n',
       );
     } else {
-      process.stdout.write(`\n${textTable(results, BASELINE_MODE)}\n\n`);
+      process.stdout.write(`\n${textTable(results, baselineOf(results))}\n\n`);
       for (const r of lpm) process.stdout.write(`route lookups, ${r.routes} routes: ${Math.round(r.lookupsPerSec).toLocaleString('en-US')}/s\n`);
       process.stdout.write(`ingress decision: ${policyCost.outer.toFixed(1)} ns/packet (outer source only), ${policyCost.full.toFixed(1)} ns with the inner checks\n`);
       for (const p of pairRatios(results, SAME_DATAPATH_PAIRS)) {

@@ -7,8 +7,9 @@
  * object and its PublicIPv6 (nodes without a PublicIP reach it there), and
  * the datagrams between these nodes, which all have a PublicIP, travel over
  * the IPv4 underlay. A node in upstream's bytes (no
- * capability) gets no IPv6 from us: its pods' v6 addresses are answered with
- * ICMPv6 unreachable, and inner IPv6 from it is refused; a capable peer's
+ * capability; node 4 runs the upstream-style forwarder) gets IPv4 and no IPv6
+ * from us: its pod's v6 address is answered with ICMPv6 unreachable, no IPv6
+ * packet reaches its flannel0, and inner IPv6 from it is refused; a capable peer's
  * forged IPv6 sources are refused as IPv4 ones are. Each refusal is counted.
  */
 import assert from 'node:assert/strict';
@@ -17,15 +18,22 @@ import { httpGet } from '../lab/daemon-probes';
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { buildUdp6Packet } from '../lab/packets';
-import { ping, underlayAddress6 } from '../lab/topology';
+import { attachPod, ping, underlayAddress6 } from '../lab/topology';
+import { UpstreamUdpNode } from '../lab/upstream-udp-node';
+import { Ipv4Net } from '../src/util/ipv4';
+import { Capture } from '../lab/capture';
 import { sendUdpDatagram, tcpTransfer } from '../lab/traffic';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
 
 const CONFIG = { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:5::/48', IPv6SubnetLen: 64, Backend: { Type: 'udp' } };
 const HEALTHZ_PORT = 18471;
-/** A node in upstream's bytes: its udp lease has no capability object; its PublicIP is a second address of node 3's underlay. */
-const UPSTREAM_PUBLIC_IP = '192.168.100.203';
+/**
+ * Node 4 runs the upstream-style forwarder (lab/upstream-udp, IPv4 only, as upstream's
+ * udp backend): its lease, in upstream's bytes, has no capability object, and its etcd
+ * manager gave it a v6 subnet too (EnableIPv6), which its datapath cannot carry.
+ */
+const UPSTREAM_SUBNET = '10.5.250.0/24';
 const UPSTREAM_KEY = '10.5.250.0-24&fd00:5:0:fa::-64';
 
 async function ipj(lab: Lab, ns: string, ...args: string[]): Promise<Array<Record<string, unknown>>> {
@@ -36,6 +44,7 @@ async function ipj(lab: Lab, ns: string, ...args: string[]): Promise<Array<Recor
 describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
   let lab: Lab;
   let cluster: FlannelCluster;
+  let upstream: UpstreamUdpNode;
   const pod = (i: number) => cluster.topology.nodes[i - 1]!.pod;
   const node = (i: number) => cluster.topology.nodes[i - 1]!;
 
@@ -51,13 +60,22 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
 
   before(async () => {
     lab = new Lab();
-    cluster = await FlannelCluster.create(lab, { nodes: 3, ipv6: true, config: CONFIG });
-    await lab.exec(node(3).ns, 'ip', ['addr', 'add', `${UPSTREAM_PUBLIC_IP}/24`, 'dev', node(3).underlayIf]);
-    await cluster.etcdctl('put', `${cluster.prefix}/subnets/${UPSTREAM_KEY}`, `{"PublicIP":"${UPSTREAM_PUBLIC_IP}","PublicIPv6":null}`);
+    cluster = await FlannelCluster.create(lab, { nodes: 4, ipv6: true, config: CONFIG });
+    const n4 = node(4);
+    await cluster.etcdctl('put', `${cluster.prefix}/subnets/${UPSTREAM_KEY}`, `{"PublicIP":"${n4.underlayAddress}","PublicIPv6":null}`);
+    upstream = await UpstreamUdpNode.start(lab, { ns: n4.ns, bindAddress: n4.underlayAddress, subnet: Ipv4Net.parse(UPSTREAM_SUBNET), network: Ipv4Net.parse(CONFIG.Network), mtu: 1472 });
+    n4.podSubnet = Ipv4Net.parse(UPSTREAM_SUBNET);
+    n4.pod.address = '10.5.250.2';
+    n4.pod.gateway = '10.5.250.1';
+    delete n4.pod.address6; // IPv4 only, as upstream's udp backend carries
+    await attachPod(lab, n4, 1472);
     cluster.startNode(1, [`-healthz-port=${HEALTHZ_PORT}`]);
     for (const i of [2, 3]) cluster.startNode(i);
     for (const i of [1, 2, 3]) await cluster.waitSubnet(i);
-    for (const i of [1, 2, 3]) await cluster.attachPod(i);
+    for (const i of [1, 2, 3]) {
+      await cluster.attachPod(i);
+      await upstream.setRoute(node(i).podSubnet, node(i).underlayAddress);
+    }
   });
   after(async () => {
     await lab?.cleanup();
@@ -109,7 +127,10 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     assert.ok((await offload('coalesced')) > coalescedBefore, 'node 1 wrote coalesced IPv6 TCP to flannel0');
   });
 
-  test('an upstream-format peer gets no IPv6: ICMPv6 unreachable to the pod, counted; its inner IPv6 is refused', { timeout: 60_000 }, async () => {
+  test('the upstream-style node gets IPv4 and no IPv6: its pod\'s v6 address is answered with ICMPv6 unreachable, counted; its inner IPv6 is refused', { timeout: 60_000 }, async () => {
+    const n4 = node(4);
+    assert.ok(await eventually(() => ping(lab, pod(1).ns, pod(4).address, 1), (ok) => ok, 10_000, 'IPv4 to the upstream node\'s pod'));
+    const ip6Seen = await Capture.start(lab, n4.ns, upstream.tun, 'ip6', 1);
     const before = await drops('egress', 'ipv6_peer_incapable');
     const out = await lab.exec(pod(1).ns, 'ping', ['-6', '-n', '-c', '1', '-W', '2', 'fd00:5:0:fa::2'], { timeoutMs: 10_000 }).then(
       (r) => r.stdout,
@@ -117,14 +138,12 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     );
     assert.match(out, /Destination unreachable|Administratively prohibited/i, out);
     await eventually(() => drops('egress', 'ipv6_peer_incapable'), (n) => n > before, 5000, 'the drop counted');
-    // Its IPv4 subnet is routed as always.
-    const v4 = await ipj(lab, node(1).ns, 'ip', 'route', 'get', '10.5.250.2');
-    assert.equal(v4[0]!['dev'], 'flannel0');
+    assert.deepEqual(await ip6Seen.packets(2000), [], 'no IPv6 packet reached the upstream node\'s flannel0');
     const refusedBefore = await drops('ingress', 'ipv6_sender_incapable');
     const inner = buildUdp6Packet({ src: 'fd00:5:0:fa::2', dst: pod(1).address6!, srcPort: 40000, dstPort: 9, payload: Buffer.from('from an upstream node') });
-    await sendUdpDatagram(lab, node(3).ns, UPSTREAM_PUBLIC_IP, node(1).underlayAddress, 8285, inner);
+    await sendUdpDatagram(lab, n4.ns, n4.underlayAddress, node(1).underlayAddress, 8285, inner);
     await eventually(() => drops('ingress', 'ipv6_sender_incapable'), (n) => n > refusedBefore, 5000, 'the inner IPv6 refused');
-    await eventually(() => cluster.nodes[0]!.messages().filter((m) => m.includes(`IPv6 packet from peer ${UPSTREAM_PUBLIC_IP}`)).length, (n) => n === 1, 5000, 'one log line naming the sender');
+    await eventually(() => cluster.nodes[0]!.messages().filter((m) => m.includes(`IPv6 packet from peer ${n4.underlayAddress}`)).length, (n) => n === 1, 5000, 'one log line naming the sender');
   });
 
   test('a capable peer\'s forged IPv6 sources and foreign destinations are refused and counted', { timeout: 60_000 }, async () => {

@@ -287,7 +287,7 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
       static_cast<int>(OptionalIntegerProperty(o, "receiveBufferBytes", 0, INT32_MAX, 0));
   options.send_buffer_bytes = static_cast<int>(OptionalIntegerProperty(o, "sendBufferBytes", 0, INT32_MAX, 0));
   options.count = static_cast<int>(OptionalIntegerProperty(o, "sockets", 1, kMaxWorkers, 1));
-  const int source_ports = has4 ? static_cast<int>(OptionalIntegerProperty(o, "sourcePorts", 0, kMaxSourcePorts, 0)) : 0;
+  const int source_ports = static_cast<int>(OptionalIntegerProperty(o, "sourcePorts", 0, kMaxSourcePorts, 0));
   if (options.port + source_ports > 65535) {
     throw Napi::RangeError::New(env, "bindUdp(options): port + sourcePorts must be at most 65535");
   }
@@ -296,10 +296,10 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
   if (has6) options6.bind_addr6 = ParseIpv6(env, StringProperty(o, "address6"), "bind address6");
   if (has4) options.bind_addr = ParseIpv4(env, StringProperty(o, "address"), "bind address");
   auto close_all = [this] {
-    for (int fd : udp_fds_) close(fd);
-    for (int fd : source_fds_) close(fd);
-    udp_fds_.clear();
-    source_fds_.clear();
+    for (std::vector<int>* fds : {&udp_fds_, &source_fds_, &udp6_fds_, &source6_fds_}) {
+      for (int fd : *fds) close(fd);
+      fds->clear();
+    }
   };
   if (has4) {
     SysResult r = open_udp_sockets(options, &udp_fds_);
@@ -311,7 +311,8 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
     }
   }
   if (has6) {
-    const SysResult r = open_udp_sockets(options6, &udp6_fds_);
+    SysResult r = open_udp_sockets(options6, &udp6_fds_);
+    if (r.ok()) r = open_source_port_sockets(options6, source_ports, &source6_fds_);
     if (!r.ok()) {
       close_all();
       throw ErrnoError(env, r.err, (std::string(r.op) + " IPv6").c_str());
@@ -338,6 +339,7 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   config.tun_fds = tun_.fds;
   config.udp_fds = udp_fds_;
   config.udp6_fds = udp6_fds_;
+  config.source6_fds = source6_fds_;
   config.source_fds = source_fds_;
   config.vnet_hdr = vnet_hdr_;
   config.icmp_source = ParseIpv4(env, StringProperty(o, "icmpSource"), "icmpSource");
@@ -531,6 +533,8 @@ void DatapathWrapper::Shutdown() {
   udp_fds_.clear();
   for (int fd : udp6_fds_) close(fd);
   udp6_fds_.clear();
+  for (int fd : source6_fds_) close(fd);
+  source6_fds_.clear();
   for (int fd : source_fds_) close(fd);
   source_fds_.clear();
   // Closing the last fd of a non-persistent TUN removes the device, its

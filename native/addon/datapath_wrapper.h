@@ -70,6 +70,7 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   TunDevice tun_;
   std::vector<int> udp_fds_;
   std::vector<int> udp6_fds_;  // the IPv6 underlay's sockets (bindUdp address6)
+  std::vector<int> source6_fds_;  // its per-flow source ports
   std::vector<int> source_fds_;  // the per-flow source ports (bindUdp sourcePorts)
   bool vnet_hdr_ = false;
   bool closed_ = false;

@@ -16,14 +16,17 @@
 namespace flannel {
 
 EgressPath::EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds, int udp6_fd,
-                       CounterBlock* counters)
+                       const std::vector<int>& source6_fds, CounterBlock* counters)
     : DatapathThread(shared, tun_fd, counters),
       send_fds_(!source_fds.empty() ? source_fds : udp_fd >= 0 ? std::vector<int>{udp_fd} : std::vector<int>{}),
-      v4_sockets_(send_fds_.size()) {
-  if (udp6_fd >= 0) {
-    socket6_ = static_cast<int>(send_fds_.size());
+      v4_sockets_(send_fds_.size()),
+      v6_first_(send_fds_.size()) {
+  if (!source6_fds.empty()) {
+    send_fds_.insert(send_fds_.end(), source6_fds.begin(), source6_fds.end());
+  } else if (udp6_fd >= 0) {
     send_fds_.push_back(udp6_fd);
   }
+  v6_sockets_ = send_fds_.size() - v6_first_;
 }
 
 bool EgressPath::allocate() {
@@ -107,18 +110,17 @@ bool EgressPath::process(uint8_t* buf, size_t n, const ForwardingState& state) {
   if (read.gso) counters_.add(kEgressSplitSegments, nseg);
   if (read.leave_partial) counters_.add(kEgressPartialChecksumPackets, nseg);
   const bool underlay6 = (d.next_hop.flags & kPeerUnderlay6) != 0;
-  if (underlay6 ? (socket6_ < 0 || d.next_hop.addr >= state.endpoints6.size()) : v4_sockets_ == 0) {
+  if (underlay6 ? (v6_sockets_ == 0 || d.next_hop.addr >= state.endpoints6.size()) : v4_sockets_ == 0) {
     counters_.add(kEgressDropSendError, nseg);  // no socket for that underlay: the control plane routed wrongly
     return false;
   }
-  uint8_t socket;
-  if (underlay6) {
-    socket = static_cast<uint8_t>(socket6_);
-  } else if (v4_sockets_ == 1) {
-    socket = 0;
-  } else {
+  // The sockets of this underlay; with several (per-flow source ports), the one the inner flow hashes to.
+  const size_t first = underlay6 ? v6_first_ : 0;
+  const size_t count = underlay6 ? v6_sockets_ : v4_sockets_;
+  uint8_t socket = static_cast<uint8_t>(first);
+  if (count > 1) {
     const uint32_t hash = d.version == 6 ? flow_hash(pkt, d.length, d.header6) : flow_hash(pkt, d.length, d.header);
-    socket = static_cast<uint8_t>(hash % v4_sockets_);
+    socket = static_cast<uint8_t>(first + hash % count);
   }
   const Ipv6Addr addr6 = underlay6 ? state.endpoints6.addr(d.next_hop.addr) : Ipv6Addr{};
   uint8_t* headers = headers_.get() + headers_used_;

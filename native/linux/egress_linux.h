@@ -56,9 +56,10 @@ class EgressPath : public DatapathThread {
   // `source_fds` empty: every datagram leaves from `udp_fd` (Port; -1: no
   // IPv4 underlay).
   // `udp6_fd` (-1: none) carries the datagrams to peers on the IPv6
-  // underlay (routes flagged kPeerUnderlay6), from Port.
+  // underlay (routes flagged kPeerUnderlay6), from Port, or `source6_fds`
+  // (the same per-flow source ports over IPv6) when there are any.
   EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds, int udp6_fd,
-             CounterBlock* counters);
+             const std::vector<int>& source6_fds, CounterBlock* counters);
   bool allocate();
   void run(int reader_slot);
 
@@ -107,10 +108,11 @@ class EgressPath : public DatapathThread {
 
   // The sockets datagrams leave from: the worker's own socket on Port, or
   // the shared per-flow source port sockets (the first v4_sockets_), then
-  // the IPv6 underlay's socket (index socket6_) when there is one.
+  // the IPv6 underlay's (v6_sockets_ from index v6_first_).
   std::vector<int> send_fds_;
   size_t v4_sockets_ = 0;
-  int socket6_ = -1;
+  size_t v6_first_ = 0;
+  size_t v6_sockets_ = 0;
   static constexpr size_t kMaxSendSockets = 256;
   size_t stride_ = 0;  // bytes per read buffer: virtio header + buffer_size
   std::unique_ptr<uint8_t[]> reads_;

@@ -106,6 +106,9 @@ void Forwarder::probe_offloads() {
     for (int fd : config_.udp6_fds) {
       if (err == 0) err = probe_udp_gso(fd);
     }
+    for (int fd : config_.source6_fds) {
+      if (err == 0) err = probe_udp_gso(fd);
+    }
     o.gso.set(err == 0 ? OffloadStatus::kOn : OffloadStatus::kRefusedAtStart, err);
   }
   if (want.gro) {
@@ -139,7 +142,7 @@ SysResult Forwarder::start() {
     w->ingress6_counters.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed);
     w->egress = std::make_unique<EgressPath>(&shared_, config_.tun_fds[i], underlay4 ? config_.udp_fds[i] : -1,
                                              config_.source_fds, underlay6 ? config_.udp6_fds[i] : -1,
-                                             &w->egress_counters);
+                                             config_.source6_fds, &w->egress_counters);
     if (underlay4) {
       w->ingress = std::make_unique<IngressPath>(&shared_, config_.tun_fds[i], config_.udp_fds[i], false,
                                                  &w->ingress_counters, &w->refusals);

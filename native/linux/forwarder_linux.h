@@ -43,6 +43,7 @@ struct ForwarderConfig {
   // its own receiving thread; the egress thread sends IPv6-underlay
   // datagrams from it.
   std::vector<int> udp6_fds;
+  std::vector<int> source6_fds;  // the per-flow source ports over IPv6 (empty: from Port)
   // The per-flow source port sockets, shared by every worker's sending
   // thread (empty: each worker sends from its own socket on Port).
   std::vector<int> source_fds;

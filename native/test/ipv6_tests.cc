@@ -458,3 +458,33 @@ TEST(coalesce_merges_ipv6_tcp_segments_of_one_flow) {
   in[1] = InnerPacket{pkts[1].data(), static_cast<uint16_t>(pkts[1].size()), false};
   CHECK_EQ(coalesce_tcp(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data()), 4u);
 }
+
+TEST(split_uso_over_ipv6_cuts_valid_datagrams) {
+  Ipv6Spec ip = outgoing();
+  ip.next_header = 17;
+  ip.payload.assign(8 + 2500, 0);
+  const auto data = pattern(2500, 9);
+  for (size_t i = 0; i < data.size(); ++i) ip.payload[8 + i] = data[i];
+  auto pkt = build_ipv6(ip);
+  put16(pkt, 40, 40000);
+  put16(pkt, 42, 53);
+  put16(pkt, 44, static_cast<uint16_t>(8 + data.size()));
+  VirtioNetHdr vh;
+  vh.flags = kVirtioFlagNeedsCsum;
+  vh.gso_type = kVirtioGsoUdpL4;
+  vh.gso_size = 1000;
+  vh.csum_start = 40;
+  vh.csum_offset = 6;
+  std::vector<uint8_t> arena(8 * 48);
+  SegmentSlice segs[8];
+  size_t n = 0;
+  CHECK(split_tun_packet(vh, pkt.data(), pkt.size(), arena.data(), arena.size(), segs, 8, &n) == SplitResult::kOk);
+  CHECK_EQ(n, 3u);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<uint8_t> seg(arena.data() + segs[i].header_off, arena.data() + segs[i].header_off + segs[i].header_len);
+    seg.insert(seg.end(), pkt.begin() + segs[i].payload_off, pkt.begin() + segs[i].payload_off + segs[i].payload_len);
+    CHECK_EQ(load_be16(seg.data() + 4), seg.size() - 40);
+    CHECK_EQ(load_be16(seg.data() + 44), seg.size() - 40);  // the UDP length
+    CHECK_EQ(l4_check_reference6(seg.data(), seg.size()), 0);
+  }
+}

@@ -189,6 +189,7 @@ inline std::vector<uint8_t> build_ipv6(const Ipv6Spec& s) {
 // The upper-layer checksum of an IPv6 packet whose L4 part starts at 40,
 // recomputed from scratch: 0 when valid.
 inline uint16_t l4_check_reference6(const uint8_t* p, size_t total_len) {
+  if (total_len < 40) return 1;  // no IPv6 packet: never valid
   const size_t l4 = total_len - 40;
   std::vector<uint8_t> buf(40 + l4, 0);
   for (int i = 0; i < 32; ++i) buf[i] = p[8 + i];

@@ -70,10 +70,11 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu, ...(spec.ipv6 ? { ipv6: spec.ipv6 } : {}) };
     const report = await configureTunDevice(nl, tun);
     forwarder.bindUdp({
-      ...(spec.bindAddress !== undefined ? { address: spec.bindAddress, sourcePorts: spec.sourcePorts } : {}),
+      ...(spec.bindAddress !== undefined ? { address: spec.bindAddress } : {}),
       ...(spec.bindAddress6 !== undefined ? { address6: spec.bindAddress6 } : {}),
       port: spec.port,
       sockets: spec.workers,
+      sourcePorts: spec.sourcePorts,
     });
     forwarder.setIngressPolicy({
       sourceCheck: spec.sourceCheck,
