@@ -177,6 +177,11 @@ Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const Forwardi
     return d;
   }
   forward_with_hop_limit(pkt, kIngressDropTtlExpired, d);
+  if (d.forward && state.policy.partial_checksums && (*flags & kPeerPartialChecksums) &&
+      l4_checksum_spot(pkt, d.header6, &d.partial_spot)) {
+    write_pseudo_header_sum(pkt, d.header6, d.partial_spot);
+    d.partial = true;
+  }
   return d;
 }
 

@@ -67,6 +67,8 @@ bool complete_partial_checksum(uint8_t* pkt, size_t len, uint16_t csum_start, ui
 // pseudo-header sum (addresses from `iphdr`, `protocol`, `l4_len`), folded,
 // not complemented.
 uint16_t pseudo_header_sum_ipv4(const uint8_t* iphdr, uint8_t protocol, size_t l4_len);
+// The same over an IPv6 header (RFC 8200 §8.1).
+uint16_t pseudo_header_sum_ipv6(const uint8_t* iphdr, uint8_t protocol, size_t l4_len);
 
 // The full TCP or UDP checksum of an IPv4 packet's L4 part given as its
 // header and payload in two pieces (as a segment is), with the checksum

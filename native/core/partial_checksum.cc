@@ -39,4 +39,36 @@ bool l4_checksum_valid(const uint8_t* pkt, const Ipv4Header& h, const ChecksumSp
   return csum_fold(sum) == 0;
 }
 
+bool l4_checksum_spot(const uint8_t* pkt, const Ipv6Header& h, ChecksumSpot* out) {
+  (void)pkt;
+  size_t min_header;
+  uint16_t offset;
+  if (h.next_header == kIpProtoTcp) {
+    offset = 16;
+    min_header = 20;
+  } else if (h.next_header == kIpProtoUdp) {
+    offset = 6;
+    min_header = 8;
+  } else {
+    return false;
+  }
+  if (h.payload_len < min_header) return false;
+  out->start = static_cast<uint16_t>(kIpv6HeaderLen);
+  out->offset = offset;
+  return true;
+}
+
+void write_pseudo_header_sum(uint8_t* pkt, const Ipv6Header& h, const ChecksumSpot& spot) {
+  store_be16(pkt + spot.start + spot.offset, pseudo_header_sum_ipv6(pkt, h.next_header, h.total_len() - spot.start));
+}
+
+bool l4_checksum_valid(const uint8_t* pkt, const Ipv6Header& h, const ChecksumSpot& spot) {
+  if (h.next_header == kIpProtoUdp && load_be16(pkt + spot.start + spot.offset) == 0) return false;
+  const uint16_t pseudo = pseudo_header_sum_ipv6(pkt, h.next_header, h.total_len() - spot.start);
+  uint8_t word[2];
+  store_be16(word, pseudo);
+  const uint32_t sum = csum_add_bytes(csum_add_bytes(0, word, 2), pkt + spot.start, h.total_len() - spot.start);
+  return csum_fold(sum) == 0;
+}
+
 }  // namespace flannel

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "ipv4.h"
+#include "ipv6.h"
 
 namespace flannel {
 
@@ -41,5 +42,12 @@ void write_pseudo_header_sum(uint8_t* pkt, const Ipv4Header& h, const ChecksumSp
 // Whether the TCP/UDP checksum of the packet at `spot` verifies (a UDP
 // checksum of 0 means none, RFC 768, and is valid).
 bool l4_checksum_valid(const uint8_t* pkt, const Ipv4Header& h, const ChecksumSpot& spot);
+
+// The same for inner IPv6: TCP or UDP right after the fixed header (a
+// fragment or any other extension header: no spot), the pseudo-header of
+// RFC 8200 §8.1; a UDP checksum of 0 is invalid over IPv6.
+bool l4_checksum_spot(const uint8_t* pkt, const Ipv6Header& h, ChecksumSpot* out);
+void write_pseudo_header_sum(uint8_t* pkt, const Ipv6Header& h, const ChecksumSpot& spot);
+bool l4_checksum_valid(const uint8_t* pkt, const Ipv6Header& h, const ChecksumSpot& spot);
 
 }  // namespace flannel

@@ -44,11 +44,11 @@ TunRead classify_tun_read(uint8_t* buf, size_t n, bool vnet_hdr, const Forwardin
     }
     return r;
   }
-  // Partial checksums travel with inner IPv4 only; an IPv6 packet's pending
-  // checksum is completed here (or per segment).
-  const bool partial_peer = d.version == 4 && (d.next_hop.flags & kPeerPartialChecksums) != 0;
+  const bool partial_peer = (d.next_hop.flags & kPeerPartialChecksums) != 0;
+  const bool v6 = d.version == 6;
   ChecksumSpot spot;
-  const bool has_spot = partial_peer && !r.gso && l4_checksum_spot(r.pkt, d.header, &spot);
+  const bool has_spot = partial_peer && !r.gso &&
+                        (v6 ? l4_checksum_spot(r.pkt, d.header6, &spot) : l4_checksum_spot(r.pkt, d.header, &spot));
   if (pending) {
     if (has_spot && r.vh.csum_start == spot.start && r.vh.csum_offset == spot.offset) {
       r.leave_partial = true;
@@ -57,7 +57,8 @@ TunRead classify_tun_read(uint8_t* buf, size_t n, bool vnet_hdr, const Forwardin
     } else {
       return dropped(r, kEgressDropBadOffload);
     }
-  } else if (has_spot && (r.vh.flags & kVirtioFlagDataValid) == 0 && !l4_checksum_valid(r.pkt, d.header, spot)) {
+  } else if (has_spot && (r.vh.flags & kVirtioFlagDataValid) == 0 &&
+             !(v6 ? l4_checksum_valid(r.pkt, d.header6, spot) : l4_checksum_valid(r.pkt, d.header, spot))) {
     return dropped(r, kEgressDropBadChecksum);
   }
   if (r.gso) r.leave_partial = partial_peer;

@@ -164,8 +164,10 @@ void IngressPath::hold(uint8_t* pkt, uint16_t len, bool partial) {
 
 int IngressPath::write_inner(const InnerPacket& p) {
   if (!p.partial) return write_tun_packet(p.data, p.len);
-  const uint16_t start = static_cast<uint16_t>((p.data[0] & 0x0f) * 4);
-  const uint16_t offset = p.data[9] == kIpProtoTcp ? 16 : 6;
+  // The spot the ingress decision left partial (partial_checksum.h): TCP or UDP after the IP header.
+  const bool v6 = (p.data[0] >> 4) == 6;
+  const uint16_t start = v6 ? static_cast<uint16_t>(kIpv6HeaderLen) : static_cast<uint16_t>((p.data[0] & 0x0f) * 4);
+  const uint16_t offset = (v6 ? p.data[6] : p.data[9]) == kIpProtoTcp ? 16 : 6;
   if (!shared_->partial_writes_failed.load(std::memory_order_relaxed)) {
     VirtioNetHdr vh;
     vh.flags = kVirtioFlagNeedsCsum;

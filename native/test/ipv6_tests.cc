@@ -11,6 +11,7 @@
 #include "../core/icmpv6.h"
 #include "../core/ipv6.h"
 #include "../core/lpm6_table.h"
+#include "../core/tun_read.h"
 #include "packet_builder.h"
 #include "test_harness.h"
 
@@ -487,4 +488,49 @@ TEST(split_uso_over_ipv6_cuts_valid_datagrams) {
     CHECK_EQ(load_be16(seg.data() + 44), seg.size() - 40);  // the UDP length
     CHECK_EQ(l4_check_reference6(seg.data(), seg.size()), 0);
   }
+}
+
+TEST(partial_checksums_for_ipv6_both_ways) {
+  // Ingress from a peer that sends partial checksums: the field gets the pseudo-header sum.
+  ForwardingState st = make_state6();
+  st.policy.partial_checksums = true;
+  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), kPeerIpv6 | kPeerPartialChecksums}});
+  auto in = build_tcp6(Ipv6Spec{}, 1, 0x10, pattern(500));
+  Decision d = decide_ingress(in.data(), in.size(), ip(192, 168, 50, 2), st);
+  CHECK(d.forward);
+  CHECK(d.partial);
+  CHECK_EQ(d.partial_spot.start, 40);
+  CHECK_EQ(d.partial_spot.offset, 16);
+  CHECK_EQ(load_be16(in.data() + 56), pseudo_header_sum_ipv6(in.data(), 6, in.size() - 40));
+  CHECK(complete_partial_checksum(in.data(), in.size(), 40, 16));
+  CHECK_EQ(l4_check_reference6(in.data(), in.size()), 0);
+  // From a peer without them: verified as it came, nothing left partial.
+  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), kPeerIpv6}});
+  auto plain = build_tcp6(Ipv6Spec{}, 1, 0x10, pattern(500));
+  CHECK(!decide_ingress(plain.data(), plain.size(), ip(192, 168, 50, 2), st).partial);
+
+  // Egress toward a peer that takes them: a pending checksum at the spot stays pending.
+  ForwardingState eg = make_state6();
+  NextHop h{ip(192, 168, 50, 2), 8285};
+  h.flags = kPeerIpv6 | kPeerPartialChecksums;
+  eg.routes6 = Lpm6Table({Ipv6Route{addr(ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0)), 64, h}});
+  auto out = build_tcp6(outgoing(), 1, 0x10, pattern(300));
+  store_be16(out.data() + 56, pseudo_header_sum_ipv6(out.data(), 6, out.size() - 40));  // as the kernel leaves it
+  std::vector<uint8_t> buf(kVirtioNetHdrLen);
+  VirtioNetHdr vh;
+  vh.flags = kVirtioFlagNeedsCsum;
+  vh.csum_start = 40;
+  vh.csum_offset = 16;
+  encode_virtio_hdr(vh, buf.data());
+  buf.insert(buf.end(), out.begin(), out.end());
+  TunRead r = classify_tun_read(buf.data(), buf.size(), true, eg, 64);
+  CHECK(r.decision.forward);
+  CHECK(r.leave_partial);
+  // A bad checksum that the kernel did not vouch for is not sent on partial.
+  auto bad = build_tcp6(outgoing(), 1, 0x10, pattern(300));
+  bad[70] ^= 1;
+  std::vector<uint8_t> buf2(kVirtioNetHdrLen, 0);
+  buf2.insert(buf2.end(), bad.begin(), bad.end());
+  r = classify_tun_read(buf2.data(), buf2.size(), true, eg, 64);
+  CHECK_EQ(r.decision.drop, kEgressDropBadChecksum);
 }
