@@ -12,7 +12,7 @@
  *             subnet's network address /32, and per peer a permanent
  *             neighbour, a permanent self FDB entry and an onlink route;
  *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (docs/compatibility.md §7.2);
- *  - udp-v6, vxlan-v6 (run with --modes): an IPv6-only kube cluster (the
+ *  - udp-v6, vxlan-v6: an IPv6-only kube cluster (the
  *    API server stand-in, the real bin/flanneld), inner IPv6 over the IPv6
  *    underlay: our udp datapath against the kernel's vxlan on flannel-v6.1.
  */
@@ -144,8 +144,8 @@ export const MODES: ModeDefinition[] = [
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
   { name: 'flannel-vxlan', description: 'flannel-ts\'s vxlan backend (real bin/flanneld with etcd); compare with vxlan', setup: (lab) => flannelMode(lab, 'flannel-vxlan', 'vxlan') },
   { name: 'flannel-host-gw', description: 'flannel-ts\'s host-gw backend (real bin/flanneld with etcd); compare with host-gw', setup: (lab) => flannelMode(lab, 'flannel-host-gw', 'host-gw') },
-  { name: 'udp-v6', description: 'inner IPv6 over the IPv6 underlay: the udp backend in an IPv6-only kube cluster (real bin/flanneld, bridge underlay; round trips by lab/udp-rtt)', setup: (lab) => kubeIpv6Mode(lab, 'udp-v6', 'udp'), optional: true },
-  { name: 'vxlan-v6', description: 'the same with the vxlan backend: the kernel\'s vxlan on flannel-v6.1; compare with udp-v6', setup: (lab) => kubeIpv6Mode(lab, 'vxlan-v6', 'vxlan'), optional: true },
+  { name: 'udp-v6', description: 'inner IPv6 over the IPv6 underlay: the udp backend in an IPv6-only kube cluster (real bin/flanneld, bridge underlay; round trips by lab/udp-rtt)', setup: (lab) => kubeIpv6Mode(lab, 'udp-v6', 'udp') },
+  { name: 'vxlan-v6', description: 'the same with the vxlan backend: the kernel\'s vxlan on flannel-v6.1; compare with udp-v6', setup: (lab) => kubeIpv6Mode(lab, 'vxlan-v6', 'vxlan') },
 ];
 
 /** Pairs reported as "ours vs the kernel configured by hand" (the bar: within 10 %). */

@@ -111,7 +111,7 @@ export function markdownTable(results: Results, baseline: string, extra: Readonl
   const modes = Object.keys(results);
   const pairs: Array<[string, string]> = [
     ...modes.filter((m) => m !== baseline).map((m): [string, string] => [m, baseline]),
-    ...extra.filter(([a, b]) => results[a] && results[b]),
+    ...extra.filter(([a, b]) => results[a] && results[b] && b !== baseline),
   ];
   const head = `| metric | ${modes.join(' | ')} | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`;
   const sep = `|---|${modes.map(() => '---:').join('|')}|${pairs.map(() => '---:').join('|')}|`;

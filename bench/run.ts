@@ -41,6 +41,8 @@ import {
 const ROOT = path.resolve(__dirname, '..', '..');
 const BENCH_DIR = path.join(ROOT, 'bench');
 const LPM_BENCH = path.join(ROOT, 'build', 'Release', 'native_lpm_bench');
+/** The IPv6 headline has no upstream column: upstream's udp backend carries no IPv6. */
+const NO_UPSTREAM = '';
 const NOTES_MARKER = '<!-- Notes below this line are written by hand and kept across runs. -->';
 
 interface Options {
@@ -161,7 +163,7 @@ above 1 is better for throughput, below 1 for latency.
 ${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
 ` : '';
   const ipv6 = results[IPV6_UDP_MODE] && results[IPV6_BASELINE_MODE]
-    ? `\n## IPv6\n\nInner IPv6 over the IPv6 underlay: the udp datapath (\`${IPV6_UDP_MODE}\`) against the kernel's vxlan on\nflannel-v6.1 (\`${IPV6_BASELINE_MODE}\`), this run's medians.\n\n${headline(results, IPV6_UDP_MODE, IPV6_BASELINE_MODE, UPSTREAM_MODE)}\n`
+    ? `\n## IPv6\n\nInner IPv6 over the IPv6 underlay: the udp datapath (\`${IPV6_UDP_MODE}\`) against the kernel's vxlan on\nflannel-v6.1 (\`${IPV6_BASELINE_MODE}\`), this run's medians.\n\n${headline(results, IPV6_UDP_MODE, IPV6_BASELINE_MODE, NO_UPSTREAM)}\n`
     : '';
   const md = `# Benchmark results
 
@@ -184,9 +186,9 @@ ${modeLines.join('\n')}
 ${v4Headline}${ipv6}
 ## All modes
 
-Ratios are mode / ${baseline} (and udp / ${UPSTREAM_MODE}); for latency and CPU lower is better.
+Ratios are mode / ${baseline} (and udp / ${UPSTREAM_MODE}, ${IPV6_UDP_MODE} / ${IPV6_BASELINE_MODE}); for latency and CPU lower is better.
 
-${markdownTable(results, baseline, [['udp', UPSTREAM_MODE]])}
+${markdownTable(results, baseline, [['udp', UPSTREAM_MODE], [IPV6_UDP_MODE, IPV6_BASELINE_MODE]])}
 
 ![bar chart of these results](results.svg)
 

@@ -48,6 +48,31 @@ test('npm run bench -- --json prints one JSON object and writes the reports', { 
   }
 });
 
+test('the IPv6 modes: inner IPv6 over the IPv6 underlay against vxlan on flannel-v6.1, with round trips from lab/udp-rtt', { timeout: 180_000 }, (t) => {
+  if (!needsRoot(t)) return;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench6-'));
+  try {
+    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp-v6,vxlan-v6', '--runs', '1', '--seconds', '1', '--out', out], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 170_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { baseline: string; modes: Record<string, Record<string, number | null>> };
+    assert.equal(j.baseline, 'vxlan-v6', 'a run of the IPv6 modes alone compares with vxlan-v6');
+    for (const m of ['udp-v6', 'vxlan-v6']) {
+      assert.ok(j.modes[m]!['tcp1_gbps']! > 0, `${m} carried TCP`);
+      assert.ok(j.modes[m]!['rtt_p50_us']! > 0 && j.modes[m]!['rtt_p99_us']! >= j.modes[m]!['rtt_p50_us']!, `${m} round trips`);
+    }
+    assert.ok(j.modes['udp-v6']!['cpu_pct']! > 0, 'the udp datapath\'s CPU is measured');
+    const md = fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8');
+    assert.match(md, /^## IPv6$/m);
+    assert.match(md, /^\| metric \| udp-v6 \| vxlan-v6 \| udp-v6 \/ vxlan-v6 \| bar \|/m, 'the IPv6 headline');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('a missing tool is named with its apt package', (t) => {
   if (!needsRoot(t)) return;
   // A PATH with node and sh but without iperf3.
