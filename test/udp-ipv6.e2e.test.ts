@@ -3,7 +3,7 @@
  * backend is IPv4-only): etcd and three flannel-ts nodes with EnableIPv6 and
  * dual-stack pods, the real bin/flanneld. Pods reach each other over IPv4
  * and IPv6 (full size too) and TCP over IPv6 arrives intact; flannel0 has
- * the v6 address and route; the lease advertises "ipv6" in its capability
+ * the v6 address and route (restored when deleted by hand); the lease advertises "ipv6" in its capability
  * object and its PublicIPv6 (nodes without a PublicIP reach it there), and
  * the datagrams between these nodes, which all have a PublicIP, travel over
  * the IPv4 underlay. A node in upstream's bytes (no
@@ -98,6 +98,21 @@ describe('udp backend, dual stack: three nodes', ROOT_SUITE, () => {
     assert.ok(addrs.some((a) => a['local'] === v6.replace('::1/64', '::') && a['prefixlen'] === 128), JSON.stringify(addrs));
     const routes = await ipj(lab, ns, 'ip', '-6', 'route', 'show', 'fd00:5::/48');
     assert.deepEqual(routes.map((r) => r['dev']), ['flannel0']);
+  });
+
+  test('flannel0\'s IPv6 address and route come back when deleted by hand', { timeout: 60_000 }, async () => {
+    const ns = node(1).ns;
+    const own = cluster.nodes[0]!.subnetEnv()!.get('FLANNEL_IPV6_SUBNET')!.replace('::1/64', '::');
+    const state = async () => {
+      const addrs = (await ipj(lab, ns, 'ip', '-6', 'addr', 'show', 'dev', 'flannel0'))[0]!['addr_info'] as Array<Record<string, unknown>>;
+      const routes = await ipj(lab, ns, 'ip', '-6', 'route', 'show', 'fd00:5::/48');
+      return `${addrs.some((a) => a['local'] === own && a['prefixlen'] === 128) ? 'address' : '-'} ${routes.map((r) => r['dev']).join(',')}`;
+    };
+    assert.equal(await state(), 'address flannel0');
+    await lab.exec(ns, 'ip', ['-6', 'route', 'del', 'fd00:5::/48', 'dev', 'flannel0']);
+    await lab.exec(ns, 'ip', ['-6', 'addr', 'del', `${own}/128`, 'dev', 'flannel0']);
+    await eventually(() => state(), (s) => s === 'address flannel0', 20_000, 'the IPv6 address and route back');
+    assert.ok(await eventually(() => ping(lab, pod(2).ns, pod(1).address6!, 1), (ok) => ok, 10_000, 'IPv6 to node 1 after the repair'));
   });
 
   test('every pod pings every other over IPv4 and IPv6, and full-size over IPv6', { timeout: 60_000 }, async () => {
