@@ -162,10 +162,10 @@ const uint8_t* sender_flags(Sender sender, const ForwardingState& state) {
   return &state.endpoints6.flags_at(sender.key);
 }
 
-Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state) {
+// `flags`: the sender's (sender_flags), looked up once per datagram.
+Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const uint8_t* flags, const ForwardingState& state) {
   Decision d;
   d.version = 6;
-  const uint8_t* flags = sender_flags(sender, state);
   if (flags == nullptr || (*flags & kPeerIpv6) == 0) {
     d.drop = kIngressDropIpv6SenderIncapable;
     return d;
@@ -191,11 +191,12 @@ Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const Forwardin
   Decision d;
   // The outer source comes first: nothing from an unknown sender is parsed or
   // answered, not even with an ICMP error.
-  if (state.policy.source_check && sender_flags(sender, state) == nullptr) {
+  const uint8_t* flags = sender_flags(sender, state);
+  if (state.policy.source_check && flags == nullptr) {
     d.drop = kIngressDropUnknownSource;
     return d;
   }
-  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, sender, state);
+  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, sender, flags, state);
   if (!parse_into(pkt, len, kIngressParse, d)) return d;
   if (state.policy.configured) {
     const Counter refused = inner_check(d.header.src, d.header.dst, sender, state);
@@ -205,12 +206,10 @@ Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const Forwardin
     }
   }
   forward_with_ttl(pkt, kIngressDropTtlExpired, d);
-  if (d.forward && state.policy.partial_checksums) {
-    const uint8_t* flags = sender_flags(sender, state);
-    if (flags != nullptr && (*flags & kPeerPartialChecksums) && l4_checksum_spot(pkt, d.header, &d.partial_spot)) {
-      write_pseudo_header_sum(pkt, d.header, d.partial_spot);
-      d.partial = true;
-    }
+  if (d.forward && state.policy.partial_checksums && flags != nullptr && (*flags & kPeerPartialChecksums) &&
+      l4_checksum_spot(pkt, d.header, &d.partial_spot)) {
+    write_pseudo_header_sum(pkt, d.header, d.partial_spot);
+    d.partial = true;
   }
   return d;
 }

@@ -53,20 +53,9 @@ void inspect_tcp(const InnerPacket& p, Seg& s) {
   }
   // The checksum over the pseudo header and the segment must verify (fold to zero).
   const size_t l4_len = p.len - s.iphl;
-  uint32_t sum;
-  if (s.v6) {
-    uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, kIpProtoTcp};
-    store_be32(tail, static_cast<uint32_t>(l4_len));
-    sum = csum_add_bytes(csum_add_bytes(0, p.data + kIpv6SourceOffset, 32), tail, sizeof(tail));
-  } else {
-    uint8_t pseudo[12];
-    std::memcpy(pseudo, p.data + 12, 8);
-    pseudo[8] = 0;
-    pseudo[9] = kIpProtoTcp;
-    store_be16(pseudo + 10, static_cast<uint16_t>(l4_len));
-    sum = csum_add_bytes(0, pseudo, sizeof(pseudo));
-  }
-  s.mergeable = csum_fold(csum_add_bytes(sum, t, l4_len)) == 0;
+  const uint16_t pseudo = s.v6 ? pseudo_header_sum_ipv6(p.data, kIpProtoTcp, l4_len)
+                               : pseudo_header_sum_ipv4(p.data, kIpProtoTcp, l4_len);
+  s.mergeable = l4_checksum_with_pseudo(pseudo, t, l4_len) == 0;
 }
 
 // IPv6: TCP right after the fixed header only. The traffic class and the
@@ -170,19 +159,14 @@ void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, 
   h[iphl + 13] = static_cast<uint8_t>(h[iphl + 13] | g.extra_flags);
   // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
   // the kernel completes it (tcp_gro_complete writes the same).
-  uint16_t pseudo;
   if (v6) {
     store_be16(h + 4, static_cast<uint16_t>(l4_len));  // the payload length; IPv6 has no header checksum
-    uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, kIpProtoTcp};
-    store_be32(tail, static_cast<uint32_t>(l4_len));
-    pseudo = static_cast<uint16_t>(~csum_fold(csum_add_bytes(csum_add_bytes(0, h + kIpv6SourceOffset, 32), tail, sizeof(tail))));
   } else {
     store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
     store_be16(h + 10, 0);
     store_be16(h + 10, internet_checksum(h, kIpHl));
-    pseudo = pseudo_header_sum_ipv4(h, kIpProtoTcp, l4_len);
   }
-  store_be16(h + iphl + 16, pseudo);
+  store_be16(h + iphl + 16, v6 ? pseudo_header_sum_ipv6(h, kIpProtoTcp, l4_len) : pseudo_header_sum_ipv4(h, kIpProtoTcp, l4_len));
   item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
   item.l34_len = static_cast<uint16_t>(hl);
 }

@@ -60,6 +60,12 @@ uint16_t pseudo_header_sum_ipv6(const uint8_t* iphdr, uint8_t protocol, size_t l
   return static_cast<uint16_t>(~csum_fold(pseudo_sum(iphdr, true, protocol, l4_len)));
 }
 
+uint16_t l4_checksum_with_pseudo(uint16_t pseudo, const uint8_t* l4, size_t len) {
+  uint8_t word[2];
+  store_be16(word, pseudo);
+  return csum_fold(csum_add_bytes(csum_add_bytes(0, word, 2), l4, len));
+}
+
 uint16_t l4_checksum_ipv4(const uint8_t* iphdr, uint8_t protocol, const uint8_t* l4hdr, size_t l4hdr_len,
                           const uint8_t* payload, size_t payload_len) {
   return segment_checksum(iphdr, false, protocol, l4hdr, l4hdr_len, payload, payload_len, false);

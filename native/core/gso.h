@@ -69,6 +69,11 @@ bool complete_partial_checksum(uint8_t* pkt, size_t len, uint16_t csum_start, ui
 uint16_t pseudo_header_sum_ipv4(const uint8_t* iphdr, uint8_t protocol, size_t l4_len);
 // The same over an IPv6 header (RFC 8200 §8.1).
 uint16_t pseudo_header_sum_ipv6(const uint8_t* iphdr, uint8_t protocol, size_t l4_len);
+// The one's complement sum of an L4 part (`len` bytes at `l4`) and its
+// pseudo-header sum `pseudo` (as the two functions above return), folded and
+// complemented: 0 when the checksum field in it verifies; the checksum to
+// store when that field is zero.
+uint16_t l4_checksum_with_pseudo(uint16_t pseudo, const uint8_t* l4, size_t len);
 
 // The full TCP or UDP checksum of an IPv4 packet's L4 part given as its
 // header and payload in two pieces (as a segment is), with the checksum

@@ -3,16 +3,12 @@
 #include <cstring>
 
 #include "checksum.h"
+#include "gso.h"
 
 namespace flannel {
 
 uint16_t upper_layer_checksum_ipv6(const uint8_t* ip, uint8_t protocol, const uint8_t* l4, size_t l4_len) {
-  uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, protocol};
-  store_be32(tail, static_cast<uint32_t>(l4_len));
-  uint32_t sum = csum_add_bytes(0, ip + kIpv6SourceOffset, 32);
-  sum = csum_add_bytes(sum, tail, sizeof(tail));
-  sum = csum_add_bytes(sum, l4, l4_len);
-  return csum_fold(sum);
+  return l4_checksum_with_pseudo(pseudo_header_sum_ipv6(ip, protocol, l4_len), l4, l4_len);
 }
 
 bool icmpv6_error_allowed(const uint8_t* pkt, const Ipv6Header& h) {
