@@ -14,9 +14,10 @@
  * never fails with EEXIST.
  */
 import * as fs from 'node:fs/promises';
-import { formatIpv4, Ipv4Net } from '../util/ipv4';
+import { familyOf, formatIp, type IpAddr, type IpNet, sameNet } from '../util/ip';
+import { Ipv4Net } from '../util/ipv4';
 import { formatIpv6, isLinkLocal6, type Ipv6Net } from '../util/ipv6';
-import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from './rtnetlink';
+import { isNetlinkError, type RouteInfo, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from './rtnetlink';
 import { NamedError, errorText } from '../util/errors';
 
 /** IPv4 (20) + UDP (8) header bytes the encapsulation adds (docs/compatibility.md §5.2, §5.8). */
@@ -96,7 +97,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
     }
   }
 
-  if (cfg.network) changes.push(...(await configureTunRoute4(nl, link.index, cfg.name, cfg.network)));
+  if (cfg.network) changes.push(...(await ensureNetworkRoute(nl, link.index, cfg.name, cfg.network)));
   if (cfg.ipv6) changes.push(...(await configureTunIpv6(nl, link.index, cfg.name, cfg.ipv6)));
 
   try {
@@ -115,60 +116,43 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
  */
 async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: { subnet: Ipv6Net; network: Ipv6Net }): Promise<string[]> {
   const changes: string[] = [];
-  const want = v6.subnet.network;
-  const addrText = `${formatIpv6(want)}/128`;
+  const disable = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
   try {
-    const disable = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
     if ((await fs.readFile(disable, 'utf8')).trim() !== '0') {
       await fs.writeFile(disable, '0');
       changes.push('set disable_ipv6=0');
     }
-    const existing = await nl.listAddresses6(index);
-    for (const a of existing) {
-      if ((a.address === want && a.prefixLen === 128) || isLinkLocal6(a.address) || !v6.network.contains(a.address)) continue;
-      await nl.deleteAddress(index, a.address, a.prefixLen);
-      changes.push(`removed address ${formatIpv6(a.address)}/${a.prefixLen}`);
-    }
-    if (!existing.some((a) => a.address === want && a.prefixLen === 128)) {
-      try {
-        await nl.addAddress(index, want, 128);
-        changes.push(`added address ${addrText}`);
-      } catch (e) {
-        if (!isNetlinkError(e, 'EEXIST')) throw e;
-      }
-    }
   } catch (e) {
-    throw new TunConfigError(`failed to add IP address ${addrText} to ${name}: ${errorText(e)}`, { cause: e });
+    throw new TunConfigError(`failed to add IP address ${formatIpv6(v6.subnet.network)}/128 to ${name}: ${errorText(e)}`, { cause: e });
   }
-  const network = v6.network.canonical();
-  try {
-    const routes = await nl.listRoutes6(RT_TABLE_MAIN);
-    const current = routes.find((r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === index && r.gateway === undefined);
-    if (!current) {
-      await nl.replaceRoute({ dst: network, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
-      changes.push(`set route ${network.toString()} dev ${name}`);
-    }
-  } catch (e) {
-    throw new TunConfigError(`failed to add route (${network.toString()} -> ${name}): ${errorText(e)}`, { cause: e });
-  }
+  const owned = (a: IpAddr) => typeof a === 'bigint' && !isLinkLocal6(a) && v6.network.contains(a);
+  changes.push(...(await ensureOnlyAddress(nl, index, name, v6.subnet.network, 128, owned)));
+  changes.push(...(await ensureNetworkRoute(nl, index, name, v6.network)));
   return changes;
 }
 
 /** The own subnet's network address /32 on the device, and no other IPv4 address. */
-async function configureTunAddress4(nl: RtNetlink, index: number, name: string, subnet: Ipv4Net): Promise<string[]> {
+function configureTunAddress4(nl: RtNetlink, index: number, name: string, subnet: Ipv4Net): Promise<string[]> {
+  return ensureOnlyAddress(nl, index, name, subnet.network, 32, () => true);
+}
+
+/**
+ * `want`/`prefixLen` on the device, and none of the device's other addresses
+ * of that family for which `owned` holds (those are removed).
+ */
+async function ensureOnlyAddress(nl: RtNetlink, index: number, name: string, want: IpAddr, prefixLen: number, owned: (a: IpAddr) => boolean): Promise<string[]> {
   const changes: string[] = [];
-  const address = subnet.network;
-  const addrText = `${formatIpv4(address)}/32`;
+  const addrText = `${formatIp(want)}/${prefixLen}`;
   try {
-    const existing = await nl.listAddresses(index);
+    const existing: Array<{ address: IpAddr; prefixLen: number }> = familyOf(want) === 4 ? await nl.listAddresses(index) : await nl.listAddresses6(index);
     for (const a of existing) {
-      if (a.address === address && a.prefixLen === 32) continue;
+      if ((a.address === want && a.prefixLen === prefixLen) || !owned(a.address)) continue;
       await nl.deleteAddress(index, a.address, a.prefixLen);
-      changes.push(`removed address ${formatIpv4(a.address)}/${a.prefixLen}`);
+      changes.push(`removed address ${formatIp(a.address)}/${a.prefixLen}`);
     }
-    if (!existing.some((a) => a.address === address && a.prefixLen === 32)) {
+    if (!existing.some((a) => a.address === want && a.prefixLen === prefixLen)) {
       try {
-        await nl.addAddress(index, address, 32);
+        await nl.addAddress(index, want, prefixLen);
         changes.push(`added address ${addrText}`);
       } catch (e) {
         if (!isNetlinkError(e, 'EEXIST')) throw e;
@@ -177,30 +161,20 @@ async function configureTunAddress4(nl: RtNetlink, index: number, name: string, 
   } catch (e) {
     throw new TunConfigError(`failed to add IP address ${addrText} to ${name}: ${errorText(e)}`, { cause: e });
   }
-
   return changes;
 }
 
-/** The route for the Network to the device. */
-async function configureTunRoute4(nl: RtNetlink, index: number, name: string, network4: Ipv4Net): Promise<string[]> {
-  const changes: string[] = [];
-  const network = network4.canonical();
+/** The route for `network` (the Network or the IPv6 Network) to the device. */
+async function ensureNetworkRoute(nl: RtNetlink, index: number, name: string, network: IpNet): Promise<string[]> {
+  const dst = network.canonical();
   try {
-    const routes = await nl.listRoutes(RT_TABLE_MAIN);
-    const current = routes.find(
-      (r) => r.dst.equals(network) && r.type === 'unicast' && r.oif === index && r.gateway === undefined,
-    );
-    if (!current) {
-      // Replace semantics: a route to the Network through another device
-      // (a previous flannel0, or one Docker added) is taken over, not an error.
-      await nl.replaceRoute({ dst: network, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
-      changes.push(`set route ${network.toString()} dev ${name}`);
-    }
+    const routes: Array<RouteInfo<IpNet>> = dst instanceof Ipv4Net ? await nl.listRoutes(RT_TABLE_MAIN) : await nl.listRoutes6(RT_TABLE_MAIN);
+    if (routes.some((r) => sameNet(r.dst, dst) && r.type === 'unicast' && r.oif === index && r.gateway === undefined)) return [];
+    // Replace semantics: a route to the Network through another device
+    // (a previous flannel0, or one Docker added) is taken over, not an error.
+    await nl.replaceRoute({ dst, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
+    return [`set route ${dst.toString()} dev ${name}`];
   } catch (e) {
-    throw new TunConfigError(`failed to add route (${network.toString()} -> ${name}): ${errorText(e)}`, {
-      cause: e,
-    });
+    throw new TunConfigError(`failed to add route (${dst.toString()} -> ${name}): ${errorText(e)}`, { cause: e });
   }
-
-  return changes;
 }
