@@ -20,6 +20,7 @@
       "native/core/lpm6_table.cc",
       "native/core/lpm_table.cc",
       "native/core/partial_checksum.cc",
+      "native/core/refusal_log.cc",
       "native/core/tun_read.cc",
     ],
     "addon_sources": [
@@ -64,6 +65,7 @@
       "sources": [
         "<@(core_sources)",
         "native/test/core_tests.cc",
+        "native/test/ingress_policy_tests.cc",
         "native/test/ipv6_tests.cc",
         "native/test/offload_tests.cc",
         "native/test/test_main.cc",

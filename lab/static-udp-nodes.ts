@@ -29,6 +29,8 @@ export class StaticUdpNode {
     readonly tun: string,
     readonly mtu: number,
     readonly pid: number,
+    /** Per-flow source ports another socket held at start (left out). */
+    readonly busySourcePorts: number[] = [],
   ) {}
 
   stats(): Promise<NodeStats> {
@@ -37,6 +39,11 @@ export class StaticUdpNode {
 
   async setIngressPolicy(policy: { sourceCheck: boolean; allowExternalSources?: boolean }): Promise<void> {
     await this.channel.request({ cmd: 'setIngressPolicy', ...policy });
+  }
+
+  /** This node's own addresses as the datapath knows them (no inner packet may come from one). */
+  async setLocalAddresses(addresses: string[]): Promise<void> {
+    await this.channel.request({ cmd: 'setLocalAddresses', addresses });
   }
 
   /** Runs the flannel0 configuration again; returns what it had to change. */
@@ -78,13 +85,13 @@ export async function startStaticUdpNodes(
       };
       const child = lab.spawn(node.ns, process.execPath, [STATIC_NODE_SCRIPT, JSON.stringify(opts)]);
       const channel = new JsonChannel(child, `static-udp-node in ${node.ns}`);
-      const ready = await channel.wait<{ event: string; tun: string; mtu: number; pid: number; message?: string }>(
+      const ready = await channel.wait<{ event: string; tun: string; mtu: number; pid: number; busySourcePorts: number[]; message?: string }>(
         (m) => m['event'] === 'ready' || m['event'] === 'error',
         15_000,
         'ready event',
       );
       if (ready.event === 'error') throw new Error(`static-udp-node in ${node.ns} failed: ${ready.message}`);
-      return new StaticUdpNode(node, channel, ready.tun, ready.mtu, ready.pid);
+      return new StaticUdpNode(node, channel, ready.tun, ready.mtu, ready.pid, ready.busySourcePorts);
     }),
   );
 }

@@ -17,6 +17,8 @@ export interface StaticUdpNodeOptions {
   /** Routes; `partialChecksums`: the peer takes them (its lease would say so). */
   routes: Array<{ subnet: string; peer: string; partialChecksums?: boolean }>;
   peers?: string[];
+  /** This node's own addresses (default: bindAddress): inner packets from them are refused. */
+  localAddresses?: string[];
   sourceCheck?: boolean;
   allowExternalSources?: boolean;
   /** As the udp backend option (default true): with it, this node takes partial checksums. */

@@ -95,9 +95,15 @@ test('udp: a lease that gains or loses the partial-checksums capability switches
   assert.deepEqual(lost.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
   const gained = r.apply([{ type: 'added', lease: lease('10.5.3.0/24', '192.168.1.3', '', capable) }]);
   assert.deepEqual(gained.peers, [plain('192.168.1.2'), { address: '192.168.1.3', partialChecksums: true }]);
-  // A peer with two leases takes partial checksums only if both say so.
-  const second = r.apply([{ type: 'added', lease: lease('10.5.4.0/24', '192.168.1.3') }]);
+  // A second lease with that address (a stale lease, a rogue record): each route keeps its own
+  // lease's flags; the address speaks with its newest lease (for its host's own traffic).
+  const second = r.apply([{ type: 'added', lease: lease('10.5.4.0/24', '192.168.1.3'), since: 9 }]);
+  assert.deepEqual(second.set.map((x) => `${x.subnet} ${x.partialChecksums}`), ['10.5.4.0/24 false']);
   assert.deepEqual(second.peers, [plain('192.168.1.2'), plain('192.168.1.3')]);
+  assert.deepEqual(r.current.filter((x) => x.peer === '192.168.1.3').map((x) => `${x.subnet} ${x.partialChecksums}`), ['10.5.3.0/24 true', '10.5.4.0/24 false']);
+  // The older record is the newest again once the other goes: its flags speak for the address.
+  const back = r.apply([{ type: 'removed', lease: lease('10.5.4.0/24', '192.168.1.3') }]);
+  assert.deepEqual(back.peers, [plain('192.168.1.2'), { address: '192.168.1.3', partialChecksums: true }]);
 });
 
 test('udp with IPv6: a lease\'s v6 subnet goes to its PublicIP, carrying IPv6 only when the lease says "ipv6"; a moved v6 part moves its route', () => {

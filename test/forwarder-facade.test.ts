@@ -13,11 +13,8 @@ import {
   type DatapathAddon,
   loadDatapathAddon,
   type NativeDatapath,
-  type NativeIngressPolicy,
-  type NativePeer,
   type NativeRefusal,
-  type NativeRoute,
-  type NativeRouteKey,
+  type NativeUpdate,
 } from '../src/forwarder/native-datapath';
 import { TEST_ADDON_FILE, TEST_FAULTS } from '../lab/test-addon';
 import { UdpForwarder } from '../src/forwarder/udp-forwarder';
@@ -44,21 +41,13 @@ class FakeDatapath implements NativeDatapath {
   bindUdp(o: unknown) {
     this.calls.push(['bindUdp', [o]]);
     if (this.bindError) throw this.bindError;
+    return { busySourcePorts: [8290], busySourcePorts6: [] };
   }
   start(o: unknown) {
     this.calls.push(['start', [o]]);
   }
-  replaceRoutes(r: NativeRoute[]) {
-    this.calls.push(['replaceRoutes', [r]]);
-  }
-  updateRoutes(s: NativeRoute[], r: NativeRouteKey[]) {
-    this.calls.push(['updateRoutes', [s, r]]);
-  }
-  replacePeers(a: Array<string | NativePeer>) {
-    this.calls.push(['replacePeers', [a]]);
-  }
-  setIngressPolicy(p: NativeIngressPolicy) {
-    this.calls.push(['setIngressPolicy', [p]]);
+  update(u: NativeUpdate) {
+    this.calls.push(['update', [u]]);
   }
   stats() {
     const counters = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as never;
@@ -74,16 +63,29 @@ class FakeDatapath implements NativeDatapath {
 
 const fakeAddon: DatapathAddon = { Datapath: FakeDatapath, counterNames: COUNTER_NAMES };
 
-test('routes are sent as masked networks with peer and port', () => {
+test('routes are sent as masked networks with peer and port, each update as one call', () => {
   const f = new UdpForwarder(fakeAddon);
-  f.setRoutes([{ subnet: Ipv4Net.parse('10.5.2.7/24'), peer: '192.168.1.2', port: 8285 }]);
-  f.applyRouteChanges([{ subnet: Ipv4Net.parse('10.5.3.0/24'), peer: '192.168.1.3', port: 9000 }], [Ipv4Net.parse('10.5.2.0/24')]);
+  f.update({ routes: [{ subnet: Ipv4Net.parse('10.5.2.7/24'), peer: '192.168.1.2', port: 8285 }] });
+  f.update({
+    setRoutes: [{ subnet: Ipv4Net.parse('10.5.3.0/24'), peer: '192.168.1.3', port: 9000 }],
+    removeRoutes: [Ipv4Net.parse('10.5.2.0/24')],
+    peers: [{ address: '192.168.1.3', partialChecksums: false }],
+    localAddresses: ['192.168.1.1', 'fd00::1'],
+  });
   const calls = FakeDatapath.last!.calls;
-  assert.deepEqual(calls[0], ['replaceRoutes', [[{ network: '10.5.2.0', prefixLen: 24, peer: '192.168.1.2', port: 8285 }]]]);
+  assert.deepEqual(calls[0], ['update', [{ routes: [{ network: '10.5.2.0', prefixLen: 24, peer: '192.168.1.2', port: 8285 }] }]]);
   assert.deepEqual(calls[1], [
-    'updateRoutes',
-    [[{ network: '10.5.3.0', prefixLen: 24, peer: '192.168.1.3', port: 9000 }], [{ network: '10.5.2.0', prefixLen: 24 }]],
+    'update',
+    [
+      {
+        setRoutes: [{ network: '10.5.3.0', prefixLen: 24, peer: '192.168.1.3', port: 9000 }],
+        removeRoutes: [{ network: '10.5.2.0', prefixLen: 24 }],
+        peers: [{ address: '192.168.1.3', flags: 0 }],
+        localAddresses: ['192.168.1.1', 'fd00::1'],
+      },
+    ],
   ]);
+  assert.equal(calls.length, 2);
 });
 
 test('workers: TUN queues and sockets are passed through', () => {
@@ -95,9 +97,9 @@ test('workers: TUN queues and sockets are passed through', () => {
   assert.equal((calls[1]![1][0] as { sockets: number }).sockets, 3);
 });
 
-test('socket buffers default to 4 MiB; close is idempotent', () => {
+test('socket buffers default to 4 MiB; busy source ports are reported; close is idempotent', () => {
   const f = new UdpForwarder(fakeAddon);
-  f.bindUdp({ address: '192.168.1.1', port: 8285 });
+  assert.deepEqual(f.bindUdp({ address: '192.168.1.1', port: 8285 }), { busySourcePorts: [8290], busySourcePorts6: [] });
   f.close();
   f.close();
   const calls = FakeDatapath.last!.calls;
@@ -154,6 +156,7 @@ test('stats are shaped by direction and drop reason', () => {
     'bad_checksum',
     'ipv6_link_scoped',
     'ipv6_peer_incapable',
+    'oversize',
   ]);
   assert.deepEqual(Object.keys(s.drops('ingress')), [
     'oversize',
@@ -166,6 +169,8 @@ test('stats are shaped by direction and drop reason', () => {
     'spoofed_source',
     'foreign_destination',
     'ipv6_sender_incapable',
+    'martian_source',
+    'source_port',
   ]);
   assert.equal(s.drops('ingress')['unknown_source'], COUNTER_NAMES.indexOf('ingress_drop_unknown_source'));
   assert.equal(s.routes, 2);
@@ -174,43 +179,45 @@ test('stats are shaped by direction and drop reason', () => {
 
 test('the ingress policy is sent with its networks as masked prefixes', () => {
   const f = new UdpForwarder(fakeAddon);
-  f.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: Ipv4Net.parse('10.5.1.0/24'), network: Ipv4Net.parse('10.5.0.0/16') });
+  f.update({ policy: { sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: Ipv4Net.parse('10.5.1.0/24'), network: Ipv4Net.parse('10.5.0.0/16') } });
   assert.deepEqual(FakeDatapath.last!.calls[0], [
-    'setIngressPolicy',
-    [{ sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 } }],
+    'update',
+    [{ policy: { sourceCheck: true, allowExternalSources: false, partialChecksums: true, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 } } }],
   ]);
-  f.setPeers([{ address: '192.0.2.1', partialChecksums: true }, { address: '192.0.2.2', partialChecksums: false }]);
-  assert.deepEqual(FakeDatapath.last!.calls[1], ['replacePeers', [[{ address: '192.0.2.1', flags: 1 }, { address: '192.0.2.2', flags: 0 }]]]);
-  f.setRoutes([{ subnet: Ipv4Net.parse('10.5.2.0/24'), peer: '192.0.2.1', port: 8285, partialChecksums: true }]);
-  assert.deepEqual(FakeDatapath.last!.calls[2], ['replaceRoutes', [[{ network: '10.5.2.0', prefixLen: 24, peer: '192.0.2.1', port: 8285, flags: 1 }]]]);
+  f.update({ peers: [{ address: '192.0.2.1', partialChecksums: true }, { address: '192.0.2.2', partialChecksums: false }] });
+  assert.deepEqual(FakeDatapath.last!.calls[1], ['update', [{ peers: [{ address: '192.0.2.1', flags: 1 }, { address: '192.0.2.2', flags: 0 }] }]]);
+  f.update({ routes: [{ subnet: Ipv4Net.parse('10.5.2.0/24'), peer: '192.0.2.1', port: 8285, partialChecksums: true }] });
+  assert.deepEqual(FakeDatapath.last!.calls[2], ['update', [{ routes: [{ network: '10.5.2.0', prefixLen: 24, peer: '192.0.2.1', port: 8285, flags: 1 }] }]]);
 });
 
 test('inner IPv6: v6 routes, the ipv6 peer flag and the v6 networks of the policy reach the addon', () => {
   const f = new UdpForwarder(fakeAddon);
   const subnet6 = Ipv6Net.tryParse('fd00:5:0:2::/64')!;
-  f.applyRouteChanges([{ subnet: subnet6, peer: '192.0.2.1', port: 8285, ipv6: true }], [Ipv6Net.tryParse('fd00:5:0:9::/64')!]);
-  assert.deepEqual(FakeDatapath.last!.calls[0], ['updateRoutes', [[{ network: 'fd00:5:0:2::', prefixLen: 64, peer: '192.0.2.1', port: 8285, flags: 2 }], [{ network: 'fd00:5:0:9::', prefixLen: 64 }]]]);
-  f.setPeers([{ address: '192.0.2.1', partialChecksums: true, ipv6: true }]);
-  assert.deepEqual(FakeDatapath.last!.calls[1], ['replacePeers', [[{ address: '192.0.2.1', flags: 3 }]]]);
-  f.setIngressPolicy({
-    sourceCheck: true,
-    allowExternalSources: false,
-    partialChecksums: false,
-    ownSubnet: Ipv4Net.parse('10.5.1.0/24'),
-    network: Ipv4Net.parse('10.5.0.0/16'),
-    ownSubnet6: Ipv6Net.tryParse('fd00:5:0:1::/64')!,
-    network6: Ipv6Net.tryParse('fd00:5::/48')!,
+  f.update({ setRoutes: [{ subnet: subnet6, peer: '192.0.2.1', port: 8285, ipv6: true }], removeRoutes: [Ipv6Net.tryParse('fd00:5:0:9::/64')!] });
+  assert.deepEqual(FakeDatapath.last!.calls[0], ['update', [{ setRoutes: [{ network: 'fd00:5:0:2::', prefixLen: 64, peer: '192.0.2.1', port: 8285, flags: 2 }], removeRoutes: [{ network: 'fd00:5:0:9::', prefixLen: 64 }] }]]);
+  f.update({ peers: [{ address: '192.0.2.1', partialChecksums: true, ipv6: true }] });
+  assert.deepEqual(FakeDatapath.last!.calls[1], ['update', [{ peers: [{ address: '192.0.2.1', flags: 3 }] }]]);
+  f.update({
+    policy: {
+      sourceCheck: true,
+      allowExternalSources: false,
+      partialChecksums: false,
+      ownSubnet: Ipv4Net.parse('10.5.1.0/24'),
+      network: Ipv4Net.parse('10.5.0.0/16'),
+      ownSubnet6: Ipv6Net.tryParse('fd00:5:0:1::/64')!,
+      network6: Ipv6Net.tryParse('fd00:5::/48')!,
+    },
   });
-  const sent = (FakeDatapath.last!.calls[2]![1] as Array<Record<string, unknown>>)[0]!;
+  const sent = (FakeDatapath.last!.calls[2]![1] as Array<{ policy: Record<string, unknown> }>)[0]!.policy;
   assert.deepEqual([sent['ownSubnet6'], sent['network6']], [{ network: 'fd00:5:0:1::', prefixLen: 64 }, { network: 'fd00:5::', prefixLen: 48 }]);
   // The real addon takes them, and refuses a v6 prefix beyond 128.
   const dp = new (loadDatapathAddon().Datapath)();
-  dp.replaceRoutes([{ network: 'fd00:5:0:2::5', prefixLen: 64, peer: '1.2.3.4', port: 8285, flags: 2 }, { network: '10.5.2.0', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]);
+  dp.update({ routes: [{ network: 'fd00:5:0:2::5', prefixLen: 64, peer: '1.2.3.4', port: 8285, flags: 2 }, { network: '10.5.2.0', prefixLen: 24, peer: '1.2.3.4', port: 8285 }] });
   assert.equal(dp.stats().routes, 2);
-  dp.updateRoutes([], [{ network: 'fd00:5:0:2::', prefixLen: 64 }]);
+  dp.update({ removeRoutes: [{ network: 'fd00:5:0:2::', prefixLen: 64 }] });
   assert.equal(dp.stats().routes, 1);
-  assert.throws(() => dp.replaceRoutes([{ network: 'fd00::', prefixLen: 129, peer: '1.2.3.4', port: 8285 }]), /prefixLen/);
-  assert.throws(() => dp.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 }, ownSubnet6: { network: 'nope', prefixLen: 64 }, network6: { network: 'fd00::', prefixLen: 48 } }), /IPv6 address/);
+  assert.throws(() => dp.update({ routes: [{ network: 'fd00::', prefixLen: 129, peer: '1.2.3.4', port: 8285 }] }), /prefixLen/);
+  assert.throws(() => dp.update({ policy: { sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 24 }, network: { network: '10.5.0.0', prefixLen: 16 }, ownSubnet6: { network: 'nope', prefixLen: 64 }, network6: { network: 'fd00::', prefixLen: 48 } } }), /IPv6 address/);
   dp.close();
 });
 
@@ -219,14 +226,20 @@ test('the real addon loads and reports the counters this code knows', () => {
   assert.deepEqual([...addon.counterNames], [...COUNTER_NAMES]);
   const dp = new addon.Datapath();
   // Argument validation happens in the addon without root.
-  assert.throws(() => dp.replaceRoutes([{ network: '10.5.1.0', prefixLen: 33, peer: '1.2.3.4', port: 8285 }]), /prefixLen/);
-  assert.throws(() => dp.replaceRoutes([{ network: 'x', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]), /route network/);
-  assert.throws(() => dp.replacePeers(['1.2.3']), /peer address/);
-  assert.throws(() => dp.replacePeers([{ address: '1.2.3.4', flags: 256 }]), /flags/);
-  dp.replacePeers(['1.2.3.4', { address: '1.2.3.5', flags: 1 }]);
+  assert.throws(() => dp.update({ routes: [{ network: '10.5.1.0', prefixLen: 33, peer: '1.2.3.4', port: 8285 }] }), /prefixLen/);
+  assert.throws(() => dp.update({ routes: [{ network: 'x', prefixLen: 24, peer: '1.2.3.4', port: 8285 }] }), /route network/);
+  assert.throws(() => dp.update({ peers: ['1.2.3'] }), /peer address/);
+  assert.throws(() => dp.update({ peers: [{ address: '1.2.3.4', flags: 256 }] }), /flags/);
+  assert.throws(() => dp.update({ localAddresses: ['1.2.3'] }), /local address/);
+  assert.throws(() => dp.update({ routes: [], setRoutes: [{ network: '10.5.1.0', prefixLen: 24, peer: '1.2.3.4', port: 8285 }] }), /not both/);
+  dp.update({ peers: ['1.2.3.4', { address: '1.2.3.5', flags: 1 }] });
   assert.equal(dp.stats().peers, 2);
-  assert.throws(() => dp.setIngressPolicy({ sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 33 }, network: { network: '10.5.0.0', prefixLen: 16 } }), /prefixLen/);
-  dp.replaceRoutes([{ network: '10.5.1.9', prefixLen: 24, peer: '1.2.3.4', port: 8285 }]);
+  assert.throws(() => dp.update({ policy: { sourceCheck: true, allowExternalSources: false, ownSubnet: { network: '10.5.1.0', prefixLen: 33 }, network: { network: '10.5.0.0', prefixLen: 16 } } }), /prefixLen/);
+  // One update with a bad part changes nothing: the routes and peers stay.
+  assert.throws(() => dp.update({ routes: [{ network: '10.5.9.0', prefixLen: 24, peer: '1.2.3.4', port: 8285 }], peers: ['bad'] }), /peer address/);
+  assert.equal(dp.stats().routes, 0);
+  assert.equal(dp.stats().peers, 2);
+  dp.update({ routes: [{ network: '10.5.1.9', prefixLen: 24, peer: '1.2.3.4', port: 8285 }], localAddresses: ['192.168.1.1', 'fd00::1'] });
   assert.equal(dp.stats().routes, 1);
   assert.equal(dp.stats().running, false);
   dp.close();

@@ -20,6 +20,7 @@ import { formatIp } from '../src/util/ip';
 import { formatIpv4, Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
 import { MemoryKernel } from './helpers/memory-kernel';
+import { fixedLocalAddresses } from '../src/routing/local-addresses';
 import { testLease, testLease6 } from './helpers/leases';
 import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 
@@ -34,6 +35,7 @@ function setup(backendType: 'vxlan' | 'host-gw'): { kernel: MemoryKernel; log: R
   const ctx: BackendContext = {
     network: checkNetworkConfig(parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"${backendType}"}}`)),
     extIface: { name: 'eth0', index: eth.index, mtu: 1500, ifaceAddr: UNDERLAY, ifaceAddr6: undefined, extAddr: UNDERLAY, extAddr6: undefined },
+    localAddresses: fixedLocalAddresses({ ipv4: [UNDERLAY], ipv6: [], directedBroadcasts: [] }),
     subnets: {
       acquireLease: async (attrs) => {
         published.push(attrs);
@@ -281,6 +283,7 @@ describe('kernel network engine: dual stack (a plan per address family)', () => 
     const ctx: BackendContext = {
       network: checkNetworkConfig(parseNetworkConfig(`{${v4part}"EnableIPv6":true,"IPv6Network":"fd00:5::/48","IPv6SubnetLen":64,"Backend":{"Type":"${backendType}"}}`)),
       extIface: { name: 'eth0', index: eth.index, mtu: 1500, ifaceAddr: v4 ? UNDERLAY : undefined, ifaceAddr6: UNDERLAY6, extAddr: v4 ? UNDERLAY : undefined, extAddr6: UNDERLAY6 },
+      localAddresses: fixedLocalAddresses(),
       subnets: {
         acquireLease: async (attrs) => {
           published.push(attrs);

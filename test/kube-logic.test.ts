@@ -316,7 +316,7 @@ describe('kube peers pass the same guard as etcd leases', () => {
     const tracker = new NodeLeaseTracker('me', V4, K, () => undefined);
     const routed = new Map<string, string>();
     const log = new RecordingLogger();
-    const guard = new PeerLeaseGuard({ network, own, localIpv4: [parseIpv4('192.168.50.9')], localIpv6: [], directedBroadcasts: [] }, (evs) => {
+    const guard = new PeerLeaseGuard({ network, own, local: { ipv4: [parseIpv4('192.168.50.9')], ipv6: [], directedBroadcasts: [] } }, (evs) => {
       for (const e of evs) {
         if (e.type === 'added') routed.set(e.lease.subnet.toString(), formatIpv4(e.lease.attrs.publicIp));
         else routed.delete(e.lease.subnet.toString());

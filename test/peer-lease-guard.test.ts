@@ -20,9 +20,7 @@ const OWN = testLease('10.5.1.0/24', '192.168.1.1', 'host-gw');
 const ctx = (extra: Partial<GuardContext> = {}): GuardContext => ({
   network: checkNetworkConfig(parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"host-gw"}}')),
   own: OWN,
-  localIpv4: [parseIpv4('192.168.1.1'), parseIpv4('127.0.0.1')],
-  localIpv6: [],
-  directedBroadcasts: [parseIpv4('192.168.1.255')],
+  local: { ipv4: [parseIpv4('192.168.1.1'), parseIpv4('127.0.0.1')], ipv6: [], directedBroadcasts: [parseIpv4('192.168.1.255')] },
   ...extra,
 });
 const rec = (id: string, cidr: string, ip: string, since = 1): LeaseRecord => ({ id, lease: testLease(cidr, ip, 'host-gw'), since });
@@ -120,7 +118,7 @@ describe('the peer lease guard', () => {
     const dual = ctx({
       network: checkNetworkConfig(parseNetworkConfig('{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:5::/32"}')),
       own: { subnet: Ipv4Net.parse('10.5.1.0/24'), ipv6Subnet: Ipv6Net.tryParse('fd00:5:1::/64') },
-      localIpv6: [tryParseIpv6('fd00::1')!],
+      local: { ipv4: [parseIpv4('192.168.1.1')], ipv6: [tryParseIpv6('fd00::1')!], directedBroadcasts: [] },
     });
     const { apply, g } = guard(dual);
     const withV6 = (id: string, cidr: string, v6: string, pub6: string): LeaseRecord => {

@@ -166,6 +166,32 @@ describe('udp ingress policy: three nodes, forged inner packets from a known pee
     }
   });
 
+  test("sources no overlay packet may carry are refused even with AllowExternalSources: loopback, link-local, the node's own addresses", { timeout: 60_000 }, async () => {
+    await nodes[0]!.setIngressPolicy({ sourceCheck: true, allowExternalSources: true });
+    // An address added after start (cni0's, a second underlay address) counts as the node's own once the control side says so.
+    const later = '172.31.0.1';
+    await nodes[0]!.setLocalAddresses([n1.underlayAddress, later]);
+    try {
+      const base = await counters();
+      await nodes[0]!.drainRefusals();
+      const atPod1 = await Capture.start(lab, n1.pod.ns, 'eth0', 'udp and dst port 9906', 1);
+      for (const src of ['127.0.0.1', '169.254.169.254', '0.0.0.9', n1.underlayAddress, later]) {
+        await fromPeer2(packet(src, n1.pod.address, 9906, `from ${src}`));
+      }
+      await grows('ingress_drop_martian_source', base, 5);
+      assert.equal((await atPod1.packets(300)).length, 0, 'none reached pod 1');
+      const refusals = await nodes[0]!.drainRefusals();
+      assert.deepEqual(refusals.map((x) => x.reason), ['ingress_drop_martian_source'], 'reported under their own reason, once per sender');
+      // An ordinary outside source still passes with AllowExternalSources.
+      const ok = await Capture.start(lab, n1.pod.ns, 'eth0', 'udp and dst port 9907', 1);
+      await fromPeer2(packet('203.0.113.5', n1.pod.address, 9907, 'outside'));
+      assert.equal((await ok.packets(1000)).length, 1);
+    } finally {
+      await nodes[0]!.setIngressPolicy({ sourceCheck: true });
+      await nodes[0]!.setLocalAddresses([n1.underlayAddress]);
+    }
+  });
+
   test('SourceCheck off (NAT between nodes): any sender, inner sources of the Network but our subnet', async () => {
     const stranger = '192.168.100.77';
     await lab.exec(n2.ns, 'ip', ['addr', 'add', `${stranger}/24`, 'dev', n2.underlayIf]);

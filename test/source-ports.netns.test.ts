@@ -3,8 +3,9 @@
  * (lab/bin/static-udp-node): every datagram goes to Port, from one of
  * Port+1 .. Port+SourcePorts chosen by its inner flow, so one flow always
  * uses one port and many flows use many; SourcePorts 0 sends everything from
- * Port, as upstream; a taken port of the range is a startup error naming the
- * option.
+ * Port, as upstream; a port of the range that another socket holds is left
+ * out (fewer ports, never a failed start); nothing sent to the source ports
+ * is read or queued: their socket filter discards it, and it is counted.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -82,17 +83,41 @@ describe('udp per-flow source ports', ROOT_SUITE, () => {
     }
   });
 
-  test('a taken port of the range fails the start with the option to change', async () => {
+  test('a port of the range another socket holds is left out: the node starts and never sends from it', { timeout: 60_000 }, async () => {
     const lab = new Lab();
     try {
       const cluster = await buildCluster(lab, { nodes: 2 });
-      const a = cluster.nodes[0]!;
-      const holder = lab.spawn(a.ns, 'python3', ['-c', `import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(("${a.underlayAddress}",${PORT + 5}))\nprint("bound",flush=True)\ntime.sleep(60)`]);
+      const [a, b] = cluster.nodes as [NodeSpec, NodeSpec];
+      const taken = PORT + 5;
+      const holder = lab.spawn(a.ns, 'python3', ['-c', `import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(("${a.underlayAddress}",${taken}))\nprint("bound",flush=True)\ntime.sleep(60)`]);
       await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
-      await assert.rejects(
-        startStaticUdpNodes(lab, cluster),
-        /failed to bind the udp source ports 192\.168\.100\.1:8286-8301: bind source port: .*EADDRINUSE.*set "SourcePorts" in the udp backend config to fewer ports or to 0/s,
-      );
+      const [nodeA] = await startStaticUdpNodes(lab, cluster);
+      assert.deepEqual(nodeA!.busySourcePorts, [taken]);
+      const cap = await Capture.start(lab, a.ns, a.underlayIf, `udp and dst port ${PORT} and src host ${a.underlayAddress}`, 100_000);
+      for (let k = 0; k < 60; k++) await sendUdpDatagram(lab, a.pod.ns, a.pod.address, b.pod.address, 7000 + k, Buffer.from(`flow ${k}`));
+      const used = new Set([...portsByFlow(await cap.packets(1000), a.underlayAddress).values()].flatMap((ports) => [...ports]));
+      assert.ok(!used.has(taken), `a datagram left from the taken port ${taken}`);
+      assert.ok(used.size >= 10, `60 flows used only ${used.size} of the 15 free ports`);
+    } finally {
+      await lab.cleanup();
+    }
+  });
+
+  test('datagrams sent to the source ports are never queued, and are counted', { timeout: 60_000 }, async () => {
+    const lab = new Lab();
+    try {
+      const { nodes, a, b } = await twoNodes(lab);
+      const before = (await nodes[0]!.stats()).counters.ingress_drop_source_port;
+      for (let k = 1; k <= 16; k++) {
+        for (let i = 0; i < 5; i++) await sendUdpDatagram(lab, b.ns, b.underlayAddress, a.underlayAddress, PORT + k, Buffer.alloc(1200, k));
+      }
+      const after = (await nodes[0]!.stats()).counters.ingress_drop_source_port;
+      assert.equal(after - before, 80, 'every datagram to Port+1..Port+16 is discarded and counted');
+      // Nothing waits in any socket's receive queue (ss: Recv-Q is the first number after the state).
+      const ss = (await lab.exec(a.ns, 'ss', ['-uanH', `sport >= :${PORT + 1} and sport <= :${PORT + 16}`])).stdout;
+      const queued = ss.split('\n').filter((l) => l.trim() !== '').map((l) => Number(l.trim().split(/\s+/)[1]));
+      assert.equal(queued.length, 16, ss);
+      assert.deepEqual(queued.filter((q) => q !== 0), [], ss);
     } finally {
       await lab.cleanup();
     }

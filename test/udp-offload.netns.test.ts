@@ -253,6 +253,30 @@ describe('udp offloads: one peer behind a smaller path MTU, and the most workers
   });
 });
 
+describe('udp datapath: a read buffer smaller than what flannel0 hands over', ROOT_SUITE, () => {
+  test('a TSO packet longer than the read buffer is dropped and counted, never read past the slot', { timeout: 60_000 }, async () => {
+    const lab = new Lab();
+    try {
+      // The smallest buffer the datapath takes: a TSO super-packet of tens of KiB cannot fit.
+      const { nodes, a, b } = await twoNodes(lab, (_n, i) => (i === 0 ? { bufferSize: 1600, workers: 1 } : {}));
+      assert.ok(await ping(lab, a.pod.ns, b.pod.address), 'small packets still pass');
+      const transfer = tcpTransfer(lab, a.pod.ns, b.pod.ns, b.pod.address, 5101, 2_000_000, 8000).catch(() => undefined);
+      let oversize = 0;
+      for (let k = 0; k < 80 && oversize === 0; k++) {
+        await new Promise((r) => setTimeout(r, 100));
+        oversize = (await nodes[0]!.stats()).counters.egress_drop_oversize;
+      }
+      await transfer;
+      assert.ok(oversize > 0, 'reads longer than the buffer are counted as egress_drop_oversize');
+      const s = await nodes[0]!.stats();
+      assert.ok(s.running, 'the datapath kept running');
+      assert.ok(await ping(lab, a.pod.ns, b.pod.address), 'and still forwards');
+    } finally {
+      await lab.cleanup();
+    }
+  });
+});
+
 describe('udp partial checksums between flannel-ts nodes', ROOT_SUITE, () => {
   test('both take them: TCP and UDP intact end to end, no checksum pass on either side, no checksum error in the pods', { timeout: 180_000 }, async () => {
     const lab = new Lab();

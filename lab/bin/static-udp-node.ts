@@ -10,6 +10,7 @@
  * line-delimited JSON requests on stdin: {"id":1,"cmd":"stats"},
  * {"cmd":"setRoutes","routes":[...]}, {"cmd":"setPeers","peers":[...]},
  * {"cmd":"setIngressPolicy","sourceCheck":false,"allowExternalSources":false},
+ * {"cmd":"setLocalAddresses","addresses":["192.168.50.1"]},
  * {"cmd":"drainRefusals"},
  * {"cmd":"reconfigure"} (runs the flannel0 configuration again and returns what it changed).
  * SIGTERM, SIGINT or the end of stdin stop it.
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   const nl = RtNetlink.open();
   const workers = opts.workers ?? defaultWorkers();
   const offload = staticNodeOffload(opts);
-  const { forwarder: fwd, tun: deviceConfig, changes } = await startUdpDatapath(nl, {
+  const { forwarder: fwd, tun: deviceConfig, changes, busySourcePorts } = await startUdpDatapath(nl, {
     ...(opts.tunTemplate !== undefined ? { tunTemplate: opts.tunTemplate } : {}),
     subnet,
     network,
@@ -58,11 +59,11 @@ async function main(): Promise<void> {
     sourceCheck: opts.sourceCheck ?? true,
     allowExternalSources: opts.allowExternalSources ?? false,
     partialChecksums,
+    localAddresses: opts.localAddresses ?? [opts.bindAddress],
     ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
   });
-  fwd.setRoutes(toRoutes(opts.routes));
-  fwd.setPeers(opts.peers ?? toPeers(opts.routes));
+  fwd.update({ routes: toRoutes(opts.routes), peers: opts.peers ?? toPeers(opts.routes) });
   let stopping = false;
   const stop = (code: number) => {
     if (stopping) return;
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
-  out({ event: 'ready', tun: deviceConfig.name, mtu: deviceConfig.mtu, changes, pid: process.pid });
+  out({ event: 'ready', tun: deviceConfig.name, mtu: deviceConfig.mtu, changes, pid: process.pid, busySourcePorts });
 
   let buf = '';
   process.stdin.setEncoding('utf8');
@@ -106,21 +107,27 @@ async function main(): Promise<void> {
             break;
           }
           case 'setRoutes':
-            fwd.setRoutes(toRoutes(req['routes'] as StaticUdpNodeOptions['routes']));
+            fwd.update({ routes: toRoutes(req['routes'] as StaticUdpNodeOptions['routes']) });
             out({ id, ok: true });
             break;
           case 'setPeers':
-            fwd.setPeers(req['peers'] as string[]);
+            fwd.update({ peers: req['peers'] as string[] });
             out({ id, ok: true });
             break;
           case 'setIngressPolicy':
-            fwd.setIngressPolicy({
-              sourceCheck: req['sourceCheck'] !== false,
-              allowExternalSources: req['allowExternalSources'] === true,
-              partialChecksums,
-              ownSubnet: subnet,
-              network,
+            fwd.update({
+              policy: {
+                sourceCheck: req['sourceCheck'] !== false,
+                allowExternalSources: req['allowExternalSources'] === true,
+                partialChecksums,
+                ownSubnet: subnet,
+                network,
+              },
             });
+            out({ id, ok: true });
+            break;
+          case 'setLocalAddresses':
+            fwd.update({ localAddresses: req['addresses'] as string[] });
             out({ id, ok: true });
             break;
           case 'drainRefusals':

@@ -59,7 +59,7 @@ ParsedRoute ParseRoute(Napi::Env env, const Napi::Value& v) {
 // {network: "10.5.1.0", prefixLen: 24}
 Ipv4Prefix ParsePrefix(Napi::Env env, const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("setIngressPolicy(policy): ") + key + " must be {network, prefixLen}");
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("update(state): policy.") + key + " must be {network, prefixLen}");
   Napi::Object p = v.As<Napi::Object>();
   Ipv4Prefix out;
   out.len = static_cast<uint8_t>(IntegerProperty(p, "prefixLen", 0, 32));
@@ -75,19 +75,12 @@ ParsedRoute ParseRouteKey(Napi::Env env, const Napi::Value& v) {
 // {network: "fd00:5:1::", prefixLen: 64}
 Ipv6Prefix ParsePrefix6(Napi::Env env, const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("setIngressPolicy(policy): ") + key + " must be {network, prefixLen}");
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("update(state): policy.") + key + " must be {network, prefixLen}");
   Napi::Object p = v.As<Napi::Object>();
   Ipv6Prefix out;
   out.len = static_cast<uint8_t>(IntegerProperty(p, "prefixLen", 0, 128));
   out.network = mask_ipv6(ParseIpv6(env, StringProperty(p, "network"), key), out.len);
   return out;
-}
-
-Napi::Array ArrayArgument(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsArray()) {
-    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array");
-  }
-  return info[i].As<Napi::Array>();
 }
 
 Napi::Object ObjectArgument(const Napi::CallbackInfo& info, size_t i, const char* what) {
@@ -186,10 +179,7 @@ Napi::Object DatapathWrapper::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&DatapathWrapper::OpenTun>("openTun"),
           InstanceMethod<&DatapathWrapper::BindUdp>("bindUdp"),
           InstanceMethod<&DatapathWrapper::Start>("start"),
-          InstanceMethod<&DatapathWrapper::ReplaceRoutes>("replaceRoutes"),
-          InstanceMethod<&DatapathWrapper::UpdateRoutes>("updateRoutes"),
-          InstanceMethod<&DatapathWrapper::ReplacePeers>("replacePeers"),
-          InstanceMethod<&DatapathWrapper::SetIngressPolicy>("setIngressPolicy"),
+          InstanceMethod<&DatapathWrapper::Update>("update"),
           InstanceMethod<&DatapathWrapper::Stats>("stats"),
           InstanceMethod<&DatapathWrapper::DrainRefusals>("drainRefusals"),
           InstanceMethod<&DatapathWrapper::Close>("close"),
@@ -216,9 +206,11 @@ void DatapathWrapper::EnsureOpen(Napi::Env env, const char* method) const {
 
 void DatapathWrapper::Publish() {
   // The IPv6 underlay's endpoints: the known v6 peers first (their flags),
-  // then any a route names that is not one of them (flags 0: datagrams from
-  // it are refused as from an unknown sender only if the source check is on).
+  // then any a route names that is not one of them: those are no known
+  // sender (Endpoint6Table's known size), so the source check refuses
+  // datagrams from them.
   std::vector<std::pair<Ipv6Addr, uint8_t>> endpoints = peers6_;
+  const size_t known6 = endpoints.size();
   std::map<Ipv6Addr, uint32_t> index;
   for (uint32_t i = 0; i < endpoints.size(); ++i) index.emplace(endpoints[i].first, i);
   auto hop_of = [&](const RouteTarget& t) {
@@ -243,8 +235,9 @@ void DatapathWrapper::Publish() {
   state->routes = LpmTable(routes);
   state->routes6 = Lpm6Table(routes6);
   state->peers = AddrSet(peers_);
-  state->endpoints6 = Endpoint6Table(endpoints);
+  state->endpoints6 = Endpoint6Table(endpoints, known6);
   state->policy = policy_;
+  state->local = LocalAddrs(local4_, local6_);
   publisher_.publish(std::move(state));
 }
 
@@ -301,10 +294,12 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
       fds->clear();
     }
   };
+  std::vector<uint16_t> busy4;
+  std::vector<uint16_t> busy6;
   if (has4) {
     SysResult r = open_udp_sockets(options, &udp_fds_);
     if (!r.ok()) throw ErrnoError(env, r.err, r.op);
-    r = open_source_port_sockets(options, source_ports, &source_fds_);
+    r = open_source_port_sockets(options, source_ports, &source_fds_, &busy4);
     if (!r.ok()) {
       close_all();
       throw ErrnoError(env, r.err, (std::string(r.op) + " source port").c_str());
@@ -312,13 +307,22 @@ Napi::Value DatapathWrapper::BindUdp(const Napi::CallbackInfo& info) {
   }
   if (has6) {
     SysResult r = open_udp_sockets(options6, &udp6_fds_);
-    if (r.ok()) r = open_source_port_sockets(options6, source_ports, &source6_fds_);
+    if (r.ok()) r = open_source_port_sockets(options6, source_ports, &source6_fds_, &busy6);
     if (!r.ok()) {
       close_all();
       throw ErrnoError(env, r.err, (std::string(r.op) + " IPv6").c_str());
     }
   }
-  return env.Undefined();
+  // {busySourcePorts: [8290], busySourcePorts6: []}: source ports another socket holds, left out.
+  auto port_list = [env](const std::vector<uint16_t>& ports) {
+    Napi::Array a = Napi::Array::New(env, ports.size());
+    for (uint32_t i = 0; i < ports.size(); ++i) a.Set(i, Napi::Number::New(env, ports[i]));
+    return a;
+  };
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("busySourcePorts", port_list(busy4));
+  result.Set("busySourcePorts6", port_list(busy6));
+  return result;
 }
 
 Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
@@ -369,93 +373,61 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value DatapathWrapper::ReplaceRoutes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, "replaceRoutes");
-  Napi::Array list = ArrayArgument(info, 0, "replaceRoutes(routes)");
-  std::map<RouteKey, RouteTarget> next;
-  std::map<Route6Key, RouteTarget> next6;
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    const ParsedRoute r = ParseRoute(env, list.Get(i));
-    const RouteTarget target{r.hop, r.peer6, r.peer6_addr};
-    if (r.v6) {
-      next6[r.key6] = target;
-    } else {
-      next[r.key4] = target;
-    }
-  }
-  routes_.swap(next);
-  routes6_.swap(next6);
-  Publish();
-  return env.Undefined();
+namespace {
+
+// The parts of one update(), parsed; absent parts stay as they are.
+struct ParsedUpdate {
+  bool has_routes = false;  // `routes`: the whole table
+  std::vector<ParsedRoute> routes;
+  std::vector<ParsedRoute> set_routes;     // `setRoutes`
+  std::vector<ParsedRoute> remove_routes;  // `removeRoutes` (keys only)
+  bool has_peers = false;
+  std::vector<Peer> peers;
+  std::vector<std::pair<Ipv6Addr, uint8_t>> peers6;
+  bool has_policy = false;
+  IngressPolicy policy;
+  bool has_local = false;
+  std::vector<uint32_t> local4;
+  std::vector<Ipv6Addr> local6;
+};
+
+std::vector<ParsedRoute> ParseRouteList(Napi::Env env, const Napi::Value& v, const char* what, bool keys_only) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string("update(state): ") + what + " must be an array");
+  Napi::Array list = v.As<Napi::Array>();
+  std::vector<ParsedRoute> out;
+  out.reserve(list.Length());
+  for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(keys_only ? ParseRouteKey(env, list.Get(i)) : ParseRoute(env, list.Get(i)));
+  return out;
 }
 
-Napi::Value DatapathWrapper::UpdateRoutes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, "updateRoutes");
-  Napi::Array set = ArrayArgument(info, 0, "updateRoutes(set, remove): set");
-  Napi::Array remove = ArrayArgument(info, 1, "updateRoutes(set, remove): remove");
-  // Parse everything before touching routes_, so a bad entry changes nothing.
-  std::vector<ParsedRoute> to_set;
-  std::vector<ParsedRoute> to_remove;
-  for (uint32_t i = 0; i < set.Length(); ++i) to_set.push_back(ParseRoute(env, set.Get(i)));
-  for (uint32_t i = 0; i < remove.Length(); ++i) to_remove.push_back(ParseRouteKey(env, remove.Get(i)));
-  for (const ParsedRoute& k : to_remove) {
-    if (k.v6) {
-      routes6_.erase(k.key6);
-    } else {
-      routes_.erase(k.key4);
-    }
-  }
-  for (const ParsedRoute& r : to_set) {
-    const RouteTarget target{r.hop, r.peer6, r.peer6_addr};
-    if (r.v6) {
-      routes6_[r.key6] = target;
-    } else {
-      routes_[r.key4] = target;
-    }
-  }
-  Publish();
-  return env.Undefined();
-}
-
-Napi::Value DatapathWrapper::ReplacePeers(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, "replacePeers");
-  Napi::Array list = ArrayArgument(info, 0, "replacePeers(peers)");
-  std::vector<Peer> next;
-  std::vector<std::pair<Ipv6Addr, uint8_t>> next6;
-  next.reserve(list.Length());
+// [address | {address, flags}]: an IPv6 address is a peer on the IPv6 underlay.
+void ParsePeers(Napi::Env env, const Napi::Value& v, ParsedUpdate* u) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "update(state): peers must be an array");
+  Napi::Array list = v.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); ++i) {
-    Napi::Value v = list.Get(i);
+    Napi::Value item = list.Get(i);
     std::string address;
     uint8_t flags = 0;
-    if (v.IsString()) {
-      address = v.As<Napi::String>().Utf8Value();
-    } else if (v.IsObject()) {
-      Napi::Object o = v.As<Napi::Object>();
+    if (item.IsString()) {
+      address = item.As<Napi::String>().Utf8Value();
+    } else if (item.IsObject()) {
+      Napi::Object o = item.As<Napi::Object>();
       address = StringProperty(o, "address");
       flags = static_cast<uint8_t>(OptionalIntegerProperty(o, "flags", 0, 255, 0));
     } else {
       throw Napi::TypeError::New(env, "each peer must be an address or {address, flags}");
     }
-    // A PublicIPv6: the peer is reached over the IPv6 underlay.
     if (IsIpv6Text(address)) {
-      next6.emplace_back(ParseIpv6(env, address, "peer address"), flags);
+      u->peers6.emplace_back(ParseIpv6(env, address, "peer address"), flags);
     } else {
-      next.push_back(Peer{ParseIpv4(env, address, "peer address"), flags});
+      u->peers.push_back(Peer{ParseIpv4(env, address, "peer address"), flags});
     }
   }
-  peers_.swap(next);
-  peers6_.swap(next6);
-  Publish();
-  return env.Undefined();
 }
 
-Napi::Value DatapathWrapper::SetIngressPolicy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, "setIngressPolicy");
-  Napi::Object o = ObjectArgument(info, 0, "setIngressPolicy(policy)");
+IngressPolicy ParsePolicy(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "update(state): policy must be an object");
+  Napi::Object o = v.As<Napi::Object>();
   IngressPolicy p;
   p.configured = true;
   p.source_check = OptionalBooleanProperty(o, "sourceCheck", true);
@@ -469,7 +441,93 @@ Napi::Value DatapathWrapper::SetIngressPolicy(const Napi::CallbackInfo& info) {
     p.own_subnet6 = ParsePrefix6(env, o, "ownSubnet6");
     p.network6 = ParsePrefix6(env, o, "network6");
   }
-  policy_ = p;
+  return p;
+}
+
+void ParseLocalAddresses(Napi::Env env, const Napi::Value& v, ParsedUpdate* u) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "update(state): localAddresses must be an array of addresses");
+  Napi::Array list = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value item = list.Get(i);
+    if (!item.IsString()) throw Napi::TypeError::New(env, "update(state): localAddresses must be an array of addresses");
+    const std::string text = item.As<Napi::String>().Utf8Value();
+    if (IsIpv6Text(text)) {
+      u->local6.push_back(ParseIpv6(env, text, "local address"));
+    } else {
+      u->local4.push_back(ParseIpv4(env, text, "local address"));
+    }
+  }
+}
+
+ParsedUpdate ParseUpdate(Napi::Env env, const Napi::Object& o) {
+  ParsedUpdate u;
+  const Napi::Value routes = o.Get("routes");
+  if (!routes.IsUndefined()) {
+    u.has_routes = true;
+    u.routes = ParseRouteList(env, routes, "routes", false);
+  }
+  const Napi::Value set = o.Get("setRoutes");
+  if (!set.IsUndefined()) u.set_routes = ParseRouteList(env, set, "setRoutes", false);
+  const Napi::Value remove = o.Get("removeRoutes");
+  if (!remove.IsUndefined()) u.remove_routes = ParseRouteList(env, remove, "removeRoutes", true);
+  if (u.has_routes && (!u.set_routes.empty() || !u.remove_routes.empty())) {
+    throw Napi::TypeError::New(env, "update(state): give either routes or setRoutes/removeRoutes, not both");
+  }
+  const Napi::Value peers = o.Get("peers");
+  if (!peers.IsUndefined()) {
+    u.has_peers = true;
+    ParsePeers(env, peers, &u);
+  }
+  const Napi::Value policy = o.Get("policy");
+  if (!policy.IsUndefined()) {
+    u.has_policy = true;
+    u.policy = ParsePolicy(env, policy);
+  }
+  const Napi::Value local = o.Get("localAddresses");
+  if (!local.IsUndefined()) {
+    u.has_local = true;
+    ParseLocalAddresses(env, local, &u);
+  }
+  return u;
+}
+
+}  // namespace
+
+Napi::Value DatapathWrapper::Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, "update");
+  // Everything is parsed before anything changes, so a bad entry changes nothing.
+  ParsedUpdate u = ParseUpdate(env, ObjectArgument(info, 0, "update(state)"));
+  auto put = [this](const ParsedRoute& r) {
+    const RouteTarget target{r.hop, r.peer6, r.peer6_addr};
+    if (r.v6) {
+      routes6_[r.key6] = target;
+    } else {
+      routes_[r.key4] = target;
+    }
+  };
+  if (u.has_routes) {
+    routes_.clear();
+    routes6_.clear();
+    for (const ParsedRoute& r : u.routes) put(r);
+  }
+  for (const ParsedRoute& k : u.remove_routes) {
+    if (k.v6) {
+      routes6_.erase(k.key6);
+    } else {
+      routes_.erase(k.key4);
+    }
+  }
+  for (const ParsedRoute& r : u.set_routes) put(r);
+  if (u.has_peers) {
+    peers_.swap(u.peers);
+    peers6_.swap(u.peers6);
+  }
+  if (u.has_policy) policy_ = u.policy;
+  if (u.has_local) {
+    local4_.swap(u.local4);
+    local6_.swap(u.local6);
+  }
   Publish();
   return env.Undefined();
 }
@@ -508,7 +566,7 @@ Napi::Value DatapathWrapper::DrainRefusals(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("sender", r.sender6 ? FormatIpv6(r.sender_addr6) : FormatIpv4(r.sender));
     o.Set("reason", Napi::String::New(env, kCounterNames[r.reason]));
-    if (r.reason != kIngressDropUnknownSource && r.reason != kIngressDropIpv6SenderIncapable) {
+    if (r.reason != kIngressDropUnknownSource) {
       o.Set("innerSource", r.version == 6 ? FormatIpv6(r.inner_src6) : FormatIpv4(r.inner_src));
       o.Set("innerDestination", r.version == 6 ? FormatIpv6(r.inner_dst6) : FormatIpv4(r.inner_dst));
     }

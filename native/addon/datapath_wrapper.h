@@ -2,10 +2,15 @@
 // datapath. TypeScript (src/forwarder) is its only user.
 //
 // Lifecycle: openTun() -> (TypeScript configures the device over rtnetlink)
-// -> bindUdp() (as many sockets as TUN queues: one per worker) -> start() -> replaceRoutes()/updateRoutes()/replacePeers()/
-// setIngressPolicy()/stats()/drainRefusals() any number of times ->
-// close(). Routes and peers may be pushed before start(). After close() every
-// method throws. close() is also run by the destructor.
+// -> bindUdp() (as many sockets as TUN queues: one per worker) -> start() ->
+// update()/stats()/drainRefusals() any number of times -> close(). update()
+// may be called before start(). After close() every method throws. close()
+// is also run by the destructor.
+//
+// update() takes every part of the forwarding state that changed (routes,
+// peers, the ingress policy, this node's addresses), parses all of it before
+// changing anything, and publishes the whole state once: the forwarding
+// threads never see routes without their peers or the other way round.
 //
 // Setup failures throw an Error carrying `syscall` (the failing operation),
 // `errno` and `code` (e.g. "EPERM"); src/forwarder/errors.ts turns those into
@@ -37,16 +42,13 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   Napi::Value OpenTun(const Napi::CallbackInfo& info);
   Napi::Value BindUdp(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value ReplaceRoutes(const Napi::CallbackInfo& info);
-  Napi::Value UpdateRoutes(const Napi::CallbackInfo& info);
-  Napi::Value ReplacePeers(const Napi::CallbackInfo& info);
-  Napi::Value SetIngressPolicy(const Napi::CallbackInfo& info);
+  Napi::Value Update(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value DrainRefusals(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void EnsureOpen(Napi::Env env, const char* method) const;
-  // Builds a ForwardingState from routes_/peers_/policy_ and publishes it.
+  // Builds a ForwardingState from routes_/peers_/policy_/local_ and publishes it.
   void Publish();
   void Shutdown();
 
@@ -64,6 +66,8 @@ class DatapathWrapper : public Napi::ObjectWrap<DatapathWrapper> {
   std::vector<Peer> peers_;
   std::vector<std::pair<Ipv6Addr, uint8_t>> peers6_;  // known peers on the IPv6 underlay, with their flags
   IngressPolicy policy_;
+  std::vector<uint32_t> local4_;  // this node's addresses
+  std::vector<Ipv6Addr> local6_;
 
   StatePublisher<ForwardingState> publisher_;
   std::unique_ptr<Forwarder> forwarder_;

@@ -32,6 +32,14 @@
 //    ingress_drop_ipv6_sender_incapable inner IPv6 from such a sender.
 //    Parse errors, missing routes and hop limits share the IPv4 counters
 //    (egress_drop_not_ipv4 then counts IPv6 only while IPv6 is off).
+//  - ingress_drop_martian_source counts inner packets whose source no
+//    overlay packet may carry, refused whatever the policy allows
+//    (ipv4.h is_martian_source_ipv4, ipv6.h is_martian_source_ipv6, and
+//    this node's own addresses); egress_drop_oversize TUN reads longer than
+//    the read buffer (the kernel reports the packet's length, not what it
+//    copied); ingress_drop_source_port datagrams sent to the per-flow source
+//    ports, which are never read (their socket filter discards them; the
+//    count is the sockets' own drop count, read when stats are taken).
 //  - offload_gso_failures counts UDP GSO sends the kernel refused (that
 //    peer then gets unsegmented sends for a while); offload_gro_failures the
 //    coalesced TUN writes it refused (coalescing is then off for good).
@@ -96,7 +104,10 @@ namespace flannel {
   X(kOffloadPartialChecksumFailures, "offload_partial_checksum_failures")                \
   X(kEgressDropIpv6LinkScoped, "egress_drop_ipv6_link_scoped")                        \
   X(kEgressDropIpv6PeerIncapable, "egress_drop_ipv6_peer_incapable")                  \
-  X(kIngressDropIpv6SenderIncapable, "ingress_drop_ipv6_sender_incapable")
+  X(kIngressDropIpv6SenderIncapable, "ingress_drop_ipv6_sender_incapable")            \
+  X(kIngressDropMartianSource, "ingress_drop_martian_source")                          \
+  X(kEgressDropOversize, "egress_drop_oversize")                                       \
+  X(kIngressDropSourcePort, "ingress_drop_source_port")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

@@ -1,6 +1,26 @@
 #include "forwarding.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace flannel {
+
+namespace {
+
+std::vector<Peer> as_peers(const std::vector<uint32_t>& addrs) {
+  std::vector<Peer> out;
+  out.reserve(addrs.size());
+  for (uint32_t a : addrs) out.push_back(Peer{a, 0});
+  return out;
+}
+
+}  // namespace
+
+LocalAddrs::LocalAddrs(const std::vector<uint32_t>& v4, std::vector<Ipv6Addr> v6) : v4_(as_peers(v4)), v6_(std::move(v6)) {
+  std::sort(v6_.begin(), v6_.end());
+}
+
+bool LocalAddrs::contains(const Ipv6Addr& addr) const { return std::binary_search(v6_.begin(), v6_.end(), addr); }
 
 namespace {
 
@@ -132,56 +152,84 @@ bool hop_is_sender(const NextHop* hop, Sender sender) {
   return hop != nullptr && hop->addr == sender.key && ((hop->flags & kPeerUnderlay6) != 0) == sender.underlay6;
 }
 
-// Whether a datagram from `sender` may carry a packet from `src` to `dst`.
-Counter inner_check(uint32_t src, uint32_t dst, Sender sender, const ForwardingState& state) {
-  const IngressPolicy& p = state.policy;
-  if (!p.own_subnet.contains(dst)) return kIngressDropForeignDestination;
-  if (p.own_subnet.contains(src)) return kIngressDropSpoofedSource;
-  // The peer host's own traffic, not masqueraded (its PublicIP as source).
-  if (p.source_check && !sender.underlay6 && src == sender.key) return kCounterCount;
-  if (!p.network.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
-  if (!p.source_check) return kCounterCount;  // NAT between nodes: the sender's address says nothing
-  return hop_is_sender(state.routes.lookup(src), sender) ? kCounterCount : kIngressDropSpoofedSource;
-}
-
-// The same rules for inner IPv6 (the peer host's own IPv6 traffic comes from
-// its flannel0 address, inside its v6 subnet).
-Counter inner_check6(const Ipv6Addr& src, const Ipv6Addr& dst, Sender sender, const ForwardingState& state) {
-  const IngressPolicy& p = state.policy;
-  if (!p.own_subnet6.contains(dst)) return kIngressDropForeignDestination;
-  if (p.own_subnet6.contains(src)) return kIngressDropSpoofedSource;
-  if (!p.network6.contains(src)) return p.allow_external_sources ? kCounterCount : kIngressDropSpoofedSource;
-  if (!p.source_check) return kCounterCount;
-  return hop_is_sender(state.routes6.lookup(src), sender) ? kCounterCount : kIngressDropSpoofedSource;
-}
-
-// The sender's flags, or nullptr for an unknown sender.
+// The sender's flags (those of the newest lease with its address), or
+// nullptr for a sender the source check does not know.
 const uint8_t* sender_flags(Sender sender, const ForwardingState& state) {
   if (!sender.underlay6) return state.peers.find(sender.key);
-  if (sender.key >= state.endpoints6.size()) return nullptr;
+  if (sender.key >= state.endpoints6.known_size()) return nullptr;
   return &state.endpoints6.flags_at(sender.key);
 }
 
-// `flags`: the sender's (sender_flags), looked up once per datagram.
-Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const uint8_t* flags, const ForwardingState& state) {
+// What the inner check found: the drop reason (kCounterCount: accepted) and
+// the flags of the lease that vouches for the inner source.
+struct InnerVerdict {
+  Counter refused = kCounterCount;
+  uint8_t flags = 0;
+};
+
+InnerVerdict refuse(Counter reason) { return InnerVerdict{reason, 0}; }
+InnerVerdict accept(uint8_t flags) { return InnerVerdict{kCounterCount, flags}; }
+InnerVerdict accept(const uint8_t* flags) { return InnerVerdict{kCounterCount, flags != nullptr ? *flags : uint8_t{0}}; }
+
+// Whether a datagram from `sender` may carry a packet from `src` to `dst`,
+// and whose flags apply to it.
+InnerVerdict inner_check(uint32_t src, uint32_t dst, Sender sender, const ForwardingState& state) {
+  const IngressPolicy& p = state.policy;
+  if (!p.own_subnet.contains(dst)) return refuse(kIngressDropForeignDestination);
+  if (p.own_subnet.contains(src)) return refuse(kIngressDropSpoofedSource);
+  if (is_martian_source_ipv4(src) || state.local.contains(src)) return refuse(kIngressDropMartianSource);
+  // The peer host's own traffic, not masqueraded (its PublicIP as source).
+  if (p.source_check && !sender.underlay6 && src == sender.key) return accept(sender_flags(sender, state));
+  if (!p.network.contains(src)) {
+    return p.allow_external_sources ? accept(sender_flags(sender, state)) : refuse(kIngressDropSpoofedSource);
+  }
+  const NextHop* hop = state.routes.lookup(src);
+  // NAT between nodes: the sender's address says nothing; the source's lease, if any, still names its flags.
+  if (!p.source_check) return accept(hop != nullptr ? hop->flags : uint8_t{0});
+  return hop_is_sender(hop, sender) ? accept(hop->flags) : refuse(kIngressDropSpoofedSource);
+}
+
+// The same rules for inner IPv6 (the peer host's own IPv6 traffic comes from
+// its flannel0 address, inside its v6 subnet). Without the source check, a
+// source in no lease's subnet has no flags, so no IPv6 capability.
+InnerVerdict inner_check6(const Ipv6Addr& src, const Ipv6Addr& dst, Sender sender, const ForwardingState& state) {
+  const IngressPolicy& p = state.policy;
+  if (!p.own_subnet6.contains(dst)) return refuse(kIngressDropForeignDestination);
+  if (p.own_subnet6.contains(src)) return refuse(kIngressDropSpoofedSource);
+  if (is_martian_source_ipv6(src) || state.local.contains(src)) return refuse(kIngressDropMartianSource);
+  if (!p.network6.contains(src)) {
+    return p.allow_external_sources ? accept(sender_flags(sender, state)) : refuse(kIngressDropSpoofedSource);
+  }
+  const NextHop* hop = state.routes6.lookup(src);
+  if (!p.source_check) return accept(hop != nullptr ? hop->flags : uint8_t{0});
+  return hop_is_sender(hop, sender) ? accept(hop->flags) : refuse(kIngressDropSpoofedSource);
+}
+
+// Leaves the TCP/UDP checksum partial when both ends take that: this node
+// (the policy) and the lease the inner source belongs to (`flags`).
+template <typename Header>
+void leave_partial_if_agreed(uint8_t* pkt, const Header& h, uint8_t flags, const ForwardingState& state, Decision& d) {
+  if (d.forward && state.policy.partial_checksums && (flags & kPeerPartialChecksums) &&
+      l4_checksum_spot(pkt, h, &d.partial_spot)) {
+    write_pseudo_header_sum(pkt, h, d.partial_spot);
+    d.partial = true;
+  }
+}
+
+Decision decide_ingress6(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state) {
   Decision d;
-  d.version = 6;
-  if (flags == nullptr || (*flags & kPeerIpv6) == 0) {
+  if (!parse6_into(pkt, len, kIngressParse, d)) return d;
+  const InnerVerdict v = inner_check6(d.header6.src, d.header6.dst, sender, state);
+  if (v.refused != kCounterCount) {
+    d.drop = v.refused;
+    return d;
+  }
+  if ((v.flags & kPeerIpv6) == 0) {
     d.drop = kIngressDropIpv6SenderIncapable;
     return d;
   }
-  if (!parse6_into(pkt, len, kIngressParse, d)) return d;
-  const Counter refused = inner_check6(d.header6.src, d.header6.dst, sender, state);
-  if (refused != kCounterCount) {
-    d.drop = refused;
-    return d;
-  }
   forward_with_hop_limit(pkt, kIngressDropTtlExpired, d);
-  if (d.forward && state.policy.partial_checksums && (*flags & kPeerPartialChecksums) &&
-      l4_checksum_spot(pkt, d.header6, &d.partial_spot)) {
-    write_pseudo_header_sum(pkt, d.header6, d.partial_spot);
-    d.partial = true;
-  }
+  leave_partial_if_agreed(pkt, d.header6, v.flags, state, d);
   return d;
 }
 
@@ -191,26 +239,23 @@ Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const Forwardin
   Decision d;
   // The outer source comes first: nothing from an unknown sender is parsed or
   // answered, not even with an ICMP error.
-  const uint8_t* flags = sender_flags(sender, state);
-  if (state.policy.source_check && flags == nullptr) {
+  if (state.policy.source_check && sender_flags(sender, state) == nullptr) {
     d.drop = kIngressDropUnknownSource;
     return d;
   }
-  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, sender, flags, state);
+  if (is_ipv6(pkt, len, state)) return decide_ingress6(pkt, len, sender, state);
   if (!parse_into(pkt, len, kIngressParse, d)) return d;
+  // Before the control plane sets the policy nothing is taken partial either.
+  InnerVerdict v;
   if (state.policy.configured) {
-    const Counter refused = inner_check(d.header.src, d.header.dst, sender, state);
-    if (refused != kCounterCount) {
-      d.drop = refused;
+    v = inner_check(d.header.src, d.header.dst, sender, state);
+    if (v.refused != kCounterCount) {
+      d.drop = v.refused;
       return d;
     }
   }
   forward_with_ttl(pkt, kIngressDropTtlExpired, d);
-  if (d.forward && state.policy.partial_checksums && flags != nullptr && (*flags & kPeerPartialChecksums) &&
-      l4_checksum_spot(pkt, d.header, &d.partial_spot)) {
-    write_pseudo_header_sum(pkt, d.header, d.partial_spot);
-    d.partial = true;
-  }
+  leave_partial_if_agreed(pkt, d.header, v.flags, state, d);
   return d;
 }
 

@@ -46,10 +46,13 @@ struct IngressPolicy {
   bool allow_external_sources = false;
   Ipv4Prefix own_subnet;  // every inner destination must lie here
   Ipv4Prefix network;     // the flannel Network
-  // This node takes partial checksums (it advertises so in its lease): a
-  // TCP/UDP packet from a peer with kPeerPartialChecksums gets the
-  // pseudo-header sum in its checksum field and is written to the TUN
-  // marked NEEDS_CSUM, never verified (partial_checksum.h).
+  // This node advertises partial checksums in its lease. Checksums are left
+  // partial only when both ends advertise them: a TCP/UDP packet from a
+  // lease with kPeerPartialChecksums gets the pseudo-header sum in its
+  // checksum field and is written to the TUN marked NEEDS_CSUM, never
+  // verified (partial_checksum.h); one toward such a lease leaves with its
+  // checksum pending (tun_read.h). A node that does not advertise them
+  // neither sends nor takes them, whatever its peers advertise.
   bool partial_checksums = false;
   // Inner IPv6 is carried (the network has IPv6): the same rules with the
   // v6 subnet and network, and only with peers flagged kPeerIpv6. The TUN's
@@ -59,16 +62,40 @@ struct IngressPolicy {
   Ipv6Prefix network6;
 };
 
-// What the control plane publishes to the forwarding threads. Immutable once
-// published.
+// This node's own addresses, on every interface (the control plane keeps
+// them current from address events): no inner packet may come from one.
+class LocalAddrs {
+ public:
+  LocalAddrs() = default;
+  LocalAddrs(const std::vector<uint32_t>& v4, std::vector<Ipv6Addr> v6);
+  bool contains(uint32_t addr) const { return v4_.contains(addr); }
+  bool contains(const Ipv6Addr& addr) const;
+
+ private:
+  AddrSet v4_;
+  std::vector<Ipv6Addr> v6_;  // sorted
+};
+
+// What the control plane publishes to the forwarding threads, all parts in
+// one publication. Immutable once published.
+//
+// Capabilities are per lease: a route's NextHop::flags are those of the
+// lease whose subnet it is. A datagram's inner packet is judged by the flags
+// of the lease its inner source belongs to (the lease the source check
+// finds), so a record can only change how its own subnet's packets are
+// treated. `peers` holds, for each PublicIP, the flags of the newest lease
+// with that address: they apply only to the peer host's own traffic (inner
+// source = its PublicIP, in no lease's subnet).
 struct ForwardingState {
   LpmTable routes;
   Lpm6Table routes6;  // inner IPv6 subnets, each to a peer's endpoint
-  AddrSet peers;  // PublicIPs of known peers, with their flags
-  // Peers reached over the IPv6 underlay (their PublicIPv6, with their
-  // flags); routes to them carry kPeerUnderlay6 and the index here.
+  AddrSet peers;      // PublicIPs of known peers (the source check), see above
+  // The IPv6 underlay's endpoints: its first known_size() entries are known
+  // peers (their PublicIPv6, flags as in `peers`); routes to them carry
+  // kPeerUnderlay6 and the index here.
   Endpoint6Table endpoints6;
   IngressPolicy policy;
+  LocalAddrs local;
 };
 
 enum class IcmpAction : uint8_t {
@@ -111,11 +138,13 @@ struct Sender {
 // A datagram received on a UDP socket from `sender`:
 // source check (the outer source, then the inner source and destination,
 // IngressPolicy), validate, decrement the TTL, and leave the TCP/UDP
-// checksum partial when both ends take that (IPv4 only). Inner IPv6 is
-// taken only from a sender flagged kPeerIpv6. A refused datagram is never
-// answered with ICMP. A datagram that did not fit the receive buffer must be
-// dropped by the caller (kIngressDropOversize) before this is called: its
-// bytes are incomplete.
+// checksum partial when both ends take that. Inner sources that no overlay
+// packet may carry (is_martian_source_ipv4/6, this node's addresses) are
+// refused whatever the policy allows. Inner IPv6 is taken only when the
+// lease its source belongs to is flagged kPeerIpv6 (with or without the
+// source check). A refused datagram is never answered with ICMP. A datagram
+// that did not fit the receive buffer must be dropped by the caller
+// (kIngressDropOversize) before this is called: its bytes are incomplete.
 Decision decide_ingress(uint8_t* pkt, size_t len, Sender sender, const ForwardingState& state);
 
 // The same for a datagram from the IPv4 underlay.

@@ -40,4 +40,6 @@ bool is_special_ipv4(uint32_t addr) {
   return first == 0 || first == 127 || first >= 224;  // 224+: class D, class E, 255.255.255.255
 }
 
+bool is_martian_source_ipv4(uint32_t addr) { return is_special_ipv4(addr) || (addr >> 16) == 0xa9feu; }
+
 }  // namespace flannel

@@ -58,4 +58,12 @@ bool decrement_ttl(uint8_t* pkt);
 // multicast, class E, and the limited broadcast.
 bool is_special_ipv4(uint32_t addr);
 
+// True for inner sources no overlay packet may carry, whatever the source
+// check allows (docs/datapath.md, "Sources refused always"): the special
+// addresses above and link-local 169.254.0.0/16 (RFC 3927). A packet from
+// one of them would reach pods and host services as if it came from the
+// node itself or its loopback (flannel0 has accept_local, and kube-proxy
+// sets route_localnet).
+bool is_martian_source_ipv4(uint32_t addr);
+
 }  // namespace flannel

@@ -34,7 +34,11 @@ Ipv6Error parse_ipv6(const uint8_t* pkt, size_t len, Ipv6Header* out) {
   if (len < 1 || (pkt[0] >> 4) != 6) return Ipv6Error::kNotIpv6;
   if (len < kIpv6HeaderLen) return Ipv6Error::kTooShort;
   const uint16_t payload = load_be16(pkt + 4);
-  if (payload == 0 || kIpv6HeaderLen + payload > len) return Ipv6Error::kBadPayloadLength;
+  // total_len() is 16 bits, like every length the datapath carries: a
+  // payload above 65495 bytes would wrap it.
+  if (payload == 0 || kIpv6HeaderLen + payload > len || kIpv6HeaderLen + payload > 0xffff) {
+    return Ipv6Error::kBadPayloadLength;
+  }
   out->payload_len = payload;
   out->next_header = pkt[6];
   out->hop_limit = pkt[kIpv6HopLimitOffset];
@@ -87,6 +91,10 @@ bool is_link_scoped_ipv6(const Ipv6Addr& a) {
   if (a.hi == 0 && (a.lo == 0 || a.lo == 1)) return true;  // :: and ::1
   if ((a.hi >> 54) == (0xfe80ull >> 6)) return true;      // fe80::/10
   return is_multicast_ipv6(a);
+}
+
+bool is_martian_source_ipv6(const Ipv6Addr& a) {
+  return is_link_scoped_ipv6(a) || (a.hi == 0 && (a.lo >> 32) == 0xffffu);
 }
 
 }  // namespace flannel

@@ -48,12 +48,12 @@ enum class Ipv6Error : uint8_t {
   kNone,
   kNotIpv6,           // version nibble is not 6
   kTooShort,          // fewer bytes than the fixed header
-  kBadPayloadLength,  // payload length beyond the bytes read, or 0 (a jumbogram, RFC 2675)
+  kBadPayloadLength,  // payload length beyond the bytes read, 0 (a jumbogram, RFC 2675), or 40 + it > 65535
 };
 
 // The fields of an IPv6 header the datapath needs.
 struct Ipv6Header {
-  uint16_t payload_len;  // in [1, buffer length - 40]
+  uint16_t payload_len;  // in [1, min(buffer length, 65535) - 40]
   uint8_t next_header;
   uint8_t hop_limit;
   Ipv6Addr src;
@@ -85,5 +85,11 @@ Ipv6UpperLayer find_ipv6_upper_layer(const uint8_t* pkt, const Ipv6Header& h);
 // reports from and to such addresses on a TUN with IPv6; they stay on the link.
 bool is_link_scoped_ipv6(const Ipv6Addr& a);
 bool is_multicast_ipv6(const Ipv6Addr& a);
+
+// True for inner sources no overlay packet may carry (docs/datapath.md,
+// "Sources refused always"): the link-scoped addresses above and the
+// IPv4-mapped ::ffff:0:0/96 (RFC 4291 §2.5.5.2), which a dual-stack socket
+// would take for an IPv4 peer.
+bool is_martian_source_ipv6(const Ipv6Addr& a);
 
 }  // namespace flannel

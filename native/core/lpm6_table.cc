@@ -44,7 +44,8 @@ const NextHop* Lpm6Table::lookup(const Ipv6Addr& dst) const {
   return nullptr;
 }
 
-Endpoint6Table::Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers) {
+Endpoint6Table::Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers, size_t known)
+    : known_(known < peers.size() ? known : peers.size()) {
   addrs_.reserve(peers.size());
   flags_.reserve(peers.size());
   for (const auto& p : peers) {

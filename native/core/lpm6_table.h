@@ -54,16 +54,21 @@ class Endpoint6Table {
   static constexpr uint32_t kNone = 0xffffffffu;
 
   Endpoint6Table() = default;
-  // Index i is peers[i]; a repeated address keeps its first index.
-  explicit Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers);
+  // Index i is peers[i]; a repeated address keeps its first index. The first
+  // `known` entries are peers the source check knows; later ones only
+  // routes' targets (datagrams from them are from an unknown sender).
+  explicit Endpoint6Table(const std::vector<std::pair<Ipv6Addr, uint8_t>>& peers, size_t known = SIZE_MAX);
 
   // The index of `addr`, or kNone.
   uint32_t find(const Ipv6Addr& addr) const;
   const Ipv6Addr& addr(uint32_t index) const { return addrs_[index]; }
   const uint8_t& flags_at(uint32_t index) const { return flags_[index]; }
   size_t size() const { return addrs_.size(); }
+  // Entries [0, known_size()) are known peers.
+  size_t known_size() const { return known_; }
 
  private:
+  size_t known_ = 0;
   std::vector<Ipv6Addr> addrs_;
   std::vector<uint8_t> flags_;
   std::vector<std::pair<Ipv6Addr, uint32_t>> sorted_;

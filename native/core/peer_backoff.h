@@ -1,5 +1,8 @@
 // Peers a forwarding thread stops using an offload for, until a deadline
-// (pure, fixed size, no allocation).
+// (pure, fixed size, no allocation). Peers are keyed by their underlay
+// address (an IPv4 address as ::ffff:a.b.c.d), never by an index into a
+// published table: a later publication may reorder the table, and the
+// backoff must stay with the peer it was meant for.
 //
 // A UDP GSO send can fail for one peer while it works for the others: a
 // path MTU below the segment size (a smaller-MTU route, or an ICMP
@@ -12,15 +15,20 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ipv6.h"
+
 namespace flannel {
 
 class PeerBackoff {
  public:
   static constexpr size_t kSlots = 64;
 
+  // The key of an IPv4 peer.
+  static Ipv6Addr v4_key(uint32_t addr) { return Ipv6Addr{0, 0xffff00000000ull | addr}; }
+
   // `addr` is suppressed until `until_ns`. With every slot taken by a live
   // entry, the one that expires first is replaced.
-  void suppress(uint32_t addr, uint64_t until_ns, uint64_t now_ns) {
+  void suppress(const Ipv6Addr& addr, uint64_t until_ns, uint64_t now_ns) {
     size_t pick = kSlots;
     for (size_t i = 0; i < count_; ++i) {
       if (entries_[i].addr == addr) {
@@ -45,7 +53,7 @@ class PeerBackoff {
     entries_[pick] = Entry{addr, until_ns};
   }
 
-  bool suppressed(uint32_t addr, uint64_t now_ns) const {
+  bool suppressed(const Ipv6Addr& addr, uint64_t now_ns) const {
     for (size_t i = 0; i < count_; ++i) {
       if (entries_[i].addr == addr) return entries_[i].until_ns > now_ns;
     }
@@ -57,7 +65,7 @@ class PeerBackoff {
 
  private:
   struct Entry {
-    uint32_t addr;
+    Ipv6Addr addr;
     uint64_t until_ns;
   };
   Entry entries_[kSlots] = {};

@@ -44,7 +44,10 @@ TunRead classify_tun_read(uint8_t* buf, size_t n, bool vnet_hdr, const Forwardin
     }
     return r;
   }
-  const bool partial_peer = (d.next_hop.flags & kPeerPartialChecksums) != 0;
+  // Both ends must take partial checksums: this node (its policy, what its
+  // lease advertises) and the route's lease. A node that does not advertise
+  // them must not send them either: its peers would not complete them.
+  const bool partial_peer = state.policy.partial_checksums && (d.next_hop.flags & kPeerPartialChecksums) != 0;
   const bool v6 = d.version == 6;
   ChecksumSpot spot;
   const bool has_spot = partial_peer && !r.gso &&

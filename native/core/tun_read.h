@@ -20,9 +20,10 @@ struct TunRead {
   bool gso = false;     // a TSO/USO super-packet
   Decision decision;    // !decision.forward: decision.drop says why
   size_t segments = 0;  // when forwarded: an upper bound of the wire packets it becomes
-  // When forwarded to a peer that takes partial checksums
-  // (kPeerPartialChecksums): its TCP/UDP checksum is left for the receiver
-  // (split_tun_packet's leave_partial).
+  // When forwarded and both ends take partial checksums (this node's
+  // IngressPolicy::partial_checksums and the route's kPeerPartialChecksums):
+  // its TCP/UDP checksum is left for the receiver (split_tun_packet's
+  // leave_partial).
   bool leave_partial = false;
 };
 
@@ -30,10 +31,10 @@ struct TunRead {
 // virtio header. The packet is modified in place (TTL) when forwarded. A
 // packet that would need more than `max_segments` wire packets is dropped
 // (kEgressDropBadOffload). Checksums:
-//  - toward a peer without partial checksums, a pending (NEEDS_CSUM)
+//  - unless both ends take partial checksums, a pending (NEEDS_CSUM)
 //    checksum is completed: the wire carries complete packets, as upstream
 //    peers need;
-//  - toward a peer with them, a pending checksum at the spot the receiver
+//  - when both do, a pending checksum at the spot the receiver
 //    will mark (partial_checksum.h) stays pending; a packet whose checksum
 //    the kernel did not vouch for (neither NEEDS_CSUM nor DATA_VALID) is
 //    verified first, since the receiver will not verify it

@@ -77,6 +77,19 @@ void EgressPath::run(int reader_slot) {
           drained = true;
           break;
         }
+        if (static_cast<size_t>(n) >= stride_) {
+          // A packet longer than the slot is cut to the slot's length
+          // (drivers/net/tun.c: tun_put_user copies what fits,
+          // tun_chr_read_iter returns at most the buffer's length), and a
+          // read that fills the slot exactly cannot be told from one that
+          // was cut; one longer than the slot would name bytes never read.
+          // The slot is one byte longer than the largest packet the default
+          // buffer takes, so only a packet larger than the buffer the
+          // datapath was started with ends here: dropped, counted.
+          counters_.add(kTunReadPackets);
+          counters_.add(kEgressDropOversize);
+          continue;
+        }
         round_bytes += static_cast<size_t>(n);
         if (process(buf, static_cast<size_t>(n), state)) ++slot;  // else the buffer is reused
       }
@@ -151,7 +164,7 @@ void EgressPath::queue_segment(const NextHop& hop, const Ipv6Addr& addr6, uint8_
   if (!joins) {
     m = &out_[messages_++];
     // A peer in GSO backoff gets one message per segment: nothing joins it.
-    const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(backoff_key(hop), now_ns_);
+    const bool alone = gso_backoff_.size() > 0 && gso_backoff_.suppressed(backoff_key(hop, addr6), now_ns_);
     *m = OutMessage{hop, addr6, socket, static_cast<uint32_t>(iov_used_), 0, 0, static_cast<uint16_t>(size), 0, alone};
   }
   segment_starts_[iov_used_] = true;
@@ -232,7 +245,7 @@ void EgressPath::flush() {
   size_t i = 0;
   while (i < n) {
     const bool gso_message = out_[i].segments > 1;
-    if (gso_message && gso_backoff_.suppressed(backoff_key(out_[i].hop), now_ns_)) {  // refused earlier in this batch
+    if (gso_message && gso_backoff_.suppressed(backoff_key(out_[i].hop, out_[i].addr6), now_ns_)) {  // refused earlier in this batch
       send_segments_singly(i++);
       continue;
     }
@@ -269,7 +282,7 @@ void EgressPath::flush() {
       // MTU below the segment size) or for the device (no checksum offload
       // gives EIO). This peer goes unsegmented for a while; the message
       // goes out now, one datagram per segment.
-      gso_backoff_.suppress(backoff_key(out_[i].hop), now_ns_ + kGsoRetryNs, now_ns_);
+      gso_backoff_.suppress(backoff_key(out_[i].hop, out_[i].addr6), now_ns_ + kGsoRetryNs, now_ns_);
       counters_.add(kOffloadGsoFailures);
       send_segments_singly(i++);
       continue;

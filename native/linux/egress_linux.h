@@ -90,10 +90,11 @@ class EgressPath : public DatapathThread {
   bool has_room(size_t segments) const;
   void queue_segment(const NextHop& hop, const Ipv6Addr& addr6, uint8_t socket, uint8_t* header, uint16_t header_len,
                      uint8_t* payload, uint16_t payload_len);
-  // The GSO backoff's key of a next hop: its IPv4 address, or for an IPv6
-  // underlay endpoint its index in 255.255.0.0/16 (never a peer's address).
-  static uint32_t backoff_key(const NextHop& hop) {
-    return (hop.flags & kPeerUnderlay6) ? (0xffff0000u | (hop.addr & 0xffffu)) : hop.addr;
+  // The GSO backoff's key of a next hop: its underlay address (`addr6` for
+  // an IPv6 underlay endpoint), so a later publication that renumbers the
+  // endpoints cannot move a backoff to another peer.
+  static Ipv6Addr backoff_key(const NextHop& hop, const Ipv6Addr& addr6) {
+    return (hop.flags & kPeerUnderlay6) ? addr6 : PeerBackoff::v4_key(hop.addr);
   }
   // Orders out_ by socket (stable), so each socket's messages are contiguous.
   void group_by_socket();

@@ -17,37 +17,6 @@
 namespace flannel {
 
 // ---------------------------------------------------------------------------
-// RefusalLog
-
-bool RefusalLog::note(const Refusal& r) {
-  constexpr size_t mask = kCapacity - 1;
-  static_assert((kCapacity & mask) == 0, "capacity must be a power of two");
-  size_t i = static_cast<size_t>(((r.sender ^ (r.reason * 0x9e3779b9u)) * 2654435769u) >> 22) & mask;
-  for (;; i = (i + 1) & mask) {
-    if (!seen_[i].used) break;
-    if (seen_[i].sender == r.sender && seen_[i].reason == r.reason) return false;
-  }
-  // Keep the table at most 3/4 full so probing terminates quickly.
-  if (seen_count_ >= kCapacity / 4 * 3) return false;
-  const size_t head = head_.load(std::memory_order_relaxed);
-  if (head - tail_.load(std::memory_order_acquire) >= kRing) return false;  // report later
-  seen_[i] = Seen{r.sender, r.reason, true};
-  ++seen_count_;
-  ring_[head % kRing] = r;
-  head_.store(head + 1, std::memory_order_release);
-  return true;
-}
-
-size_t RefusalLog::drain(Refusal* out, size_t max) {
-  size_t tail = tail_.load(std::memory_order_relaxed);
-  const size_t head = head_.load(std::memory_order_acquire);
-  size_t n = 0;
-  while (tail != head && n < max) out[n++] = ring_[tail++ % kRing];
-  tail_.store(tail, std::memory_order_release);
-  return n;
-}
-
-// ---------------------------------------------------------------------------
 // Forwarder
 
 Forwarder::Worker::Worker() = default;
@@ -231,6 +200,12 @@ void Forwarder::snapshot(uint64_t out[kCounterCount]) const {
     }
     out[i] = sum;
   }
+  // Read from the sockets, not counted per packet: nothing reads them.
+  uint64_t discarded = 0;
+  for (const std::vector<int>* fds : {&config_.source_fds, &config_.source6_fds}) {
+    for (int fd : *fds) discarded += socket_drops(fd);
+  }
+  out[kIngressDropSourcePort] += discarded;
 }
 
 double Forwarder::oldest_heartbeat_age_ms() const {
@@ -254,6 +229,7 @@ size_t Forwarder::drain_refusals(Refusal* out, size_t max) {
       Refusal batch[RefusalLog::kRing];
       const size_t got = log->drain(batch, std::min(max - n, RefusalLog::kRing));
       for (size_t i = 0; i < got; ++i) {
+        if (reported_.size() >= kMaxReported) reported_.clear();
         const uint64_t key = (static_cast<uint64_t>(batch[i].sender) << 32) | batch[i].reason;
         if (reported_.insert(key).second) out[n++] = batch[i];
       }

@@ -29,6 +29,7 @@
 
 #include "../core/counters.h"
 #include "../core/forwarding.h"
+#include "../core/refusal_log.h"
 #include "../core/state_publisher.h"
 #include "datapath_thread_linux.h"
 #include "offload_linux.h"
@@ -57,50 +58,6 @@ struct ForwarderConfig {
   size_t buffer_size = 65536;  // bytes per packet buffer: any IPv4 packet fits
 };
 
-// A datagram the source check refused: who sent it, why, and the inner
-// packet's addresses (zero for an unknown sender: it is not parsed). Host order.
-struct Refusal {
-  // The sender's IPv4 address (host order), or for a sender on the IPv6
-  // underlay a 32-bit fold of sender_addr6 (the key each sender is reported once by).
-  uint32_t sender;
-  // kIngressDropUnknownSource, kIngressDropIpv6SenderIncapable (no inner
-  // addresses), kIngressDropSpoofedSource or kIngressDropForeignDestination
-  Counter reason;
-  uint32_t inner_src = 0;
-  uint32_t inner_dst = 0;
-  uint8_t version = 4;  // the inner packet's; 6: the addresses are inner_src6 and inner_dst6
-  Ipv6Addr inner_src6{};
-  Ipv6Addr inner_dst6{};
-  bool sender6 = false;
-  Ipv6Addr sender_addr6{};
-};
-
-// Refusals to log, each (sender, reason) once (up to kCapacity distinct
-// pairs; later new ones are only counted). Single producer (one ingress
-// thread), single consumer (drain).
-class RefusalLog {
- public:
-  static constexpr size_t kCapacity = 1024;  // distinct (sender, reason) pairs remembered
-  static constexpr size_t kRing = 256;       // undrained reports kept
-
-  // Producer: returns true when the refusal was newly queued for reporting.
-  bool note(const Refusal& r);
-  // Consumer: moves up to `max` queued refusals into `out`.
-  size_t drain(Refusal* out, size_t max);
-
- private:
-  struct Seen {
-    uint32_t sender;
-    Counter reason;
-    bool used;
-  };
-  Seen seen_[kCapacity] = {};
-  size_t seen_count_ = 0;
-  Refusal ring_[kRing] = {};
-  std::atomic<size_t> head_{0};  // next write (producer)
-  std::atomic<size_t> tail_{0};  // next read (consumer)
-};
-
 class EgressPath;
 class IngressPath;
 
@@ -121,8 +78,10 @@ class Forwarder {
 
   // Sums of every thread's counters, indexed by Counter.
   void snapshot(uint64_t out[kCounterCount]) const;
-  // Refusals from every worker, each (sender, reason) once (per worker logs
-  // are merged here, on the control thread).
+  // Refusals from every worker's threads since the last call, each (sender,
+  // reason) once while remembered: a pair several threads report comes once;
+  // after kMaxReported pairs the memory starts again, so a pair may come
+  // again (the control side logs each once: src/backends/udp/source-check.ts).
   size_t drain_refusals(Refusal* out, size_t max);
   const OffloadState& offload() const { return shared_.offload; }
   // Milliseconds since the least recently beating thread's heartbeat.
@@ -155,7 +114,8 @@ class Forwarder {
   ForwarderConfig config_;
   SharedContext shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::unordered_set<uint64_t> reported_;  // (sender << 32 | reason); bounded by RefusalLog::kCapacity per worker
+  static constexpr size_t kMaxReported = 4096;
+  std::unordered_set<uint64_t> reported_;  // (sender << 32 | reason), control thread only
   bool started_ = false;
 };
 

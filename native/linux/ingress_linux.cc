@@ -122,8 +122,9 @@ void IngressPath::run(int reader_slot) {
           const Decision d = decide_ingress(pkt, dlen, source, state);
           if (!d.forward) {
             counters_.add(d.drop);
-            const bool inner = d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination;
-            if (inner || d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable) {
+            const bool inner = d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination ||
+                               d.drop == kIngressDropMartianSource || d.drop == kIngressDropIpv6SenderIncapable;
+            if (inner || d.drop == kIngressDropUnknownSource) {
               Refusal r{sender_key, d.drop};
               r.sender6 = underlay6_;
               r.sender_addr6 = source6;

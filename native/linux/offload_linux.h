@@ -8,12 +8,13 @@
 //    UDP_SEGMENT send.
 //  - GRO: UDP_GRO on the sockets, and received TCP segments coalesced into
 //    one virtio-net GSO write to the TUN (core/gro.h).
-// Each is probed at start; GSO and GRO can also fail at runtime (EIO from a
-// UDP GSO send when the egress device lacks checksum offload; EINVAL from a
-// TUN GSO write after kernel regressions: wireguard-go conn/errors_linux.go,
-// tailscale/tailscale#13041) and
-// are then switched off for good, for every worker. TypeScript reads the
-// state with the stats and logs each change once.
+// Each is probed at start. At runtime only GRO's coalesced TUN writes can be
+// switched off, for good and for every worker (EINVAL from a TUN GSO write
+// after kernel regressions: tailscale/tailscale#13041). A refused UDP GSO
+// send (EIO when the egress device lacks checksum offload, wireguard-go
+// conn/errors_linux.go; EINVAL or EMSGSIZE below the path MTU) never turns
+// GSO off: it is handled per peer (core/peer_backoff.h). TypeScript reads
+// the state with the stats and logs each change once.
 #pragma once
 
 #include <atomic>

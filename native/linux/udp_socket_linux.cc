@@ -2,11 +2,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <string>
 
 namespace flannel {
 
@@ -85,26 +89,45 @@ SysResult open_udp_sockets(const UdpSocketOptions& options, std::vector<int>* fd
   return SysResult::success();
 }
 
-SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out) {
+SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out,
+                                   std::vector<uint16_t>* busy_ports) {
+  // A classic BPF socket filter of one instruction, "return 0": every
+  // datagram is cut to nothing and discarded before it is queued.
+  static struct sock_filter kDropAll[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  static const struct sock_fprog kDropAllProgram = {1, kDropAll};
   std::vector<int> fds;
+  auto fail = [&fds](const SysResult& r) {
+    for (int open_fd : fds) close(open_fd);
+    return r;
+  };
   for (int i = 1; i <= count; ++i) {
-    if (options.port + i > 65535) {
-      for (int fd : fds) close(fd);
-      return SysResult::failure(EINVAL, "check source port range");
-    }
+    if (options.port + i > 65535) return fail(SysResult::failure(EINVAL, "check source port range"));
     UdpSocketOptions one = options;
     one.port = static_cast<uint16_t>(options.port + i);
-    one.receive_buffer_bytes = 0;  // nothing is sent to these ports
+    one.receive_buffer_bytes = 0;  // nothing is read from these ports
     int fd = -1;
     const SysResult r = open_one(one, false, &fd);
-    if (!r.ok()) {
-      for (int open_fd : fds) close(open_fd);
-      return r;
+    if (!r.ok() && r.err == EADDRINUSE && std::string(r.op) == "bind") {
+      busy_ports->push_back(one.port);
+      continue;
     }
+    if (!r.ok()) return fail(r);
     fds.push_back(fd);
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &kDropAllProgram, sizeof(kDropAllProgram)) < 0) {
+      return fail(SysResult::failure(errno, "setsockopt SO_ATTACH_FILTER"));
+    }
   }
   *fds_out = std::move(fds);
   return SysResult::success();
+}
+
+uint64_t socket_drops(int fd) {
+  uint32_t info[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof(info);
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) < 0 || len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+    return 0;
+  }
+  return info[SK_MEMINFO_DROPS];
 }
 
 int probe_udp_gso(int fd) {

@@ -41,13 +41,23 @@ struct UdpSocketOptions {
 // open.
 SysResult open_udp_sockets(const UdpSocketOptions& options, std::vector<int>* fds_out);
 
-// The sending sockets of the per-flow source ports: `count` sockets bound to
-// bind_addr:port+1 .. port+count (no SO_REUSEPORT: each port is ours alone),
-// with options' send buffer. The forwarding threads send each datagram from
-// the one its inner flow hashes to (core/flow_hash.h); peers still receive
-// on `port`. Failing operations as open_udp_sockets ("bind": a port of the
-// range is taken). On failure nothing stays open.
-SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out);
+// The sending sockets of the per-flow source ports: up to `count` sockets
+// bound to bind_addr:port+1 .. port+count (no SO_REUSEPORT: each port is
+// ours alone), with options' send buffer. The forwarding threads send each
+// datagram from the one its inner flow hashes to (core/flow_hash.h); peers
+// still receive on `port`. A port of the range that another socket holds
+// (EADDRINUSE) is skipped: fewer ports, never a failed start; its number
+// goes to `busy_ports`. Nothing is ever read from these sockets, so each
+// gets a socket filter that discards every datagram before it is queued
+// (the discards show in the socket's drop count, socket_drops). Failing
+// operations as open_udp_sockets, and "setsockopt SO_ATTACH_FILTER". On
+// failure nothing stays open.
+SysResult open_source_port_sockets(const UdpSocketOptions& options, int count, std::vector<int>* fds_out,
+                                   std::vector<uint16_t>* busy_ports);
+
+// The datagrams the kernel dropped for `fd` (SO_MEMINFO, SK_MEMINFO_DROPS:
+// Linux 4.0), socket filter discards included; 0 when it cannot tell.
+uint64_t socket_drops(int fd);
 
 // UDP_SEGMENT (Linux 4.18) is usable on `fd`: probed by setting the socket
 // option to 0 (no segmentation); sends then pass the size per call in a

@@ -649,23 +649,35 @@ TEST(publisher_concurrent_readers_never_see_freed_state) {
 // ---------------------------------------------------------------- peer backoff
 
 TEST(peer_backoff_suppresses_until_the_deadline_and_replaces_the_first_to_expire) {
+  auto k = PeerBackoff::v4_key;
   PeerBackoff b;
-  CHECK(!b.suppressed(1, 0));
-  b.suppress(1, 100, 0);
-  CHECK(b.suppressed(1, 99));
-  CHECK(!b.suppressed(1, 100));
-  CHECK(!b.suppressed(2, 50));
-  b.suppress(1, 300, 50);  // extended, not duplicated
-  CHECK(b.suppressed(1, 200));
+  CHECK(!b.suppressed(k(1), 0));
+  b.suppress(k(1), 100, 0);
+  CHECK(b.suppressed(k(1), 99));
+  CHECK(!b.suppressed(k(1), 100));
+  CHECK(!b.suppressed(k(2), 50));
+  b.suppress(k(1), 300, 50);  // extended, not duplicated
+  CHECK(b.suppressed(k(1), 200));
   CHECK_EQ(b.size(), 1u);
   // Expired entries make room; a full table replaces the entry expiring first.
-  for (uint32_t a = 10; a < 10 + PeerBackoff::kSlots; ++a) b.suppress(a, 1000 + a, 400);
+  for (uint32_t a = 10; a < 10 + PeerBackoff::kSlots; ++a) b.suppress(k(a), 1000 + a, 400);
   CHECK_EQ(b.size(), PeerBackoff::kSlots);  // peer 1 (expired at 300) was dropped
-  CHECK(!b.suppressed(1, 400));
-  b.suppress(7, 5000, 400);
-  CHECK(b.suppressed(7, 4000));
-  CHECK(!b.suppressed(10, 500));  // 10 expired first: replaced
-  CHECK(b.suppressed(11, 500));
+  CHECK(!b.suppressed(k(1), 400));
+  b.suppress(k(7), 5000, 400);
+  CHECK(b.suppressed(k(7), 4000));
+  CHECK(!b.suppressed(k(10), 500));  // 10 expired first: replaced
+  CHECK(b.suppressed(k(11), 500));
+}
+
+TEST(peer_backoff_keys_ipv6_peers_by_address_apart_from_ipv4_ones) {
+  PeerBackoff b;
+  const Ipv6Addr v6{0xfd00000000000000ull, 2};
+  b.suppress(v6, 100, 0);
+  CHECK(b.suppressed(v6, 50));
+  // The IPv4 peer 0.0.0.2 and the index 2 of an endpoint table are not this peer.
+  CHECK(!b.suppressed(PeerBackoff::v4_key(2), 50));
+  CHECK(!b.suppressed(Ipv6Addr{0, 2}, 50));
+  CHECK((PeerBackoff::v4_key(0xc0a80102) == Ipv6Addr{0, 0x0000ffffc0a80102ull}));
 }
 
 // ---------------------------------------------------------------- flow hash

@@ -325,8 +325,19 @@ TEST(ingress6_source_check) {
   auto c2 = build_ipv6(outside);
   CHECK(decide_ingress(c2.data(), c2.size(), peer2, st).forward);
   st.policy.source_check = false;
-  auto a2 = build_ipv6(from3);
-  CHECK(decide_ingress(a2.data(), a2.size(), peer2, st).forward);
+  // SourceCheck off: the sender says nothing, the source's lease decides.
+  // Node .2's pods arrive from any sender (NAT between nodes), node .3's
+  // lease does not carry IPv6, a source in no lease has no capability.
+  auto a2 = build_ipv6(Ipv6Spec{});
+  CHECK(decide_ingress(a2.data(), a2.size(), ip(192, 168, 50, 3), st).forward);
+  auto a3 = build_ipv6(Ipv6Spec{});
+  CHECK(decide_ingress(a3.data(), a3.size(), ip(203, 0, 113, 7), st).forward);
+  auto a4 = build_ipv6(from3);
+  CHECK_EQ(decide_ingress(a4.data(), a4.size(), peer2, st).drop, kIngressDropIpv6SenderIncapable);
+  Ipv6Spec unleased;
+  unleased.src = ip6(0xfd00, 5, 9, 0, 0, 0, 0, 2);
+  auto a5 = build_ipv6(unleased);
+  CHECK_EQ(decide_ingress(a5.data(), a5.size(), peer2, st).drop, kIngressDropIpv6SenderIncapable);
   auto b2 = build_ipv6(own);
   CHECK_EQ(decide_ingress(b2.data(), b2.size(), peer2, st).drop, kIngressDropSpoofedSource);
   // Hop limit 1 on arrival: time exceeded.
@@ -494,7 +505,7 @@ TEST(partial_checksums_for_ipv6_both_ways) {
   // Ingress from a peer that sends partial checksums: the field gets the pseudo-header sum.
   ForwardingState st = make_state6();
   st.policy.partial_checksums = true;
-  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), kPeerIpv6 | kPeerPartialChecksums}});
+  st.routes6 = Lpm6Table({Ipv6Route{addr(ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0)), 64, hop(ip(192, 168, 50, 2), kPeerIpv6 | kPeerPartialChecksums)}});
   auto in = build_tcp6(Ipv6Spec{}, 1, 0x10, pattern(500));
   Decision d = decide_ingress(in.data(), in.size(), ip(192, 168, 50, 2), st);
   CHECK(d.forward);
@@ -504,13 +515,14 @@ TEST(partial_checksums_for_ipv6_both_ways) {
   CHECK_EQ(load_be16(in.data() + 56), pseudo_header_sum_ipv6(in.data(), 6, in.size() - 40));
   CHECK(complete_partial_checksum(in.data(), in.size(), 40, 16));
   CHECK_EQ(l4_check_reference6(in.data(), in.size()), 0);
-  // From a peer without them: verified as it came, nothing left partial.
-  st.peers = AddrSet(std::vector<Peer>{{ip(192, 168, 50, 2), kPeerIpv6}});
+  // From a lease without them: verified as it came, nothing left partial.
+  st.routes6 = Lpm6Table({Ipv6Route{addr(ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0)), 64, hop(ip(192, 168, 50, 2))}});
   auto plain = build_tcp6(Ipv6Spec{}, 1, 0x10, pattern(500));
   CHECK(!decide_ingress(plain.data(), plain.size(), ip(192, 168, 50, 2), st).partial);
 
   // Egress toward a peer that takes them: a pending checksum at the spot stays pending.
   ForwardingState eg = make_state6();
+  eg.policy.partial_checksums = true;
   NextHop h{ip(192, 168, 50, 2), 8285};
   h.flags = kPeerIpv6 | kPeerPartialChecksums;
   eg.routes6 = Lpm6Table({Ipv6Route{addr(ip6(0xfd00, 5, 2, 0, 0, 0, 0, 0)), 64, h}});

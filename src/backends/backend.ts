@@ -9,6 +9,7 @@ import type { NetworkConfig } from '../lease/network-config';
 import type { SubnetManager } from '../lease/subnet-manager';
 import type { Logger } from '../log';
 import type { ExternalInterface } from '../routing/ext-iface';
+import type { LocalAddressSource } from '../routing/local-addresses';
 import type { Reconciler } from '../routing/reconciler';
 import type { LinkDetails } from '../routing/rtnetlink';
 import { errorText, NamedError } from '../util/errors';
@@ -16,6 +17,8 @@ import { errorText, NamedError } from '../util/errors';
 export interface BackendContext {
   network: NetworkConfig;
   extIface: ExternalInterface;
+  /** This node's addresses, kept current. */
+  localAddresses: LocalAddressSource;
   subnets: Pick<SubnetManager, 'acquireLease' | 'storedVtepMac'>;
   log: Logger;
   signal: AbortSignal;

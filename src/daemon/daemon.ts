@@ -26,7 +26,9 @@ import type { NetworkConfig } from '../lease/network-config';
 import { readPreviousSubnets, writeSubnetEnv } from '../lease/subnet-file';
 import type { HeldLease, LeaseLoss, SubnetManager } from '../lease/subnet-manager';
 import type { Logger } from '../log';
-import { localAddresses, readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
+import { readNetworkView, selectExternalInterface, type ExternalInterface } from '../routing/ext-iface';
+import { LocalAddresses, localAddressSet } from '../routing/local-addresses';
+import { NetlinkEvents } from '../routing/netlink-events';
 import { RtNetlink } from '../routing/rtnetlink';
 import { isAborted } from '../util/backoff';
 import { SystemCommandRunner } from '../traffic/command';
@@ -148,7 +150,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // annotations replace -public-ip, docs/compatibility.md §11.1 step 7).
     const hints = (await manager.publicIpHints?.()) ?? { publicIp: undefined, publicIpv6: undefined };
     let extIface: ExternalInterface;
-    let local: ReturnType<typeof localAddresses>;
+    let local: LocalAddresses;
     const nl = RtNetlink.open();
     try {
       const view = await readNetworkView(nl);
@@ -165,11 +167,21 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
         },
         log,
       );
-      local = localAddresses(view, extIface.index);
+      // This node's addresses, kept current from address notifications.
+      const addressEvents = new NetlinkEvents(log);
+      const extIndex = extIface.index;
+      local = new LocalAddresses(localAddressSet(view.addresses, extIndex), extIndex, () => nl.listDetailedAddresses(), addressEvents, log.child({ component: 'addresses' }));
+      cleanups.push([
+        'address monitor',
+        () => {
+          local.close();
+          addressEvents.close();
+          nl.close();
+        },
+      ]);
     } catch (e) {
-      throw new StartupError(errorText(e));
-    } finally {
       nl.close();
+      throw new StartupError(errorText(e));
     }
 
     // Step 13: the backend.
@@ -184,7 +196,7 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Step 14: register the network: lease, devices, datapath.
     let bn: BackendNetwork;
     try {
-      bn = await backend.register({ network, extIface, subnets: manager, log, signal });
+      bn = await backend.register({ network, extIface, localAddresses: local, subnets: manager, log, signal });
     } catch (e) {
       if (isAborted(e)) throw e;
       throw new StartupError(`Error registering network: ${errorText(e)}`);
@@ -268,7 +280,8 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     // Every record the store reports passes the guard's checks before a
     // backend routes it (src/lease/peer-lease-guard.ts).
     bn.start();
-    const guard = new PeerLeaseGuard({ network, own: bn.lease, ...local }, (events) => bn.applyLeases(events), log.child({ component: 'leases' }));
+    const guard = new PeerLeaseGuard({ network, own: bn.lease, local: local.current() }, (events) => bn.applyLeases(events), log.child({ component: 'leases' }));
+    local.on('change', (set) => guard.setLocalAddresses(set));
     status.guard = guard;
     const leasesWatch = manager.watchLeases(bn.lease, (batch) => guard.apply(batch));
     status.leasesWatch = leasesWatch;

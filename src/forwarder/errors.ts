@@ -92,13 +92,10 @@ export function udpSocketError(e: unknown, address: string, port: number, source
   }
   if (/source port/.test(e.syscall ?? '')) {
     const range = `${port + 1}-${port + sourcePorts}`;
-    const what = `failed to bind the udp source ports ${address}:${range}: ${e.syscall}: ${strerrorPart(e)}`;
-    const advice =
-      e.code === 'EADDRINUSE'
-        ? `a port of ${range} on ${address} is taken: free it, or set "SourcePorts" in the udp backend ` +
-          'config to fewer ports or to 0 (every datagram from Port, as upstream)'
-        : 'see the errno text above';
-    return new UdpSocketError(`${what}. Fix: ${advice}`, e.syscall, e.code, e.code === 'EADDRINUSE', { cause: e });
+    // A port another socket holds is left out, never a failure (bindUdp reports it).
+    const what = `failed to open the udp source ports ${address}:${range}: ${e.syscall}: ${strerrorPart(e)}`;
+    const advice = 'see the errno text above, or set "SourcePorts": 0 in the udp backend config (every datagram from Port, as upstream)';
+    return new UdpSocketError(`${what}. Fix: ${advice}`, e.syscall, e.code, false, { cause: e });
   }
   const what = `failed to start listening on UDP socket ${address}:${port}: ${e.syscall}: ${strerrorPart(e)}`;
   let advice: string;

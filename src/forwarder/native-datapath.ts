@@ -61,6 +61,9 @@ export const COUNTER_NAMES = [
   'egress_drop_ipv6_link_scoped',
   'egress_drop_ipv6_peer_incapable',
   'ingress_drop_ipv6_sender_incapable',
+  'ingress_drop_martian_source',
+  'egress_drop_oversize',
+  'ingress_drop_source_port',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -98,14 +101,35 @@ export interface NativeIngressPolicy {
   network6?: NativePrefix;
 }
 
-/** A refused datagram (native/linux/forwarder_linux.h Refusal); each (sender, reason) is reported once. */
+/**
+ * A refused datagram (native/linux/forwarder_linux.h Refusal): each (sender,
+ * reason) is reported once while the datapath remembers it, so a pair may
+ * come again (from another worker, or after the memory was recycled).
+ */
 export interface NativeRefusal {
   sender: string;
   /** The drop counter's name. */
-  reason: 'ingress_drop_unknown_source' | 'ingress_drop_spoofed_source' | 'ingress_drop_foreign_destination' | 'ingress_drop_ipv6_sender_incapable';
-  /** Absent for an unknown sender and for IPv6 from a sender without it (the datagram is not parsed). */
+  reason:
+    | 'ingress_drop_unknown_source'
+    | 'ingress_drop_spoofed_source'
+    | 'ingress_drop_foreign_destination'
+    | 'ingress_drop_ipv6_sender_incapable'
+    | 'ingress_drop_martian_source';
+  /** Absent for an unknown sender (the datagram is not parsed). */
   innerSource?: string;
   innerDestination?: string;
+}
+
+/** native/addon/datapath_wrapper.h update(): the parts given replace the datapath's; one publication. */
+export interface NativeUpdate {
+  /** The whole route table, or (not both) the changes to it. */
+  routes?: NativeRoute[];
+  setRoutes?: NativeRoute[];
+  removeRoutes?: NativeRouteKey[];
+  peers?: Array<string | NativePeer>;
+  policy?: NativeIngressPolicy;
+  /** This node's addresses, IPv4 and IPv6. */
+  localAddresses?: string[];
 }
 
 export interface NativeRouteKey {
@@ -147,7 +171,9 @@ export interface NativeBindOptions {
   /**
    * Per-flow source ports: sending sockets on port+1 .. port+sourcePorts,
    * each datagram sent from the one its inner flow hashes to. 0 (default):
-   * every datagram from `port`.
+   * every datagram from `port`. A port of the range that another socket
+   * holds is left out (bindUdp reports it). Nothing is read from them: a
+   * socket filter discards what arrives (counted in ingress_drop_source_port).
    */
   sourcePorts?: number;
 }
@@ -169,12 +195,10 @@ export interface NativeStartOptions {
 /** One native Datapath object (see native/addon/datapath_wrapper.h). */
 export interface NativeDatapath {
   openTun(nameTemplate: string, options?: NativeTunOptions): { name: string; queues: number };
-  bindUdp(options: NativeBindOptions): void;
+  /** Busy per-flow source ports are left out and listed. */
+  bindUdp(options: NativeBindOptions): { busySourcePorts: number[]; busySourcePorts6: number[] };
   start(options: NativeStartOptions): void;
-  replaceRoutes(routes: NativeRoute[]): void;
-  updateRoutes(set: NativeRoute[], remove: NativeRouteKey[]): void;
-  replacePeers(peers: Array<string | NativePeer>): void;
-  setIngressPolicy(policy: NativeIngressPolicy): void;
+  update(state: NativeUpdate): void;
   stats(): NativeStats;
   drainRefusals(): NativeRefusal[];
   close(): void;

@@ -7,8 +7,9 @@
  * packet.
  *
  * Order of use: openTun() -> configure the device (src/routing) -> bindUdp()
- * -> start() -> setRoutes()/applyRouteChanges()/setPeers()/stats() ... ->
- * close(). Routes and peers may be set before start().
+ * -> start() -> update()/stats() ... -> close(). update() may come before
+ * start(). Every update() is one publication: the forwarding threads see
+ * its routes, peers, policy and local addresses together.
  */
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { formatIpv6, type Ipv6Net } from '../util/ipv6';
@@ -21,11 +22,13 @@ import {
   loadDatapathAddon,
   type NativeBindOptions,
   type NativeDatapath,
+  type NativeIngressPolicy,
   type NativePrefix,
   type NativeRefusal,
   type NativeRoute,
   type NativeStartOptions,
   type NativeTunOptions,
+  type NativeUpdate,
 } from './native-datapath';
 import type { OffloadReport } from './offload';
 
@@ -46,7 +49,11 @@ export interface PeerRoute {
   ipv6?: boolean;
 }
 
-/** A known peer (the source check) and what it takes. */
+/**
+ * A known peer (the source check) and the capabilities of its newest lease:
+ * they apply only to its host's own traffic (inner source = its PublicIP);
+ * every other packet is judged by the lease its inner source belongs to.
+ */
 export interface UdpPeer {
   address: string;
   partialChecksums: boolean;
@@ -73,7 +80,7 @@ function peerFlags(p: { partialChecksums?: boolean | undefined; ipv6?: boolean |
 export interface IngressPolicy {
   sourceCheck: boolean;
   allowExternalSources: boolean;
-  /** This node takes partial checksums from peers that send them (it advertises so). */
+  /** This node advertises partial checksums: they are sent to and taken from leases that advertise them too. */
   partialChecksums: boolean;
   ownSubnet: Ipv4Net;
   network: Ipv4Net;
@@ -83,6 +90,27 @@ export interface IngressPolicy {
 }
 
 export type Refusal = NativeRefusal;
+
+/**
+ * One publication of forwarding state: the parts given replace the
+ * datapath's, the parts absent stay. Routes come whole (`routes`) or as
+ * changes (`setRoutes`, `removeRoutes`).
+ */
+export interface ForwardingUpdate {
+  routes?: readonly PeerRoute[];
+  setRoutes?: readonly PeerRoute[];
+  removeRoutes?: readonly (Ipv4Net | Ipv6Net)[];
+  peers?: readonly (string | UdpPeer)[];
+  policy?: IngressPolicy;
+  /** Every address of this node: no inner packet may come from one of them. */
+  localAddresses?: readonly string[];
+}
+
+/** What bindUdp() could not have: per-flow source ports another socket holds (left out). */
+export interface BindReport {
+  busySourcePorts: number[];
+  busySourcePorts6: number[];
+}
 
 export type StartOptions = NativeStartOptions;
 export type TunOptions = NativeTunOptions;
@@ -128,6 +156,17 @@ function toNativePrefix(n: Ipv4Net | Ipv6Net): NativePrefix {
   return { network: n instanceof Ipv4Net ? formatIpv4(n.network) : formatIpv6(n.network), prefixLen: n.prefixLen };
 }
 
+function toNativePolicy(policy: IngressPolicy): NativeIngressPolicy {
+  return {
+    sourceCheck: policy.sourceCheck,
+    allowExternalSources: policy.allowExternalSources,
+    partialChecksums: policy.partialChecksums,
+    ownSubnet: toNativePrefix(policy.ownSubnet),
+    network: toNativePrefix(policy.network),
+    ...(policy.ownSubnet6 && policy.network6 ? { ownSubnet6: toNativePrefix(policy.ownSubnet6), network6: toNativePrefix(policy.network6) } : {}),
+  };
+}
+
 function toNativeRoute(r: PeerRoute): NativeRoute {
   const route: NativeRoute = { ...toNativePrefix(r.subnet), peer: r.peer, port: r.port };
   const flags = peerFlags(r);
@@ -158,10 +197,13 @@ export class UdpForwarder {
     return this.tunName;
   }
 
-  /** Binds the UDP sockets to address:port (and [address6]:port for the IPv6 underlay). Throws UdpSocketError. */
-  bindUdp(options: BindOptions): void {
+  /**
+   * Binds the UDP sockets to address:port (and [address6]:port for the IPv6
+   * underlay), and the per-flow source ports that are free. Throws UdpSocketError.
+   */
+  bindUdp(options: BindOptions): BindReport {
     try {
-      this.native.bindUdp({
+      return this.native.bindUdp({
         ...(options.address !== undefined ? { address: options.address } : {}),
         ...(options.address6 !== undefined ? { address6: options.address6 } : {}),
         port: options.port,
@@ -185,36 +227,16 @@ export class UdpForwarder {
     }
   }
 
-  /** Replaces the whole route table. */
-  setRoutes(routes: readonly PeerRoute[]): void {
-    this.native.replaceRoutes(routes.map(toNativeRoute));
-  }
-
-  /** Sets and removes routes in one published update. */
-  applyRouteChanges(set: readonly PeerRoute[], remove: readonly (Ipv4Net | Ipv6Net)[]): void {
-    this.native.updateRoutes(
-      set.map(toNativeRoute),
-      remove.map(toNativePrefix),
-    );
-  }
-
-  /** Replaces the set of peers datagrams are accepted from (source check), with what each takes. */
-  setPeers(peers: readonly (string | UdpPeer)[]): void {
-    this.native.replacePeers(
-      peers.map((p) => (typeof p === 'string' ? p : { address: p.address, flags: peerFlags(p) })),
-    );
-  }
-
-  /** What a datagram may carry (native/core/forwarding.h IngressPolicy). */
-  setIngressPolicy(policy: IngressPolicy): void {
-    this.native.setIngressPolicy({
-      sourceCheck: policy.sourceCheck,
-      allowExternalSources: policy.allowExternalSources,
-      partialChecksums: policy.partialChecksums,
-      ownSubnet: toNativePrefix(policy.ownSubnet),
-      network: toNativePrefix(policy.network),
-      ...(policy.ownSubnet6 && policy.network6 ? { ownSubnet6: toNativePrefix(policy.ownSubnet6), network6: toNativePrefix(policy.network6) } : {}),
-    });
+  /** Publishes the parts of the forwarding state that changed, all at once. */
+  update(change: ForwardingUpdate): void {
+    const native: NativeUpdate = {};
+    if (change.routes) native.routes = change.routes.map(toNativeRoute);
+    if (change.setRoutes) native.setRoutes = change.setRoutes.map(toNativeRoute);
+    if (change.removeRoutes) native.removeRoutes = change.removeRoutes.map(toNativePrefix);
+    if (change.peers) native.peers = change.peers.map((p) => (typeof p === 'string' ? p : { address: p.address, flags: peerFlags(p) }));
+    if (change.policy) native.policy = toNativePolicy(change.policy);
+    if (change.localAddresses) native.localAddresses = [...change.localAddresses];
+    this.native.update(native);
   }
 
   stats(): DatapathStats {

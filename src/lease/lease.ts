@@ -25,8 +25,12 @@ export interface Lease {
   expiration: Date | undefined;
 }
 
-/** What the backends are told about the other nodes' leases. */
-export type LeaseEvent = { type: 'added'; lease: Lease } | { type: 'removed'; lease: Lease };
+/**
+ * What the backends are told about the other nodes' leases. An added lease
+ * carries its record's age in its store (LeaseRecord.since) when the store
+ * has one: of two leases with one address, the newer one speaks for it.
+ */
+export type LeaseEvent = { type: 'added'; lease: Lease; since?: number } | { type: 'removed'; lease: Lease };
 
 /** One lease as its store holds it: the store's watch reports these (./peer-lease-guard.ts chooses what is routed). */
 export interface LeaseRecord {

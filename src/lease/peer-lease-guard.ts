@@ -28,6 +28,7 @@
  * Pure: no store, no clock.
  */
 import type { Logger } from '../log';
+import type { NodeAddresses } from '../util/ip';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { formatIpv6, Ipv6Net } from '../util/ipv6';
 import { LogOnce } from '../util/repeat-log';
@@ -39,11 +40,8 @@ import type { NetworkConfig } from './network-config';
 export interface GuardContext {
   network: Pick<NetworkConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network' | 'subnetLen' | 'ipv6SubnetLen'>;
   own: Pick<Lease, 'subnet' | 'ipv6Subnet'>;
-  /** Every address of this node. */
-  localIpv4: readonly number[];
-  localIpv6: readonly bigint[];
-  /** The directed broadcast addresses of the external interface's IPv4 networks. */
-  directedBroadcasts: readonly number[];
+  /** Every address of this node, and the external interface's directed broadcasts (kept current: setLocalAddresses). */
+  local: NodeAddresses;
 }
 
 export interface GuardStats {
@@ -68,22 +66,22 @@ const IPV6_MULTICAST = Ipv6Net.tryParse('ff00::/8')!;
 const IPV4_LIMITED_BROADCAST = 0xffffffff;
 
 /** Why `ip` cannot be a peer's IPv4 PublicIP, or undefined when it can be. */
-export function unusableIpv4(ip: number, ctx: Pick<GuardContext, 'localIpv4' | 'directedBroadcasts'>): string | undefined {
+export function unusableIpv4(ip: number, local: Pick<NodeAddresses, 'ipv4' | 'directedBroadcasts'>): string | undefined {
   if (ip === 0) return 'it is 0.0.0.0';
   if (IPV4_LOOPBACK.contains(ip)) return 'it is a loopback address';
   if (IPV4_MULTICAST.contains(ip)) return 'it is a multicast address';
   if (ip === IPV4_LIMITED_BROADCAST) return 'it is the limited broadcast address';
-  if (ctx.directedBroadcasts.includes(ip)) return "it is the external interface's broadcast address";
-  if (ctx.localIpv4.includes(ip)) return "it is this node's own address";
+  if (local.directedBroadcasts.includes(ip)) return "it is the external interface's broadcast address";
+  if (local.ipv4.includes(ip)) return "it is this node's own address";
   return undefined;
 }
 
 /** Why `ip` cannot be a peer's PublicIPv6, or undefined when it can be. */
-export function unusableIpv6(ip: bigint, ctx: Pick<GuardContext, 'localIpv6'>): string | undefined {
+export function unusableIpv6(ip: bigint, local: Pick<NodeAddresses, 'ipv6'>): string | undefined {
   if (ip === 0n) return 'it is ::';
   if (ip === 1n) return 'it is the loopback address';
   if (IPV6_MULTICAST.contains(ip)) return 'it is a multicast address';
-  if (ctx.localIpv6.includes(ip)) return "it is this node's own address";
+  if (local.ipv6.includes(ip)) return "it is this node's own address";
   return undefined;
 }
 
@@ -118,6 +116,17 @@ export class PeerLeaseGuard {
         else this.records.delete(c.id);
       }
     }
+    return this.rechoose();
+  }
+
+  /** This node's addresses changed: records are checked again, and the backends told what that changed. */
+  setLocalAddresses(local: NodeAddresses): LeaseEvent[] {
+    this.ctx.local = local;
+    if (!this.delivered) return [];
+    return this.rechoose();
+  }
+
+  private rechoose(): LeaseEvent[] {
     const next = this.choose();
     const events = this.diff(next);
     this.routed = next;
@@ -184,7 +193,7 @@ export class PeerLeaseGuard {
       if (subnet.overlaps(own.subnet.canonical())) {
         return { refusal: { kind: 'overlaps_own_subnet', reason: `its subnet ${subnet.toString()} overlaps this node's own subnet ${own.subnet.canonical().toString()}` } };
       }
-      const bad = unusableIpv4(lease.attrs.publicIp, this.ctx);
+      const bad = unusableIpv4(lease.attrs.publicIp, this.ctx.local);
       if (bad) return { refusal: { kind: 'bad_public_ip', reason: `its PublicIP ${formatIpv4(lease.attrs.publicIp)} cannot be a peer's: ${bad}` } };
     }
     if (network.enableIPv6 && lease.ipv6Subnet) {
@@ -209,7 +218,7 @@ export class PeerLeaseGuard {
       return { kind: 'overlaps_own_subnet', reason: `its IPv6 subnet ${subnet6.toString()} overlaps this node's own ${own.ipv6Subnet.canonical().toString()}` };
     }
     const ip6 = lease.attrs.publicIpv6;
-    const bad = ip6 === undefined ? undefined : unusableIpv6(ip6, this.ctx);
+    const bad = ip6 === undefined ? undefined : unusableIpv6(ip6, this.ctx.local);
     if (bad) return { kind: 'bad_public_ip', reason: `its PublicIPv6 ${formatIpv6(ip6!)} cannot be a peer's: ${bad}` };
     return undefined;
   }
@@ -227,7 +236,9 @@ export class PeerLeaseGuard {
     }
     for (const [subnet, now] of next) {
       const was = this.routed.get(subnet);
-      if (!was || !sameRoutedLease(was.lease, now.lease)) events.push({ type: 'added', lease: now.lease });
+      if (!was || was.record.since !== now.record.since || !sameRoutedLease(was.lease, now.lease)) {
+        events.push({ type: 'added', lease: now.lease, since: now.record.since });
+      }
     }
     return events;
   }

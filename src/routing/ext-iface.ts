@@ -240,23 +240,3 @@ export async function readNetworkView(nl: RtNetlink): Promise<NetworkView> {
     },
   };
 }
-
-/**
- * This node's addresses, and the directed broadcast addresses of the external
- * interface's IPv4 networks: no peer may advertise one of them as its
- * PublicIP (src/lease/peer-lease-guard.ts).
- */
-export function localAddresses(view: Pick<NetworkView, 'addresses'>, extIndex: number): { localIpv4: number[]; localIpv6: bigint[]; directedBroadcasts: number[] } {
-  const localIpv4: number[] = [];
-  const localIpv6: bigint[] = [];
-  const directedBroadcasts: number[] = [];
-  for (const a of view.addresses) {
-    if (a.family === 4) {
-      localIpv4.push(a.address as number);
-      if (a.index === extIndex && a.prefixLen < 31) directedBroadcasts.push(new Ipv4Net(a.address as number, a.prefixLen).broadcast);
-    } else {
-      localIpv6.push(a.address as bigint);
-    }
-  }
-  return { localIpv4, localIpv6, directedBroadcasts };
-}

@@ -1,5 +1,5 @@
 /**
- * Kernel notifications of link, IPv4 address, IPv4 route and neighbour
+ * Kernel notifications of link, address (IPv4 and IPv6), IPv4 route and neighbour
  * changes (rtnetlink multicast groups), for the reconcilers. Each
  * notification is reported with its kind, whether it is a deletion, and the
  * interface index when the message has one. A receive overflow (ENOBUFS:

@@ -62,3 +62,14 @@ export function netContainsNet(outer: IpNet, inner: IpNet): boolean {
 export function anyNet(family: IpFamily): IpNet {
   return family === 4 ? new Ipv4Net(0, 0) : new Ipv6Net(0n, 0);
 }
+
+/**
+ * This node's own addresses (every interface's), and the directed broadcast
+ * addresses of the external interface's IPv4 networks: src/routing keeps
+ * them current, the lease guard and the udp datapath use them.
+ */
+export interface NodeAddresses {
+  ipv4: readonly number[];
+  ipv6: readonly bigint[];
+  directedBroadcasts: readonly number[];
+}

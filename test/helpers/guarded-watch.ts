@@ -20,7 +20,7 @@ export interface GuardedWatch {
 export function guardedWatch(m: Pick<SubnetManager, 'watchLeases'>, own: Lease, networkJson: string, log: Logger = silentLogger): GuardedWatch {
   const network = checkNetworkConfig(parseNetworkConfig(networkJson));
   const batches: LeaseEvent[][] = [];
-  const guard = new PeerLeaseGuard({ network, own, localIpv4: [], localIpv6: [], directedBroadcasts: [] }, (ev) => batches.push(ev), log);
+  const guard = new PeerLeaseGuard({ network, own, local: { ipv4: [], ipv6: [], directedBroadcasts: [] } }, (ev) => batches.push(ev), log);
   const w = m.watchLeases(own, (b) => guard.apply(b));
   return { w, guard, batches, flat: () => batches.flat().map((e) => `${e.type} ${e.lease.subnet.toString()}`) };
 }

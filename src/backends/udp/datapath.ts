@@ -45,8 +45,10 @@ export interface UdpDatapathSpec {
   /** The ingress policy's switches (UdpBackendConfig); its networks are `subnet` and `network`. */
   sourceCheck: boolean;
   allowExternalSources: boolean;
-  /** Take partial checksums from peers that send them (takesPartialChecksums). */
+  /** This node advertises partial checksums (takesPartialChecksums): sent to and taken from leases that advertise them. */
   partialChecksums: boolean;
+  /** This node's addresses (no inner packet may come from one); later changes go through UdpForwarder.update. */
+  localAddresses: readonly string[];
   /** Tuning for tests and the benchmark (the datapath's defaults otherwise). */
   bufferSize?: number;
   batchSize?: number;
@@ -58,6 +60,9 @@ export interface RunningUdpDatapath {
   tun: TunDeviceConfig;
   /** What configuring the TUN changed. */
   changes: string[];
+  /** Per-flow source ports another socket holds, left out (IPv4 underlay, then IPv6). */
+  busySourcePorts: number[];
+  busySourcePorts6: number[];
 }
 
 /**
@@ -69,21 +74,24 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
     const name = forwarder.openTun(spec.tunTemplate ?? TUN_NAME_TEMPLATE, { queues: spec.workers, vnetHdr: needsVnetHeader(spec.offload) });
     const tun: TunDeviceConfig = { name, subnet: spec.subnet, network: spec.network, mtu: spec.mtu, ...(spec.ipv6 ? { ipv6: spec.ipv6 } : {}) };
     const report = await configureTunDevice(nl, tun);
-    forwarder.bindUdp({
+    const bound = forwarder.bindUdp({
       ...(spec.bindAddress !== undefined ? { address: spec.bindAddress } : {}),
       ...(spec.bindAddress6 !== undefined ? { address6: spec.bindAddress6 } : {}),
       port: spec.port,
       sockets: spec.workers,
       sourcePorts: spec.sourcePorts,
     });
-    forwarder.setIngressPolicy({
-      sourceCheck: spec.sourceCheck,
-      allowExternalSources: spec.allowExternalSources,
-      partialChecksums: spec.partialChecksums,
-      // IPv6 only: no IPv4 packet is ours (nothing lies in 0.0.0.0/32).
-      ownSubnet: spec.subnet ?? NO_IPV4,
-      network: spec.network ?? NO_IPV4,
-      ...(spec.ipv6 ? { ownSubnet6: spec.ipv6.subnet, network6: spec.ipv6.network } : {}),
+    forwarder.update({
+      policy: {
+        sourceCheck: spec.sourceCheck,
+        allowExternalSources: spec.allowExternalSources,
+        partialChecksums: spec.partialChecksums,
+        // IPv6 only: no IPv4 packet is ours (nothing lies in 0.0.0.0/32).
+        ownSubnet: spec.subnet ?? NO_IPV4,
+        network: spec.network ?? NO_IPV4,
+        ...(spec.ipv6 ? { ownSubnet6: spec.ipv6.subnet, network6: spec.ipv6.network } : {}),
+      },
+      localAddresses: spec.localAddresses,
     });
     forwarder.start({
       icmpSource: formatIpv4((spec.subnet ?? NO_IPV4).network),
@@ -91,7 +99,7 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
       ...(spec.bufferSize !== undefined ? { bufferSize: spec.bufferSize } : {}),
       ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
     });
-    return { forwarder, tun, changes: report.changes };
+    return { forwarder, tun, changes: report.changes, ...bound };
   } catch (e) {
     forwarder.close();
     throw e;

@@ -6,9 +6,14 @@
  *    used, as upstream's udp backend does;
  *  - "removed": the subnet's route is deleted;
  *  - the known peers (for the source check) are the PublicIPs of all routes;
- *  - a route (and its peer) takes partial checksums when the lease
- *    advertises it (./capabilities.ts); a peer with several leases only
- *    when all of them do;
+ *  - capabilities are per lease (./capabilities.ts): a route carries those
+ *    of the lease whose subnet it is, and the datapath judges a datagram's
+ *    inner packet by the route of its inner source (native/core/forwarding.h
+ *    ForwardingState), so a second record with a peer's PublicIP (a stale
+ *    lease from before a reinstall, a rogue record) changes only how its
+ *    own subnet is treated; a peer's own flags (for its host's own traffic,
+ *    whose source is in no lease's subnet) are those of the newest lease
+ *    with its address;
  *  - with inner IPv6 on (`ipv6`), a lease's IPv6 subnet is routed to the same
  *    peer, and the route and the peer carry IPv6 only when its lease
  *    advertises the "ipv6" capability (an upstream node gets a v6 subnet from
@@ -50,11 +55,21 @@ function leaseCapabilities(lease: Lease): ReadonlySet<string> {
   return new Set([...parseUdpCapabilities(lease.attrs.backendData), ...parseUdpCapabilities(lease.attrs.backendV6Data)]);
 }
 
+/** What a routed lease says of its peer: its address, age and capabilities. */
+interface RoutedPeer {
+  peer: string;
+  since: number;
+  partialChecksums: boolean;
+  ipv6: boolean;
+}
+
 export class UdpRouteSync {
   /** v4 routes by lease key. */
   private readonly routes = new Map<string, PeerRoute>();
   /** v6 routes by lease key. */
   private readonly routes6 = new Map<string, PeerRoute>();
+  /** The peer of every routed lease, by lease key. */
+  private readonly leasePeers = new Map<string, RoutedPeer>();
   private peerKey = '';
   private readonly ipv4: boolean;
   private readonly ipv6: boolean;
@@ -98,6 +113,7 @@ export class UdpRouteSync {
     };
     const unreachable: Lease[] = [];
     const withdraw = (key: string) => {
+      this.leasePeers.delete(key);
       for (const table of [this.routes, this.routes6]) {
         const old = table.get(key);
         if (old) {
@@ -120,6 +136,7 @@ export class UdpRouteSync {
       }
       const caps = leaseCapabilities(ev.lease);
       const base = { peer, port: this.port, partialChecksums: caps.has(PARTIAL_CHECKSUMS), ...(this.ipv6 ? { ipv6: caps.has(IPV6) } : {}) };
+      this.leasePeers.set(key, { peer, since: ev.since ?? 0, partialChecksums: base.partialChecksums, ipv6: base.ipv6 === true });
       const wanted: Array<[Map<string, PeerRoute>, Ipv4Net | Ipv6Net | undefined]> = [
         [this.routes, this.ipv4 ? ev.lease.subnet.canonical() : undefined],
         [this.routes6, this.ipv6 ? ev.lease.ipv6Subnet?.canonical() : undefined],
@@ -137,10 +154,12 @@ export class UdpRouteSync {
         }
       }
     }
-    const byAddress = new Map<string, { partialChecksums: boolean; ipv6: boolean }>();
-    for (const r of [...this.routes.values(), ...this.routes6.values()]) {
-      const seen = byAddress.get(r.peer) ?? { partialChecksums: true, ipv6: true };
-      byAddress.set(r.peer, { partialChecksums: seen.partialChecksums && r.partialChecksums === true, ipv6: seen.ipv6 && r.ipv6 === true });
+    // Each address speaks with its newest lease (then the greater lease key, so the choice is stable).
+    const byAddress = new Map<string, RoutedPeer & { key: string }>();
+    for (const [key, p] of this.leasePeers) {
+      if (!this.routes.has(key) && !this.routes6.has(key)) continue;
+      const seen = byAddress.get(p.peer);
+      if (!seen || p.since > seen.since || (p.since === seen.since && key > seen.key)) byAddress.set(p.peer, { ...p, key });
     }
     const peers = [...byAddress]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

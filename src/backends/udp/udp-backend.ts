@@ -15,6 +15,7 @@ import type { Logger } from '../../log';
 import { NetlinkEvents } from '../../routing/netlink-events';
 import { Reconciler } from '../../routing/reconciler';
 import { type LinkDetails, RtNetlink } from '../../routing/rtnetlink';
+import { type LocalAddressSet, type LocalAddressSource, localAddressTexts } from '../../routing/local-addresses';
 import { configureTunDevice, type TunDeviceConfig, tunChangeKind, UDP6_ENCAP_OVERHEAD, UDP_ENCAP_OVERHEAD } from '../../routing/tun-device';
 import { leaseKey } from '../../lease/lease';
 import { formatIpv4 } from '../../util/ipv4';
@@ -32,7 +33,7 @@ import {
   type UserspaceDatapath,
 } from '../backend';
 import { parseUdpBackendConfig, takesPartialChecksums, tunMtu, type UdpBackendConfig } from './config';
-import { startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
+import { type RunningUdpDatapath, startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
 import { IPV6, PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
@@ -120,15 +121,29 @@ export class UdpBackend implements Backend {
         sourceCheck: cfg.sourceCheck,
         allowExternalSources: cfg.allowExternalSources,
         partialChecksums,
+        localAddresses: localAddressTexts(ctx.localAddresses.current()),
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
+      warnBusySourcePorts(log, cfg, running);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
       const routes = new UdpRouteSync(cfg.port, { ipv4: network !== undefined, ipv6: ipv6Network !== undefined, underlay4, underlay6 });
-      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, routes);
+      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, routes, ctx.localAddresses);
     } catch (e) {
       nl.close();
       throw e;
     }
+  }
+}
+
+/** Per-flow source ports another socket holds were left out: say which, and what a firewall should allow. */
+function warnBusySourcePorts(log: Logger, cfg: UdpBackendConfig, bound: Pick<RunningUdpDatapath, 'busySourcePorts' | 'busySourcePorts6'>): void {
+  for (const [family, busy] of [['IPv4', bound.busySourcePorts], ['IPv6', bound.busySourcePorts6]] as const) {
+    if (busy.length === 0) continue;
+    log.warn(
+      { family, busyPorts: busy, sourcePorts: cfg.sourcePorts - busy.length },
+      `udp source ports ${busy.join(', ')} (${family}) are held by another socket; datagrams leave from the other ` +
+        `${cfg.sourcePorts - busy.length} of ${cfg.port + 1}-${cfg.port + cfg.sourcePorts}. Free them, or set "SourcePorts" to fewer`,
+    );
   }
 }
 
@@ -158,6 +173,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   readonly datapath: UserspaceDatapath = this;
   private synced = false;
   private readonly unreachableLogged = new LogOnce();
+  private readonly onLocalAddresses = (set: LocalAddressSet): void => this.forwarder.update({ localAddresses: localAddressTexts(set) });
 
   constructor(
     cfg: UdpBackendConfig,
@@ -167,6 +183,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     private readonly nl: RtNetlink,
     private readonly log: Logger,
     routes: UdpRouteSync,
+    private readonly localAddresses: LocalAddressSource,
   ) {
     this.mtu = tun.mtu;
     this.events = new NetlinkEvents(log);
@@ -183,6 +200,9 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   }
 
   start(): void {
+    this.localAddresses.on('change', this.onLocalAddresses);
+    // An address may have come or gone since register() read them.
+    this.onLocalAddresses(this.localAddresses.current());
     this.reconciler.start();
     this.poller = setInterval(() => {
       this.reporter.poll();
@@ -198,8 +218,8 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
       this.reconciler.schedule('first lease batch applied', true);
     }
     const changes = this.routes.apply(events);
-    this.forwarder.applyRouteChanges(changes.set, changes.remove);
-    if (changes.peers) this.forwarder.setPeers(changes.peers);
+    // Routes and peers in one publication: never one without the other.
+    this.forwarder.update({ setRoutes: changes.set, removeRoutes: changes.remove, ...(changes.peers ? { peers: changes.peers } : {}) });
     for (const r of changes.set) this.log.info({ subnet: r.subnet.toString(), peer: r.peer }, `Subnet added: ${r.subnet.toString()} via ${r.peer}`);
     for (const l of changes.unreachable) {
       const key = leaseKey(l);
@@ -226,6 +246,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   }
 
   async stop(): Promise<void> {
+    this.localAddresses.off('change', this.onLocalAddresses);
     if (this.poller) clearInterval(this.poller);
     await this.reconciler.stop();
     this.events.close();
