@@ -1,9 +1,12 @@
 /**
  * The libFuzzer targets of native/fuzz (every parser of bytes from the
  * network or the kernel: the IPv4 header walk, the virtio-net header, the
- * segmenter, the coalescer, the egress and ingress glue), each run for a few seconds. `npm run fuzz`
- * runs them longer. They need clang with libFuzzer (scripts/bootstrap
- * installs it); without it this test fails rather than skips.
+ * segmenter, the coalescer, the egress and ingress glue), each run for a few
+ * seconds from its checked-in seeds (native/fuzz/corpus/). `npm run fuzz`
+ * (scripts/fuzz.sh) runs them longer; it is shown here to fail on a crash
+ * (a throwaway target with a planted bug) and to run again after a run.
+ * They need clang with libFuzzer (scripts/bootstrap installs it); without
+ * it this test fails rather than skips.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -48,19 +51,64 @@ describe('libFuzzer targets', () => {
     test(`${target} runs ${SECONDS} s without a crash or a broken invariant`, { timeout: 60_000 }, () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${target}-`));
       try {
+        const seeds = path.join(FUZZ_DIR, 'corpus', target);
+        assert.ok(fs.readdirSync(seeds).length > 0, `${target} has checked-in seeds in native/fuzz/corpus/${target}`);
+        // The seeds are read, never written: new inputs go to a scratch corpus.
         const r = spawnSync(
           path.join(ROOT, 'build', 'fuzz', target),
-          [`-max_total_time=${SECONDS}`, '-print_final_stats=1', `-artifact_prefix=${dir}/`, '-rss_limit_mb=1024'],
+          [`-max_total_time=${SECONDS}`, '-print_final_stats=1', `-artifact_prefix=${dir}/`, '-rss_limit_mb=1024', dir, seeds],
           { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 },
         );
         const out = r.stdout + r.stderr;
         assert.equal(r.status, 0, `${target} failed:\n${out.slice(-3000)}`);
         const units = Number(/stat::number_of_executed_units:\s*(\d+)/.exec(out)?.[1] ?? 0);
         assert.ok(units > 1000, `${target} executed only ${units} inputs`);
-        assert.deepEqual(fs.readdirSync(dir), [], 'no crash artifacts');
+        assert.deepEqual(fs.readdirSync(dir).filter((f) => /^(crash|leak|timeout|oom)-/.test(f)), [], 'no crash artifacts');
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
   }
+
+  test('scripts/fuzz.sh runs again after a run, and fails, naming the target, when a target crashes (a planted bug)', { timeout: 120_000 }, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuzz-planted-'));
+    try {
+      const sources = path.join(dir, 'src');
+      fs.mkdirSync(path.join(sources, 'corpus', 'fuzz_planted'), { recursive: true });
+      // A bug planted for this test: an invariant that breaks on one 8-byte input, "PLANTED!",
+      // recognized by its FNV-1a hash so the fuzzer cannot find it on its own in a second.
+      fs.writeFileSync(
+        path.join(sources, 'fuzz_planted.cc'),
+        [
+          '#include <cstddef>',
+          '#include <cstdint>',
+          '#include "fuzz_check.h"',
+          'extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {',
+          '  uint32_t h = 0x811c9dc5u;',
+          '  for (size_t i = 0; i < n; ++i) h = (h ^ d[i]) * 0x01000193u;',
+          '  FUZZ_CHECK(!(n == 8 && h == 0x0928b8c6u));',
+          '  return 0;',
+          '}',
+        ].join('\n'),
+      );
+      const run = () =>
+        spawnSync(path.join(ROOT, 'scripts', 'fuzz.sh'), ['1'], {
+          cwd: ROOT,
+          encoding: 'utf8',
+          env: { ...process.env, FUZZ_SOURCES: sources, FUZZ_OUT: path.join(dir, 'out') },
+          timeout: 100_000,
+        });
+      for (const attempt of [1, 2]) {
+        const ok = run();
+        assert.equal(ok.status, 0, `run ${attempt} without the triggering input:\n${ok.stdout}${ok.stderr}`);
+      }
+      fs.writeFileSync(path.join(sources, 'corpus', 'fuzz_planted', 'seed'), 'PLANTED!');
+      const crash = run();
+      assert.notEqual(crash.status, 0, 'a crash fails the command');
+      assert.match(crash.stderr, /fuzz: fuzz_planted failed/);
+      assert.ok(fs.readdirSync(path.join(dir, 'out', 'artifacts')).some((f) => f.startsWith('fuzz_planted-crash-')), 'the crashing input is kept');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

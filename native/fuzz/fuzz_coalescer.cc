@@ -1,15 +1,19 @@
 // libFuzzer target: coalescing received TCP segments for one TUN write
 // (core/gro.h coalesce_tcp). The input drives a structure-aware generator:
-// every 6 bytes make one IPv4 packet of one of four flows (mostly valid TCP
-// data segments following on, sometimes with other flags, jumps, options,
-// TTL/TOS changes, a corrupted byte, or not TCP at all), so the fuzzer
-// explores merge decisions rather than header parsing. Invariants:
+// a first byte says whether flows 2 and 3 are IPv6 and whether packets may
+// arrive with partial checksums (from a peer that sends them, as
+// decide_ingress leaves them); then every 6 bytes make one packet of one of
+// four flows (mostly valid TCP data segments following on, sometimes with
+// other flags, jumps, options, TTL/TOS changes, a corrupted byte, or not
+// TCP at all), so the fuzzer explores merge decisions rather than header
+// parsing. Invariants:
 //  - every packet is written exactly once, and each flow's packets are
 //    written in arrival order (no reordering);
 //  - a merged item holds one flow's in-sequence segments, each with a valid
-//    checksum, all gso_size long but a shorter last one, at most 64 and
-//    65535 bytes; its virtio header says TCPV4 + NEEDS_CSUM; and the merged
-//    packet, rebuilt here and its checksum completed, verifies.
+//    checksum or a partial one, all gso_size long but a shorter last one, at
+//    most 64 and 65535 bytes; its virtio header says TCPV4 or TCPV6 (the
+//    flow's family) + NEEDS_CSUM; and the merged packet, rebuilt here and
+//    its checksum completed, verifies.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -22,6 +26,8 @@
 #include "../core/gro.h"
 #include "../core/gso.h"
 #include "../core/ipv4.h"
+#include "../core/ipv6.h"
+#include "../core/partial_checksum.h"
 #include "../core/virtio_net.h"
 #include "../test/packet_builder.h"
 #include "fuzz_check.h"
@@ -32,38 +38,63 @@ namespace {
 
 struct Flow {
   testpkt::TcpSpec spec;
+  bool v6 = false;
   uint32_t next_seq;
   uint16_t next_id;
 };
 
-// Addresses and ports as the coalescer sees them (a corrupted byte may make
-// another flow of a packet, and then it is one).
-std::array<uint8_t, 12> flow_key(const uint8_t* p) {
-  std::array<uint8_t, 12> k;
+// Family, addresses and ports as the coalescer sees them (a corrupted byte
+// may make another flow of a packet, and then it is one).
+std::array<uint8_t, 37> flow_key(const uint8_t* p) {
+  std::array<uint8_t, 37> k{};
+  k[0] = p[0] >> 4;
+  if (k[0] == 6) {
+    std::memcpy(k.data() + 1, p + 8, 32);
+    std::memcpy(k.data() + 33, p + 40, 4);
+    return k;
+  }
   const size_t iphl = static_cast<size_t>(p[0] & 0x0f) * 4;
-  std::memcpy(k.data(), p + 12, 8);
-  std::memcpy(k.data() + 8, p + iphl, 4);
+  std::memcpy(k.data() + 1, p + 12, 8);
+  std::memcpy(k.data() + 9, p + iphl, 4);
   return k;
+}
+
+size_t l4_offset(const uint8_t* p) { return (p[0] >> 4) == 6 ? kIpv6HeaderLen : static_cast<size_t>(p[0] & 0x0f) * 4; }
+
+// The TCP checksum field holds the pseudo-header sum, as a partial checksum leaves it.
+void make_partial(std::vector<uint8_t>& p) {
+  const size_t l4 = l4_offset(p.data());
+  const uint16_t sum = (p[0] >> 4) == 6 ? pseudo_header_sum_ipv6(p.data(), 6, p.size() - l4)
+                                        : pseudo_header_sum_ipv4(p.data(), 6, p.size() - l4);
+  store_be16(p.data() + l4 + 16, sum);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kRecord = 6;
+  if (size < 1) return 0;
+  const bool ipv6_flows = (data[0] & 1) != 0;
+  const bool partials = (data[0] & 2) != 0;
+  ++data;
+  --size;
   const size_t records = std::min<size_t>(size / kRecord, 200);
   if (records == 0) return 0;
   Flow flows[4];
   for (int f = 0; f < 4; ++f) {
     flows[f].spec.sport = static_cast<uint16_t>(40000 + f);
     flows[f].spec.src = testpkt::ip(10, 5, 1, static_cast<int>(2 + (f & 1)));
+    flows[f].v6 = ipv6_flows && f >= 2;
     flows[f].next_seq = 1000u * static_cast<uint32_t>(f + 1);
     flows[f].next_id = static_cast<uint16_t>(100 * f);
   }
   std::vector<std::vector<uint8_t>> storage;
   std::vector<bool> valid_csum;
+  std::vector<bool> partial;
   for (size_t i = 0; i < records; ++i) {
     const uint8_t* r = data + i * kRecord;
-    Flow& fl = flows[r[0] & 3];
+    const int f = r[0] & 3;
+    Flow& fl = flows[f];
     testpkt::TcpSpec s = fl.spec;
     static const uint8_t kFlags[8] = {0x10, 0x10, 0x10, 0x18, 0x11, 0x12, 0x90, 0x30};
     s.flags = kFlags[(r[0] >> 2) & 7];
@@ -77,23 +108,48 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r[4] >= 240 && r[4] < 245) s.tos = 4;
     if (r[4] >= 245 && r[4] < 248) s.ip_options_len = 4;
     if (r[4] == 248) s.frag_field = 0x2000;  // a fragment
-    std::vector<uint8_t> p = testpkt::build_tcp4(s);
-    if (r[4] == 249) p[9] = 17;  // not TCP any more (checksums then mean nothing)
+    std::vector<uint8_t> p;
+    if (fl.v6) {
+      testpkt::Ipv6Spec s6;
+      s6.src = testpkt::ip6(0xfd00, 5, 1, 0, 0, 0, 0, static_cast<uint16_t>(2 + (f & 1)));
+      s6.dst = testpkt::ip6(0xfd00, 5, 2, 0, 0, 0, 0, 2);
+      s6.hop_limit = s.ttl;
+      p = testpkt::build_tcp6(s6, s.seq, s.flags, s.payload);
+      store_be16(p.data() + 40, s.sport);
+      store_be16(p.data() + 56, 0);
+      store_be16(p.data() + 56, static_cast<uint16_t>(testpkt::l4_check_reference6(p.data(), p.size())));
+      if (r[4] == 249) p[6] = 17;
+    } else {
+      p = testpkt::build_tcp4(s);
+      if (r[4] == 249) p[9] = 17;  // not TCP any more (checksums then mean nothing)
+    }
+    const bool is_partial = partials && (r[5] & 1) && (fl.v6 ? p[6] : p[9]) == 6;
+    if (is_partial) make_partial(p);
     if (r[0] & 0x80) p[p.size() - 1 - (r[5] % p.size())] ^= 0x5a;  // corrupt one byte
     fl.next_seq = s.seq + static_cast<uint32_t>(len);
     fl.next_id = static_cast<uint16_t>(s.id + 1);
-    // The datapath hands the coalescer only packets parse_ipv4 accepted (forwarding.h).
-    Ipv4Header h;
-    if (parse_ipv4(p.data(), p.size(), &h) != Ipv4Error::kNone) continue;
-    p.resize(h.total_len);
-    valid_csum.push_back(p[9] == 6 && testpkt::header_checksum_ok(p.data()) &&
-                         testpkt::l4_check_reference(p.data(), p.size()) == 0);
+    // The datapath hands the coalescer only packets its parsers accepted (forwarding.h).
+    if (fl.v6) {
+      Ipv6Header h6;
+      if ((p[0] >> 4) != 6 || parse_ipv6(p.data(), p.size(), &h6) != Ipv6Error::kNone) continue;
+      p.resize(h6.total_len());
+      valid_csum.push_back(p[6] == 6 && testpkt::l4_check_reference6(p.data(), p.size()) == 0);
+    } else {
+      Ipv4Header h;
+      if (parse_ipv4(p.data(), p.size(), &h) != Ipv4Error::kNone) continue;
+      p.resize(h.total_len);
+      valid_csum.push_back(p[9] == 6 && testpkt::header_checksum_ok(p.data()) &&
+                           testpkt::l4_check_reference(p.data(), p.size()) == 0);
+    }
+    partial.push_back(is_partial);
     storage.push_back(std::move(p));
   }
   const size_t n = storage.size();
   if (n == 0) return 0;
   std::vector<InnerPacket> packets(n);
-  for (size_t i = 0; i < n; ++i) packets[i] = InnerPacket{storage[i].data(), static_cast<uint16_t>(storage[i].size())};
+  for (size_t i = 0; i < n; ++i) {
+    packets[i] = InnerPacket{storage[i].data(), static_cast<uint16_t>(storage[i].size()), partial[i]};
+  }
   std::vector<uint16_t> next(n);
   std::vector<uint8_t> arena(kCoalesceArenaPerPacket * n);
   std::vector<CoalescedItem> items(n);
@@ -101,7 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(nitems >= 1 && nitems <= n);
 
   std::vector<int> written(n, 0);
-  std::map<std::array<uint8_t, 12>, int> last_index_of_flow;
+  std::map<std::array<uint8_t, 37>, int> last_index_of_flow;
   size_t prev_first = 0;
   for (size_t k = 0; k < nitems; ++k) {
     const CoalescedItem& it = items[k];
@@ -125,24 +181,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // A merged item.
     FUZZ_CHECK(static_cast<size_t>(it.header_off) + it.header_len <= arena.size());
     const VirtioNetHdr vh = decode_virtio_hdr(arena.data() + it.header_off);
-    FUZZ_CHECK(vh.gso_type == kVirtioGsoTcpv4 && (vh.flags & kVirtioFlagNeedsCsum));
+    const bool v6 = (storage[members[0]][0] >> 4) == 6;
+    FUZZ_CHECK(vh.gso_type == (v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4) && (vh.flags & kVirtioFlagNeedsCsum));
     FUZZ_CHECK(it.header_len == kVirtioNetHdrLen + it.l34_len && vh.hdr_len == it.l34_len);
     std::vector<uint8_t> merged(arena.begin() + it.header_off + kVirtioNetHdrLen, arena.begin() + it.header_off + it.header_len);
-    uint32_t seq = load_be32(storage[members[0]].data() + 24);
+    const size_t seq_at = l4_offset(storage[members[0]].data()) + 4;
+    uint32_t seq = load_be32(storage[members[0]].data() + seq_at);
     for (size_t j = 0; j < members.size(); ++j) {
       const std::vector<uint8_t>& p = storage[members[j]];
-      FUZZ_CHECK(valid_csum[members[j]]);
+      // A partial checksum is not verified: the outer UDP checksum protected those bytes.
+      FUZZ_CHECK(valid_csum[members[j]] || partial[members[j]]);
       FUZZ_CHECK(flow_key(p.data()) == flow_key(storage[members[0]].data()));
-      FUZZ_CHECK(load_be32(p.data() + 24) == seq);
+      FUZZ_CHECK(load_be32(p.data() + seq_at) == seq);
       const size_t payload = p.size() - it.l34_len;
       FUZZ_CHECK(payload <= vh.gso_size && (j + 1 == members.size() || payload == vh.gso_size));
       seq += static_cast<uint32_t>(payload);
       merged.insert(merged.end(), p.begin() + it.l34_len, p.end());
     }
-    FUZZ_CHECK(merged.size() <= 0xffff && load_be16(merged.data() + 2) == merged.size());
-    FUZZ_CHECK(testpkt::header_checksum_ok(merged.data()));
+    FUZZ_CHECK(merged.size() <= 0xffff);
     FUZZ_CHECK(complete_partial_checksum(merged.data(), merged.size(), vh.csum_start, vh.csum_offset));
-    FUZZ_CHECK(testpkt::l4_check_reference(merged.data(), merged.size()) == 0);
+    if (v6) {
+      FUZZ_CHECK(load_be16(merged.data() + 4) + kIpv6HeaderLen == merged.size());
+      FUZZ_CHECK(testpkt::l4_check_reference6(merged.data(), merged.size()) == 0);
+    } else {
+      FUZZ_CHECK(load_be16(merged.data() + 2) == merged.size());
+      FUZZ_CHECK(testpkt::header_checksum_ok(merged.data()));
+      FUZZ_CHECK(testpkt::l4_check_reference(merged.data(), merged.size()) == 0);
+    }
   }
   for (size_t i = 0; i < n; ++i) FUZZ_CHECK(written[i] == 1);
   return 0;

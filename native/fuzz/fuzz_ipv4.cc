@@ -78,8 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> egress(buf);
   check_decision(decide_egress(egress.data(), egress.size(), fuzzstate::state(1)), egress.data(), egress.size(),
                  valid_header);
-  // Every ingress policy, from a sender picked by the packet's last byte.
-  const uint32_t sender = fuzzstate::interesting_addr(size > 0 ? data[size - 1] : 0);
+  // Every ingress policy, from a sender (either underlay) picked by the packet's last byte.
+  const Sender sender = fuzzstate::interesting_sender(size > 0 ? data[size - 1] : 0);
   for (int k = 0; k < fuzzstate::kVariants; ++k) {
     std::vector<uint8_t> ingress(buf);
     const ForwardingState& st = fuzzstate::state(static_cast<uint8_t>(k));
@@ -87,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_decision(d, ingress.data(), ingress.size(), valid_header);
     fuzzstate::check_ingress_policy(d, sender, st);
     if (!d.forward && (d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination ||
-                       d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable)) {
+                       d.drop == kIngressDropUnknownSource || d.drop == kIngressDropIpv6SenderIncapable ||
+                       d.drop == kIngressDropMartianSource)) {
       FUZZ_CHECK(d.icmp == IcmpAction::kNone);  // a refusal is never answered
     }
   }

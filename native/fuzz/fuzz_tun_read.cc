@@ -5,7 +5,8 @@
 // read. Invariants: the packet lies inside the read; a forwarded packet goes
 // to the route of its destination (inner IPv6 only to a peer that carries
 // it) and its segment bound is within the
-// limit; a checksum is left partial only toward a peer that takes it; a
+// limit; a checksum is left partial only when this node and the route's
+// lease both take partial checksums; a
 // split's slices lie inside the packet and the arena, never exceed that
 // bound, and tile the forwarded length; a drop names a drop counter.
 #include <cstddef>
@@ -40,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (d.version == 6) FUZZ_CHECK((d.next_hop.flags & kPeerIpv6) != 0);
   // A pending checksum is completed before the split unless the peer takes partial ones.
   if (!r.gso && !r.leave_partial) FUZZ_CHECK((r.vh.flags & kVirtioFlagNeedsCsum) == 0);
-  if (r.leave_partial) FUZZ_CHECK((d.next_hop.flags & kPeerPartialChecksums) != 0);
+  // Partial only when both ends take them: this node's policy and the route's lease.
+  if (r.leave_partial) FUZZ_CHECK(st.policy.partial_checksums && (d.next_hop.flags & kPeerPartialChecksums) != 0);
 
   std::vector<uint8_t> arena(kMaxSegments * 120);
   std::vector<SegmentSlice> slices(kMaxSegments);
