@@ -218,9 +218,34 @@ describe('etcd subnet manager (real etcd)', () => {
     await eventually(() => flat(), (f) => f.includes('added 10.3.122.0/24'), 5000, 'the good lease after the bad ones');
     assert.deepEqual(flat(), ['added 10.3.2.0/24', 'added 10.3.122.0/24'], 'nothing withdrawn, nothing bad added');
     const warnings = log.records.filter((r) => /Ignoring bad subnet node/.test(r.msg)).map((r) => (r.obj as { key: string }).key);
-    for (const k of ['garbage', 'subnets-x/10.3.7.0-24', '10.3.120.0-24', '10.3.121.0-24']) {
+    for (const k of ['garbage', '10.3.120.0-24', '10.3.121.0-24']) {
       assert.ok(warnings.some((x) => x.endsWith(k)), `${k} logged`);
     }
+    assert.ok(!warnings.some((x) => x.includes('subnets-x/')), 'keys beside <prefix>/subnets/ are not read (the listing and the watch end at the slash)');
+    await w.stop();
+  });
+
+  test('values far larger than a lease: a new node still gets a lease, the records are skipped by size, etcd is never called unreachable', { timeout: 60_000 }, async () => {
+    const prefix = await network();
+    const log = new RecordingLogger();
+    const big = `{"PublicIP":"9.9.9.9","PublicIPv6":null,"BackendData":"${'b'.repeat(1_500_000)}"}`;
+    // Three values of 1.5 MB: 4.5 MB in one answer, above grpc-js's 4 MiB default.
+    for (const s of ['10.3.101.0-24', '10.3.102.0-24', '10.3.103.0-24']) await direct.put(`${prefix}/subnets/${s}`).value(big);
+    await direct.put(`${prefix}/subnets-old/10.3.104.0-24`).value(big);
+    await direct.put(`${prefix}/subnets/10.3.2.0-24`).value(udpValue('2.2.2.2'));
+    const m = manager(prefix, { log });
+    const own = await m.acquireLease(attrs('1.1.1.9'), signal());
+    assert.ok(own.subnet.prefixLen === 24);
+    const { w, flat } = watchAll(m, own);
+    await eventually(() => flat(), (f) => f.includes('added 10.3.2.0/24'), 10_000, 'the listing');
+    // A large value written while watching is skipped too; the watch goes on.
+    await direct.put(`${prefix}/subnets/10.3.105.0-24`).value(big);
+    await direct.put(`${prefix}/subnets/10.3.106.0-24`).value(udpValue('6.6.6.6'));
+    await eventually(() => flat(), (f) => f.includes('added 10.3.106.0/24'), 10_000, 'a lease after the large one');
+    const skipped = log.records.filter((r) => /above the 65536-byte limit of a lease record/.test(r.msg)).map((r) => (r.obj as { key: string }).key);
+    for (const s of ['10.3.101.0-24', '10.3.102.0-24', '10.3.103.0-24', '10.3.105.0-24']) assert.ok(skipped.some((k) => k.endsWith(s)), `${s} skipped by size`);
+    assert.ok(!log.records.some((r) => /unreachable|circuit/i.test(r.msg)), log.records.filter((r) => /unreachable|circuit/i.test(r.msg)).map((r) => r.msg).join('\n'));
+    assert.deepEqual(flat().filter((f) => /10\.3\.10[1-5]/.test(f)), [], 'none of them routed');
     await w.stop();
   });
 

@@ -15,6 +15,7 @@ import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/e
 import type { LeaseAttrs, RecordBatch } from '../src/lease/lease';
 import { RecordingLogger } from '../src/log';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
+import { Ipv6Net } from '../src/util/ipv6';
 import { eventually } from './helpers/eventually';
 import { MemoryKv } from './helpers/memory-kv';
 
@@ -71,6 +72,58 @@ describe('etcd subnet manager on the in-memory etcd', () => {
     const l2 = await m2.acquireLease(attrs('1.2.3.5'), signal());
     assert.notEqual(l2.subnet.toString(), '10.4.1.0/24');
     assert.ok(log.records.some((x) => /previous subnet 10\.4\.1\.0\/24 .* does not fit/.test(x.msg)));
+  });
+
+  test('dual stack: the previous subnets are reused only when no lease holds either family; a clash means a fresh allocation', async () => {
+    const dual = '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.25.0","EnableIPv6":true,"IPv6Network":"fd00:3::/48","IPv6SubnetLen":64}';
+    const v6 = (s: string) => Ipv6Net.tryParse(s)!;
+    for (const [other, why] of [
+      ['10.3.6.0-24&fd00:3:0:99::-64', 'the IPv4 subnet is another node\'s'],
+      ['10.3.9.0-24&fd00:3:0:6::-64', 'the IPv6 subnet is another node\'s'],
+    ] as const) {
+      const kv = new MemoryKv();
+      kv.put(CONFIG_KEY, dual);
+      kv.put(`${SUBNETS}/${other}`, udpValue('1.1.1.1'), kv.grantLease(86400));
+      const { m, log } = manager(kv, { previous: { subnet: Ipv4Net.parse('10.3.6.0/24'), ipv6Subnet: v6('fd00:3:0:6::/64') } });
+      const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+      assert.ok(!l.subnet.overlaps(Ipv4Net.parse(other.startsWith('10.3.6') ? '10.3.6.0/24' : '10.3.9.0/24')), why);
+      assert.ok(!l.ipv6Subnet!.overlaps(v6(other.includes(':6::') ? 'fd00:3:0:6::/64' : 'fd00:3:0:99::/64')), why);
+      assert.ok(log.records.some((x) => /is held \(in part\) by .* allocating another/.test(x.msg)), why);
+    }
+  });
+
+  test('a lease with our PublicIP that shares a subnet with an older lease is given up for a fresh one', async () => {
+    const kv = new MemoryKv();
+    kv.put(CONFIG_KEY, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.25.0","EnableIPv6":true,"IPv6Network":"fd00:3::/48","IPv6SubnetLen":64}');
+    // 10.3.2.0/24 is 1.1.1.1's (older); a later key of ours with another IPv6 part has it too.
+    kv.put(`${SUBNETS}/10.3.2.0-24&fd00:3:0:2::-64`, udpValue('1.1.1.1'), kv.grantLease(86400));
+    kv.put(`${SUBNETS}/10.3.2.0-24&fd00:3:0:9::-64`, udpValue('1.2.3.4'), kv.grantLease(86400));
+    const { m, log } = manager(kv);
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    assert.ok(!l.subnet.overlaps(Ipv4Net.parse('10.3.2.0/24')), l.subnet.toString());
+    assert.equal(kv.entry(`${SUBNETS}/10.3.2.0-24&fd00:3:0:9::-64`), undefined, 'the clashing key is deleted');
+    assert.ok(log.records.some((x) => /shares a subnet with the older lease .*10\.3\.2\.0-24&fd00:3:0:2::-64; deleting it/.test(x.msg)));
+  });
+
+  test("vxlan: a node whose PublicIP changed takes over its previous lease when it carries its VtepMAC, instead of writing a twin", async () => {
+    const kv = new MemoryKv();
+    kv.put(CONFIG_KEY, '{"Network":"10.3.0.0/16","SubnetMin":"10.3.1.0","SubnetMax":"10.3.25.0","Backend":{"Type":"vxlan"}}');
+    const data = '{"VNI":1,"VtepMAC":"0a:00:00:00:00:07"}';
+    kv.put(`${SUBNETS}/10.3.7.0-24`, `{"PublicIP":"1.2.3.4","PublicIPv6":null,"BackendType":"vxlan","BackendData":${data}}`, kv.grantLease(86400));
+    kv.put(`${SUBNETS}/10.3.8.0-24`, `{"PublicIP":"1.1.1.8","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:08"}}`, kv.grantLease(86400));
+    const vx = (ip: string, mac: string): LeaseAttrs => ({ ...attrs(ip), backendType: 'vxlan', backendData: `{"VNI":1,"VtepMAC":"${mac}"}` });
+    // Its previous lease, named in subnet.env, carries its MAC: taken over with the new PublicIP.
+    const { m, log } = manager(kv, { previous: { subnet: Ipv4Net.parse('10.3.7.0/24'), ipv6Subnet: undefined } });
+    const l = await m.acquireLease(vx('1.2.3.99', '0a:00:00:00:00:07'), signal());
+    assert.equal(l.subnet.toString(), '10.3.7.0/24');
+    assert.match(kv.entry(`${SUBNETS}/10.3.7.0-24`)!.value, /"PublicIP":"1\.2\.3\.99"/);
+    assert.equal(kv.keys().filter((k) => k.startsWith(`${SUBNETS}/`)).length, 2, 'no second lease');
+    assert.ok(log.records.some((x) => /taking over the previous lease .*10\.3\.7\.0-24/.test(x.msg)));
+    // Another node's lease named in a (copied) subnet.env is never taken: its MAC is not ours.
+    const other = manager(kv, { previous: { subnet: Ipv4Net.parse('10.3.8.0/24'), ipv6Subnet: undefined } });
+    const l2 = await other.m.acquireLease(vx('1.2.3.50', '0a:00:00:00:00:50'), signal());
+    assert.notEqual(l2.subnet.toString(), '10.3.8.0/24');
+    assert.match(kv.entry(`${SUBNETS}/10.3.8.0-24`)!.value, /1\.1\.1\.8/);
   });
 
   test('after the network config changes, a fresh subnet in the new network (TestConfigChanged)', async () => {
@@ -187,6 +240,23 @@ describe('etcd subnet manager on the in-memory etcd', () => {
     await m.close();
   });
 
+  test('a lease whose expiry passes while etcd is unreachable: reported (readiness), kept until etcd answers, then lost if the key is gone', { timeout: 20_000 }, async () => {
+    const kv = fixture();
+    const { m, log } = manager(kv, { leaseTtlSeconds: 1, renewMarginMs: 500, renewRetryMs: 200 });
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    kv.down();
+    const held = m.holdLease(l);
+    await eventually(() => held.problem, (p) => p !== undefined, 5000, 'the expiry noted');
+    assert.match(held.problem!, /expired at .* without a renewal \(etcd unreachable\); routing continues/);
+    assert.ok(log.records.some((x) => /expired at .* could not be renewed: etcd has been unreachable/.test(x.msg)));
+    assert.equal(await Promise.race([held.lost.then(() => 'lost'), new Promise((r) => setTimeout(() => r('held'), 300))]), 'held', 'not lost while etcd is away');
+    kv.advance(2000); // etcd's own TTL ran: the key is gone
+    kv.up();
+    const loss = await held.lost;
+    assert.match(loss.reason, /no longer holds|deleted/);
+    await m.close();
+  });
+
   test('the own key deleted by hand is a lease loss', async () => {
     const kv = fixture();
     const { m } = manager(kv);
@@ -196,6 +266,24 @@ describe('etcd subnet manager on the in-memory etcd', () => {
     kv.delete(keyOf(l.subnet.toString()));
     const loss = await held.lost;
     assert.match(loss.reason, /deleted/);
+    await m.close();
+  });
+
+  test('a foreign write to our key with our PublicIP is adopted only when its attributes are ours; otherwise it is a takeover', async () => {
+    const kv = fixture();
+    const { m } = manager(kv);
+    const l = await m.acquireLease(attrs('1.2.3.4'), signal());
+    const held = m.holdLease(l);
+    await new Promise((res) => setTimeout(res, 20));
+    const key = keyOf(l.subnet.toString());
+    // The same attributes under another etcd lease (what upstream's renewal looks like): adopted.
+    kv.put(key, udpValue('1.2.3.4'), kv.grantLease(86400));
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(await Promise.race([held.lost.then(() => 'lost'), Promise.resolve('held')]), 'held');
+    // Our PublicIP, other attributes, no etcd lease: a takeover.
+    kv.put(key, '{"PublicIP":"1.2.3.4","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:66"}}');
+    const loss = await held.lost;
+    assert.match(loss.reason, /rewritten by someone else with other attributes \(PublicIP 1\.2\.3\.4, vxlan/);
     await m.close();
   });
 

@@ -106,6 +106,26 @@ describe('kernel network engine: vxlan plan on an in-memory kernel', () => {
     await bn.stop();
   });
 
+  test('two routed leases of one machine (one PublicIP, one VtepMAC): removing one keeps the FDB entry the other needs', async () => {
+    const { kernel, ctx } = setup('vxlan');
+    const bn = await new VxlanBackend().register(ctx, kernel);
+    bn.start();
+    // A stale lease from before a reinstall beside the node's current one.
+    const stale = vxlanLease('10.5.2.0/24', '192.168.1.2', 'aa:bb:cc:dd:ee:02');
+    const current = vxlanLease('10.5.7.0/24', '192.168.1.2', 'aa:bb:cc:dd:ee:02');
+    await apply(bn, [added(stale), added(current)]);
+    assert.deepEqual(vxlanState(kernel).fdb, ['aa:bb:cc:dd:ee:02 dst 192.168.1.2']);
+    await apply(bn, [removed(stale)]);
+    assert.deepEqual(vxlanState(kernel), {
+      neighbors: ['10.5.7.0 aa:bb:cc:dd:ee:02'],
+      fdb: ['aa:bb:cc:dd:ee:02 dst 192.168.1.2'],
+      routes: ['10.5.7.0/24 via 10.5.7.0 onlink'],
+    });
+    await apply(bn, [removed(current)]);
+    assert.deepEqual(vxlanState(kernel), { neighbors: [], fdb: [], routes: [] });
+    await bn.stop();
+  });
+
   test('stale entries of a previous run stay until the first batch is applied, then go', async () => {
     const { kernel, ctx } = setup('vxlan');
     // A previous run left flannel.1 with a peer that has since left.
@@ -210,6 +230,21 @@ describe('kernel network engine: host-gw plan on an in-memory kernel', () => {
     assert.equal(kernel.routes[0]!.protocol, RTPROT_FLANNEL_TS);
     await apply(bn, [removed(a)]);
     assert.deepEqual(hostRoutes(kernel), []);
+    await bn.stop();
+  });
+
+  test('two routed leases with one PublicIP are two routes: removing one keeps the other', async () => {
+    const { kernel, ctx } = setup('host-gw');
+    const bn = await new HostGwBackend().register(ctx, kernel);
+    bn.start();
+    const a = lease('10.5.2.0/24', '192.168.1.2', 'host-gw');
+    const b = lease('10.5.7.0/24', '192.168.1.2', 'host-gw');
+    await apply(bn, [added(a), added(b)]);
+    assert.deepEqual(hostRoutes(kernel), ['10.5.2.0/24 via 192.168.1.2', '10.5.7.0/24 via 192.168.1.2']);
+    await apply(bn, [removed(a)]);
+    assert.deepEqual(hostRoutes(kernel), ['10.5.7.0/24 via 192.168.1.2']);
+    await (bn as KernelBackendNetwork).engine.reconciler.runNow();
+    assert.deepEqual(hostRoutes(kernel), ['10.5.7.0/24 via 192.168.1.2']);
     await bn.stop();
   });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COUNTER_NAMES } from '../src/forwarder/native-datapath';
 import { DATAPATH_COUNTER_FAMILIES, NodeMetrics, snakeCase } from '../src/daemon/metrics';
-import type { StatusSnapshot } from '../src/daemon/node-status';
+import { livenessProblem, readinessProblems, type StatusSnapshot } from '../src/daemon/node-status';
 
 function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
   const counters = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i + 1]));
@@ -31,6 +31,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
     backendType: 'udp',
     store: { name: 'etcd', requestErrors: 4 },
     leaseHeld: true,
+    leaseProblem: undefined,
     trafficInPlace: true,
     subnetEnvWritten: true,
     starting: false,
@@ -77,4 +78,11 @@ test('kube mode: no lease expiry series, the Kubernetes store named', async () =
   assert.match(body, /^flanneld_store_request_errors_total\{store="kubernetes"\} 0$/m);
   assert.match(body, /^flanneld_build_info\{version="[^"]+",backend="vxlan"\} 1$/m);
   assert.doesNotMatch(body, /^flanneld_datapath_syscalls_total\{/m, 'no datapath series for a kernel backend');
+});
+
+test('readiness names a lease whose expiry passed while etcd was unreachable; liveness does not care', () => {
+  const problem = 'the lease expired at 2026-12-06T00:00:00.000Z without a renewal (etcd unreachable); routing continues until etcd answers';
+  assert.deepEqual(readinessProblems(snapshot()), []);
+  assert.deepEqual(readinessProblems(snapshot({ leaseProblem: problem })), [problem]);
+  assert.equal(livenessProblem(snapshot({ leaseProblem: problem }).datapath), undefined);
 });

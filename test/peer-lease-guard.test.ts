@@ -2,8 +2,10 @@
  * The guard between the stores' lease watches and the backends
  * (src/lease/peer-lease-guard.ts): the bad records that hurt a node
  * upstream are not routed, each refusal is logged once, overlapping records
- * are chosen the same way whatever order they arrive in, and the log-once
- * memory is bounded. Pure: no store, no kernel.
+ * and records that share a VtepMAC are chosen the same way whatever order
+ * they arrive in, this node's addresses are kept current, and memory and
+ * logs stay bounded with thousands of refused records. Pure: no store, no
+ * kernel.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -14,7 +16,9 @@ import { RecordingLogger } from '../src/log';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 import { LOG_ONCE_DIGEST_CHARS, LogOnce } from '../src/util/repeat-log';
-import { testLease } from './helpers/leases';
+import { testLease, testLease6 } from './helpers/leases';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 
 const OWN = testLease('10.5.1.0/24', '192.168.1.1', 'host-gw');
 const ctx = (extra: Partial<GuardContext> = {}): GuardContext => ({
@@ -153,10 +157,133 @@ describe('the peer lease guard', () => {
   });
 });
 
+test('log-once forgets the oldest id past its capacity, not all of them', () => {
+  const once = new LogOnce(3);
+  for (const id of ['a', 'b', 'c']) assert.equal(once.first(id), true);
+  assert.equal(once.first('d'), true, 'a new id is logged');
+  assert.equal(once.first('a'), true, 'the oldest was forgotten');
+  assert.deepEqual(['c', 'd'].map((id) => once.first(id)), [false, false], 'the rest stay remembered');
+});
+
 test('log-once keeps a bounded digest per id, however large the ids', () => {
   const once = new LogOnce(10_000);
   const big = 'y'.repeat(1_500_000);
   for (let i = 0; i < 20_000; i++) assert.equal(once.first(`${i}:${big}`), true);
   assert.equal(once.first(`19999:${big}`), false);
   assert.ok(once.retainedChars <= 10_000 * LOG_ONCE_DIGEST_CHARS, `${once.retainedChars} characters retained`);
+});
+
+describe('the peer lease guard: records that would break another node (the second audit)', () => {
+  const vxlanCtx = (extra: Partial<GuardContext> = {}): GuardContext =>
+    ctx({ network: checkNetworkConfig(parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}')), ...extra });
+  const vx = (id: string, cidr: string, ip: string, mac: string, since: number): LeaseRecord => ({ id, since, lease: testLease(cidr, ip, 'vxlan', `{"VNI":1,"VtepMAC":"${mac}"}`) });
+
+  test('a VtepMAC no machine can have is refused: all zeros, multicast, broadcast, malformed', () => {
+    const { apply, refusals } = guard(vxlanCtx());
+    const got = apply({
+      kind: 'snapshot',
+      records: [
+        vx('z', '10.5.10.0/24', '192.168.1.10', '00:00:00:00:00:00', 1),
+        vx('m', '10.5.11.0/24', '192.168.1.11', '01:00:5e:00:00:01', 1),
+        vx('b', '10.5.12.0/24', '192.168.1.12', 'ff:ff:ff:ff:ff:ff', 1),
+        vx('x', '10.5.13.0/24', '192.168.1.13', 'not-a-mac', 1),
+        vx('ok', '10.5.2.0/24', '192.168.1.2', '0a:00:00:00:00:02', 1),
+      ],
+    });
+    assert.deepEqual(got, ['added 10.5.2.0/24']);
+    for (const why of ['all zeros', 'multicast', 'broadcast address', 'not a MAC address']) assert.equal(refusals(new RegExp(`VtepMAC .*${why}`)).length, 1, why);
+  });
+
+  test("a reused VtepMAC with another PublicIP: the older record keeps it, in any order, logged once, never flapping", () => {
+    const honest = vx('node-b', '10.5.2.0/24', '192.168.1.2', '0a:00:00:00:00:02', 5);
+    const rogue = vx('rogue', '10.5.9.0/24', '192.168.1.99', '0A:00:00:00:00:02', 8);
+    for (const order of [[honest, rogue], [rogue, honest]]) {
+      const { g, apply, refusals } = guard(vxlanCtx());
+      apply({ kind: 'snapshot', records: [] });
+      const added: string[] = [];
+      for (const r of order) added.push(...apply({ kind: 'changes', changes: [{ type: 'put', record: r }] }));
+      // The rogue record, whichever came first, is not routed once the older one is there.
+      assert.deepEqual(added, order[0] === rogue ? ['added 10.5.9.0/24', 'removed 10.5.9.0/24', 'added 10.5.2.0/24'] : ['added 10.5.2.0/24']);
+      assert.deepEqual(apply({ kind: 'snapshot', records: [rogue, honest] }), []);
+      assert.equal(g.stats.refused.duplicate_identity, 1);
+      // Relists and unrelated puts change nothing and log nothing more.
+      for (let i = 0; i < 3; i++) assert.deepEqual(apply({ kind: 'snapshot', records: [honest, rogue] }), []);
+      assert.deepEqual(apply({ kind: 'changes', changes: [{ type: 'put', record: vx('c', '10.5.3.0/24', '192.168.1.3', '0a:00:00:00:00:03', 9) }] }), ['added 10.5.3.0/24']);
+      assert.equal(refusals(/VtepMAC 0a:00:00:00:00:02 is that of node-b \(10\.5\.2\.0\/24/).length, 1);
+    }
+  });
+
+  test('one machine with two records (the same PublicIP) may use one VtepMAC', () => {
+    const { apply } = guard(vxlanCtx());
+    assert.deepEqual(apply({ kind: 'snapshot', records: [vx('a', '10.5.2.0/24', '192.168.1.2', '0a:00:00:00:00:02', 1), vx('b', '10.5.7.0/24', '192.168.1.2', '0a:00:00:00:00:02', 2)] }), ['added 10.5.2.0/24', 'added 10.5.7.0/24']);
+  });
+
+  test('a PublicIP inside the Network (a node advertising its cni0 address) is refused, per family', () => {
+    const dual = ctx({
+      network: checkNetworkConfig(parseNetworkConfig('{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:5::/32","Backend":{"Type":"host-gw"}}')),
+      own: { subnet: Ipv4Net.parse('10.5.1.0/24'), ipv6Subnet: Ipv6Net.tryParse('fd00:5:1::/64') },
+    });
+    const { apply, refusals, log: lg } = guard(dual);
+    const got = apply({
+      kind: 'snapshot',
+      records: [
+        { id: 'cni4', since: 1, lease: testLease('10.5.3.0/24', '10.5.3.1', 'host-gw') },
+        { id: 'cni6', since: 1, lease: testLease6('10.5.4.0/24', '192.168.1.4', 'fd00:5:4::/64', 'fd00:5:4::1', 'host-gw') },
+      ],
+    });
+    assert.deepEqual(got, ['added 10.5.4.0/24']);
+    assert.equal(refusals(/PublicIP 10\.5\.3\.1 cannot be a peer's: it is inside the Network 10\.5\.0\.0\/16/).length, 1);
+    assert.match(lg.records.find((r) => /IPv6 part/.test(r.msg))!.msg, /PublicIPv6 fd00:5:4::1 .* inside the IPv6Network fd00:5::\/32; only its IPv4 part is routed/);
+  });
+
+  test('IPv6 PublicIPs no peer can have: v4-mapped and link-local; unique-local ones are fine', () => {
+    const v6only = ctx({
+      network: kubeNetworkConfig(parseNetworkConfig('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:5::/32"}')),
+      own: { subnet: Ipv4Net.parse('0.0.0.0/0'), ipv6Subnet: Ipv6Net.tryParse('fd00:5:1::/64') },
+    });
+    const { apply, refusals } = guard(v6only);
+    const rec6 = (id: string, cidr6: string, pub6: string): LeaseRecord => ({ id, since: 1, lease: testLease6('0.0.0.0/0', '0.0.0.0', cidr6, pub6, 'host-gw') });
+    const got = apply({ kind: 'snapshot', records: [rec6('mapped', 'fd00:5:2::/64', '::ffff:192.168.1.2'), rec6('ll', 'fd00:5:3::/64', 'fe80::2'), rec6('ula', 'fd00:5:4::/64', 'fd99::4')] });
+    assert.deepEqual(got, ['added 0.0.0.0/0']);
+    assert.equal(refusals(/IPv4-mapped/).length, 1);
+    assert.equal(refusals(/link-local/).length, 1);
+  });
+
+  test("this node's addresses kept current: a routed record whose PublicIP became ours is withdrawn; refused ones are re-listed when one goes", () => {
+    const { g, apply } = guard();
+    let resyncs = 0;
+    g.onResyncNeeded = () => resyncs++;
+    apply({ kind: 'snapshot', records: [rec('k2', '10.5.2.0/24', '192.168.1.2'), rec('k3', '10.5.3.0/24', '192.168.1.1')] });
+    const next = { ipv4: [parseIpv4('192.168.1.1'), parseIpv4('192.168.1.2')], ipv6: [], directedBroadcasts: [] };
+    assert.deepEqual(g.setLocalAddresses(next).map((e) => `${e.type} ${e.lease.subnet}`), ['removed 10.5.2.0/24']);
+    assert.equal(resyncs, 1, 'k3 (refused as our address) may pass now: the store re-lists');
+    g.setLocalAddresses({ ipv4: [], ipv6: [], directedBroadcasts: [] });
+    // The re-list brings both back with their data.
+    assert.deepEqual(apply({ kind: 'snapshot', records: [rec('k2', '10.5.2.0/24', '192.168.1.2'), rec('k3', '10.5.3.0/24', '192.168.1.1')] }), ['added 10.5.2.0/24', 'added 10.5.3.0/24']);
+  });
+
+  test('10,000 refused records of 1 KiB each: kept as key and reason (under 5 MB), logged once, one put logs one line', () => {
+    const gc = (() => {
+      v8.setFlagsFromString('--expose-gc');
+      return vm.runInNewContext('gc') as () => void;
+    })();
+    const { g, apply, log: lg } = guard();
+    const filler = 'z'.repeat(1024);
+    const records = Array.from({ length: 10_001 }, (_, i) => ({ id: `/coreos.com/network/subnets/10.6.${i >> 8}.${i & 255}-32`, since: i + 10, lease: testLease(`10.6.${i >> 8}.${i & 255}/32`, '192.168.1.9', 'host-gw', `{"Filler":"${filler}"}`) }));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    apply({ kind: 'snapshot', records });
+    records.length = 0;
+    const lines = () => lg.records.filter((r) => /^Ignoring lease/.test(r.msg)).length;
+    assert.equal(lines(), 10_001);
+    lg.records.length = 0; // the test's logger keeps every line; the guard must not
+    gc();
+    const retained = process.memoryUsage().heapUsed - before;
+    assert.ok(retained < 5_000_000, `the guard retains ${retained} bytes for 10,001 refused records`);
+    assert.equal(g.stats.refused.outside_network, 10_001);
+    apply({ kind: 'changes', changes: [{ type: 'put', record: rec('k2', '10.5.2.0/24', '192.168.1.2') }] });
+    assert.equal(lines(), 0, 'an ordinary put logs no refusal again');
+    assert.equal(g.refusedSummary(), 'outside_network 10001');
+    lg.records.length = 0;
+  });
 });

@@ -224,14 +224,25 @@ export class KernelNetwork<P, D> implements FamilyEngine {
     if (!p) return;
     this.desired.delete(key);
     this.failing.delete(key);
-    await this.bestEffort(this.plan.removeOps(p, this.device));
+    await this.bestEffort(this.unshared(this.plan.removeOps(p, this.device)));
     this.log.info({ subnet: key }, `Subnet removed: ${this.plan.describePeer(p)}`);
   }
 
-  /** The removal ops of `before` whose objects `after` does not overwrite (make before break). */
+  /**
+   * `ops` without those whose object another desired peer still installs:
+   * two leases of one machine (the same PublicIP, and with vxlan the same
+   * VtepMAC: a stale lease beside a new one) share an FDB entry, and the
+   * removal of one must not take it from the other.
+   */
+  private unshared(ops: readonly KernelOp[]): KernelOp[] {
+    const wanted = new Set([...this.desired.values()].flatMap((p) => this.plan.addOps(p, this.device).map(opTarget)));
+    return ops.filter((op) => !wanted.has(opTarget(op)));
+  }
+
+  /** The removal ops of `before` whose objects `after` (or another peer) does not install (make before break). */
   private superseded(before: P, after: P): KernelOp[] {
     const kept = new Set(this.plan.addOps(after, this.device).map(opTarget));
-    return this.plan.removeOps(before, this.device).filter((op) => !kept.has(opTarget(op)));
+    return this.unshared(this.plan.removeOps(before, this.device).filter((op) => !kept.has(opTarget(op))));
   }
 
   /**

@@ -39,6 +39,9 @@ import { NodeStatus, readinessProblems } from './node-status';
 import { SystemdNotifier, Watchdog, watchdogPeriodMs } from './sd-notify';
 import { errorText } from '../util/errors';
 
+/** How often the count of refused lease records is logged while there are any. */
+export const REFUSED_SUMMARY_INTERVAL_MS = 10 * 60_000;
+
 /** The whole stop (every part together) finishes within this; SIGTERM must end the process within 3 s. */
 export const STOP_BUDGET_MS = 2500;
 
@@ -284,8 +287,15 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
     local.on('change', (set) => guard.setLocalAddresses(set));
     status.guard = guard;
     const leasesWatch = manager.watchLeases(bn.lease, (batch) => guard.apply(batch));
+    guard.onResyncNeeded = (reason) => leasesWatch.resync(reason);
     status.leasesWatch = leasesWatch;
     cleanups.unshift(['lease watch', () => leasesWatch.stop()]);
+    const refusedReport = setInterval(() => {
+      const summary = guard.refusedSummary();
+      if (summary) log.warn({ refused: guard.stats.refused }, `lease records not routed: ${summary} (each was logged when it arrived)`);
+    }, REFUSED_SUMMARY_INTERVAL_MS);
+    refusedReport.unref();
+    cleanups.unshift(['refused-record report', () => clearInterval(refusedReport)]);
 
     // Step 21: tell systemd; keep its watchdog fed while live.
     notifier.notify('READY=1');

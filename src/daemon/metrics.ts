@@ -186,6 +186,11 @@ export class NodeMetrics {
       const w = self.snap?.leasesWatch;
       set({}, w?.connected ? 1 : 0);
     });
+    gauge('flanneld_lease_refused_records', "Other nodes' lease records held but not routed now, by reason (docs/reliability.md).", ['reason'], (set) => {
+      const l = self.snap?.leases;
+      if (!l) return;
+      for (const [reason, n] of Object.entries(l.refused)) set({ reason }, n);
+    });
     mirrored('flanneld_lease_skipped_records_total', 'Lease records (etcd keys, Node objects) that could not be read and were skipped.', [], (set) => {
       const w = self.snap?.leasesWatch;
       if (w) set({}, w.skippedKeys);

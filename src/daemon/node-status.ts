@@ -37,6 +37,8 @@ export interface StatusSnapshot {
   /** The lease store and its failed requests so far. */
   store: { name: 'etcd' | 'kubernetes'; requestErrors: number } | undefined;
   leaseHeld: boolean;
+  /** Why the held lease is in doubt (it expired while etcd was unreachable), or undefined. */
+  leaseProblem: string | undefined;
   trafficInPlace: boolean | undefined;
   subnetEnvWritten: boolean;
   /** Startup not finished yet (no backend). */
@@ -57,6 +59,7 @@ export function readinessProblems(s: StatusSnapshot): string[] {
   const out: string[] = [];
   if (s.starting || !s.backend) return ['starting'];
   if (!s.leaseHeld) out.push('the lease is not held');
+  if (s.leaseProblem) out.push(s.leaseProblem);
   const w = s.leasesWatch;
   if (!w || !w.connected) out.push(`the lease watch (${s.store?.name === 'kubernetes' ? 'the Kubernetes node watch' : 'etcd'}) is not connected`);
   if (s.datapath && !s.datapath.running) out.push('the datapath is not running');
@@ -102,6 +105,7 @@ export class NodeStatus {
       backendType: this.backendType,
       store: this.manager ? { name: this.manager.store, requestErrors: this.manager.requestErrors() } : undefined,
       leaseHeld: this.held !== undefined && !this.leaseLost,
+      leaseProblem: this.held?.problem,
       trafficInPlace: this.traffic?.inPlace,
       subnetEnvWritten: this.subnetEnvWritten,
       starting: this.backend === undefined || this.stopping,

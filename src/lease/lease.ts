@@ -63,15 +63,6 @@ export function leaseKey(l: Pick<Lease, 'subnet' | 'ipv6Subnet'>): string {
   return v4.toString();
 }
 
-/**
- * Same subnet(s), as upstream's LeaseWatcher compares them: the IPv4 subnets,
- * and the IPv6 subnets too when both leases have one.
- */
-export function sameSubnets(a: Pick<Lease, 'subnet' | 'ipv6Subnet'>, b: Pick<Lease, 'subnet' | 'ipv6Subnet'>): boolean {
-  if (!a.subnet.canonical().equals(b.subnet.canonical())) return false;
-  return a.ipv6Subnet === undefined || b.ipv6Subnet === undefined || a.ipv6Subnet.canonical().equals(b.ipv6Subnet.canonical());
-}
-
 /** A raw JSON value in compact form, so differently spaced texts of one value compare equal. */
 function compactJson(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;

@@ -19,6 +19,8 @@ export interface HeldLease {
   readonly lost: Promise<LeaseLoss>;
   /** When the current etcd lease runs out; undefined for a reservation. */
   readonly expiresAt: Date | undefined;
+  /** Why the lease is in doubt although not lost (it expired while the store was unreachable), or undefined. */
+  readonly problem?: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -36,6 +38,8 @@ export interface LeasesWatchStats {
 /** The remote leases, as a stream of change batches. */
 export interface LeasesWatch {
   readonly stats: LeasesWatchStats;
+  /** Hands over the whole set again soon (a re-list), e.g. when the guard must check every record again. */
+  resync(reason: string): void;
   stop(): Promise<void>;
 }
 

@@ -39,29 +39,65 @@ export class RepeatLog {
  *
  * Bounded in memory whatever the ids: an id can quote a bad value of up to
  * 1.5 MiB (etcd) or 256 KiB (an annotation), so only a 144-bit digest of
- * each id is kept (24 characters), and past `capacity` digests they are all
- * forgotten (each occurrence may then be logged once more). At most
- * capacity x 24 characters are retained.
+ * each id is kept (24 characters), at most `capacity` of them. Past that the
+ * oldest one is forgotten (it may be logged once more if it comes back); the
+ * others stay remembered, so a new id never makes the rest be logged again.
  */
 export class LogOnce {
-  private readonly seen = new Set<string>();
+  private readonly seen: BoundedSet<string>;
 
-  constructor(private readonly capacity = 10_000) {}
+  constructor(capacity = 10_000) {
+    this.seen = new BoundedSet(capacity);
+  }
 
-  /** True the first time `id` is offered (since the last forgetting). */
+  /** True the first time `id` is offered (since it was last forgotten). */
   first(id: string): boolean {
-    const digest = createHash('sha256').update(id).digest('base64').slice(0, LOG_ONCE_DIGEST_CHARS);
-    if (this.seen.has(digest)) return false;
-    if (this.seen.size >= this.capacity) this.seen.clear();
-    this.seen.add(digest);
-    return true;
+    return this.seen.add(createHash('sha256').update(id).digest('base64').slice(0, LOG_ONCE_DIGEST_CHARS));
   }
 
   /** Characters of ids retained (for the memory bound's test). */
   get retainedChars(): number {
     let n = 0;
-    for (const d of this.seen) n += d.length;
+    for (const d of this.seen.values()) n += d.length;
     return n;
+  }
+}
+
+/**
+ * A set of at most `capacity` values: past it, adding a new value forgets
+ * the oldest one (first in, first out). Every operation is O(1).
+ */
+export class BoundedSet<T> {
+  private readonly members = new Set<T>();
+  private readonly ring: T[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** Adds `v`; true when it was not a member. */
+  add(v: T): boolean {
+    if (this.members.has(v)) return false;
+    if (this.ring.length < this.capacity) {
+      this.ring.push(v);
+    } else {
+      this.members.delete(this.ring[this.next]!);
+      this.ring[this.next] = v;
+      this.next = (this.next + 1) % this.capacity;
+    }
+    this.members.add(v);
+    return true;
+  }
+
+  has(v: T): boolean {
+    return this.members.has(v);
+  }
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  values(): IterableIterator<T> {
+    return this.members.values();
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import type { Refusal } from '../../forwarder/udp-forwarder';
 import type { Logger } from '../../log';
+import { BoundedSet } from '../../util/repeat-log';
 
 export interface RefusalFeed {
   /** Refusals newly seen since the last call (the datapath reports each sender and reason once while it remembers it). */
@@ -84,8 +85,8 @@ function describeRefusal(r: Refusal): string {
 }
 
 export class RefusalReporter {
-  /** Pairs logged, oldest first (a Map keeps insertion order). */
-  private readonly logged = new Map<string, true>();
+  /** Pairs logged (the oldest forgotten first). */
+  private readonly logged = new BoundedSet<string>(MAX_REMEMBERED);
   private readonly newest: Refusal[] = [];
   private lastCounts: Record<string, number>;
   private nextSummaryAt: number;
@@ -110,10 +111,7 @@ export class RefusalReporter {
     for (const r of this.feed.drainRefusals()) {
       this.newest.push(r);
       if (this.newest.length > SUMMARY_EXAMPLES) this.newest.shift();
-      const key = `${r.sender} ${r.reason}`;
-      if (this.logged.has(key)) continue;
-      this.logged.set(key, true);
-      if (this.logged.size > MAX_REMEMBERED) this.logged.delete(this.logged.keys().next().value!);
+      if (!this.logged.add(`${r.sender} ${r.reason}`)) continue;
       fresh++;
       this.log.warn(
         {

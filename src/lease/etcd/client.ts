@@ -12,10 +12,12 @@
  *    channel sends keepalive pings so a dead connection is noticed.
  */
 import * as fs from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
 import type { Logger } from '../../log';
 import { errorText, NamedError } from '../../util/errors';
 import { ETCD_RETRY_INITIAL_MS, ETCD_RETRY_MAX_MS } from './backoff-policy';
+import { isResponseTooLarge, MAX_ETCD_RESPONSE_BYTES } from './errors';
 
 /** The -etcd-* flags. */
 export interface EtcdClientConfig {
@@ -65,6 +67,18 @@ export function etcdClientOptions(cfg: EtcdClientConfig, log: Logger, opts: Etcd
       // etcd outage we want to be back within seconds: the etcd retry schedule.
       'grpc.initial_reconnect_backoff_ms': ETCD_RETRY_INITIAL_MS,
       'grpc.max_reconnect_backoff_ms': ETCD_RETRY_MAX_MS,
+      // grpc-js refuses responses over 4 MiB by default, while one etcd value
+      // may be 1.5 MiB: listings are paged (./etcd3-kv.ts) and watch
+      // responses fragmented (./watch-stream.ts) so that one answer stays
+      // well under this.
+      'grpc.max_receive_message_length': MAX_ETCD_RESPONSE_BYTES,
+    },
+    // etcd3's default fault handling counts every "recoverable" error against
+    // the endpoint and opens its circuit breaker after three, failing every
+    // request for 5 s; an answer too large says nothing about etcd's health.
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(countsAgainstEtcd), { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(3) }),
+      global: retry(handleWhen(countsAgainstEtcd), { maxAttempts: 3 }),
     },
   };
   if (cfg.certFile !== '' && cfg.keyFile !== '') {
@@ -86,6 +100,11 @@ export function etcdClientOptions(cfg: EtcdClientConfig, log: Logger, opts: Etcd
     options.auth = { username: cfg.username, password: cfg.password };
   }
   return options;
+}
+
+/** Whether an error says etcd (or the way to it) is unwell: etcd3's rule, without an answer that was merely too large. */
+function countsAgainstEtcd(e: Error): boolean {
+  return isRecoverableError(e) && !isResponseTooLarge(e);
 }
 
 export function createEtcdClient(cfg: EtcdClientConfig, log: Logger, opts: EtcdClientOptions = {}): Etcd3 {

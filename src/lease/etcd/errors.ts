@@ -33,6 +33,27 @@ export class EtcdTlsError extends LeaseManagerError {
 /** Where flanneld's etcd TLS settings come from, for the fix texts. */
 const ETCD_TLS_SETTINGS = { ca: '-etcd-cafile (without it, the system CAs)', clientCert: '-etcd-certfile and -etcd-keyfile' };
 
+/**
+ * etcd's answer was larger than flanneld accepts (MAX_ETCD_RESPONSE_BYTES):
+ * the store holds something far larger than lease records are. Not an
+ * unreachable etcd: listings page around it, and the request is not counted
+ * against etcd's health (the client's circuit breaker ignores it).
+ */
+export class EtcdResponseTooLargeError extends LeaseManagerError {
+  readonly recoverable = false;
+  constructor(readonly op: string, readonly limitBytes: number, cause: unknown) {
+    super(`etcd's answer to ${op} is larger than flanneld accepts (${limitBytes} bytes): ${errorText(cause)}`, { cause });
+  }
+}
+
+/** What flanneld accepts of one etcd response (gRPC's receive limit; its default is 4 MiB). */
+export const MAX_ETCD_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** The error of a response over the receive limit (gRPC RESOURCE_EXHAUSTED). */
+export function isResponseTooLarge(e: unknown): boolean {
+  return e instanceof Error && (e.constructor.name === 'GRPCResourceExhastedError' || /RESOURCE_EXHAUSTED|larger than max/i.test(e.message));
+}
+
 /** etcd answered with an error retrying will not fix (permission denied, bad request, ...). */
 export class EtcdRequestError extends LeaseManagerError {
   readonly recoverable = false;
@@ -71,6 +92,7 @@ const AUTH_HINT =
 /** Classifies an error from the etcd3 client. */
 export function classifyEtcdError(e: unknown, op: string, endpoints: readonly string[]): LeaseManagerError {
   if (e instanceof LeaseManagerError) return e;
+  if (isResponseTooLarge(e)) return new EtcdResponseTooLargeError(op, MAX_ETCD_RESPONSE_BYTES, e);
   const tls = tlsProblem(e, ETCD_TLS_SETTINGS);
   if (tls) return new EtcdTlsError(op, endpoints, tls, e);
   const name = e instanceof Error ? e.constructor.name : '';

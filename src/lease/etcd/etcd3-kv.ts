@@ -4,22 +4,20 @@
  * watch stream. Every error is classified (./errors.ts): unreachable or
  * timed out (the outcome of a write is then unknown), or refused.
  */
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../log';
 import { errorText } from '../../util/errors';
-import { classifyEtcdError } from './errors';
+import { classifyEtcdError, EtcdResponseTooLargeError } from './errors';
 import type { KvCondition, KvEntry, KvHeader, KvStore, KvWatch, KvWatchHandlers, KvWatchOptions } from './kv-store';
-import { EtcdWatchStream, kvHeader, prefixRangeEnd } from './watch-stream';
+import { entryOf, EtcdWatchStream, kvHeader, prefixRangeEnd } from './watch-stream';
 
-function entryOf(kv: IKeyValue): KvEntry {
-  return {
-    key: kv.key.toString(),
-    value: kv.value.toString(),
-    createRevision: BigInt(kv.create_revision),
-    modRevision: BigInt(kv.mod_revision),
-    lease: kv.lease || '0',
-  };
-}
+/**
+ * Keys per page of a listing to begin with. A page of lease records is a
+ * few hundred KiB; a page whose answer is too large (values of up to
+ * 1.5 MiB each, which no lease record needs) is asked again with a quarter
+ * of the keys, down to one.
+ */
+export const LIST_PAGE_KEYS = 256;
 
 export class Etcd3Kv implements KvStore {
   /** Requests that failed (any reason), for flanneld_store_request_errors_total. */
@@ -46,9 +44,49 @@ export class Etcd3Kv implements KvStore {
     return { entry: kv ? entryOf(kv) : undefined, header: kvHeader(res.header) };
   }
 
+  /**
+   * Every key under `prefix`, in pages (etcd's `limit`) read at the first
+   * page's revision, so the listing is one consistent view whatever its
+   * size. A single value too large to receive is reported with its key and
+   * size only (valueBytes over the limit, no value).
+   */
   async list(prefix: string): Promise<{ entries: KvEntry[]; header: KvHeader }> {
-    const res = await this.call(`list ${prefix}`, () => this.client.getAll().prefix(prefix).exec());
-    return { entries: res.kvs.map(entryOf), header: kvHeader(res.header) };
+    const end = prefixRangeEnd(Buffer.from(prefix));
+    let start = Buffer.from(prefix);
+    let header: KvHeader | undefined;
+    let limit = LIST_PAGE_KEYS;
+    const entries: KvEntry[] = [];
+    for (;;) {
+      const page = () => {
+        const b = this.client.getAll().inRange({ start, end }).limit(limit);
+        if (header) b.revision(header.revision.toString());
+        return b.exec();
+      };
+      let res;
+      try {
+        res = await this.call(`list ${prefix}`, page);
+      } catch (e) {
+        if (!(e instanceof EtcdResponseTooLargeError)) throw e;
+        if (limit > 1) {
+          limit = Math.max(1, limit >> 2);
+          continue;
+        }
+        // One value alone is too large: step over its key.
+        const only = await this.call(`list ${prefix}`, () => this.client.getAll().inRange({ start, end }).limit(1).keyBuffers());
+        const key = only[0];
+        if (!key) throw e;
+        entries.push({ key: key.toString(), value: '', valueBytes: Number.POSITIVE_INFINITY, createRevision: 0n, modRevision: 0n, lease: '0' });
+        start = Buffer.concat([key, Buffer.from([0])]);
+        continue;
+      }
+      header ??= kvHeader(res.header);
+      for (const kv of res.kvs) entries.push(entryOf(kv));
+      const last = res.kvs.at(-1);
+      if (!res.more || !last) break;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+      limit = LIST_PAGE_KEYS;
+    }
+    return { entries, header: header! };
   }
 
   private compare(key: string, c: KvCondition) {

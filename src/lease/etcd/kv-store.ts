@@ -12,7 +12,10 @@
 
 export interface KvEntry {
   key: string;
+  /** The value as text (empty for a value too large to receive: valueBytes Infinity). */
   value: string;
+  /** The value's size in bytes, when the store says it (Infinity: too large to receive at all). */
+  valueBytes?: number;
   createRevision: bigint;
   modRevision: bigint;
   /** The etcd lease the key is attached to; "0" for none. */

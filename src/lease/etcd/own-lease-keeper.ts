@@ -18,12 +18,20 @@
  * ours: the keeper re-creates it with the same subnet and a fresh etcd lease.
  * If another node took the subnet first, the lease is lost (exit, as upstream
  * does when its lease disappears).
+ *
+ * When the lease's expiry passes without a renewal (etcd unreachable all
+ * that time), that is logged and reported (`problem`, which fails /readyz),
+ * but routing goes on: the data path is still right for the peers it knows.
+ * Once etcd answers, a key that is gone is a lease loss as any other; a key
+ * still there (etcd was down too, so its TTL did not run) is renewed.
  */
 import type { Logger } from '../../log';
 import { sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { formatIpv4 } from '../../util/ipv4';
+import { quoteForLog } from '../../util/text';
 import { RepeatLog } from '../../util/repeat-log';
+import { type LeaseAttrs, sameAttrs } from '../lease';
 import type { HeldLease, LeaseLoss } from '../subnet-manager';
 import { etcdRetryBackoff } from './backoff-policy';
 import { EtcdUnavailableError, LeaseLostError, LeaseTakenError } from './errors';
@@ -44,6 +52,9 @@ export interface KeeperTiming {
 export class OwnLeaseKeeper implements HeldLease {
   private current: StoredLease;
   private timer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Set when the expiry passed without a renewal. */
+  private expiredAt: Date | undefined;
   private watch: KvWatch | undefined;
   private readonly renewBackoff = etcdRetryBackoff();
   private stopped = false;
@@ -73,6 +84,13 @@ export class OwnLeaseKeeper implements HeldLease {
     return this.current.lease.expiration;
   }
 
+  /** Why the lease is in doubt (its expiry passed without a renewal), or undefined. */
+  get problem(): string | undefined {
+    return this.expiredAt
+      ? `the lease expired at ${this.expiredAt.toISOString()} without a renewal (etcd unreachable); routing continues until etcd answers`
+      : undefined;
+  }
+
   start(): void {
     this.arm();
     this.monitorLoop = this.monitor();
@@ -81,6 +99,7 @@ export class OwnLeaseKeeper implements HeldLease {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.watch?.stop();
     await this.monitorLoop;
   }
@@ -89,6 +108,7 @@ export class OwnLeaseKeeper implements HeldLease {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.log.error({ key: this.current.key, reason }, `Lease has been revoked. Shutting down daemon. (${reason})`);
     this.resolveLost({ key: this.current.key, reason });
     void this.watch?.stop();
@@ -107,6 +127,23 @@ export class OwnLeaseKeeper implements HeldLease {
     const delay = delayMs ?? Math.max(0, exp.getTime() - Date.now() - this.timing.renewMarginMs);
     this.log.info({ key: this.current.key, renewInMs: delay, expiration: exp.toISOString() }, `Waiting for ${Math.round(delay / 1000)} s to renew lease`);
     this.timer = setTimeout(() => void this.renew(), delay);
+    this.armExpiry(exp);
+  }
+
+  /** Notes (once) when `exp` passes while the lease still ends then. */
+  private armExpiry(exp: Date): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.expiredAt) return;
+    this.expiryTimer = setTimeout(() => {
+      if (this.stopped || this.current.lease.expiration?.getTime() !== exp.getTime()) return;
+      this.expiredAt = exp;
+      this.log.error(
+        { key: this.current.key, expiration: exp.toISOString() },
+        `the lease ${this.current.key} expired at ${exp.toISOString()} and could not be renewed: etcd has been unreachable. ` +
+          'Routing continues for the peers known; /readyz fails until etcd answers. If the key is gone then, flanneld exits as on a lost lease.',
+      );
+    }, Math.max(0, exp.getTime() - Date.now()));
+    this.expiryTimer.unref();
   }
 
   private async renew(): Promise<void> {
@@ -115,6 +152,10 @@ export class OwnLeaseKeeper implements HeldLease {
       this.current = await this.registry.renewLease(this.current, this.timing.ttlSeconds);
       this.repeat.reset();
       this.renewBackoff.reset();
+      if (this.expiredAt) {
+        this.log.warn({ key: this.current.key }, `the lease ${this.current.key} was renewed after it had expired locally: etcd still held it`);
+        this.expiredAt = undefined;
+      }
       this.log.info({ key: this.current.key, expiration: this.current.lease.expiration?.toISOString() }, `Lease renewed, new expiration: ${this.current.lease.expiration?.toISOString()}`);
       this.arm();
     } catch (e) {
@@ -163,11 +204,20 @@ export class OwnLeaseKeeper implements HeldLease {
     }
   }
 
-  /** False (and the lease lost) when the key now belongs to another node. */
+  /**
+   * False (and the lease lost) when the key now belongs to another node: its
+   * PublicIP is another's, or (written under another etcd lease or none) its
+   * attributes are not ours. A foreign write with our PublicIP and other
+   * attributes would otherwise be adopted and then renewed with them.
+   */
   private checkOwner(stored: StoredLease): boolean {
     const mine = this.current.lease.attrs.publicIp;
     if (stored.lease.attrs.publicIp !== mine) {
       this.lose(`the key now holds PublicIP ${formatIpv4(stored.lease.attrs.publicIp)}, not this node's ${formatIpv4(mine)}`);
+      return false;
+    }
+    if (stored.etcdLeaseId !== this.current.etcdLeaseId && !sameAttrs(stored.lease.attrs, this.current.lease.attrs)) {
+      this.lose(`the key was rewritten by someone else with other attributes (${describeAttrs(stored.lease.attrs)}); taken over`);
       return false;
     }
     return true;
@@ -232,4 +282,8 @@ export class OwnLeaseKeeper implements HeldLease {
       }
     }
   }
+}
+
+function describeAttrs(a: LeaseAttrs): string {
+  return `PublicIP ${formatIpv4(a.publicIp)}${a.backendType ? `, ${a.backendType}` : ''}${a.backendData ? `, BackendData ${quoteForLog(a.backendData, 120)}` : ''}`;
 }

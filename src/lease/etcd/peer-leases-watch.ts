@@ -92,9 +92,9 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
     this.stats.snapshotApplied = true;
   }
 
-  private skip(s: SkippedKey, revision?: bigint): void {
+  private skip(s: SkippedKey): void {
     this.stats.skippedKeys++;
-    if (!this.loggedSkips.first(`${s.key}\u0000${revision ?? ''}\u0000${s.reason}`)) return;
+    if (!this.loggedSkips.first(`${s.key}\u0000${s.modRevision ?? ''}\u0000${s.reason}`)) return;
     this.log.warn({ key: quoteForLog(s.key), reason: quoteForLog(s.reason) }, `Ignoring bad subnet node: ${quoteForLog(s.key)}: ${quoteForLog(s.reason)} (other leases are unaffected)`);
   }
 
@@ -147,7 +147,7 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
       `etcd was replaced or wiped (${reason}): keeping every route for up to ${Math.round(grace / 1000)} s while the nodes re-create their leases`,
     );
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => void this.resync('the grace period after an etcd wipe is over', 'none'), grace + 1);
+    this.resyncTimer = setTimeout(() => void this.relistNow('the grace period after an etcd wipe is over', 'none'), grace + 1);
     this.resyncTimer.unref();
   }
 
@@ -164,10 +164,10 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
       },
       {
         onEvents: (events, h) => this.apply(events, h),
-        onCompacted: (rev) => void this.resync(`the watch fell behind compaction at revision ${rev}`, 'restart'),
+        onCompacted: (rev) => void this.relistNow(`the watch fell behind compaction at revision ${rev}`, 'restart'),
         onReset: (reason) => {
           this.noteWipe(reason);
-          void this.resync('etcd was replaced or wiped', 'restart');
+          void this.relistNow('etcd was replaced or wiped', 'restart');
         },
         onState: (state, detail) => {
           this.stats.connected = state === 'connected';
@@ -186,7 +186,7 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
     const changes: RecordChange[] = [];
     for (const ev of events) {
       if (ev.type === 'put') {
-        if (!ev.kv.ok) this.skip(ev.kv.skipped, ev.modRevision);
+        if (!ev.kv.ok) this.skip(ev.kv.skipped);
         else if (ev.kv.stored.key !== this.ownKey) changes.push({ type: 'put', record: recordOf(ev.kv.stored) });
         continue;
       }
@@ -198,12 +198,16 @@ export class EtcdPeerLeasesWatch implements LeasesWatch {
   private scheduleResync(): void {
     if (this.stopped || this.options.resyncIntervalMs <= 0) return;
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => void this.resync('periodic resync', 'none'), this.options.resyncIntervalMs);
+    this.resyncTimer = setTimeout(() => void this.relistNow('periodic resync', 'none'), this.options.resyncIntervalMs);
     this.resyncTimer.unref();
   }
 
+  resync(reason: string): void {
+    if (this.watch) void this.relistNow(reason, 'none');
+  }
+
   /** Re-lists; after a compaction or a wipe also restarts the watch from the listing. */
-  private async resync(why: string, watch: 'restart' | 'none'): Promise<void> {
+  private async relistNow(why: string, watch: 'restart' | 'none'): Promise<void> {
     if (this.stopped) return;
     this.stats.resyncs++;
     this.log.info({ reason: why }, 'resyncing leases');

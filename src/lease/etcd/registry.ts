@@ -42,6 +42,8 @@ export interface StoredLease {
 export interface SkippedKey {
   key: string;
   reason: string;
+  /** The version skipped: the same key rewritten is reported (and logged) again. */
+  modRevision?: bigint;
 }
 
 export type ParsedKv = { ok: true; stored: StoredLease } | { ok: false; skipped: SkippedKey };
@@ -49,15 +51,27 @@ export type ParsedKv = { ok: true; stored: StoredLease } | { ok: false; skipped:
 /** Upstream's 24 h lease TTL (pkg/subnet/etcd/local_manager.go, subnetTTL). */
 export const SUBNET_TTL_SECONDS = 86400;
 
-/** A key-value under `<prefix>/subnets` as a lease, or why it is skipped (a bad key never withdraws other leases). */
+/**
+ * The largest lease value read (docs/reliability.md): upstream's lease JSON
+ * is a few hundred bytes, and a backend's data adds little. A larger value
+ * is skipped before it is parsed.
+ */
+export const MAX_LEASE_VALUE_BYTES = 64 * 1024;
+
+/** A key-value under `<prefix>/subnets/` as a lease, or why it is skipped (a bad key never withdraws other leases). */
 export function parseLeaseEntry(prefix: string, e: KvEntry): ParsedKv {
   const parsed = subnetKeyOfEtcdKey(prefix, e.key);
-  if (!parsed.ok) return { ok: false, skipped: { key: e.key, reason: parsed.reason } };
+  if (!parsed.ok) return { ok: false, skipped: { key: e.key, reason: parsed.reason, modRevision: e.modRevision } };
+  const size = e.valueBytes ?? Buffer.byteLength(e.value);
+  if (size > MAX_LEASE_VALUE_BYTES) {
+    const what = Number.isFinite(size) ? `${size} bytes` : `larger than flanneld receives`;
+    return { ok: false, skipped: { key: e.key, reason: `its value is ${what}, above the ${MAX_LEASE_VALUE_BYTES}-byte limit of a lease record; not read`, modRevision: e.modRevision } };
+  }
   let attrs: LeaseAttrs;
   try {
     attrs = decodeLeaseAttrs(e.value);
   } catch (err) {
-    return { ok: false, skipped: { key: e.key, reason: `bad lease value: ${errorText(err)}` } };
+    return { ok: false, skipped: { key: e.key, reason: `bad lease value: ${errorText(err)}`, modRevision: e.modRevision } };
   }
   return {
     ok: true,
@@ -86,6 +100,7 @@ export interface RegistryWatchHandlers {
 }
 
 export class SubnetRegistry {
+  /** `<prefix>/subnets/`: what is listed and watched. */
   readonly subnetsPrefix: string;
   readonly configKey: string;
 
@@ -94,7 +109,8 @@ export class SubnetRegistry {
     readonly prefix: string,
     private readonly log: Logger,
   ) {
-    this.subnetsPrefix = subnetsPrefix(prefix);
+    // With the slash: `<prefix>/subnets-old/...` is not ours to read.
+    this.subnetsPrefix = `${subnetsPrefix(prefix)}/`;
     this.configKey = joinKey(prefix, 'config');
   }
 

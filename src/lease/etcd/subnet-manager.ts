@@ -14,7 +14,8 @@ import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
 import { RepeatLog } from '../../util/repeat-log';
 import { fitsConfig, mathRandomInt, OutOfSubnetsError, pickFreeSubnet, type RandomInt } from '../allocator';
-import { describeLease, type Lease, type LeaseAttrs, type RecordBatch, sameSubnets } from '../lease';
+import { describeLease, type Lease, type LeaseAttrs, type RecordBatch } from '../lease';
+import { peerIdentities } from '../peer-identity';
 import { checkNetworkConfig, configExample, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
 import type { HeldLease, LeasesWatch, SubnetManager } from '../subnet-manager';
 import { etcdRetryBackoff } from './backoff-policy';
@@ -42,6 +43,21 @@ export interface EtcdSubnetManagerOptions {
 
 /** Upstream's bound on lost creation races (local_manager.go, tryAcquireLease's retry loop). */
 const MAX_ACQUIRE_RACES = 10;
+
+/** Whether two leases share a subnet of either family (each family compared on its own). */
+function sharesSubnet(a: Pick<Lease, 'subnet' | 'ipv6Subnet'>, b: Pick<Lease, 'subnet' | 'ipv6Subnet'>): boolean {
+  if (a.subnet.overlaps(b.subnet)) return true;
+  return a.ipv6Subnet !== undefined && b.ipv6Subnet !== undefined && a.ipv6Subnet.overlaps(b.ipv6Subnet);
+}
+
+/** An older lease that shares a subnet with `mine`: every node routes that one, and `mine` would be cut off. */
+function olderClash(mine: StoredLease, leases: readonly StoredLease[]): StoredLease | undefined {
+  return leases.find((l) => l.key !== mine.key && l.createRevision < mine.createRevision && sharesSubnet(l.lease, mine.lease));
+}
+
+function describeSubnets(l: Pick<Lease, 'subnet' | 'ipv6Subnet'>): string {
+  return l.ipv6Subnet ? `${l.subnet.toString()} and ${l.ipv6Subnet.toString()}` : l.subnet.toString();
+}
 
 export class EtcdSubnetManager implements SubnetManager {
   readonly store = 'etcd';
@@ -127,28 +143,45 @@ export class EtcdSubnetManager implements SubnetManager {
     const { leases, skipped } = await this.registry.listLeases();
     for (const s of skipped) this.log.warn({ key: s.key, reason: s.reason }, `Ignoring bad subnet node: ${s.key}: ${s.reason}`);
 
-    // 1. Reuse the first lease (key order) with our PublicIP.
-    const mine = leases.find((l) => l.lease.attrs.publicIp === attrs.publicIp);
+    // 1. Reuse the first lease (key order) with our PublicIP; 1b. else the
+    // previous lease named in subnet.env when it carries this node's backend
+    // identity (its PublicIP changed while its vxlan device, and so its
+    // VtepMAC, stayed): taking it over leaves no older twin with our identity
+    // behind (src/lease/peer-lease-guard.ts would route the twin, not us).
+    const mine = leases.find((l) => l.lease.attrs.publicIp === attrs.publicIp) ?? this.previousWithOurIdentity(cfg.backendType, attrs, leases);
     if (mine) {
-      if (fitsConfig(cfg, mine.lease)) {
+      const clash = fitsConfig(cfg, mine.lease) ? olderClash(mine, leases) : undefined;
+      if (fitsConfig(cfg, mine.lease) && !clash) {
         const v6 = mine.lease.ipv6Subnet ? mine.lease.ipv6Subnet.toString() : '';
-        this.log.info({ key: mine.key }, `Found lease (ip: ${mine.lease.subnet.toString()} ipv6: ${v6}) for current IP (${formatIpv4(attrs.publicIp)}), reusing`);
-        const stored = await this.registry.rewriteLease(mine, attrs, this.ttl);
-        return stored;
+        if (mine.lease.attrs.publicIp === attrs.publicIp) {
+          this.log.info({ key: mine.key }, `Found lease (ip: ${mine.lease.subnet.toString()} ipv6: ${v6}) for current IP (${formatIpv4(attrs.publicIp)}), reusing`);
+        } else {
+          this.log.info(
+            { key: mine.key },
+            `taking over the previous lease ${mine.key} (named in the subnet file): it carries this node's backend identity; its PublicIP ${formatIpv4(mine.lease.attrs.publicIp)} becomes ${formatIpv4(attrs.publicIp)}`,
+          );
+        }
+        return this.registry.rewriteLease(mine, attrs, this.ttl);
       }
-      this.log.info({ key: mine.key }, `the lease ${describeLease(mine.lease)} with our PublicIP does not fit the config any more; deleting it`);
+      const why = clash ? `shares a subnet with the older lease ${clash.key}` : 'does not fit the config any more';
+      this.log.info({ key: mine.key }, `the lease ${describeLease(mine.lease)} with our PublicIP ${why}; deleting it and allocating another`);
       if (!(await this.registry.deleteLease(mine))) throw new LeaseTakenError(mine.key);
     }
 
-    // 2. The previous subnet from subnet.env, if nobody holds it and it fits.
+    // 2. The previous subnet from subnet.env, if it fits and no lease holds
+    // either of its families' subnets.
     const prev = this.opts.previous;
     if (prev?.subnet) {
-      const wanted = { subnet: prev.subnet, ipv6Subnet: prev.ipv6Subnet };
-      const held = leases.some((l) => sameSubnets(l.lease, wanted));
+      const wanted = { subnet: prev.subnet, ipv6Subnet: cfg.enableIPv6 ? prev.ipv6Subnet : undefined };
+      const holder = leases.find((l) => l !== mine && sharesSubnet(l.lease, wanted));
       if (!fitsConfig(cfg, wanted)) {
         this.log.error({ subnet: prev.subnet.toString() }, `the previous subnet ${prev.subnet.toString()} from the subnet file does not fit the network config; ignoring it`);
-      } else if (!held) {
-        this.log.info({ subnet: prev.subnet.toString() }, `reusing the previous subnet ${prev.subnet.toString()} from the subnet file`);
+      } else if (holder) {
+        this.log.info({ subnet: prev.subnet.toString(), holder: holder.key }, `the previous subnet ${describeSubnets(wanted)} from the subnet file is held (in part) by ${holder.key}; allocating another`);
+      } else if (cfg.enableIPv6 && !wanted.ipv6Subnet) {
+        this.log.info({ subnet: prev.subnet.toString() }, `the subnet file names no IPv6 subnet beside ${prev.subnet.toString()}; allocating both afresh`);
+      } else {
+        this.log.info({ subnet: prev.subnet.toString() }, `reusing the previous subnet ${describeSubnets(wanted)} from the subnet file`);
         return this.create(wanted.subnet, wanted.ipv6Subnet, attrs);
       }
     }
@@ -164,6 +197,20 @@ export class EtcdSubnetManager implements SubnetManager {
       throw e;
     }
     return this.create(pick.subnet, pick.ipv6Subnet, attrs);
+  }
+
+  /** The lease named by subnet.env, when it carries one of `attrs`' backend identities. */
+  private previousWithOurIdentity(backendType: string, attrs: LeaseAttrs, leases: readonly StoredLease[]): StoredLease | undefined {
+    const prev = this.opts.previous;
+    if (!prev?.subnet) return undefined;
+    const ours = peerIdentities(backendType, attrs);
+    if (!ours.ok || ours.identities.length === 0) return undefined;
+    const named = leases.find((l) => l.lease.subnet.canonical().equals(prev.subnet!.canonical()));
+    if (!named) return undefined;
+    const theirs = peerIdentities(backendType, named.lease.attrs);
+    if (!theirs.ok) return undefined;
+    const same = theirs.identities.some((t) => ours.identities.some((o) => o.name === t.name && o.family === t.family && o.value === t.value));
+    return same ? named : undefined;
   }
 
   private async create(subnet: Ipv4Net, ipv6Subnet: Ipv6Net | undefined, attrs: LeaseAttrs): Promise<StoredLease> {

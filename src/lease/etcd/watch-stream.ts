@@ -7,9 +7,12 @@
  * States: connecting -> connected -> (disconnected -> backoff -> connecting)
  * ... -> stopped. It resumes after every break from the revision following
  * the last response it processed (header revision + 1, as upstream's
- * watchSubnets), with the etcd retry backoff (./backoff-policy.ts, reset once
- * a stream is healthy), and asks etcd for progress notifications so a stream
- * that silently stops delivering is noticed and replaced.
+ * watchSubnets), with the etcd retry backoff (./backoff-policy.ts, reset only
+ * after a stream stayed up for WATCH_HEALTHY_RESET_MS), and asks etcd for
+ * progress notifications so a stream that silently stops delivering is
+ * noticed and replaced. It asks etcd to fragment large responses (a
+ * revision's events in several answers, each under etcd's request size
+ * limit), and moves its resume point only at a revision's last fragment.
  *
  * Two things stop it until the owner re-reads and calls restartFrom():
  *  - compaction of the revision it wants to resume from (onCompacted);
@@ -20,12 +23,12 @@
  *    flags even gets the same cluster id); a watch from our old revision
  *    would otherwise wait silently for the new store to catch up.
  */
-import type { Etcd3, IEvent, IResponseHeader, IWatchResponse } from 'etcd3';
+import type { Etcd3, IEvent, IKeyValue, IResponseHeader, IWatchResponse } from 'etcd3';
 import type { Logger } from '../../log';
 import { type Backoff, sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { etcdRetryBackoff } from './backoff-policy';
-import type { KvEvent, KvHeader, KvWatch, KvWatchHandlers } from './kv-store';
+import type { KvEntry, KvEvent, KvHeader, KvWatch, KvWatchHandlers } from './kv-store';
 
 export interface WatchStreamOptions {
   /** Key, and range end for a prefix (etcd3's Range.prefix end). */
@@ -39,6 +42,8 @@ export interface WatchStreamOptions {
   /** A connected stream silent for this long is replaced (default 2.5 x progress interval). */
   stallTimeoutMs?: number;
   backoff?: Backoff;
+  /** How long a stream must stay up before the backoff starts over (default WATCH_HEALTHY_RESET_MS). */
+  healthyResetMs?: number;
   /** A linearizable read of the store's header, to confirm a revision that went back. */
   confirmHeader: () => Promise<KvHeader>;
 }
@@ -59,14 +64,33 @@ export function kvHeader(h: IResponseHeader): KvHeader {
   return { revision: BigInt(h.revision), clusterId: String(h.cluster_id) };
 }
 
+/** An etcd key-value as the store interface has it. */
+export function entryOf(kv: IKeyValue): KvEntry {
+  const size = kv.value.length;
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    valueBytes: size,
+    createRevision: BigInt(kv.create_revision),
+    modRevision: BigInt(kv.mod_revision),
+    lease: kv.lease || '0',
+  };
+}
+
 export function kvEvent(ev: IEvent): KvEvent {
   const kv = ev.kv;
   if (ev.type === 'Delete') return { type: 'delete', key: kv.key.toString(), modRevision: BigInt(kv.mod_revision) };
-  return {
-    type: 'put',
-    entry: { key: kv.key.toString(), value: kv.value.toString(), createRevision: BigInt(kv.create_revision), modRevision: BigInt(kv.mod_revision), lease: kv.lease || '0' },
-  };
+  return { type: 'put', entry: entryOf(kv) };
 }
+
+/**
+ * A stream must have delivered for this long before a break counts as a new
+ * first failure (the reconnect backoff starts over): a stream that is
+ * created and dropped at once would otherwise reconnect every 100 ms. The
+ * Kubernetes informer resets its backoff the same way (client-go's
+ * wait.BackoffManager, after a period without failures).
+ */
+export const WATCH_HEALTHY_RESET_MS = 30_000;
 
 type SessionEnd = { kind: 'compacted'; revision: bigint } | { kind: 'reset'; reason: string; header: KvHeader } | { kind: 'stopped' };
 
@@ -84,6 +108,9 @@ export class EtcdWatchStream implements KvWatch {
   private loop: Promise<void> | undefined;
   /** Streams opened after a break (not counting the first), for metrics. */
   reconnects = 0;
+  /** When the current stream was created (undefined until it is). */
+  private connectedAt: number | undefined;
+  private readonly healthyResetMs: number;
 
   constructor(
     private readonly client: Etcd3,
@@ -97,6 +124,7 @@ export class EtcdWatchStream implements KvWatch {
     this.backoff = options.backoff ?? etcdRetryBackoff();
     this.progressIntervalMs = options.progressIntervalMs ?? 30_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? this.progressIntervalMs * 2.5;
+    this.healthyResetMs = options.healthyResetMs ?? WATCH_HEALTHY_RESET_MS;
   }
 
   /** The revision the watch resumes from. */
@@ -132,10 +160,12 @@ export class EtcdWatchStream implements KvWatch {
       first = false;
       this.handlers.onState?.('connecting');
       let end: SessionEnd;
+      this.connectedAt = undefined;
       try {
         end = await this.session();
       } catch (e) {
         if (this.stopped) break;
+        if (this.connectedAt !== undefined && Date.now() - this.connectedAt >= this.healthyResetMs) this.backoff.reset();
         const delay = this.backoff.next();
         const detail = errorText(e);
         this.handlers.onState?.('disconnected', detail);
@@ -239,14 +269,15 @@ export class EtcdWatchStream implements KvWatch {
         }
         if (header.revision > this.highest) this.highest = header.revision;
         if (res.created) {
-          this.backoff.reset();
+          this.connectedAt = Date.now();
           this.handlers.onState?.('connected');
           return; // the create response's revision says nothing about what was delivered
         }
         if (res.events.length > 0) this.handlers.onEvents(res.events.map(kvEvent), header);
         // Events up to the header revision have been delivered (etcd sends a
-        // watcher's events in order and progress only once it is in sync).
-        if (header.revision + 1n > this.next) this.next = header.revision + 1n;
+        // watcher's events in order and progress only once it is in sync),
+        // unless more fragments of that revision follow.
+        if (!res.fragment && header.revision + 1n > this.next) this.next = header.revision + 1n;
       });
       stream.on('error', (err: Error) => finish(() => reject(err)));
       stream.on('end', () => finish(() => reject(new Error('watch stream ended'))));
@@ -256,6 +287,7 @@ export class EtcdWatchStream implements KvWatch {
           ...(this.options.rangeEnd ? { range_end: this.options.rangeEnd } : {}),
           start_revision: this.next.toString(),
           progress_notify: true,
+          fragment: true,
         },
       });
     });

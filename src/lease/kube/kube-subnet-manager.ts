@@ -353,6 +353,9 @@ export class KubeSubnetManager implements SubnetManager {
     });
     return {
       stats,
+      resync: () => {
+        if (active && this.watchers.has(deliver)) deliver({ kind: 'snapshot', records: this.tracker.snapshot() });
+      },
       stop: async () => {
         active = false;
         this.watchers.delete(deliver);
