@@ -155,10 +155,12 @@ export class KubeApiStandIn {
   }
 
   /** An operator's edit: annotations merged (null deletes), spec fields replaced. */
-  editNode(name: string, edit: { annotations?: Record<string, string | null>; spec?: Json }): Json {
+  /** Changes a node as another client would; `manager` records who (metadata.managedFields). */
+  editNode(name: string, edit: { annotations?: Record<string, string | null>; spec?: Json; manager?: string }): Json {
     const node = this.nodes.get(name);
     if (!node) throw new Error(`no node ${name}`);
     if (edit.annotations) mergeAnnotations(node, edit.annotations);
+    if (edit.annotations && edit.manager) recordManagedAnnotations(node, edit.manager, Object.keys(edit.annotations));
     if (edit.spec) node['spec'] = { ...(node['spec'] as Json), ...edit.spec };
     this.bump('MODIFIED', node);
     return clone(node);
@@ -230,7 +232,13 @@ export class KubeApiStandIn {
           return send(400, status(400, 'BadRequest', 'the patch body is not JSON'));
         }
         const annotations = (patch['metadata'] as Json | undefined)?.['annotations'] as Record<string, string | null> | undefined;
-        if (annotations) mergeAnnotations(node, annotations);
+        if (annotations) {
+          mergeAnnotations(node, annotations);
+          // Field management as the API server keeps it: the patch's fieldManager (else the
+          // client's user agent up to the first "/") now owns these annotations.
+          const manager = query['fieldManager'] ?? (req.headers['user-agent'] ?? 'unknown').split('/')[0]!;
+          recordManagedAnnotations(node, manager, Object.keys(annotations));
+        }
         const conditions = (patch['status'] as Json | undefined)?.['conditions'] as Json[] | undefined;
         if (conditions) {
           const st = (node['status'] ??= { conditions: [] }) as Json;
@@ -301,4 +309,23 @@ function mergeAnnotations(node: Json, patch: Record<string, string | null>): voi
     else cur[k] = v;
   }
   meta['annotations'] = cur;
+}
+
+/** metadata.managedFields after `manager` set `keys` of the annotations (ownership moves to it). */
+function recordManagedAnnotations(node: Json, manager: string, keys: string[]): void {
+  const meta = node['metadata'] as Json;
+  const entries = ((meta['managedFields'] as Json[] | undefined) ?? []).map((e) => structuredClone(e));
+  const annotationsOf = (e: Json): Json => (((e['fieldsV1'] ??= {}) as Json)['f:metadata'] ??= {}) as Json;
+  for (const e of entries) {
+    const a = (annotationsOf(e)['f:annotations'] ?? {}) as Json;
+    for (const k of keys) delete a[`f:${k}`];
+  }
+  let mine = entries.find((e) => e['manager'] === manager && e['subresource'] === 'status');
+  if (!mine) {
+    mine = { manager, operation: 'Update', apiVersion: 'v1', subresource: 'status', fieldsType: 'FieldsV1', fieldsV1: {} };
+    entries.push(mine);
+  }
+  const a = ((annotationsOf(mine)['f:annotations'] ??= {}) as Json);
+  for (const k of keys) a[`f:${k}`] = {};
+  meta['managedFields'] = entries;
 }

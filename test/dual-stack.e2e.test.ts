@@ -33,7 +33,8 @@ for (const backend of ['vxlan', 'host-gw'] as const) {
     before(async () => {
       lab = new Lab();
       cluster = await FlannelCluster.create(lab, { nodes: 3, ipv6: true, config: { ...CONFIG, Backend: { Type: backend } } });
-      for (const i of [1, 2, 3]) cluster.startNode(i);
+      // Node 1 with -ip-blackhole-route: a blackhole route for each own subnet, IPv6 too (upstream's main.go).
+      for (const i of [1, 2, 3]) cluster.startNode(i, i === 1 ? ['-ip-blackhole-route'] : []);
       for (const i of [1, 2, 3]) await cluster.waitSubnet(i);
       for (const i of [1, 2, 3]) await cluster.attachPod(i);
     });
@@ -59,6 +60,15 @@ for (const backend of ['vxlan', 'host-gw'] as const) {
       } else {
         assert.equal(value['BackendType'], 'host-gw');
       }
+    });
+
+    test('-ip-blackhole-route: a blackhole route for the own IPv4 and IPv6 subnets', async () => {
+      const env = cluster.nodes[0]!.subnetEnv()!;
+      const own6 = env.get('FLANNEL_IPV6_SUBNET')!.replace('::1/64', '::/64');
+      const own4 = env.get('FLANNEL_SUBNET')!.replace(/\.1\/24$/, '.0/24');
+      const ns = cluster.topology.nodes[0]!.ns;
+      await eventually(async () => (await ipj(lab, ns, 'ip', '-6', 'route', 'show', 'type', 'blackhole')).map((r) => r['dst']), (d) => d.includes(own6), 5000, 'the IPv6 blackhole route');
+      assert.deepEqual((await ipj(lab, ns, 'ip', '-4', 'route', 'show', 'type', 'blackhole')).map((r) => r['dst']), [own4]);
     });
 
     test('every pod pings every other pod over IPv4 and IPv6, and full-size over IPv6', { timeout: 60_000 }, async () => {

@@ -126,6 +126,27 @@ describe('kube subnet manager vs the stand-in API server', () => {
     assert.equal(server.requests.slice(before).filter((r) => r.method === 'PATCH').length, 0);
   });
 
+  test('our annotations changed by someone else are restored at once, naming what changed and which manager', async () => {
+    server.putNode({ name: 'node-r', podCIDR: '10.244.9.0/24' });
+    const log = new RecordingLogger();
+    const m = await create({ NODE_NAME: 'node-r' }, {}, log);
+    await m.acquireLease(udpAttrs, new AbortController().signal);
+    const annotations = () => (server.getNode('node-r') as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
+    const managers = () => ((server.getNode('node-r') as { metadata: { managedFields?: Array<{ manager: string }> } }).metadata.managedFields ?? []).map((f) => f.manager);
+    assert.ok(managers().includes('flanneld'), `our patch is recorded as flanneld's: ${managers().join(', ')}`);
+    // A patch of public-ip would redirect our pods' traffic on every peer.
+    server.editNode('node-r', { annotations: { 'flannel.alpha.coreos.com/public-ip': '203.0.113.66' }, manager: 'kubectl-annotate' });
+    await until(() => annotations()['flannel.alpha.coreos.com/public-ip'] === '192.168.50.11', 'public-ip restored');
+    assert.ok(log.records.some((r) => /changed by kubectl-annotate \(flannel\.alpha\.coreos\.com\/public-ip: "203\.0\.113\.66"\); restoring them/.test(r.msg)));
+    // Removing the backend annotations (which withdraws us from every peer) is undone too.
+    server.editNode('node-r', { annotations: { 'flannel.alpha.coreos.com/backend-type': null, 'flannel.alpha.coreos.com/kube-subnet-manager': null }, manager: 'cleanup-script' });
+    await until(() => annotations()['flannel.alpha.coreos.com/kube-subnet-manager'] === 'true' && annotations()['flannel.alpha.coreos.com/backend-type'] === '', 'annotations restored');
+    assert.ok(log.records.some((r) => /changed by cleanup-script .*kube-subnet-manager: \(removed\)/.test(r.msg)));
+    // Our own restore does not trigger another.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(log.records.filter((r) => /restoring them/.test(r.msg)).length, 2);
+  });
+
   test('vxlan: the VtepMAC comes back from the annotation, with a custom prefix too', async () => {
     server.putNode({ name: 'node-v', podCIDR: '10.244.4.0/24' });
     const m = await create({ NODE_NAME: 'node-v' }, { kubeAnnotationPrefix: 'example.com/pfx' });

@@ -61,13 +61,18 @@ describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (
     return d;
   };
 
-  test('RBAC: pods get; nodes get, list, watch; nodes/status patch; nothing else', () => {
-    const rules = byKind('ClusterRole')['rules'] as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-    const grants = rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',')}/${res}:${v}`))).sort();
-    assert.deepEqual(grants, ['/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch', '/pods:get']);
-    const binding = byKind('ClusterRoleBinding');
-    assert.deepEqual(binding['subjects'], [{ kind: 'ServiceAccount', name: 'flannel', namespace: 'kube-flannel' }]);
-    assert.equal(binding['roleRef']['name'], byKind('ClusterRole')['metadata']['name']);
+  test('RBAC, least privilege: nodes get, list, watch and nodes/status patch cluster-wide; pods get only in kube-flannel; nothing else', () => {
+    const grantsOf = (kind: string) =>
+      (byKind(kind)['rules'] as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>)
+        .flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',')}/${res}:${v}`)))
+        .sort();
+    assert.deepEqual(grantsOf('ClusterRole'), ['/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
+    assert.deepEqual(grantsOf('Role'), ['/pods:get']);
+    assert.equal(byKind('Role')['metadata']['namespace'], 'kube-flannel');
+    for (const [binding, role] of [['ClusterRoleBinding', 'ClusterRole'], ['RoleBinding', 'Role']] as const) {
+      assert.deepEqual(byKind(binding)['subjects'], [{ kind: 'ServiceAccount', name: 'flannel', namespace: 'kube-flannel' }]);
+      assert.deepEqual([byKind(binding)['roleRef']['kind'], byKind(binding)['roleRef']['name']], [role, byKind(role)['metadata']['name']]);
+    }
     assert.equal(byKind('ServiceAccount')['metadata']['name'], 'flannel');
   });
 

@@ -69,7 +69,7 @@ describe('traffic rules with real iptables and nft', ROOT_SUITE, () => {
 
   async function start(ns: string, opts: Partial<TrafficOptions>, log = new RecordingLogger()): Promise<TrafficRules> {
     const t = await TrafficRules.start(
-      { nftables: false, ipMasq: true, fullyRandomDisable: false, forwardRules: true, blackholeRoute: false, resyncMs: RESYNC_MS, families: [v4()], blackholeSubnet: undefined, ...opts },
+      { nftables: false, ipMasq: true, fullyRandomDisable: false, forwardRules: true, blackholeRoute: false, resyncMs: RESYNC_MS, families: [v4()], blackholeSubnets: [], ...opts },
       new SystemCommandRunner(['ip', 'netns', 'exec', ns]),
       NO_NETLINK,
       log,

@@ -243,7 +243,10 @@ export async function runDaemon(cfg: FlannelConfig, log: Logger): Promise<number
           blackholeRoute: cfg.ipBlackholeRoute,
           resyncMs: cfg.iptablesResyncSeconds * 1000,
           families,
-          blackholeSubnet: network.enableIPv4 ? bn.lease.subnet.canonical() : undefined,
+          blackholeSubnets: [
+            ...(network.enableIPv4 ? [bn.lease.subnet.canonical()] : []),
+            ...(network.enableIPv6 && bn.lease.ipv6Subnet ? [bn.lease.ipv6Subnet.canonical()] : []),
+          ],
         },
         new SystemCommandRunner(),
         trafficNl,

@@ -13,6 +13,7 @@ import type { Logger } from '../log';
 import { PartialRepairError, Reconciler, type Repair } from '../routing/reconciler';
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
 import type { Ipv4Net } from '../util/ipv4';
+import { Ipv6Net } from '../util/ipv6';
 import { CommandError, type CommandRunner } from './command';
 import { describeRules, Iptables } from './iptables';
 import { Nftables } from './nftables';
@@ -40,8 +41,8 @@ export interface TrafficOptions {
   blackholeRoute: boolean;
   resyncMs: number;
   families: FamilyNetworks[];
-  /** The own IPv4 subnet, for the blackhole route. */
-  blackholeSubnet: Ipv4Net | undefined;
+  /** The own subnets (IPv4, and IPv6 with EnableIPv6, as upstream's main.go adds both), for the blackhole routes. */
+  blackholeSubnets: ReadonlyArray<Ipv4Net | Ipv6Net>;
 }
 
 /** Something the resync keeps in place. */
@@ -123,9 +124,10 @@ export class TrafficRules {
     else if (wantRules) await this.setupIptables();
 
     // Step 18.
-    if (opts.blackholeRoute && opts.blackholeSubnet) {
-      const subnet = opts.blackholeSubnet;
-      this.guarded.push({ kind: 'blackhole', what: `blackhole ${subnet.toString()}`, ensure: () => this.ensureBlackhole(subnet) });
+    if (opts.blackholeRoute) {
+      for (const subnet of opts.blackholeSubnets) {
+        this.guarded.push({ kind: 'blackhole', what: `blackhole ${subnet.toString()}`, ensure: () => this.ensureBlackhole(subnet) });
+      }
     }
 
     // First pass now: installs what the steps above did not (the blackhole
@@ -226,9 +228,10 @@ export class TrafficRules {
    * it only takes over when the bridge's route is gone, which is its
    * purpose. Nothing a peer sees depends on it.
    */
-  private async ensureBlackhole(subnet: Ipv4Net): Promise<string[]> {
-    const routes = await this.nl.listRoutes(RT_TABLE_MAIN);
-    if (routes.some((r) => r.type === 'blackhole' && r.dst.equals(subnet))) return [];
+  private async ensureBlackhole(subnet: Ipv4Net | Ipv6Net): Promise<string[]> {
+    const routes: ReadonlyArray<{ type: string; dst: Ipv4Net | Ipv6Net }> =
+      subnet instanceof Ipv6Net ? await this.nl.listRoutes6(RT_TABLE_MAIN) : await this.nl.listRoutes(RT_TABLE_MAIN);
+    if (routes.some((r) => r.type === 'blackhole' && r.dst.toString() === subnet.toString())) return [];
     try {
       await this.nl.addRoute({ dst: subnet, type: 'blackhole', protocol: RTPROT_FLANNEL_TS, scope: 'universe', priority: BLACKHOLE_METRIC });
     } catch (e) {

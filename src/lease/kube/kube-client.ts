@@ -312,6 +312,9 @@ export class NodeInformer {
 }
 
 /** The calls of docs/compatibility.md §11.2 (A, D/E, F/G) and the informer (B, C). */
+/** The field manager our patches are recorded under (what client-go derives from upstream's binary name). */
+export const FIELD_MANAGER = 'flanneld';
+
 export class KubeClient {
   private readonly api: CoreV1Api;
   /** API requests that failed (calls, and node list/watch failures): flanneld_store_request_errors_total. */
@@ -354,7 +357,7 @@ export class KubeClient {
   /** Calls F and G: a strategic-merge patch of the node's status subresource. */
   async patchNodeStatus(name: string, body: string): Promise<void> {
     await this.counted(`patch node ${name} status`, () =>
-      this.api.patchNodeStatus({ name, body: JSON.parse(body) as object }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)),
+      this.api.patchNodeStatus({ name, body: JSON.parse(body) as object, fieldManager: FIELD_MANAGER }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)),
     );
   }
 

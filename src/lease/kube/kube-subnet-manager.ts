@@ -7,6 +7,12 @@
  * Lifecycle (docs/compatibility.md §11.7): no renewal, no own-lease loss (deleting the own Node
  * changes nothing here), NetworkUnavailable=False patched once running,
  * annotations and condition left in place at shutdown.
+ *
+ * Our annotations are ours: when someone else changes them (a patch of
+ * public-ip would redirect our pods' traffic on every peer; removing the
+ * backend annotations withdraws us), they are restored as soon as the node
+ * event arrives (retried every retry interval until it works), and what
+ * changed is logged with the managers that changed it (managedFields).
  */
 import * as fs from 'node:fs';
 import type { Logger } from '../../log';
@@ -18,14 +24,17 @@ import type { Lease, LeaseAttrs, RecordBatch, RecordChange } from '../lease';
 import { kubeNetworkConfig, type NetworkConfig, NetworkConfigError, parseNetworkConfig } from '../network-config';
 import type { HeldLease, LeasesWatch, LeasesWatchStats, SubnetManager } from '../subnet-manager';
 import { type AnnotationKeys, annotationKeys } from './annotations';
-import { KubeApiError, KubeClient, loadKubeConfig, type NodeInformer } from './kube-client';
+import { FIELD_MANAGER, KubeApiError, KubeClient, loadKubeConfig, type NodeInformer } from './kube-client';
 import {
+  annotationManagers,
   checkOwnSubnets,
   type Families,
   type KubeNode,
   networkAvailableConditionPatch,
   ownAnnotationPatch,
   ownNodeSubnets,
+  type OwnPublication,
+  patchedAnnotationKeys,
   publicIpHints,
   storedVtepMac,
 } from './node-lease';
@@ -108,6 +117,10 @@ export class KubeSubnetManager implements SubnetManager {
   private closed = false;
   /** The last failure of the node list/watch, for the sync-timeout error. */
   private lastListError: string | undefined;
+  /** What this node published (acquireLease): kept in place afterwards. */
+  private published: OwnPublication | undefined;
+  private restoring = false;
+  private restoreTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly client: KubeClient,
@@ -196,7 +209,10 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   private onNode(node: KubeNode, deleted: boolean): void {
-    if (node.metadata?.name === this.nodeName) this.ownNode = deleted ? undefined : node;
+    if (node.metadata?.name === this.nodeName) {
+      this.ownNode = deleted ? undefined : node;
+      if (!deleted) this.checkOwnAnnotations();
+    }
     const changes: RecordChange[] = deleted ? this.tracker.delete(node) : this.tracker.upsert(node);
     if (changes.length === 0 || this.closed) return;
     for (const w of this.watchers) w({ kind: 'changes', changes });
@@ -276,20 +292,18 @@ export class KubeSubnetManager implements SubnetManager {
     if (families.ipv4 && !own.subnet) {
       throw new KubeSubnetManagerError(`IPv4 is enabled but the lease has no IPv4 (node "${this.nodeName}" has no IPv4 pod CIDR)`);
     }
-    const patch = ownAnnotationPatch(
-      node,
-      {
-        backendType: attrs.backendType,
-        backendData: attrs.backendData,
-        backendV6Data: attrs.backendV6Data,
-        publicIp: formatIpv4(attrs.publicIp),
-        publicIpv6: attrs.publicIpv6 === undefined ? undefined : formatIpv6(attrs.publicIpv6),
-      },
-      this.keys,
-    );
+    const publication: OwnPublication = {
+      backendType: attrs.backendType,
+      backendData: attrs.backendData,
+      backendV6Data: attrs.backendV6Data,
+      publicIp: formatIpv4(attrs.publicIp),
+      publicIpv6: attrs.publicIpv6 === undefined ? undefined : formatIpv6(attrs.publicIpv6),
+    };
+    const patch = ownAnnotationPatch(node, publication, this.keys);
     for (const o of patch.overrides) this.log.info({ key: o.key, value: o.value }, `Overriding public ip with '${o.value}' from node annotation '${o.key}'`);
     if (patch.needed) await this.patchAnnotations(patch.body, signal);
     else this.log.info({ node: this.nodeName }, `the annotations of node "${this.nodeName}" are up to date`);
+    this.published = publication;
     return {
       // IPv6 only: 0.0.0.0/0, as upstream's zero IP4Net.
       subnet: families.ipv4 && own.subnet ? own.subnet : new Ipv4Net(0, 0),
@@ -298,6 +312,36 @@ export class KubeSubnetManager implements SubnetManager {
       // Kube mode leases do not expire (upstream fills in 24 h that nothing reads).
       expiration: undefined,
     };
+  }
+
+  /** Restores our annotations when someone else changed them (at most one restore at a time; retried). */
+  private checkOwnAnnotations(): void {
+    const node = this.ownNode;
+    if (!node || !this.published || this.restoring || this.closed) return;
+    const patch = ownAnnotationPatch(node, this.published, this.keys);
+    if (!patch.needed) return;
+    const keys = patchedAnnotationKeys(patch.body);
+    const current = node.metadata?.annotations ?? {};
+    const managers = annotationManagers(node, keys, FIELD_MANAGER);
+    const changes = keys.map((k) => `${k}: ${current[k] === undefined ? '(removed)' : JSON.stringify(current[k])}`);
+    this.log.warn(
+      { node: this.nodeName, changed: keys, by: managers },
+      `the flannel annotations of node "${this.nodeName}" were changed by ${managers.length > 0 ? managers.join(', ') : 'another client'} (${changes.join('; ')}); restoring them`,
+    );
+    this.restoring = true;
+    this.client.patchNodeStatus(this.nodeName, patch.body).then(
+      () => {
+        this.restoring = false;
+        this.log.info({ node: this.nodeName, patch: patch.body }, `restored node "${this.nodeName}"'s flannel annotations`);
+      },
+      (e: unknown) => {
+        this.restoring = false;
+        this.log.warn({ err: errorText(e) }, `could not restore node "${this.nodeName}"'s annotations: ${errorText(e)}; trying again in ${this.timings.retryMs / 1000} s`);
+        if (this.restoreTimer) clearTimeout(this.restoreTimer);
+        this.restoreTimer = setTimeout(() => this.checkOwnAnnotations(), this.timings.retryMs);
+        this.restoreTimer.unref();
+      },
+    );
   }
 
   private async patchAnnotations(body: string, signal: AbortSignal): Promise<void> {
@@ -365,6 +409,7 @@ export class KubeSubnetManager implements SubnetManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
     this.watchers.clear();
     await this.informer?.stop();
   }

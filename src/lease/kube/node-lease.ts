@@ -14,8 +14,20 @@ import { NamedError } from '../../util/errors';
 import { quoteForLog } from '../../util/text';
 
 /** The parts of a core/v1 Node flanneld uses (structurally a client-node V1Node). */
+/** One entry of a Node's metadata.managedFields: who last set which fields (server-side field management). */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  fieldsV1?: unknown;
+}
+
 export interface KubeNode {
-  metadata?: { name?: string; resourceVersion?: string; creationTimestamp?: Date | string | null; annotations?: Record<string, string> | null };
+  metadata?: {
+    name?: string;
+    resourceVersion?: string;
+    creationTimestamp?: Date | string | null;
+    annotations?: Record<string, string> | null;
+    managedFields?: ManagedFieldsEntry[] | null;
+  };
   spec?: { podCIDR?: string; podCIDRs?: string[] | null };
 }
 
@@ -255,4 +267,26 @@ export function publicIpHints(node: KubeNode, keys: AnnotationKeys): { publicIp:
   const v4 = a[keys.nodePublicIp];
   const v6 = a[keys.nodePublicIpv6];
   return { publicIp: v4 ? v4 : undefined, publicIpv6: v6 ? v6 : undefined };
+}
+
+/** The annotation keys a patch body sets (ownAnnotationPatch's body). */
+export function patchedAnnotationKeys(body: string): string[] {
+  const annotations = (JSON.parse(body) as { metadata?: { annotations?: Record<string, unknown> } }).metadata?.annotations;
+  return annotations ? Object.keys(annotations).sort() : [];
+}
+
+/**
+ * The managers (metadata.managedFields) other than `self` that own one of
+ * `keys` among the annotations: who changed them. Empty when the server
+ * keeps no field management (it then is not known).
+ */
+export function annotationManagers(node: KubeNode, keys: readonly string[], self: string): string[] {
+  const out = new Set<string>();
+  for (const entry of node.metadata?.managedFields ?? []) {
+    if (!entry.manager || entry.manager === self) continue;
+    const fields = entry.fieldsV1 as Record<string, Record<string, Record<string, unknown>> | undefined> | undefined;
+    const annotations = fields?.['f:metadata']?.['f:annotations'];
+    if (annotations && keys.some((k) => `f:${k}` in annotations)) out.add(entry.manager);
+  }
+  return [...out].sort();
 }
