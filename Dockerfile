@@ -18,7 +18,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/flannel-ts
-COPY package.json package-lock.json .npmrc binding.gyp tsconfig.json ./
+COPY package.json package-lock.json binding.gyp tsconfig.json ./
 COPY native ./native
 COPY src ./src
 COPY bin ./bin
@@ -29,10 +29,9 @@ COPY dist ./dist
 COPY docs ./docs
 COPY README.md CHANGELOG.md ./
 COPY scripts ./scripts
-# node-gyp finds the headers of the image's own node; `npm ci` builds the
-# addon and the TypeScript, and says what failed (the .npmrc silences npm).
-ENV npm_config_nodedir=/usr/local
-RUN npm_config_loglevel=warn npm ci \
+# `npm ci` builds the addon against the image's own node's headers (package.json
+# build:native finds them from the running node) and the TypeScript.
+RUN npm ci \
  && node scripts/release.mjs --out /tmp/release \
  && mkdir /opt/release && tar -xzf /tmp/release/flannel-ts-*.tar.gz -C /opt/release
 

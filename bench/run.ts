@@ -2,16 +2,19 @@
  * `npm run bench`: udp (ours) vs kernel vxlan vs host-gw, side by side in one
  * run, pod to pod over a veth underlay. See docs/benchmarking.md.
  *
- *   npm run bench                  3 runs of 5 s per case (about 7 minutes)
- *   npm run bench -- --quick       3 runs of 1 s per case (under 3 minutes)
- *   npm run bench -- --json        one JSON object on stdout, nothing else
- *   npm run bench -- --modes udp,vxlan --runs 5 --seconds 10
+ *   npm run bench                  3 runs of 5 s per case of every default mode
+ *   npm run bench -- --quick       3 runs of 1 s per case
+ *   npm run -s bench -- --json     one JSON object on stdout, nothing else (-s: npm prints no banner)
+ *   npm run bench -- --modes udp,vxlan --runs 5 --seconds 10   only these modes
+ *   npm run bench -- --modes +udp-1-worker                     the default modes and this one
  *   npm run bench -- --out /tmp/x  write RESULTS.md and results.svg there
  *
- * Progress goes to stderr. bench/RESULTS.md and bench/results.svg are
- * rewritten every run (RESULTS.md keeps everything below its notes marker),
+ * (How long each takes, measured: docs/benchmarking.md.) Progress goes to
+ * stderr. bench/RESULTS.md and bench/results.svg are rewritten by a run of
+ * every default mode (RESULTS.md keeps everything below its notes marker),
  * and the README's performance headline with them when the run measured
- * udp, vxlan and upstream.
+ * udp, vxlan and upstream; a run of only some modes writes to build/bench/
+ * unless --out says where, so the committed results keep every mode.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -68,6 +71,7 @@ function parseArgs(argv: string[]): Options {
     budgetSeconds: 0,
     outDir: BENCH_DIR,
   };
+  let replaced = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -83,13 +87,20 @@ function parseArgs(argv: string[]): Options {
     else if (a.startsWith('--seconds')) opts.seconds = Number(value());
     else if (a.startsWith('--modes')) {
       const names = value().split(',');
-      opts.modes = names.map((n) => {
+      const find = (n: string): ModeDefinition => {
         const m = MODES.find((x) => x.name === n);
         if (!m) throw new UsageError(`unknown mode '${n}'; modes: ${MODES.map((x) => x.name).join(', ')}`);
         return m;
-      });
-    } else throw new UsageError(`unknown option ${a}; options: --quick --json --runs N --seconds S --modes a,b --out DIR`);
+      };
+      // "+name" adds to the default modes; plain names replace them.
+      const added = names.filter((n) => n.startsWith('+')).map((n) => find(n.slice(1)));
+      const only = names.filter((n) => !n.startsWith('+')).map(find);
+      opts.modes = only.length > 0 ? [...only, ...added] : [...opts.modes, ...added.filter((m) => !opts.modes.includes(m))];
+      if (only.length > 0) replaced = true;
+    } else throw new UsageError(`unknown option ${a}; options: --quick --json --runs N --seconds S --modes a,b (or +a to add) --out DIR`);
   }
+  // Only some modes: the committed results (every mode) stay as they are unless --out says otherwise.
+  if (replaced && !argv.some((x) => x.startsWith('--out'))) opts.outDir = path.join(ROOT, 'build', 'bench');
   if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError('--runs must be a positive integer');
   if (!(opts.seconds >= 1 && opts.seconds <= 60)) throw new UsageError('--seconds must be 1..60');
   // The time budget scales with the cases: four per mode and run (the 4-stream

@@ -124,6 +124,8 @@ export abstract class FlanneldNodes {
   flanneld = FLANNELD;
   /** Runs flanneld under this command (e.g. setpriv with fewer capabilities); empty by default. */
   commandPrefix: string[] = [];
+  /** Pass `-iface=<underlay>` unless the arguments choose the interface (false: flanneld finds it itself). */
+  autoIface = true;
 
   protected constructor(
     readonly lab: Lab,
@@ -152,7 +154,7 @@ export abstract class FlanneldNodes {
     const args = [
       testFaults.length > 0 ? FLANNELD_WITH_FAULTS : this.flanneld,
       ...this.controlArgs(i, given),
-      ...(given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
+      ...(!this.autoIface || given('iface', 'iface-regex', 'iface-can-reach', 'public-ip') ? [] : [`-iface=${spec.underlayIf}`]),
       ...(given('subnet-file') ? [] : [`-subnet-file=${this.subnetFileOf(i)}`]),
       // The tests read the log's structured fields (FlannelNode.messages()).
       ...(given('log-format') ? [] : ['-log-format=json']),

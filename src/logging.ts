@@ -1,14 +1,16 @@
 /**
- * The daemon's logger, on stderr as upstream's. Two formats (-log-format):
+ * The logger: the interface every component takes, a recorder for tests,
+ * and the daemon's logger on stderr, as upstream's. Two formats (-log-format):
  *
  *  - text (default): klog's line shape, which upstream's runbooks and log
  *    pipelines grep (k8s.io/klog/v2, the header of every line):
- *      I1202 00:51:08.458123   31316 daemon] flanneld is running
+ *      I1202 00:51:08.458123   31316 flanneld] flanneld is running subnet="10.5.72.0/24" backend="udp"
  *    severity letter (I, W, E), month and day, time with microseconds, the
  *    process id right-aligned in 7 columns, and in place of upstream's
- *    `file.go:line` the module that logged (its `component` or `backend`,
- *    else `flanneld`), then `] `, the message, and the line's structured
- *    fields as klog's structured calls (InfoS) write them: ` key="value"`;
+ *    `file.go:line` the module that logged (the `component` or `backend` its
+ *    logger was made for with child(), else `flanneld`), then `] `, the
+ *    message, and the line's structured fields as klog's structured calls
+ *    (InfoS) write them: ` key="value"`;
  *  - json: one pino JSON object per line, with the structured fields.
  *
  * -v >= 1 enables debug lines (klog's V(1) and above: written as I lines).
@@ -17,7 +19,59 @@
  */
 import * as fs from 'node:fs';
 import pino from 'pino';
-import type { Logger } from './log';
+
+/**
+ * The logger interface every component takes (injected, never global). Its
+ * shape is pino's: a structured object first, then the message. The daemon
+ * passes one made by createLogger; tests pass a recorder.
+ */
+export interface Logger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  child(bindings: object): Logger;
+}
+
+export interface LogRecord {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  obj: object;
+  msg: string;
+}
+
+/** A Logger that keeps every record, for tests. */
+export class RecordingLogger implements Logger {
+  constructor(readonly records: LogRecord[] = [], private readonly bindings: object = {}) {}
+  private add(level: LogRecord['level'], obj: object, msg: string): void {
+    this.records.push({ level, obj: { ...this.bindings, ...obj }, msg });
+  }
+  debug(obj: object, msg: string): void {
+    this.add('debug', obj, msg);
+  }
+  info(obj: object, msg: string): void {
+    this.add('info', obj, msg);
+  }
+  warn(obj: object, msg: string): void {
+    this.add('warn', obj, msg);
+  }
+  error(obj: object, msg: string): void {
+    this.add('error', obj, msg);
+  }
+  child(bindings: object): Logger {
+    return new RecordingLogger(this.records, { ...this.bindings, ...bindings });
+  }
+}
+
+/** A Logger that drops everything. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child() {
+    return silentLogger;
+  },
+};
 
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -56,11 +110,11 @@ function moduleOf(bindings: Record<string, unknown>): string {
   return typeof m === 'string' && m !== '' ? m : 'flanneld';
 }
 
-/** ` key=value` for each field (strings quoted, objects as JSON), as klog's InfoS; module names are in the header already. */
+/** ` key=value` for each field of the call (strings quoted, objects as JSON), as klog's InfoS; the logger's module is in the header. */
 export function structuredFields(fields: Record<string, unknown>): string {
   let out = '';
   for (const [k, v] of Object.entries(fields)) {
-    if (k === 'component' || k === 'backend' || v === undefined) continue;
+    if (v === undefined) continue;
     out += ` ${k}=${typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v, (_key, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`;
   }
   return out;
@@ -76,7 +130,7 @@ export class KlogTextLogger implements Logger {
 
   private line(level: keyof typeof SEVERITY, obj: object, msg: string): void {
     const fields = obj as Record<string, unknown>;
-    const module = moduleOf({ ...this.bindings, ...fields });
+    const module = moduleOf(this.bindings);
     // Multi-line messages stay one record per line, as klog writes them.
     this.write(klogLine(level, this.now(), process.pid, module, msg.replace(/\n/g, '\n    ') + structuredFields(fields)));
   }

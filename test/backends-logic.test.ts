@@ -11,7 +11,7 @@ import { IPV4 } from '../src/backends/lease-family';
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VxlanConfigError, vxlanDeviceName } from '../src/backends/vxlan/config';
 import { incompatibility, type VxlanDeviceSpec } from '../src/backends/vxlan/device';
 import { addOps, peerFromLease, removeOps, repairOps, type VxlanPeer } from '../src/backends/vxlan/peers';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { describeOp } from '../src/routing/kernel-ops';
 import { decodeAttrs, decodeVxlanLinkInfo, encodeAttrs, encodeVxlanLinkInfo, linkKind } from '../src/routing/nlattr';
 import { Reconciler } from '../src/routing/reconciler';

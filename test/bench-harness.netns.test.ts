@@ -19,7 +19,7 @@ test('npm run bench -- --json prints one JSON object and writes the reports', { 
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
   try {
     const nsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp,upstream,vxlan', '--runs', '1', '--seconds', '1', '--out', out], {
+    const r = spawnSync('npm', ['run', '-s', 'bench', '--', '--json', '--modes', 'udp,upstream,vxlan', '--runs', '1', '--seconds', '1', '--out', out], {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 170_000,
@@ -52,7 +52,7 @@ test('the IPv6 modes: inner IPv6 over the IPv6 underlay against vxlan on flannel
   if (!needsRoot(t)) return;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench6-'));
   try {
-    const r = spawnSync('npm', ['run', 'bench', '--', '--json', '--modes', 'udp-v6,vxlan-v6', '--runs', '1', '--seconds', '1', '--out', out], {
+    const r = spawnSync('npm', ['run', '-s', 'bench', '--', '--json', '--modes', 'udp-v6,vxlan-v6', '--runs', '1', '--seconds', '1', '--out', out], {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 170_000,

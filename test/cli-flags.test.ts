@@ -9,7 +9,7 @@ import { buildConfig, ConfigError, redactedConfig } from '../src/cli/config';
 import { applyEnvironment, envName, FLANNEL_FLAGS } from '../src/cli/flags';
 import { FlagParseError, HelpRequested, parseGoBool, parseGoFlags, parseGoInt } from '../src/cli/go-flags';
 import { run } from '../src/cli/main';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 
 const parse = (...argv: string[]) => parseGoFlags(argv, FLANNEL_FLAGS);
 const cfgOf = (argv: string[], env: NodeJS.ProcessEnv = {}) => {

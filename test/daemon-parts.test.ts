@@ -13,10 +13,10 @@ import { test } from 'node:test';
 import { PARTIAL_CHECKSUMS, parseUdpCapabilities, udpBackendData } from '../src/backends/udp/capabilities';
 import { UdpRouteSync } from '../src/backends/udp/route-sync';
 import { HealthServer } from '../src/daemon/health';
-import { SystemdNotifier } from '../src/daemon/sd-notify';
+import { START_EXTEND_BY_USEC, StartTimeoutExtender, SystemdNotifier } from '../src/daemon/sd-notify';
 import { formatSubnetEnv, writeSubnetEnv } from '../src/lease/subnet-file';
 import type { Lease } from '../src/lease/lease';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { Ipv4Net } from '../src/util/ipv4';
 import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 import { testLease } from './helpers/leases';
@@ -272,4 +272,27 @@ test('etcd mode does not load @kubernetes/client-node (it would add ~0.6 s to ev
   assert.deepEqual(await kubeModulesLoadedBy(path.resolve(__dirname, '..', 'src', 'daemon', 'daemon.js')), []);
   // The check would see it: the kube manager's module does pull it in.
   assert.ok((await kubeModulesLoadedBy(path.resolve(__dirname, '..', 'src', 'lease', 'kube', 'kube-subnet-manager.js'))).length > 0);
+});
+
+test('while starting: EXTEND_TIMEOUT_USEC at once and then periodically, STATUS= on each new wait, nothing after stop', async () => {
+  const sent: string[] = [];
+  const notifier = new SystemdNotifier('/run/test.sock', new RecordingLogger(), (_p, m) => void sent.push(m));
+  const ext = new StartTimeoutExtender(notifier, 30);
+  ext.start('connecting to etcd');
+  ext.status('connecting to etcd');
+  ext.status('waiting for the network config in etcd (/coreos.com/network/config)');
+  await new Promise((r) => setTimeout(r, 100));
+  ext.stop();
+  const after = sent.length;
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(sent.length, after, 'nothing after stop');
+  assert.deepEqual(sent.slice(0, 3), ['STATUS=connecting to etcd', `EXTEND_TIMEOUT_USEC=${START_EXTEND_BY_USEC}`, 'STATUS=waiting for the network config in etcd (/coreos.com/network/config)']);
+  assert.ok(sent.filter((m) => m.startsWith('EXTEND_TIMEOUT_USEC=')).length >= 3, sent.join(' | '));
+  // Without $NOTIFY_SOCKET: nothing at all.
+  const quiet: string[] = [];
+  const none = new StartTimeoutExtender(new SystemdNotifier(undefined, new RecordingLogger(), (_p, m) => void quiet.push(m)), 10);
+  none.start('x');
+  await new Promise((r) => setTimeout(r, 30));
+  none.stop();
+  assert.deepEqual(quiet, []);
 });

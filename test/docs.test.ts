@@ -20,6 +20,11 @@ import {
   withReadmeHeadline,
 } from '../bench/readme-headline';
 import { envName, FLANNEL_FLAGS } from '../src/cli/flags';
+import { NodeMetrics } from '../src/daemon/metrics';
+import { COUNTER_NAMES } from '../src/forwarder/native-datapath';
+import { KlogTextLogger } from '../src/logging';
+import { UDP6_ENCAP_OVERHEAD, UDP_ENCAP_OVERHEAD } from '../src/routing/tun-device';
+import { VXLAN6_OVERHEAD, VXLAN_OVERHEAD } from '../src/backends/vxlan/config';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const read = (rel: string) => fs.readFileSync(path.join(ROOT, rel), 'utf8');
@@ -95,16 +100,16 @@ describe('the headline generator', () => {
 describe('docs/operations.md', () => {
   const ops = read('docs/operations.md');
   const rows = new Map(
-    [...ops.matchAll(/^\| `-([a-z0-9_-]+)` \| ([^|]+) \| ([^|]+) \| `([A-Z0-9_]+)` \|/gm)].map((m) => [m[1]!, { kind: m[2]!.trim(), def: m[3]!.trim(), env: m[4]! }]),
+    [...ops.matchAll(/^\| `-([a-z0-9_-]+)` \| ([^|]+) \| ([^|]+) \| (?:`([A-Z0-9_]+)`|—) \|/gm)].map((m) => [m[1]!, { kind: m[2]!.trim(), def: m[3]!.trim(), env: m[4] }]),
   );
 
-  test('the flags table lists every flag, with its default and FLANNELD_* variable, and no other', () => {
+  test('the flags table lists every flag, with its default and FLANNELD_* variable (none for -version, read before the environment), and no other', () => {
     assert.deepEqual([...rows.keys()].sort(), FLANNEL_FLAGS.map((f) => f.name).sort());
     for (const f of FLANNEL_FLAGS) {
       const row = rows.get(f.name)!;
       const def = Array.isArray(f.default) ? '(none)' : f.default === '' ? '""' : `\`${String(f.default)}\``;
       assert.equal(row.def, def, `-${f.name}: default`);
-      assert.equal(row.env, envName(f.name), `-${f.name}: variable`);
+      assert.equal(row.env, f.name === 'version' ? undefined : envName(f.name), `-${f.name}: variable`);
     }
   });
 });
@@ -170,5 +175,55 @@ describe('docs/architecture.md', () => {
   test('the picture exists and is referenced', () => {
     assert.ok(arch.includes('](architecture.svg)'));
     assert.match(read('docs/architecture.svg'), /^<svg [^>]*viewBox/);
+  });
+});
+
+describe('what the documents say the code does', () => {
+  const ops = read('docs/operations.md');
+  const datapath = read('docs/datapath.md');
+
+  test("the log's modules listed in operations.md are the ones the code logs under", () => {
+    const sources = execFileSync('git', ['ls-files', 'src'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter((f) => f.endsWith('.ts') && fs.existsSync(path.join(ROOT, f)));
+    const used = new Set(['flanneld']);
+    for (const f of sources) for (const m of read(f).matchAll(/child\(\{ (?:component|backend): '([a-z0-9-]+)'/g)) used.add(m[1]!);
+    const para = /The modules: ([\s\S]*?)`-log-format=json`/.exec(ops)?.[1] ?? '';
+    const listed = new Set([...para.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]!));
+    assert.deepEqual([...listed].sort(), [...used].sort());
+  });
+
+  test("the sample 'flanneld is running' line is what the text logger writes for the daemon's call", () => {
+    const daemon = read('src/daemon/daemon.ts');
+    assert.match(daemon, /log\.info\(\{ subnet: leaseKey\(bn\.lease\), backend: this\.status\.backendType \}, 'flanneld is running'\)/, 'the daemon logs it from its root logger with subnet and backend');
+    const lines: string[] = [];
+    new KlogTextLogger(false, (l) => lines.push(l)).info({ subnet: '10.5.72.0/24', backend: 'udp' }, 'flanneld is running');
+    const sample = /^I\d{4} [\d:.]+ +\d+ .*flanneld is running.*$/m.exec(ops)?.[0];
+    assert.ok(sample, 'operations.md shows the line');
+    const strip = (l: string) => l.trim().replace(/^I\d{4} [\d:.]+ +\d+ /, '');
+    assert.equal(strip(sample), strip(lines[0]!));
+  });
+
+  test('every flanneld_* metric the documents name is one /metrics serves', async () => {
+    const served = new Set(((await new NodeMetrics(async () => ({}) as never).registry.getMetricsAsJSON()) as Array<{ name: string }>).map((m) => m.name));
+    const named = new Set<string>();
+    for (const doc of DOCS) for (const m of read(doc).matchAll(/\b(flanneld_[a-z0-9_]+)/g)) named.add(m[1]!);
+    assert.deepEqual([...named].filter((n) => !served.has(n)).sort(), []);
+  });
+
+  test("datapath.md's drop reasons are the datapath's drop counters, per direction", () => {
+    for (const direction of ['egress', 'ingress'] as const) {
+      const item = new RegExp(`^- ${direction} \\(.*?\\): ([\\s\\S]*?)(?=\\n- |\\n\\n)`, 'm').exec(datapath)?.[1] ?? '';
+      const listed = [...item.matchAll(/`([a-z0-9_]+)`/g)].map((m) => m[1]!).sort();
+      const counters = COUNTER_NAMES.filter((n) => n.startsWith(`${direction}_drop_`)).map((n) => n.slice(`${direction}_drop_`.length)).sort();
+      assert.deepEqual(listed, counters, direction);
+    }
+  });
+
+  test('the MTU overheads the documents give are the code\'s', () => {
+    const troubleshooting = /- \*\*MTU\*\*: ([\s\S]*?)\n- /.exec(ops)?.[1] ?? '';
+    for (const n of [UDP_ENCAP_OVERHEAD, UDP6_ENCAP_OVERHEAD, VXLAN_OVERHEAD, VXLAN6_OVERHEAD]) {
+      assert.match(troubleshooting, new RegExp(`− ${n}\\b`), `operations.md troubleshooting names − ${n}`);
+    }
+    const compat = read('docs/compatibility.md');
+    for (const n of [UDP_ENCAP_OVERHEAD, UDP6_ENCAP_OVERHEAD, VXLAN_OVERHEAD, VXLAN6_OVERHEAD]) assert.match(compat, new RegExp(`− ${n}\\b`), `compatibility.md names − ${n}`);
   });
 });

@@ -10,7 +10,7 @@ import { Etcd3Kv } from '../src/lease/etcd/etcd3-kv';
 import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd/subnet-manager';
 import type { Lease, LeaseAttrs } from '../src/lease/lease';
-import { type Logger, RecordingLogger } from '../src/log';
+import { type Logger, RecordingLogger } from '../src/logging';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { EtcdServer } from '../lab/etcd';
 import { Lab } from '../lab/netns';

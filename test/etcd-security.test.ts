@@ -13,7 +13,7 @@ import { createEtcdClient, type EtcdClientConfig } from '../src/lease/etcd/clien
 import { Etcd3Kv } from '../src/lease/etcd/etcd3-kv';
 import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager } from '../src/lease/etcd/subnet-manager';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { EtcdServer } from '../lab/etcd';
 import { Lab } from '../lab/netns';
 import { makeTestPki, type TestPki } from '../lab/tls';

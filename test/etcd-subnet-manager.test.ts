@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/lease/etcd/subnet-manager';
 import type { LeaseAttrs, RecordBatch } from '../src/lease/lease';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { Ipv6Net } from '../src/util/ipv6';
 import { eventually } from './helpers/eventually';

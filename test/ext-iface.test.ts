@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { InterfaceSelectionError, type NetworkView, selectExternalInterface, type SelectRequest } from '../src/routing/ext-iface';
 import type { DetailedAddress, RouteInfo } from '../src/routing/rtnetlink';
 import { formatIpv4, Ipv4Net, parseIpv4 } from '../src/util/ipv4';
-import { formatIpv6, tryParseIpv6 } from '../src/util/ipv6';
+import { formatIpv6, Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 
 const v4 = (index: number, a: string, extra: Partial<DetailedAddress> = {}): DetailedAddress => ({
   index,
@@ -45,9 +45,16 @@ function view(extraRoutes: RouteInfo[] = []): NetworkView {
       v4(3, '10.20.0.6'),
     ],
     routes: extraRoutes,
-    routeGet: async (dst) => (formatIpv4(dst).startsWith('172.16.32.') ? { oif: 2, prefsrc: parseIpv4('172.16.32.100') } : { oif: undefined, prefsrc: undefined }),
+    routes6: [],
+    routeGet: async (dst) => {
+      if (typeof dst === 'bigint') return formatIpv6(dst).startsWith('2001:db8:') ? { oif: 2, prefsrc: tryParseIpv6('2001:db8::1') } : { oif: undefined, prefsrc: undefined };
+      return formatIpv4(dst).startsWith('172.16.32.') ? { oif: 2, prefsrc: parseIpv4('172.16.32.100') } : { oif: undefined, prefsrc: undefined };
+    },
   };
 }
+
+const defaultRoute6 = (oif: number, gw = 'fe80::1'): RouteInfo<Ipv6Net> =>
+  ({ dst: Ipv6Net.tryParse('::/0')!, gateway: tryParseIpv6(gw), oif, type: 'unicast', protocol: 3, scope: 'universe', table: 254 }) as unknown as RouteInfo<Ipv6Net>;
 
 const req = (r: Partial<SelectRequest>): SelectRequest => ({ iface: [], ifaceRegex: [], ifaceCanReach: '', publicIp: '', publicIpv6: '', ipv4: true, ipv6: false, ...r });
 const pick = async (r: Partial<SelectRequest>, v = view()) => selectExternalInterface(v, req(r), new RecordingLogger());
@@ -114,4 +121,26 @@ test('nothing matches: upstream\'s message with the candidates', async () => {
   });
   await assert.rejects(pick({ ifaceRegex: ['('] }), /Failed to find interface/);
   await assert.rejects(pick({ iface: ['dummy0'], publicIp: 'x.y' }), /invalid public IP address: x\.y/);
+});
+
+test('IPv6 only, no interface given: the interface of the IPv6 default route, as upstream (GetDefaultV6GatewayInterface)', async () => {
+  const v = { ...view(), routes6: [defaultRoute6(2)] };
+  const e = await pick({ ipv4: false, ipv6: true }, v);
+  assert.equal(e.name, 'dummy0');
+  assert.equal(formatIpv6(e.extAddr6!), '2001:db8::1');
+  await assert.rejects(pick({ ipv4: false, ipv6: true }), /there is no IPv6 default route; give -iface, -iface-regex, -iface-can-reach or -public-ipv6/);
+});
+
+test('dual stack, no interface given: the IPv6 default route, when there is one, must leave through the IPv4 one\'s interface', async () => {
+  const v4route = { dst: Ipv4Net.parse('0.0.0.0/0'), gateway: parseIpv4('1.10.100.254'), oif: 2, type: 'unicast', protocol: 3, scope: 'universe', table: 254 } as unknown as RouteInfo;
+  const same = { ...view([v4route]), routes6: [defaultRoute6(2)] };
+  assert.equal((await pick({ ipv6: true }, same)).name, 'dummy0');
+  const other = { ...view([v4route]), routes6: [defaultRoute6(3)] };
+  await assert.rejects(pick({ ipv6: true }, other), /v6 default route interface eth9 must be the same with v4 default route interface dummy0/);
+});
+
+test('-iface-can-reach takes an IPv6 address too: the route\'s interface and preferred source', async () => {
+  const e = await pick({ ipv4: false, ipv6: true, ifaceCanReach: '2001:db8::99' });
+  assert.equal(e.name, 'dummy0');
+  assert.equal(formatIpv6(e.ifaceAddr6!), '2001:db8::1');
 });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FlannelCluster, FLANNELD, PREFIX } from '../lab/flannel-cluster';
+import { notifyListener } from '../lab/daemon-probes';
 import { Lab } from '../lab/netns';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';
@@ -31,9 +32,15 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
     assert.match(msgs, /Failed to find interface to use that matches the interfaces and\/or regexes provided \(interfaces: lo:\[127\.0\.0\.1 ::1\], \w+:\[192\.168\.100\.1 /);
   });
 
-  test('etcd unreachable: says which endpoint, keeps trying, a signal ends it cleanly', async () => {
-    const node = cluster.startNode(1, ['-etcd-endpoints=http://127.0.0.1:1']);
+  test('etcd unreachable: says which endpoint, keeps trying (systemd is told to wait, and what for), a signal ends it cleanly', async () => {
+    const notify = await notifyListener(lab);
+    const node = cluster.startNode(1, ['-etcd-endpoints=http://127.0.0.1:1'], { NOTIFY_SOCKET: notify.path });
     await eventually(() => node.messages(), (m) => m.some((x) => /Couldn't fetch network config: etcd is unreachable \(get \/coreos\.com\/network\/config; endpoints http:\/\/127\.0\.0\.1:1\)/.test(x)), 15_000, 'the unreachable message');
+    // Type=notify with systemd's default start timeout would kill it after 90 s; it extends the timeout instead.
+    const got = notify.received();
+    assert.match(got, /^EXTEND_TIMEOUT_USEC=60000000$/m);
+    assert.match(got, /^STATUS=waiting for the network config in etcd \(\/coreos\.com\/network\/config\)$/m);
+    assert.doesNotMatch(got, /^READY=1$/m);
     assert.equal(await node.stop('SIGTERM'), 0);
   });
 

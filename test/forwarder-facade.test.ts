@@ -113,7 +113,10 @@ test('socket buffers default to 4 MiB; busy source ports are reported; close is 
 test('TUN open errors name the problem and the fix', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['open /dev/net/tun', 'ENOENT', /failed to open TUN device: open \/dev\/net\/tun: .*hostPath .*\/dev\/net\/tun.*mknod/],
-    ['ioctl TUNSETIFF', 'EPERM', /failed to open TUN device: ioctl TUNSETIFF: .*CAP_NET_ADMIN/],
+    ['ioctl TUNSETIFF', 'EPERM', /failed to open TUN device: ioctl TUNSETIFF: .*needs CAP_NET_ADMIN.*grep CapEff/],
+    // The open itself is the device cgroup's (or the file mode's) to refuse, never the capability's.
+    ['open /dev/net/tun', 'EPERM', /failed to open TUN device: open \/dev\/net\/tun: .*device cgroup.*not a missing capability.*c 10:200/],
+    ['open /dev/net/tun', 'EACCES', /device cgroup.*ls -l \/dev\/net\/tun/],
     ['open /dev/net/tun', 'ENODEV', /modprobe tun/],
     ['ioctl TUNSETIFF', 'EBUSY', /exists and is not a free TUN device/],
     ['ioctl TUNSETIFF', 'EFAULT', /failed to open TUN device: ioctl TUNSETIFF: something \(EFAULT\)/],

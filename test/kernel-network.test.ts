@@ -14,7 +14,7 @@ import type { KernelBackendNetwork } from '../src/backends/kernel-network';
 import { VxlanBackend } from '../src/backends/vxlan/vxlan-backend';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../src/lease/lease';
 import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { RTPROT_FLANNEL_TS } from '../src/routing/rtnetlink';
 import { formatIp } from '../src/util/ip';
 import { formatIpv4, Ipv4Net, parseIpv4 } from '../src/util/ipv4';

@@ -32,7 +32,16 @@ for (const families of ['dual', 'ipv6'] as const) {
           families,
           netConf: { ...v4, EnableIPv6: true, IPv6Network: 'fd00:244::/56', EnableNFTables: false, Backend: { Type: backend } },
         });
-        for (const i of [1, 2, 3]) c.startNode(i);
+        if (families === 'ipv6') {
+          // Node 1 finds its interface itself, as upstream does on an IPv6-only node: by the IPv6 default route.
+          await lab.exec(c.topology.nodes[0]!.ns, 'ip', ['-6', 'route', 'add', 'default', 'via', underlayAddress6(200), 'dev', c.topology.nodes[0]!.underlayIf]);
+          c.autoIface = false;
+          c.startNode(1);
+          c.autoIface = true;
+          for (const i of [2, 3]) c.startNode(i);
+        } else {
+          for (const i of [1, 2, 3]) c.startNode(i);
+        }
         for (const i of [1, 2, 3]) {
           await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
         }
@@ -51,6 +60,13 @@ for (const families of ['dual', 'ipv6'] as const) {
           }
         }
       });
+
+      if (families === 'ipv6') {
+        test('without -iface, an IPv6-only node takes the interface of its IPv6 default route', () => {
+          const line = c.nodes[0]!.messages().find((m) => /^Using interface with name/.test(m));
+          assert.match(line ?? '', new RegExp(`^Using interface with name ${c.topology.nodes[0]!.underlayIf} and address ${underlayAddress6(1)} \\(the IPv6 default route via ${underlayAddress6(200)} leaves through`));
+        });
+      }
 
       test('the annotations carry the IPv6 part as upstream writes it', async () => {
         const node = await c.getNode(kubeNodeName(1));

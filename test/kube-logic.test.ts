@@ -24,7 +24,7 @@ import { Ipv4Net } from '../src/util/ipv4';
 import { Ipv6Net } from '../src/util/ipv6';
 import { formatIpv4, parseIpv4 } from '../src/util/ipv4';
 import { kubeNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { readNetConf } from '../src/lease/kube/kube-subnet-manager';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -162,7 +162,7 @@ describe('own node (AcquireLease)', () => {
     assert.throws(() => checkOwnSubnets('me', own, V4, undefined, undefined, 'x'), /subnet "0\.0\.0\.0\/0"/);
     checkOwnSubnets('me', own, V4, Ipv4Net.parse('10.0.0.0/8'), undefined, 'x');
   });
-  test('first vxlan start: upstream\'s patch bytes (docs/compatibility.md §11.3 call F)', () => {
+  test('first vxlan start: upstream\'s patch bytes (docs/compatibility.md §11.3)', () => {
     const p = ownAnnotationPatch(node('node-a', '10.244.1.0/24', { 'node.alpha.kubernetes.io/ttl': '0' }), { backendType: 'vxlan', backendData: '{"VNI":1,"VtepMAC":"26:5a:1c:9e:0b:11"}', publicIp: '192.168.50.11' }, K);
     assert.equal(p.needed, true);
     assert.equal(
@@ -198,7 +198,7 @@ describe('own node (AcquireLease)', () => {
     const again = ownAnnotationPatch(after, { backendType: 'vxlan', backendData: '{"VNI":1,"VtepMAC":"26:5a:1c:9e:0b:11"}', publicIp: '192.168.50.11' }, K);
     assert.deepEqual([again.needed, again.body], [true, '{}']);
   });
-  test('NetworkUnavailable=False body (docs/compatibility.md §11.3 call G)', () => {
+  test('NetworkUnavailable=False body (docs/compatibility.md §11.3)', () => {
     assert.equal(
       networkAvailableConditionPatch(new Date('2026-08-14T10:00:05.123Z')),
       '{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","lastHeartbeatTime":"2026-08-14T10:00:05Z","lastTransitionTime":"2026-08-14T10:00:05Z","reason":"FlannelIsUp","message":"Flannel is running on this node"}]}}',

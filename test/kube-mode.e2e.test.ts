@@ -111,7 +111,7 @@ for (const bc of CASES) {
         assert.match(cond!['lastHeartbeatTime']!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       }
       const gets = requests.filter((r) => r.method === 'GET' && r.path === `/api/v1/nodes/${kubeNodeName(1)}`).length;
-      assert.equal(gets, bc.type === 'vxlan' ? 2 : 1, 'call D, plus call E for vxlan (docs/compatibility.md §11.2)');
+      assert.equal(gets, bc.type === 'vxlan' ? 2 : 1, 'the own node once at startup, and again for the stored VtepMAC with vxlan (docs/compatibility.md §11.2)');
     });
 
     if (bc.type === 'udp') {

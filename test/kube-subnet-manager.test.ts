@@ -14,7 +14,7 @@ import { KubeApiStandIn } from '../lab/kube-apiserver';
 import { writeKubeconfig } from '../lab/kubeconfig';
 import { makeTestPki } from '../lab/tls';
 import { KubeSubnetManager, type KubeModeConfig, TEST_TIMINGS_ENV } from '../src/lease/kube/kube-subnet-manager';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { parseIpv4 } from '../src/util/ipv4';
 import { guardedWatch } from './helpers/guarded-watch';
 

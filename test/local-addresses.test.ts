@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { LOCAL_ADDRESS_SETTLE_MS, LocalAddresses, localAddressSet, localAddressTexts } from '../src/routing/local-addresses';
 import type { NetlinkEventSource } from '../src/routing/netlink-events';
 import type { DetailedAddress } from '../src/routing/rtnetlink';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { parseIpv4 } from '../src/util/ipv4';
 import { tryParseIpv6 } from '../src/util/ipv6';
 

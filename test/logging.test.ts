@@ -26,6 +26,8 @@ test('the text logger names the module from component or backend bindings; debug
   quiet.child({ backend: 'vxlan' }).error({}, 'c\nsecond line');
   quiet.debug({}, 'hidden');
   quiet.info({ n: 3, ok: true, config: { etcd: { prefix: '/x' } } }, 'fields');
+  // A call's own `backend` field is a field, not the module (only a child logger's binding names one).
+  quiet.info({ subnet: '10.5.72.0/24', backend: 'udp' }, 'flanneld is running');
   new KlogTextLogger(true, (l) => lines.push(l), {}, () => at).debug({}, 'shown');
   const pid = String(process.pid).padStart(7);
   assert.deepEqual(lines, [
@@ -33,6 +35,7 @@ test('the text logger names the module from component or backend bindings; debug
     `W0102 03:04:05.006000 ${pid} kube] b\n`,
     `E0102 03:04:05.006000 ${pid} vxlan] c\n    second line\n`,
     `I0102 03:04:05.006000 ${pid} flanneld] fields n=3 ok=true config={"etcd":{"prefix":"/x"}}\n`,
+    `I0102 03:04:05.006000 ${pid} flanneld] flanneld is running subnet="10.5.72.0/24" backend="udp"\n`,
     `I0102 03:04:05.006000 ${pid} flanneld] shown\n`,
   ]);
 });

@@ -129,7 +129,7 @@ describe('mixed cluster: flannel-ts nodes beside an upstream-style udp node', RO
   test('migrating node 2 from upstream to flannel-ts and back: the same subnet, the same pod addresses, traffic each time, no bad checksum', { timeout: 120_000 }, async () => {
     const n2 = cluster.topology.nodes[1]!;
     const key = `${cluster.prefix}/subnets/10.5.2.0-24`;
-    const addedOn = (i: number) => cluster.nodes[i - 1]!.messages().filter((m) => m === `Subnet added: 10.5.2.0/24 via ${n2.underlayAddress}`).length;
+    const addedOn = (i: number) => cluster.nodes[i - 1]!.messages().filter((m) => m.startsWith(`Subnet added: 10.5.2.0/24 via ${n2.underlayAddress}`)).length;
     const pingsEveryWay = async (what: string) => {
       for (const [a, b] of [[1, 2], [2, 1], [3, 2], [2, 3]] as const) {
         assert.ok(await eventually(() => ping(lab, pod(a).ns, pod(b).address, 1), (ok) => ok, 10_000, `${what}: pod ${a} -> pod ${b}`));

@@ -14,7 +14,7 @@ import {
   type OffloadReport,
   parseOffloadEnv,
 } from '../src/forwarder/offload';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 
 test('FLANNEL_TS_OFFLOAD: unset/on/all allow everything, off/none nothing, a list allows exactly its names', () => {
   for (const v of [undefined, '', ' ', 'on', 'ALL']) assert.deepEqual(parseOffloadEnv(v), ALL_OFFLOADS, String(v));

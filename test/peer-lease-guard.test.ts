@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import type { Lease, LeaseEvent, LeaseRecord, RecordBatch } from '../src/lease/lease';
 import { checkNetworkConfig, kubeNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
 import { type GuardContext, PeerLeaseGuard } from '../src/lease/peer-lease-guard';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 import { LOG_ONCE_DIGEST_CHARS, LogOnce } from '../src/util/repeat-log';

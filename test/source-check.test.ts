@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_REMEMBERED, RefusalReporter, SUMMARY_INTERVAL_MS } from '../src/backends/udp/source-check';
 import type { Refusal } from '../src/forwarder/udp-forwarder';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 
 const unknown = (sender: string): Refusal => ({ sender, reason: 'ingress_drop_unknown_source' });
 const noCounts = () => ({ get: () => 0 });

@@ -23,7 +23,7 @@ import { Etcd3Kv } from '../src/lease/etcd/etcd3-kv';
 import { SubnetRegistry } from '../src/lease/etcd/registry';
 import { EtcdSubnetManager } from '../src/lease/etcd/subnet-manager';
 import { KubeSubnetManager, TEST_TIMINGS_ENV } from '../src/lease/kube/kube-subnet-manager';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import { eventually } from './helpers/eventually';
 
 const CAUSES = {

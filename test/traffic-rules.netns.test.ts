@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lab/netns';
-import { RecordingLogger } from '../src/log';
+import { RecordingLogger } from '../src/logging';
 import type { RtNetlink } from '../src/routing/rtnetlink';
 import { SystemCommandRunner } from '../src/traffic/command';
 import { type FamilyNetworks, TrafficRules, type TrafficOptions } from '../src/traffic/traffic-manager';

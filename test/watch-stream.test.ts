@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { EtcdWatchStream } from '../src/lease/etcd/watch-stream';
-import { silentLogger } from '../src/log';
+import { silentLogger } from '../src/logging';
 import { Backoff } from '../src/util/backoff';
 import { eventually } from './helpers/eventually';
 

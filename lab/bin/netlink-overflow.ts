@@ -5,7 +5,7 @@
  * {"overflows":N,"runs":N,"reasons":[...]}.
  */
 import { execFileSync } from 'node:child_process';
-import { RecordingLogger } from '../../src/log';
+import { RecordingLogger } from '../../src/logging';
 import { NetlinkEvents } from '../../src/routing/netlink-events';
 import { Reconciler } from '../../src/routing/reconciler';
 

@@ -7,7 +7,7 @@
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease';
 import type { NetworkConfig } from '../lease/network-config';
 import type { SubnetManager } from '../lease/subnet-manager';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import type { ExternalInterface } from '../routing/ext-iface';
 import type { LocalAddressSource } from '../routing/local-addresses';
 import type { Reconciler } from '../routing/reconciler';

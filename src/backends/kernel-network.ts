@@ -29,7 +29,7 @@
  *    flanneld is down (docs/compatibility.md, "Signals and shutdown").
  */
 import { type Lease, type LeaseEvent, leaseKey } from '../lease/lease';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { describeOp, type KernelOp, opTarget } from '../routing/kernel-ops';
 import type { KernelPort } from '../routing/kernel-port';
 import type { NetlinkEvent } from '../routing/netlink-events';

@@ -28,7 +28,7 @@ function list(v: Map<string, FlagValue>, k: string): readonly string[] {
 export function buildConfig(parsed: ParsedFlags): FlannelConfig {
   const v = parsed.values;
   const margin = num(v, 'subnet-lease-renew-margin');
-  // docs/compatibility.md §0 step 5.
+  // docs/compatibility.md §0 step 4.
   if (margin < 1 || margin > 1439) {
     throw new ConfigError('Invalid subnet-lease-renew-margin option, out of acceptable range');
   }

@@ -7,7 +7,7 @@
  * and exits 2 (upstream exits 0); the etcd password is never logged.
  */
 import { createLogger, isLogFormat, type LogFormat } from '../logging';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { VERSION } from '../version';
 import { buildConfig, ConfigError, type FlannelConfig, redactedConfig } from './config';
 import { applyEnvironment, FLANNEL_FLAGS } from './flags';

@@ -10,7 +10,7 @@
  * config is known; closed gracefully (3 s at most) on shutdown.
  */
 import * as http from 'node:http';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { errorText } from '../util/errors';
 
 export interface HealthState {

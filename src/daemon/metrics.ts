@@ -5,7 +5,7 @@
  * counters. Names start with `flanneld_`, follow Prometheus' conventions
  * (one unit per family, _total for counters, snake_case label values, names
  * neutral to the lease store), and the process's default metrics (CPU,
- * memory, event-loop lag) come with them. CHANGELOG.md lists renames.
+ * memory, event-loop lag) come with them. A rename is listed in CHANGELOG.md.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DatapathReport } from '../backends/backend';

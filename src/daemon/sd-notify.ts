@@ -1,12 +1,13 @@
 /**
  * systemd notifications (sd_notify(3); upstream's main.go sends READY=1):
- * READY=1, WATCHDOG=1 and STOPPING=1 to $NOTIFY_SOCKET, sent by the addon
- * (no libsystemd). Without $NOTIFY_SOCKET this does nothing;
- * failures are only logged, as upstream.
+ * READY=1, WATCHDOG=1, STOPPING=1, STATUS= and, while starting,
+ * EXTEND_TIMEOUT_USEC to $NOTIFY_SOCKET, sent by the addon (no libsystemd).
+ * Without $NOTIFY_SOCKET this does nothing; failures are only logged, as
+ * upstream.
  */
 import { loadAddon } from '../addon/loader';
 import { isNativeSystemError } from '../addon/system-error';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { errorText } from '../util/errors';
 
 export type NotifySender = (socketPath: string, message: string) => void;
@@ -88,5 +89,49 @@ export class Watchdog {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+  }
+}
+
+/** How often the start timeout is extended while flanneld is not ready, and by how much. */
+export const START_EXTEND_INTERVAL_MS = 20_000;
+export const START_EXTEND_BY_USEC = 60_000_000;
+
+/**
+ * Until READY=1: EXTEND_TIMEOUT_USEC (systemd 236 and later) every
+ * START_EXTEND_INTERVAL_MS, so systemd's start timeout (90 s by default)
+ * never kills a flanneld that is waiting for etcd or its config, and STATUS=
+ * with what it is waiting for (`systemctl status flanneld` shows it).
+ */
+export class StartTimeoutExtender {
+  private timer: NodeJS.Timeout | undefined;
+  private text = '';
+
+  constructor(
+    private readonly notifier: SystemdNotifier,
+    private readonly intervalMs = START_EXTEND_INTERVAL_MS,
+  ) {}
+
+  start(text: string): void {
+    if (!this.notifier.enabled) return;
+    this.status(text);
+    this.extend();
+    this.timer = setInterval(() => this.extend(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** What flanneld waits for now. */
+  status(text: string): void {
+    if (!this.notifier.enabled || text === this.text) return;
+    this.text = text;
+    this.notifier.notify(`STATUS=${text}`);
+  }
+
+  private extend(): void {
+    this.notifier.notify(`EXTEND_TIMEOUT_USEC=${START_EXTEND_BY_USEC}`);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

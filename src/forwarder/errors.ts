@@ -32,10 +32,22 @@ export class UdpSocketError extends DatapathError {}
 /** Any other native failure (thread start, allocation). */
 export class DatapathStartError extends DatapathError {}
 
+/** TUNSETIFF (creating the device) refused: the capability is missing. */
 const CAP_NET_ADMIN_ADVICE =
   'creating a TUN device needs CAP_NET_ADMIN: run flanneld as root, or grant the capability ' +
-  '(systemd: AmbientCapabilities=CAP_NET_ADMIN; Kubernetes: securityContext privileged: true ' +
-  'or capabilities.add: ["NET_ADMIN"])';
+  '(systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; Kubernetes: securityContext privileged: true ' +
+  'or capabilities.add: ["NET_ADMIN", "NET_RAW"]). Check with: grep CapEff /proc/self/status (bit 12 must be set)';
+
+/**
+ * Opening /dev/net/tun refused: the capability does not matter for the open
+ * itself; a device cgroup (a container runtime's device allow-list) or the
+ * file's mode does.
+ */
+const DEVICE_ACCESS_ADVICE =
+  "opening /dev/net/tun was refused, which is the device cgroup's doing (or the file's mode), not a missing capability: " +
+  'the container runtime must allow the character device c 10:200 (Kubernetes: privileged: true, or a runtime whose default ' +
+  'device list has it, or a device plugin for /dev/net/tun; docker: --device /dev/net/tun). Check with: ls -l /dev/net/tun ' +
+  '(mode crw-rw-rw-) and, in a container, the cgroup v1 devices.list or the runtime\'s device rules';
 
 function strerrorPart(e: NativeSystemError): string {
   // e.message is "<op>: <strerror> (<code>)"; keep "<strerror> (<code>)".
@@ -64,7 +76,8 @@ export function tunOpenError(e: unknown, nameTemplate: string): TunOpenError {
       break;
     case 'EPERM':
     case 'EACCES':
-      advice = CAP_NET_ADMIN_ADVICE;
+      // The open is checked by the device cgroup and the file mode; TUNSETIFF by the capability.
+      advice = e.syscall?.startsWith('open') ? DEVICE_ACCESS_ADVICE : CAP_NET_ADMIN_ADVICE;
       break;
     case 'EBUSY':
     case 'EEXIST':

@@ -44,7 +44,7 @@
  * Pure: no store, no clock.
  */
 import { createHash } from 'node:crypto';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import type { NodeAddresses } from '../util/ip';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { formatIpv6, Ipv6Net } from '../util/ipv6';

@@ -15,9 +15,10 @@
  *
  * The core works on a snapshot (NetworkView) so it is tested without root.
  */
-import type { Logger } from '../log';
-import { formatIpv4, Ipv4Net, tryParseIpv4 } from '../util/ipv4';
-import { formatIpv6, tryParseIpv6 } from '../util/ipv6';
+import type { Logger } from '../logging';
+import { formatIp, type IpAddr } from '../util/ip';
+import { formatIpv4, tryParseIpv4 } from '../util/ipv4';
+import { formatIpv6, type Ipv6Net, tryParseIpv6 } from '../util/ipv6';
 import { type DetailedAddress, formatAddress, type LinkInfo, type RouteInfo, type RtNetlink } from './rtnetlink';
 import { NamedError, errorText } from '../util/errors';
 
@@ -26,7 +27,9 @@ export interface NetworkView {
   addresses: readonly DetailedAddress[];
   /** IPv4 routes of the main table (for the default route). */
   routes: readonly RouteInfo[];
-  routeGet(dst: number): Promise<{ oif: number | undefined; prefsrc: number | undefined }>;
+  /** IPv6 routes of the main table (the default route of an IPv6-only or dual-stack node). */
+  routes6?: ReadonlyArray<RouteInfo<Ipv6Net>>;
+  routeGet(dst: IpAddr): Promise<{ oif: number | undefined; prefsrc: IpAddr | undefined }>;
 }
 
 export interface SelectRequest {
@@ -142,20 +145,43 @@ function byRegex(view: NetworkView, req: SelectRequest, pattern: string): Found 
   throw new InterfaceSelectionError(`could not match pattern ${pattern} to any of the available network interfaces (${describeCandidates(view)})`);
 }
 
+/** -iface-can-reach: the kernel's route to an address of either family (upstream's GetInterfaceBySpecificIPRouting). */
 async function byCanReach(view: NetworkView, req: SelectRequest, target: string): Promise<Found> {
-  const ip = tryParseIpv4(target);
-  if (ip === undefined) throw new InterfaceSelectionError(`-iface-can-reach ${target} is not an IPv4 address`);
+  const ip: IpAddr | undefined = tryParseIpv4(target) ?? tryParseIpv6(target);
+  if (ip === undefined) throw new InterfaceSelectionError(`-iface-can-reach ${target} is not an IP address`);
   const r = await view.routeGet(ip);
   const link = r.oif !== undefined ? linkOf(view, r.oif) : undefined;
   if (!link) throw new InterfaceSelectionError(`no route to ${target}`);
-  return complete(view, req, link, `-iface-can-reach=${target} (the route to it leaves through ${link.name})`, r.prefsrc);
+  const why = `-iface-can-reach=${target} (the route to it leaves through ${link.name})`;
+  return typeof r.prefsrc === 'bigint' ? complete(view, req, link, why, undefined, r.prefsrc) : complete(view, req, link, why, r.prefsrc);
 }
 
+type AnyRoute = Pick<RouteInfo, 'type' | 'oif'> & { dst: { prefixLen: number }; gateway?: IpAddr | undefined };
+
+function defaultRouteOf(routes: readonly AnyRoute[]): AnyRoute | undefined {
+  return routes.find((r) => r.dst.prefixLen === 0 && r.type === 'unicast' && r.oif !== undefined);
+}
+
+/**
+ * No interface given: the interface of the default route, as upstream's
+ * LookupExtIface does: the IPv4 one (dual stack: and the IPv6 one, if there
+ * is one, must leave through the same interface), or for an IPv6-only node
+ * the IPv6 one (GetDefaultV6GatewayInterface).
+ */
 function byDefaultRoute(view: NetworkView, req: SelectRequest): Found {
-  const def = view.routes.find((r) => r.dst.prefixLen === 0 && r.type === 'unicast' && r.oif !== undefined);
+  const v4 = req.ipv4 ? defaultRouteOf(view.routes) : undefined;
+  const v6 = req.ipv6 ? defaultRouteOf(view.routes6 ?? []) : undefined;
+  const def = req.ipv4 ? v4 : v6;
   const link = def && linkOf(view, def.oif!);
-  if (!link) throw new InterfaceSelectionError('there is no IPv4 default route; give -iface, -iface-regex, -iface-can-reach or -public-ip');
-  return complete(view, req, link, `the default route${def.gateway !== undefined ? ` via ${formatIpv4(def.gateway)}` : ''} leaves through ${link.name}`);
+  if (!link) {
+    throw new InterfaceSelectionError(`there is no ${req.ipv4 ? 'IPv4' : 'IPv6'} default route; give -iface, -iface-regex, -iface-can-reach or ${req.ipv4 ? '-public-ip' : '-public-ipv6'}`);
+  }
+  if (req.ipv4 && v6 && v6.oif !== def.oif) {
+    const other = linkOf(view, v6.oif!);
+    throw new InterfaceSelectionError(`v6 default route interface ${other?.name ?? `#${v6.oif}`} must be the same with v4 default route interface ${link.name}`);
+  }
+  const via = def.gateway !== undefined ? ` via ${formatIp(def.gateway)}` : '';
+  return complete(view, req, link, `the ${req.ipv4 ? '' : 'IPv6 '}default route${via} leaves through ${link.name}`);
 }
 
 export async function selectExternalInterface(view: NetworkView, req: SelectRequest, log: Logger): Promise<ExternalInterface> {
@@ -229,14 +255,15 @@ export async function selectExternalInterface(view: NetworkView, req: SelectRequ
 
 /** A NetworkView of the current network namespace. */
 export async function readNetworkView(nl: RtNetlink): Promise<NetworkView> {
-  const [links, addresses, routes] = await Promise.all([nl.listLinks(), nl.listDetailedAddresses(), nl.listRoutes()]);
+  const [links, addresses, routes, routes6] = await Promise.all([nl.listLinks(), nl.listDetailedAddresses(), nl.listRoutes(), nl.listRoutes6()]);
   return {
     links,
     addresses,
     routes,
+    routes6,
     routeGet: async (dst) => {
       const r = await nl.routeGet(dst);
-      return { oif: r.oif, prefsrc: typeof r.prefsrc === 'number' ? r.prefsrc : undefined };
+      return { oif: r.oif, prefsrc: r.prefsrc };
     },
   };
 }

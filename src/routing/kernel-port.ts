@@ -11,7 +11,7 @@
  * concerns them).
  */
 import * as fs from 'node:fs';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import type { KernelOp } from './kernel-ops';
 import { NetlinkEvents, type NetlinkEventSource } from './netlink-events';
 import type { IpAddr } from '../util/ip';

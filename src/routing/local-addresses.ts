@@ -9,7 +9,7 @@
  * packet may come from one: native/core/forwarding.h LocalAddrs).
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { formatIpv4, Ipv4Net } from '../util/ipv4';
 import { formatIpv6 } from '../util/ipv6';
 import { errorText } from '../util/errors';

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { loadAddon } from '../addon/loader';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 
 export type NetlinkEventKind = 'link' | 'address' | 'route' | 'neighbor';
 

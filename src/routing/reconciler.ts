@@ -9,7 +9,7 @@
  * and logged; a failure is logged once until the state recovers, then
  * retried on the next trigger.
  */
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import type { NetlinkEvent, NetlinkEventSource } from './netlink-events';
 import { NamedError, errorText } from '../util/errors';
 

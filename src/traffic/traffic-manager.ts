@@ -9,7 +9,7 @@
  * a missing tool, nftables errors) throw TrafficSetupError; a failed
  * iptables bootstrap is logged and retried by the resync, as upstream.
  */
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 import { PartialRepairError, Reconciler, type Repair } from '../routing/reconciler';
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
 import type { Ipv4Net } from '../util/ipv4';
@@ -93,7 +93,7 @@ export class TrafficRules {
   private async setup(): Promise<void> {
     const { opts, log } = this;
     const wantRules = opts.ipMasq || opts.forwardRules;
-    // Step 15: the other mode's state goes first.
+    // docs/compatibility.md §0 step 12: the other mode's state goes first.
     if (opts.nftables) {
       for (const family of ['ipv4', 'ipv6'] as const) {
         try {
@@ -123,7 +123,7 @@ export class TrafficRules {
     if (opts.nftables) await this.setupNftables();
     else if (wantRules) await this.setupIptables();
 
-    // Step 18.
+    // The blackhole routes (docs/compatibility.md §8.6).
     if (opts.blackholeRoute) {
       for (const subnet of opts.blackholeSubnets) {
         this.guarded.push({ kind: 'blackhole', what: `blackhole ${subnet.toString()}`, ensure: () => this.ensureBlackhole(subnet) });
@@ -147,7 +147,7 @@ export class TrafficRules {
         throw new TrafficSetupError(`cannot use ${f.family === 'ipv4' ? 'iptables' : 'ip6tables'}: ${errorText(e)}`, { cause: e });
       }
       if (opts.ipMasq) {
-        // Step 16: rules built from the previous subnet.env's values go first (docs/compatibility.md §8.2).
+        // Rules built from the previous subnet.env's values go first (docs/compatibility.md §8.2).
         if (f.previousNetwork && f.previousSubnet && (f.previousNetwork !== f.network || f.previousSubnet !== f.subnet)) {
           const old = masqRules({ family: f.family, cluster: f.previousNetwork, pod: f.previousSubnet, fullyRandom: ipt.hasRandomFully && !opts.fullyRandomDisable });
           const plain = masqRules({ family: f.family, cluster: f.previousNetwork, pod: f.previousSubnet, fullyRandom: false });
@@ -163,7 +163,7 @@ export class TrafficRules {
         await this.bootstrapIptables(ipt, 'nat', MASQ_CHAIN, rules, 'masquerade');
       }
       if (opts.forwardRules) {
-        // Step 17. (Upstream logs "Changing default FORWARD chain policy to ACCEPT" but changes nothing.)
+        // The forward rules (docs/compatibility.md §8.1). (Upstream logs "Changing default FORWARD chain policy to ACCEPT" but changes nothing.)
         await this.bootstrapIptables(ipt, 'filter', FORWARD_CHAIN, forwardRules(f.network), 'forward');
       }
     }

@@ -4,7 +4,7 @@
  * (saying how often it recurred); a different message is logged at once.
  */
 import { createHash } from 'node:crypto';
-import type { Logger } from '../log';
+import type { Logger } from '../logging';
 
 export class RepeatLog {
   private lastMsg = '';

@@ -6,7 +6,7 @@ import type { Lease, LeaseEvent } from '../../src/lease/lease';
 import { checkNetworkConfig, parseNetworkConfig } from '../../src/lease/network-config';
 import { PeerLeaseGuard } from '../../src/lease/peer-lease-guard';
 import type { LeasesWatch, SubnetManager } from '../../src/lease/subnet-manager';
-import { type Logger, silentLogger } from '../../src/log';
+import { type Logger, silentLogger } from '../../src/logging';
 
 export interface GuardedWatch {
   w: LeasesWatch;

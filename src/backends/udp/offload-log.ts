@@ -12,7 +12,7 @@ import {
   type OffloadReport,
   type OffloadSwitchName,
 } from '../../forwarder/offload';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 
 export class OffloadReporter {
   private last: OffloadReport | undefined;

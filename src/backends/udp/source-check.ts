@@ -10,7 +10,7 @@
  * Refusals are never answered on the wire.
  */
 import type { Refusal } from '../../forwarder/udp-forwarder';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { BoundedSet } from '../../util/repeat-log';
 
 export interface RefusalFeed {

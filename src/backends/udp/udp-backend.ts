@@ -11,7 +11,7 @@
 import { combineOffloads, OFFLOAD_ENV, OffloadEnvError, OFFLOAD_SWITCHES, parseOffloadEnv } from '../../forwarder/offload';
 import type { DatapathStats, UdpForwarder } from '../../forwarder/udp-forwarder';
 import type { LeaseEvent } from '../../lease/lease';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { NetlinkEvents } from '../../routing/netlink-events';
 import { Reconciler } from '../../routing/reconciler';
 import { type LinkDetails, RtNetlink } from '../../routing/rtnetlink';
@@ -220,7 +220,14 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     const changes = this.routes.apply(events);
     // Routes and peers in one publication: never one without the other.
     this.forwarder.update({ setRoutes: changes.set, removeRoutes: changes.remove, ...(changes.peers ? { peers: changes.peers } : {}) });
-    for (const r of changes.set) this.log.info({ subnet: r.subnet.toString(), peer: r.peer }, `Subnet added: ${r.subnet.toString()} via ${r.peer}`);
+    for (const r of changes.set) {
+      // What the peer's lease advertises (the datapath uses partial checksums only when this node does too).
+      const caps = [...(r.partialChecksums ? ['partial checksums'] : []), ...(r.ipv6 ? ['ipv6'] : [])];
+      this.log.info(
+        { subnet: r.subnet.toString(), peer: r.peer, capabilities: caps },
+        `Subnet added: ${r.subnet.toString()} via ${r.peer}${caps.length > 0 ? ` (${caps.join(', ')})` : ''}`,
+      );
+    }
     for (const l of changes.unreachable) {
       const key = leaseKey(l);
       if (!this.unreachableLogged.first(key)) continue;

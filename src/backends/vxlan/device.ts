@@ -15,7 +15,7 @@
  * differed. Beyond upstream, an MTU or MAC that drifted is put back (the MAC
  * is the one published in our lease, which peers' FDB entries point at).
  */
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import type { KernelOp } from '../../routing/kernel-ops';
 import type { KernelPort } from '../../routing/kernel-port';
 import type { Repair } from '../../routing/reconciler';

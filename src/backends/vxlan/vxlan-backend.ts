@@ -8,7 +8,7 @@
  * (recreated with the same MAC, every entry replayed).
  */
 import type { Lease } from '../../lease/lease';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import type { KernelOp } from '../../routing/kernel-ops';
 import { NetlinkKernelPort, type KernelPort } from '../../routing/kernel-port';
 import type { NetlinkEvent } from '../../routing/netlink-events';

@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { errorText, NamedError } from '../../util/errors';
 import { ETCD_RETRY_INITIAL_MS, ETCD_RETRY_MAX_MS } from './backoff-policy';
 import { isResponseTooLarge, MAX_ETCD_RESPONSE_BYTES } from './errors';

@@ -5,7 +5,7 @@
  * timed out (the outcome of a write is then unknown), or refused.
  */
 import type { Etcd3 } from 'etcd3';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { errorText } from '../../util/errors';
 import { classifyEtcdError, EtcdResponseTooLargeError } from './errors';
 import type { KvCondition, KvEntry, KvHeader, KvStore, KvWatch, KvWatchHandlers, KvWatchOptions } from './kv-store';

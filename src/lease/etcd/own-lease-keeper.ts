@@ -25,7 +25,7 @@
  * Once etcd answers, a key that is gone is a lease loss as any other; a key
  * still there (etcd was down too, so its TTL did not run) is renewed.
  */
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { formatIpv4 } from '../../util/ipv4';

@@ -22,7 +22,7 @@
  * reported with their etcd key and create revision; the guard
  * (../peer-lease-guard.ts) decides what is routed.
  */
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { LogOnce } from '../../util/repeat-log';

@@ -17,7 +17,7 @@
  * revoking it blindly would delete our own key when it did (and the watch
  * would report the loss of the lease we still hold).
  */
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { errorText } from '../../util/errors';
 import type { Ipv4Net } from '../../util/ipv4';
 import type { Ipv6Net } from '../../util/ipv6';

@@ -8,7 +8,7 @@
  * loops wait with backoff (jittered) and say what they are waiting for, the
  * known leases stay in force, and the watches resume.
  */
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { AbortedError, sleep, throwIfAborted } from '../../util/backoff';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { formatIpv6, type Ipv6Net } from '../../util/ipv6';

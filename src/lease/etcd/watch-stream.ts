@@ -24,7 +24,7 @@
  *    would otherwise wait silently for the new store to catch up.
  */
 import type { Etcd3, IEvent, IKeyValue, IResponseHeader, IWatchResponse } from 'etcd3';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { type Backoff, sleep } from '../../util/backoff';
 import { errorText } from '../../util/errors';
 import { etcdRetryBackoff } from './backoff-policy';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { CoreV1Api, KubeConfig, type Informer, type ListPromise, ListWatch, PatchStrategy, setHeaderOptions, type V1Node, Watch } from '@kubernetes/client-node';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { Backoff } from '../../util/backoff';
 import type { KubeNode } from './node-lease';
 import { NamedError, errorText } from '../../util/errors';
@@ -179,7 +179,7 @@ export interface NodeWatchHandlers {
 }
 
 /**
- * Watches as client-go's reflector makes them (docs/compatibility.md §11.2 call C):
+ * Watches as client-go's reflector makes them (docs/compatibility.md §11.2):
  * bookmarks allowed and a random server-side timeout of 300-599 s, after
  * which the informer re-watches from its resourceVersion. A client-side
  * deadline 30 s later aborts a stream whose connection died silently
@@ -344,17 +344,17 @@ export class KubeClient {
     }
   }
 
-  /** Call A. */
+  /** The own pod, for its spec.nodeName when NODE_NAME is not set. */
   async getPod(namespace: string, name: string): Promise<{ spec?: { nodeName?: string } }> {
     return this.counted(`get pod ${namespace}/${name}`, () => this.api.readNamespacedPod({ name, namespace }));
   }
 
-  /** Calls D and E. */
+  /** The own node (its annotations at startup). */
   async getNode(name: string): Promise<KubeNode> {
     return this.counted(`get node ${name}`, () => this.api.readNode({ name }));
   }
 
-  /** Calls F and G: a strategic-merge patch of the node's status subresource. */
+  /** The annotations and the condition: a strategic-merge patch of the node's status subresource. */
   async patchNodeStatus(name: string, body: string): Promise<void> {
     await this.counted(`patch node ${name} status`, () =>
       this.api.patchNodeStatus({ name, body: JSON.parse(body) as object, fieldManager: FIELD_MANAGER }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)),

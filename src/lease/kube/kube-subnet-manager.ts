@@ -15,7 +15,7 @@
  * changed is logged with the managers that changed it (managedFields).
  */
 import * as fs from 'node:fs';
-import type { Logger } from '../../log';
+import type { Logger } from '../../logging';
 import { isAborted, sleep, throwIfAborted } from '../../util/backoff';
 import { formatIpv4, Ipv4Net } from '../../util/ipv4';
 import { LogOnce } from '../../util/repeat-log';
@@ -53,7 +53,7 @@ export interface KubeModeConfig {
 }
 
 export interface KubeTimings {
-  /** How long startup waits for the first node list (docs/compatibility.md §11.1 step 5: 10 min). */
+  /** How long startup waits for the first node list (docs/compatibility.md §11.1: 10 min). */
   syncTimeoutMs: number;
   /** How long acquireLease waits for the own node in the cache, and retries the PATCH (docs/compatibility.md §11.2: 30 s, every 3 s). */
   ownNodeTimeoutMs: number;
@@ -66,7 +66,7 @@ export const UPSTREAM_TIMINGS: KubeTimings = { syncTimeoutMs: 10 * 60_000, ownNo
 export const TEST_TIMINGS_ENV = 'FLANNEL_TS_TEST_KUBE_TIMINGS';
 
 
-/** docs/compatibility.md §11.1 step 2: NODE_NAME, else the pod's spec.nodeName. */
+/** docs/compatibility.md §11.1: NODE_NAME, else the pod's spec.nodeName. */
 async function resolveNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Promise<string> {
   const fromEnv = env['NODE_NAME'];
   if (fromEnv) return fromEnv;
@@ -86,7 +86,7 @@ async function resolveNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Prom
   return name;
 }
 
-/** docs/compatibility.md §11.1 step 3: read once, parse only; fatal at once when bad. */
+/** docs/compatibility.md §11.1: the network config is read once, parsed only; fatal at once when bad. */
 export function readNetConf(file: string): NetworkConfig {
   let raw: string;
   try {
@@ -229,7 +229,7 @@ export class KubeSubnetManager implements SubnetManager {
     return this.network;
   }
 
-  /** docs/compatibility.md §11.1 step 7 (call D): node-public-ip(v6) annotations replace -public-ip(v6). */
+  /** docs/compatibility.md §11.1: the own node's node-public-ip(v6) annotations replace -public-ip(v6). */
   async publicIpHints(): Promise<{ publicIp: string | undefined; publicIpv6: string | undefined }> {
     try {
       const node = await this.client.getNode(this.nodeName);
@@ -245,7 +245,7 @@ export class KubeSubnetManager implements SubnetManager {
     return this.client.requestErrors;
   }
 
-  /** Call E (vxlan): the VtepMAC published earlier (of flannel-v6.<VNI> for `family` 6), so a restart keeps the MAC peers know. */
+  /** vxlan: the VtepMAC published earlier (of flannel-v6.<VNI> for `family` 6), read from the own node, so a restart keeps the MAC peers know (docs/compatibility.md §11.8). */
   async storedVtepMac(family: 4 | 6 = 4): Promise<string | undefined> {
     let node: KubeNode;
     try {
@@ -370,7 +370,7 @@ export class KubeSubnetManager implements SubnetManager {
     return { lease, lost: new Promise(() => undefined), expiresAt: undefined, stop: async () => undefined };
   }
 
-  /** docs/compatibility.md §11.2 call G after start (unless -set-node-network-unavailable=false); one attempt, failure logged. */
+  /** The NetworkUnavailable=False patch after start (docs/compatibility.md §11.2; unless -set-node-network-unavailable=false); one attempt, failure logged. */
   async completeLease(): Promise<void> {
     if (!this.cfg.setNodeNetworkUnavailable) return;
     try {

@@ -237,7 +237,7 @@ export function kubeTime(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Call G's body (docs/compatibility.md §11.3): NetworkUnavailable=False, field order as upstream's. */
+/** The condition patch's body (docs/compatibility.md §11.3): NetworkUnavailable=False, field order as upstream's. */
 export function networkAvailableConditionPatch(now: Date): string {
   const t = kubeTime(now);
   return `{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","lastHeartbeatTime":"${t}","lastTransitionTime":"${t}","reason":"FlannelIsUp","message":"Flannel is running on this node"}]}}`;
