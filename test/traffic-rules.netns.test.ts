@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { Lab } from '../lab/netns';
 import { RecordingLogger } from '../src/logging';
 import type { RtNetlink } from '../src/routing/rtnetlink';
-import { SystemCommandRunner } from '../src/traffic/command';
+import { SystemCommandRunner } from '../src/util/command';
 import { type FamilyNetworks, TrafficRules, type TrafficOptions } from '../src/traffic/traffic-manager';
 import { eventually } from './helpers/eventually';
 import { ROOT_SUITE } from './helpers/root';

@@ -41,7 +41,7 @@ async function defaultRunCleanup(stdout: (s: string) => void, stderr: (s: string
   const [{ cleanupNode }, { RtNetlink }, { SystemCommandRunner }] = await Promise.all([
     import('../daemon/cleanup'),
     import('../routing/rtnetlink'),
-    import('../traffic/command'),
+    import('../util/command'),
   ]);
   const nl = RtNetlink.open();
   try {

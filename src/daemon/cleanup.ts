@@ -12,7 +12,7 @@ import type { Backend } from '../backends/backend';
 import { allBackends } from '../backends/index';
 import { describeRoute, type RouteInfo, type RouteSpec, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, RTPROT_KERNEL, type RtNetlink } from '../routing/rtnetlink';
 import type { IpNet } from '../util/ip';
-import { CommandError, type CommandRunner } from '../traffic/command';
+import { CommandError, type CommandRunner } from '../util/command';
 import { Iptables } from '../traffic/iptables';
 import { Nftables } from '../traffic/nftables';
 import { errorText } from '../util/errors';

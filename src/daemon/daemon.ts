@@ -37,7 +37,7 @@ import { LocalAddresses, localAddressSet } from '../routing/local-addresses';
 import { NetlinkEvents } from '../routing/netlink-events';
 import { RtNetlink } from '../routing/rtnetlink';
 import { isAborted } from '../util/backoff';
-import { SystemCommandRunner } from '../traffic/command';
+import { SystemCommandRunner } from '../util/command';
 import { type FamilyNetworks, TrafficRules, TrafficSetupError } from '../traffic/traffic-manager';
 import { HealthServer } from './health';
 import { NodeMetrics } from './metrics';

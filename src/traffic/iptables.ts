@@ -6,7 +6,7 @@
  * everything flannel put into iptables (for nftables mode and `flanneld
  * cleanup`).
  */
-import { type CommandRunner, runChecked } from './command';
+import { type CommandRunner, runChecked } from '../util/command';
 import {
   atLeast162,
   bootstrapPayload,

@@ -4,7 +4,7 @@
  * check that rewrites a chain whose rules differ (beyond upstream, which
  * never re-checks in this mode), and the removal of the flannel tables.
  */
-import { type CommandRunner, runChecked } from './command';
+import { type CommandRunner, runChecked } from '../util/command';
 import { type Family, NFT_TABLES, type NftChain, nftChainScript, nftTableScript, parseNftChainRules } from './rules';
 
 export class Nftables {

@@ -14,7 +14,7 @@ import { PartialRepairError, Reconciler, type Repair } from '../routing/reconcil
 import { isNetlinkError, RT_TABLE_MAIN, RTPROT_FLANNEL_TS, type RtNetlink } from '../routing/rtnetlink';
 import type { Ipv4Net } from '../util/ipv4';
 import { Ipv6Net } from '../util/ipv6';
-import { CommandError, type CommandRunner } from './command';
+import { CommandError, type CommandRunner } from '../util/command';
 import { describeRules, Iptables } from './iptables';
 import { Nftables } from './nftables';
 import { FORWARD_CHAIN, type Family, forwardRules, type IptRule, MASQ_CHAIN, masqRules, type NftChain, nftForwardChain, nftMasqChain } from './rules';

@@ -1,12 +1,12 @@
 /**
- * Running the system's `iptables`, `iptables-restore` and `nft` (as
+ * Running the system's tools: `iptables`, `iptables-restore` and `nft` (as
  * upstream does: rules go through the same tools the operator uses, so
- * iptables-nft and iptables-legacy hosts both work). A runner may carry a
+ * iptables-nft and iptables-legacy hosts both work), and WireGuard's `wg`. A runner may carry a
  * prefix such as `ip netns exec <ns>`, which is how tests point the real
  * tools at a namespace of their own.
  */
 import { spawn } from 'node:child_process';
-import { NamedError } from '../util/errors';
+import { NamedError } from './errors';
 
 /** How long one invocation may take (iptables waits for the xtables lock). */
 const COMMAND_TIMEOUT_MS = 15_000;
@@ -20,6 +20,8 @@ const PACKAGE: Record<string, string> = {
   'iptables-save': 'iptables',
   'ip6tables-save': 'iptables',
   nft: 'nftables',
+  wg: 'wireguard-tools',
+  'wireguard-go': 'wireguard-go',
 };
 
 export interface CommandResult {
