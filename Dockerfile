@@ -1,8 +1,10 @@
-# The flannel-ts image for the kube-flannel DaemonSet (dist/kube-flannel-udp.yml).
-# Like upstream's image it provides /opt/bin/flanneld and /opt/bin/install-conf,
-# the iptables (legacy and nft, chosen to match the host by
-# dist/iptables-wrapper.sh) and nft tools the traffic rules need, and
-# mk-docker-opts.sh.
+# The flannel-ts image for the kube-flannel DaemonSet (dist/kube-flannel-udp.yml,
+# dist/kube-flannel-wireguard.yml). Like upstream's image it provides
+# /opt/bin/flanneld and /opt/bin/install-conf, the iptables (legacy and nft,
+# chosen to match the host by dist/iptables-wrapper.sh) and nft tools the
+# traffic rules need, and mk-docker-opts.sh; for the wireguard backend, wg
+# (wireguard-tools) and wireguard-go, which runs the devices where the node's
+# kernel has no WireGuard module.
 #
 #   docker build -t ghcr.io/flannel-ts/flanneld:v0.1.0 .
 #
@@ -38,12 +40,12 @@ RUN npm ci \
 FROM node:${NODE_VERSION}-bookworm-slim
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="flannel-ts" \
-      org.opencontainers.image.description="flanneld for Kubernetes and etcd clusters: udp (user-space, fast), vxlan and host-gw backends" \
+      org.opencontainers.image.description="flanneld for Kubernetes and etcd clusters: udp (user-space, fast), vxlan, host-gw and wireguard backends" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.documentation="https://github.com/flannel-ts/flannel-ts/blob/main/README.md"
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables iproute2 ca-certificates \
+ && apt-get install -y --no-install-recommends iptables nftables iproute2 ca-certificates wireguard-tools wireguard-go \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/release/flannel-ts /opt/flannel-ts
 # iptables, ip6tables and their -save/-restore go through the wrapper, which

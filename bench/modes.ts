@@ -12,10 +12,14 @@
  *             subnet's network address /32, and per peer a permanent
  *             neighbour, a permanent self FDB entry and an onlink route;
  *  - host-gw: plain routes `<subnet> via <peer> dev <underlay>` (docs/compatibility.md §7.2);
+ *  - wireguard: flannel-ts's wireguard backend (real bin/flanneld with etcd),
+ *    here run by wireguard-go (this kernel has no WireGuard module), whose
+ *    CPU is measured as the forwarders';
  *  - udp-v6, vxlan-v6: an IPv6-only kube cluster (the
  *    API server stand-in, the real bin/flanneld), inner IPv6 over the IPv6
  *    underlay: our udp datapath against the kernel's vxlan on flannel-v6.1.
  */
+import { execFileSync } from 'node:child_process';
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { KubeFlannelCluster } from '../lab/kube-cluster';
 import { type Lab } from '../lab/netns';
@@ -111,6 +115,35 @@ async function flannelMode(lab: Lab, name: string, type: string): Promise<ModeSe
   return { name, cluster: c.topology, forwarderPids: [] };
 }
 
+/** "wireguard-go v0.0.20220316", from the installed program. */
+export function wireguardGoVersion(): string {
+  try {
+    return execFileSync('wireguard-go', ['--version'], { encoding: 'utf8' }).split('\n')[0]!.trim();
+  } catch {
+    return 'wireguard-go (version unknown)';
+  }
+}
+
+/**
+ * The wireguard backend on the same topology: each node keeps its
+ * /var/run/wireguard and /run/flannel to itself (Lab.isolateMounts); the
+ * forwarders whose CPU is measured are the two wireguard-go processes
+ * (or none, where the kernel's module runs the devices).
+ */
+async function wireguardMode(lab: Lab): Promise<ModeSetup> {
+  const c = await FlannelCluster.create(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, config: { Network: '10.5.0.0/16', Backend: { Type: 'wireguard' } } });
+  for (const node of c.topology.nodes) await lab.isolateMounts(node.ns, ['/var/run/wireguard', '/run/flannel']);
+  for (const i of [1, 2]) c.startNode(i);
+  for (const i of [1, 2]) await c.waitSubnet(i);
+  for (const i of [1, 2]) await c.attachPod(i);
+  const pids: number[] = [];
+  for (const node of c.topology.nodes) {
+    const pid = await lab.exec(node.ns, 'cat', ['/var/run/wireguard/flannel-wg.pid']).then((r) => Number(r.stdout.trim()), () => undefined);
+    if (pid !== undefined) pids.push(pid);
+  }
+  return { name: 'wireguard', cluster: c.topology, forwarderPids: pids };
+}
+
 /**
  * An IPv6-only kube cluster of two nodes running the real bin/flanneld with
  * `type`: pods talk over IPv6, nodes over the IPv6 underlay.
@@ -144,6 +177,14 @@ export const MODES: ModeDefinition[] = [
   { name: 'host-gw', description: 'plain kernel routes via the peer, as flannel\'s host-gw backend', setup: hostGwMode },
   { name: 'flannel-vxlan', description: 'flannel-ts\'s vxlan backend (real bin/flanneld with etcd); compare with vxlan', setup: (lab) => flannelMode(lab, 'flannel-vxlan', 'vxlan') },
   { name: 'flannel-host-gw', description: 'flannel-ts\'s host-gw backend (real bin/flanneld with etcd); compare with host-gw', setup: (lab) => flannelMode(lab, 'flannel-host-gw', 'host-gw') },
+  {
+    name: 'wireguard',
+    // Named with the version that ran (read when the report is written).
+    get description() {
+      return `flannel-ts's wireguard backend (real bin/flanneld with etcd), run by ${wireguardGoVersion()} (this kernel has no WireGuard module): encrypted, for comparison; CPU is wireguard-go's`;
+    },
+    setup: wireguardMode,
+  },
   { name: 'udp-v6', description: 'inner IPv6 over the IPv6 underlay: the udp backend in an IPv6-only kube cluster (real bin/flanneld, bridge underlay; round trips by lab/udp-rtt)', setup: (lab) => kubeIpv6Mode(lab, 'udp-v6', 'udp') },
   { name: 'vxlan-v6', description: 'the same with the vxlan backend: the kernel\'s vxlan on flannel-v6.1; compare with udp-v6', setup: (lab) => kubeIpv6Mode(lab, 'vxlan-v6', 'vxlan') },
 ];

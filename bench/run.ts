@@ -115,13 +115,14 @@ function progress(msg: string): void {
 }
 
 /** Fails with the apt package to install when a tool is missing. */
-function checkTools(): void {
+function checkTools(modes: readonly ModeDefinition[]): void {
   if (process.getuid?.() !== 0) throw new UsageError('the benchmark creates network namespaces: run it as root');
   const tools: Array<[string, string]> = [
     ['iperf3', 'iperf3'],
     ['sockperf', 'sockperf'],
     ['ip', 'iproute2'],
     ['bridge', 'iproute2'],
+    ...(modes.some((m) => m.name === 'wireguard') ? ([['wg', 'wireguard-tools'], ['wireguard-go', 'wireguard-go']] as Array<[string, string]>) : []),
   ];
   for (const [tool, pkg] of tools) {
     const r = spawnSync('sh', ['-c', `command -v ${tool}`]);
@@ -243,7 +244,7 @@ async function main(): Promise<number> {
   let opts: Options;
   try {
     opts = parseArgs(process.argv.slice(2));
-    checkTools();
+    checkTools(opts.modes);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`bench: ${e.message}\n`);

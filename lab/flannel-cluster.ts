@@ -19,10 +19,10 @@ import { attachPod, buildCluster, type Cluster, type NodeSpec } from './topology
 export const FLANNELD = path.resolve(__dirname, '..', '..', 'bin', 'flanneld');
 /** flanneld with the test build of the addon and faults armed (test/bin/flanneld-test.ts). */
 export const FLANNELD_WITH_FAULTS = path.resolve(__dirname, '..', 'test', 'bin', 'flanneld-test.js');
-/** `flanneld cleanup` in a namespace (flanneld stopped first): exit code, stdout, stderr. */
-export function runCleanup(ns: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `flanneld cleanup` in a namespace (flanneld stopped first): exit code, stdout, stderr. `prefix`: the lab's nsCommand(ns), when it has a mount namespace. */
+export function runCleanup(ns: string, prefix: readonly string[] = ['ip', 'netns', 'exec', ns]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, process.execPath, FLANNELD, 'cleanup'], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(prefix[0]!, [...prefix.slice(1), process.execPath, FLANNELD, 'cleanup'], { timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -99,10 +99,12 @@ export class FlannelNode {
 
   /** Resolves with the exit code; rejects after `timeoutMs`. */
   waitExit(timeoutMs: number): Promise<number | null> {
-    return Promise.race([
-      this.exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`flanneld in ${this.spec.ns} still running after ${timeoutMs} ms`)), timeoutMs)),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`flanneld in ${this.spec.ns} still running after ${timeoutMs} ms`)), timeoutMs);
+    });
+    // The timer must not outlive the wait: a pending one keeps the test process alive until it fires.
+    return Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Sends `sig` and waits for the exit code. */

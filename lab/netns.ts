@@ -75,6 +75,10 @@ function installExitHooks(): void {
 export class Lab {
   readonly prefix: string;
   private readonly namespaces: string[] = [];
+  /** Network namespaces with a mount namespace of their own (isolateMounts), and its file. */
+  private readonly mountNamespaces = new Map<string, string>();
+  /** The private folder that holds the mount namespace files, once there is one. */
+  private mountBase: string | undefined;
   private readonly processes = new Set<ChildProcess>();
   private readonly cleanups: Array<() => void> = [];
   private closed = false;
@@ -101,14 +105,45 @@ export class Lab {
     return ns;
   }
 
+  /**
+   * Gives network namespace `ns` a mount namespace of its own in which each
+   * of `dirs` is a fresh tmpfs; every later exec() and spawn() in `ns` runs
+   * in it. For programs that keep machine-wide state in fixed folders:
+   * wireguard-go's sockets in /var/run/wireguard (one folder for every
+   * network namespace of a machine), flanneld's /run/flannel. The mount
+   * namespace follows the host's mounts (slave), so `ip netns exec` still
+   * finds the network namespaces; it is kept in a file under a private bind
+   * mount (as `ip netns` keeps its own) and unmounted at cleanup.
+   */
+  async isolateMounts(ns: string, dirs: readonly string[]): Promise<void> {
+    if (!this.mountBase) {
+      const base = `/run/${this.prefix}-mnt`;
+      await run('mkdir', ['-p', base]);
+      this.mountBase = base;
+      await run('mount', ['--bind', base, base]);
+      await run('mount', ['--make-private', base]);
+    }
+    const file = `${this.mountBase}/${ns}`;
+    await run('touch', [file]);
+    await run('unshare', [`--mount=${file}`, '--propagation', 'slave', 'sh', '-c', 'for d; do mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || exit 1; done', 'sh', ...dirs]);
+    this.mountNamespaces.set(ns, file);
+  }
+
+  /** The command prefix that runs a program in `ns` (and in its mount namespace, if it has one). */
+  nsCommand(ns: string): string[] {
+    const mnt = this.mountNamespaces.get(ns);
+    return [...(mnt ? ['nsenter', `--mount=${mnt}`] : []), 'ip', 'netns', 'exec', ns];
+  }
+
   /** Runs a command inside a namespace to completion. */
   exec(ns: string, cmd: string, args: readonly string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
-    return run('ip', ['netns', 'exec', ns, cmd, ...args], options);
+    const [head, ...rest] = this.nsCommand(ns);
+    return run(head!, [...rest, cmd, ...args], options);
   }
 
   /** Starts a long-running process inside a namespace (or the host when ns is undefined); it is killed at cleanup. */
   spawn(ns: string | undefined, cmd: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-    const argv = ns === undefined ? [cmd, ...args] : ['ip', 'netns', 'exec', ns, cmd, ...args];
+    const argv = ns === undefined ? [cmd, ...args] : [...this.nsCommand(ns), cmd, ...args];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], ...options });
     this.processes.add(child);
     child.once('exit', () => this.processes.delete(child));
@@ -182,6 +217,23 @@ export class Lab {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
       } catch {
         /* already deleted */
+      }
+    }
+    // The mount namespaces end with their last process and their file's bind mount.
+    for (const file of this.mountNamespaces.values()) {
+      try {
+        execFileSync('umount', ['-l', file], { stdio: 'ignore' });
+      } catch {
+        /* not mounted */
+      }
+    }
+    this.mountNamespaces.clear();
+    if (this.mountBase) {
+      try {
+        execFileSync('umount', ['-l', this.mountBase], { stdio: 'ignore' });
+        execFileSync('rm', ['-rf', this.mountBase], { stdio: 'ignore' });
+      } catch {
+        /* best effort */
       }
     }
   }

@@ -30,6 +30,7 @@ test('flanneld.service: Type=notify, always restarted (a lost lease exits 0), wa
     'ExecStart=/opt/flannel-ts/bin/flanneld $FLANNEL_OPTIONS',
     '#ExecStartPost=/opt/flannel-ts/dist/mk-docker-opts.sh -k DOCKER_NETWORK_OPTIONS -d /run/flannel/docker',
     'Documentation=file:/opt/flannel-ts/docs/operations.md',
+    'KillMode=process',
   ]) {
     assert.ok(unit.split('\n').includes(line), `${line} in flanneld.service`);
   }
@@ -49,9 +50,13 @@ test('flanneld.env: every variable, commented-out ones included, is a flag flann
   assert.doesNotThrow(() => parseOffloadEnv('gso,gro'));
 });
 
-describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (docs/compatibility.md §11.9)', () => {
+for (const [manifest, backend] of [
+  ['kube-flannel-udp.yml', 'udp'],
+  ['kube-flannel-wireguard.yml', 'wireguard'],
+] as const) {
+describe(`dist/${manifest}: the DaemonSet drop-in for the ${backend} backend (docs/compatibility.md §11.9)`, () => {
   type Doc = Record<string, any>;
-  const docs = parseAllDocuments(fs.readFileSync(path.join(DIST, 'kube-flannel-udp.yml'), 'utf8')).map((d) => {
+  const docs = parseAllDocuments(fs.readFileSync(path.join(DIST, manifest), 'utf8')).map((d) => {
     assert.deepEqual(d.errors, [], 'valid YAML');
     return d.toJSON() as Doc;
   });
@@ -76,13 +81,13 @@ describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (
     assert.equal(byKind('ServiceAccount')['metadata']['name'], 'flannel');
   });
 
-  test('ConfigMap: net-conf.json selects udp and is what kube mode parses; cni-conf.json is the cbr0 conflist', () => {
+  test(`ConfigMap: net-conf.json selects ${backend} and is what kube mode parses; cni-conf.json is the cbr0 conflist`, () => {
     const data = byKind('ConfigMap')['data'] as Record<string, string>;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netconf-'));
     try {
       fs.writeFileSync(path.join(dir, 'net-conf.json'), data['net-conf.json']!);
       const cfg = readNetConf(path.join(dir, 'net-conf.json'));
-      assert.deepEqual([cfg.backendType, cfg.network?.toString()], ['udp', '10.244.0.0/16']);
+      assert.deepEqual([cfg.backendType, cfg.network?.toString()], [backend, '10.244.0.0/16']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -102,8 +107,8 @@ describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (
     assert.deepEqual([parsed.values.get('kube-subnet-mgr'), parsed.values.get('ip-masq'), parsed.values.get('healthz-port')], [true, true, 8081]);
     // Privileged only for the TUN device's cgroup rule; the capabilities flanneld needs are named for the alternative.
     assert.equal(main['securityContext']['privileged'], true);
-    const text = fs.readFileSync(path.join(DIST, 'kube-flannel-udp.yml'), 'utf8');
-    assert.match(text, /runc 1\.2 removed the TUN device from its default\s+#\s+allow-list/);
+    const text = fs.readFileSync(path.join(DIST, manifest), 'utf8');
+    if (backend === 'udp') assert.match(text, /runc 1\.2 removed the TUN device from its default\s+#\s+allow-list/);
     assert.match(text, /#\s+add: \["NET_ADMIN", "NET_RAW"\]/);
     const nodeIp = (main['env'] as Doc[]).find((e) => e['name'] === 'NODE_IP')!;
     assert.equal(nodeIp['valueFrom']['fieldRef']['fieldPath'], 'status.hostIP', 'the health port binds to the node IP');
@@ -116,14 +121,18 @@ describe('dist/kube-flannel-udp.yml: the DaemonSet drop-in for the udp backend (
     assert.equal(volumes.get(mounts.get('/etc/kube-flannel/')!)!['configMap']['name'], 'kube-flannel-cfg');
     assert.deepEqual(volumes.get(mounts.get('/dev/net/tun')!)!['hostPath'], { path: '/dev/net/tun', type: 'CharDevice' });
     assert.equal(volumes.get(mounts.get('/run/xtables.lock')!)!['hostPath']['type'], 'FileOrCreate');
+    if (backend === 'wireguard') assert.deepEqual(volumes.get(mounts.get('/var/run/wireguard')!)!['hostPath'], { path: '/var/run/wireguard', type: 'DirectoryOrCreate' });
     const installCni = (spec['initContainers'] as Doc[]).find((c) => c['name'] === 'install-cni')!;
     assert.deepEqual([installCni['command'], installCni['args']], [['/opt/bin/install-conf'], ['/etc/kube-flannel/cni-conf.json', '/etc/cni/net.d/10-flannel.conflist']]);
     assert.equal(installCni['image'], main['image'], 'the CNI config comes from the flannel image');
   });
+});
+}
 
+describe('the image', () => {
   test('the Dockerfile provides /opt/bin/flanneld and /opt/bin/install-conf and the rule tools', () => {
     const text = fs.readFileSync(path.resolve(DIST, '..', 'Dockerfile'), 'utf8');
-    for (const want of ['/opt/bin/flanneld', '/opt/bin/install-conf', 'iptables', 'nftables', 'npm ci', 'iptables-wrapper.sh', 'org.opencontainers.image.version']) assert.ok(text.includes(want), want);
+    for (const want of ['/opt/bin/flanneld', '/opt/bin/install-conf', 'iptables', 'nftables', 'wireguard-tools', 'wireguard-go', 'npm ci', 'iptables-wrapper.sh', 'org.opencontainers.image.version']) assert.ok(text.includes(want), want);
     const pkg = JSON.parse(fs.readFileSync(path.resolve(DIST, '..', 'package.json'), 'utf8')) as { bin: Record<string, string> };
     for (const [name, file] of Object.entries(pkg.bin)) assert.ok(fs.existsSync(path.resolve(DIST, '..', file)), `${name} → ${file}`);
   });

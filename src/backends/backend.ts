@@ -88,6 +88,12 @@ export interface Backend {
   register(ctx: BackendContext): Promise<BackendNetwork>;
   /** Whether a device on this node is one this backend creates (`flanneld cleanup` removes those). */
   ownsDevice(link: LinkDetails): boolean;
+  /**
+   * `flanneld cleanup` removing one of its devices, when more than the link
+   * goes (a process that runs it): the backend calls `deleteLink` and
+   * returns what else it ended, for the report.
+   */
+  removeDevice?(link: LinkDetails, deleteLink: () => Promise<void>): Promise<string[]>;
 }
 
 /** A failure of a backend's registration; the daemon logs `Error registering network: <message>`. */

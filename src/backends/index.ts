@@ -1,18 +1,20 @@
 /**
  * Backends by name (upstream's pkg/backend/manager.go, GetBackend: the lookup
- * lower-cases the type). Upstream also registers ipip, ipsec, wireguard,
- * alloc, extension and tencent-vpc; flannel-ts implements udp, vxlan and
- * host-gw.
+ * lower-cases the type). Upstream also registers ipip, ipsec, alloc,
+ * extension and tencent-vpc; flannel-ts implements udp, vxlan, host-gw and
+ * wireguard.
  */
 import type { Backend } from './backend';
 import { HostGwBackend } from './host-gw/host-gw-backend';
 import { UdpBackend } from './udp/udp-backend';
 import { VxlanBackend } from './vxlan/vxlan-backend';
+import { WireguardBackend } from './wireguard/wireguard-backend';
 
 const FACTORIES: Record<string, () => Backend> = {
   udp: () => new UdpBackend(),
   vxlan: () => new VxlanBackend(),
   'host-gw': () => new HostGwBackend(),
+  wireguard: () => new WireguardBackend(),
 };
 
 /** The backend for a (lower-cased) type, or undefined. */

@@ -2,7 +2,8 @@
  * `flanneld cleanup` (beyond upstream): removes from this node everything
  * flannel-ts creates and leaves behind on purpose when it stops
  * (docs/compatibility.md §8.7): the vxlan devices flannel.<VNI> and flannel-v6.<VNI> (their
- * neighbours and FDB entries go with them), a leftover flannel<N> TUN, every route of ours
+ * neighbours and FDB entries go with them), a leftover flannel<N> TUN, the
+ * WireGuard devices flannel-wg and flannel-wg-v6 (a wireguard-go running one ends with it), every route of ours
  * of either family (RTPROT_FLANNEL_TS: host-gw and DirectRouting routes, the blackhole
  * route), the iptables rules
  * and chains of docs/compatibility.md §8.1-8.2 for both families and the nftables tables of docs/compatibility.md §8.3.
@@ -41,14 +42,15 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner, backends
     // IPv6: not the kernel's own routes (RTPROT_KERNEL, e.g. fe80::/64 on every device with a MAC).
     const routes: Array<{ oif: number | undefined }> = [...(await nl.listRoutes(RT_TABLE_MAIN)), ...(await nl.listRoutes6(RT_TABLE_MAIN)).filter((r) => r.protocol !== RTPROT_KERNEL)];
     for (const link of await nl.listLinkDetails()) {
-      if (!backends.some((b) => b.ownsDevice(link))) continue;
+      const owner = backends.find((b) => b.ownsDevice(link));
+      if (!owner) continue;
       const vxlan = link.kind === 'vxlan';
       const neighbors = vxlan ? [...(await nl.listNeighbors(link.index)), ...(await nl.listNeighbors6(link.index))].filter((n) => n.permanent).length : 0;
       const fdb = vxlan ? (await nl.listFdb(link.index)).filter((f) => f.permanent && f.self).length : 0;
       const through = routes.filter((r) => r.oif === link.index).length;
-      await nl.deleteLink(link.index);
+      const also = owner.removeDevice ? await owner.removeDevice(link, () => nl.deleteLink(link.index)) : (await nl.deleteLink(link.index), []);
       const withWhat = vxlan ? ` with ${neighbors} neighbour(s), ${fdb} FDB entr${fdb === 1 ? 'y' : 'ies'} and ${through} route(s)` : ` with ${through} route(s)`;
-      removed.push(`device ${names.get(link.index) ?? link.name} (${link.kind})${withWhat}`);
+      removed.push(`device ${names.get(link.index) ?? link.name} (${link.kind})${withWhat}`, ...also);
     }
   });
 

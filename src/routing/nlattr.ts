@@ -122,6 +122,15 @@ export function encodeVxlanLinkInfo(v: Pick<VxlanInfo, 'vni' | 'link' | 'local' 
   ]);
 }
 
+/**
+ * IFLA_LINKINFO for a link type that needs no IFLA_INFO_DATA, e.g.
+ * "wireguard" (drivers/net/wireguard/device.c registers the kind with no
+ * options; its settings go over generic netlink afterwards).
+ */
+export function encodeLinkInfoKind(kind: string): Buffer {
+  return encodeAttrs([{ type: IFLA_INFO_KIND, value: cstring(kind) }]);
+}
+
 /** The kind of a link ("vxlan", "veth", "tun", ...) from its IFLA_LINKINFO, or undefined. */
 export function linkKind(linkinfo: Buffer | undefined): string | undefined {
   if (!linkinfo) return undefined;

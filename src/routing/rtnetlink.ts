@@ -15,7 +15,7 @@ import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
 import { familyOf, formatIp, ipFromBytes, ipToBytes, type IpAddr, type IpFamily, type IpNet } from '../util/ip';
 import { formatIpv6, Ipv6Net } from '../util/ipv6';
 import { SerialQueue } from '../util/serial';
-import { decodeVxlanLinkInfo, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
+import { decodeVxlanLinkInfo, encodeLinkInfoKind, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
 import { NamedError, errorText } from '../util/errors';
 
 /** NLM_F_* request flags (linux/netlink.h). */
@@ -302,6 +302,16 @@ export class RtNetlink {
     // The package types IFLA_LINKINFO as a raw buffer; we encode its nest (src/routing/nlattr.ts).
     const attrs = { ifname: spec.name, mtu: spec.mtu, address: parseMac(spec.mac), linkinfo: encodeVxlanLinkInfo(spec) };
     await this.call(`create vxlan device ${spec.name}`, () => this.sock.newLink({}, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)));
+  }
+
+  /**
+   * Creates a link of a kind that takes no options (EEXIST when the name is
+   * taken; EOPNOTSUPP when the kernel has no such link type, as `ip link add
+   * ... type wireguard` answers "Unknown device type" without the module).
+   */
+  async createLinkOfKind(spec: { name: string; kind: string; mtu: number }): Promise<void> {
+    const attrs = { ifname: spec.name, mtu: spec.mtu, linkinfo: encodeLinkInfoKind(spec.kind) };
+    await this.call(`create ${spec.kind} device ${spec.name}`, () => this.sock.newLink({}, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)));
   }
 
   async deleteLink(index: number): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Configuring the udp backend's TUN device as upstream's configureIface does
+ * Configuring a point-to-point device of ours: the udp backend's TUN as upstream's configureIface does
  * (docs/compatibility.md §5.2): the own subnet's network address as /32 (a /32 creates no
  * broadcast routes), MTU = underlay MTU - 28, UP, and a route for the whole
  * flannel Network to the device (scope universe, main table; proto 157,
@@ -8,6 +8,10 @@
  * With inner IPv6 (beyond upstream, whose udp backend is IPv4-only) the
  * device also gets the own IPv6 subnet's network address /128 and a route
  * for the IPv6 Network, as the vxlan backend's v6 device does.
+ *
+ * The wireguard backend's devices take the same steps with upstream's
+ * route for them (device.go, addRoute: scope link) and without
+ * accept_local (`routeScope`, `acceptLocal`).
  *
  * Idempotent: run it again on a configured device and it fixes what differs
  * (a stray or old address, the MTU, the UP flag, the route's target) and
@@ -36,6 +40,10 @@ export interface TunDeviceConfig {
   mtu: number;
   /** Inner IPv6: the own v6 subnet (its network address goes on the device) and the IPv6 Network routed to it. */
   ipv6?: { subnet: Ipv6Net; network: Ipv6Net };
+  /** The scope of the Network routes (default universe, the udp backend's; wireguard's are link). */
+  routeScope?: 'universe' | 'link';
+  /** Set accept_local on the device (default true: the udp datapath's ICMP errors need it). */
+  acceptLocal?: boolean;
 }
 
 /** The kind of state a configureTunDevice change text is about (for repair counters). */
@@ -97,9 +105,11 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
     }
   }
 
-  if (cfg.network) changes.push(...(await ensureNetworkRoute(nl, link.index, cfg.name, cfg.network)));
-  if (cfg.ipv6) changes.push(...(await configureTunIpv6(nl, link.index, cfg.name, cfg.ipv6)));
+  const scope = cfg.routeScope ?? 'universe';
+  if (cfg.network) changes.push(...(await ensureNetworkRoute(nl, link.index, cfg.name, cfg.network, scope)));
+  if (cfg.ipv6) changes.push(...(await configureTunIpv6(nl, link.index, cfg.name, cfg.ipv6, scope)));
 
+  if (cfg.acceptLocal === false) return { changes };
   try {
     if (await setAcceptLocal(cfg.name, true)) changes.push('set accept_local=1');
   } catch (e) {
@@ -114,7 +124,7 @@ export async function configureTunDevice(nl: RtNetlink, cfg: TunDeviceConfig): P
  * other address of the IPv6 Network (link-local ones are the kernel's), and
  * the route for the IPv6 Network to the device.
  */
-async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: { subnet: Ipv6Net; network: Ipv6Net }): Promise<string[]> {
+async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: { subnet: Ipv6Net; network: Ipv6Net }, scope: 'universe' | 'link'): Promise<string[]> {
   const changes: string[] = [];
   const disable = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
   try {
@@ -127,7 +137,7 @@ async function configureTunIpv6(nl: RtNetlink, index: number, name: string, v6: 
   }
   const owned = (a: IpAddr) => typeof a === 'bigint' && !isLinkLocal6(a) && v6.network.contains(a);
   changes.push(...(await ensureOnlyAddress(nl, index, name, v6.subnet.network, 128, owned)));
-  changes.push(...(await ensureNetworkRoute(nl, index, name, v6.network)));
+  changes.push(...(await ensureNetworkRoute(nl, index, name, v6.network, scope)));
   return changes;
 }
 
@@ -165,15 +175,17 @@ async function ensureOnlyAddress(nl: RtNetlink, index: number, name: string, wan
 }
 
 /** The route for `network` (the Network or the IPv6 Network) to the device. */
-async function ensureNetworkRoute(nl: RtNetlink, index: number, name: string, network: IpNet): Promise<string[]> {
+async function ensureNetworkRoute(nl: RtNetlink, index: number, name: string, network: IpNet, scope: 'universe' | 'link'): Promise<string[]> {
   const dst = network.canonical();
   try {
     const routes: Array<RouteInfo<IpNet>> = dst instanceof Ipv4Net ? await nl.listRoutes(RT_TABLE_MAIN) : await nl.listRoutes6(RT_TABLE_MAIN);
-    if (routes.some((r) => sameNet(r.dst, dst) && r.type === 'unicast' && r.oif === index && r.gateway === undefined)) return [];
+    // IPv6 routes have no scope of their own (the kernel reports universe).
+    const scopeOk = (r: RouteInfo<IpNet>) => !(dst instanceof Ipv4Net) || r.scope === scope;
+    if (routes.some((r) => sameNet(r.dst, dst) && r.type === 'unicast' && r.oif === index && r.gateway === undefined && scopeOk(r))) return [];
     // Replace semantics: a route to the Network through another device
     // (a previous flannel0, or one Docker added) is taken over, not an error.
-    await nl.replaceRoute({ dst, oif: index, scope: 'universe', protocol: RTPROT_FLANNEL_TS });
-    return [`set route ${dst.toString()} dev ${name}`];
+    await nl.replaceRoute({ dst, oif: index, scope, protocol: RTPROT_FLANNEL_TS });
+    return [`set route ${dst.toString()} dev ${name}${scope === 'link' ? ' scope link' : ''}`];
   } catch (e) {
     throw new TunConfigError(`failed to add route (${dst.toString()} -> ${name}): ${errorText(e)}`, { cause: e });
   }
