@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
-import { repairOps as hostGwRepairOps, routeFromLease } from '../src/backends/host-gw/routes';
+import { repairOps as hostGwRepairOps, routeFromLease } from '../src/backends/gateway-routes';
 import { IPV4 } from '../src/backends/lease-family';
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VxlanConfigError, vxlanDeviceName } from '../src/backends/vxlan/config';
 import { incompatibility, type VxlanDeviceSpec } from '../src/backends/vxlan/device';

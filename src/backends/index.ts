@@ -1,10 +1,12 @@
 /**
  * Backends by name (upstream's pkg/backend/manager.go, GetBackend: the lookup
- * lower-cases the type). Upstream also registers ipip, ipsec, alloc,
- * extension and tencent-vpc; flannel-ts implements udp, vxlan, host-gw and
- * wireguard.
+ * lower-cases the type). Upstream also registers ipsec and tencent-vpc,
+ * which flannel-ts does not implement (docs/compatibility.md §17).
  */
+import { AllocBackend } from './alloc/alloc-backend';
 import type { Backend } from './backend';
+import { ExtensionBackend } from './extension/extension-backend';
+import { IpipBackend } from './ipip/ipip-backend';
 import { HostGwBackend } from './host-gw/host-gw-backend';
 import { UdpBackend } from './udp/udp-backend';
 import { VxlanBackend } from './vxlan/vxlan-backend';
@@ -15,6 +17,9 @@ const FACTORIES: Record<string, () => Backend> = {
   vxlan: () => new VxlanBackend(),
   'host-gw': () => new HostGwBackend(),
   wireguard: () => new WireguardBackend(),
+  alloc: () => new AllocBackend(),
+  extension: () => new ExtensionBackend(),
+  ipip: () => new IpipBackend(),
 };
 
 /** The backend for a (lower-cased) type, or undefined. */

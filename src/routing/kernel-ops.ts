@@ -15,8 +15,16 @@ export interface VxlanLinkSpec extends Pick<VxlanInfo, 'vni' | 'link' | 'local' 
   mtu: number;
 }
 
+/** An ipip device to create (`ip link add <name> type ipip local <local>`). */
+export interface IpipLinkSpec {
+  name: string;
+  local: number;
+  mtu: number;
+}
+
 export type KernelOp =
   | { op: 'createVxlan'; link: VxlanLinkSpec }
+  | { op: 'createIpip'; link: IpipLinkSpec }
   | { op: 'deleteLink'; ifindex: number }
   | { op: 'setLinkMtu'; ifindex: number; mtu: number }
   | { op: 'setLinkMac'; ifindex: number; mac: string }
@@ -35,6 +43,8 @@ export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i)
   switch (o.op) {
     case 'createVxlan':
       return `ip link add ${o.link.name} address ${o.link.mac} mtu ${o.link.mtu} type vxlan id ${o.link.vni} local ${formatIp(o.link.local)} dev ${names(o.link.link)}`;
+    case 'createIpip':
+      return `ip link add ${o.link.name} mtu ${o.link.mtu} type ipip local ${formatIp(o.link.local)}`;
     case 'deleteLink':
       return `ip link del ${names(o.ifindex)}`;
     case 'setLinkMtu':
@@ -71,6 +81,7 @@ export function describeOp(o: KernelOp, names: (ifindex: number) => string = (i)
 export function opTarget(o: KernelOp): string {
   switch (o.op) {
     case 'createVxlan':
+    case 'createIpip':
       return `link:${o.link.name}`;
     case 'deleteLink':
     case 'setLinkMtu':

@@ -121,6 +121,8 @@ export class NetlinkKernelPort implements KernelPort {
     switch (o.op) {
       case 'createVxlan':
         return nl.createVxlan(o.link);
+      case 'createIpip':
+        return nl.createIpip(o.link);
       case 'deleteLink':
         return nl.deleteLink(o.ifindex);
       case 'setLinkMtu':

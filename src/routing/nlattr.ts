@@ -190,3 +190,67 @@ export function decodeVxlanLinkInfo(linkinfo: Buffer | undefined): VxlanInfo | u
   }
   return v;
 }
+
+// linux/if_tunnel.h: the ipip link's IFLA_INFO_DATA.
+export const IFLA_IPTUN_LINK = 1;
+export const IFLA_IPTUN_LOCAL = 2;
+export const IFLA_IPTUN_REMOTE = 3;
+export const IFLA_IPTUN_TTL = 4;
+export const IFLA_IPTUN_TOS = 5;
+export const IFLA_IPTUN_PROTO = 9;
+export const IFLA_IPTUN_PMTUDISC = 10;
+export const IFLA_IPTUN_ENCAP_TYPE = 15;
+export const IFLA_IPTUN_ENCAP_FLAGS = 16;
+export const IFLA_IPTUN_ENCAP_SPORT = 17;
+export const IFLA_IPTUN_ENCAP_DPORT = 18;
+
+/** An ipip link's settings: local and remote (0 = any), ttl (0 = inherit), path MTU discovery. */
+export interface IptunInfo {
+  local: number;
+  remote: number;
+  ttl: number;
+  pmtudisc: boolean;
+}
+
+const u16 = (v: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v);
+  return b;
+};
+
+/**
+ * IFLA_LINKINFO for an ipip device with `local` set and no remote, with the
+ * attributes upstream's netlink library (vishvananda/netlink, addIptunAttrs)
+ * sends for flannel.ipip: PMTUDISC, TTL and TOS 0, no encapsulation, PROTO 0.
+ */
+export function encodeIpipLinkInfo(local: number): Buffer {
+  const data: Attr[] = [
+    { type: IFLA_IPTUN_LOCAL, value: ipToBytes(local) },
+    { type: IFLA_IPTUN_PMTUDISC, value: u8(0) },
+    { type: IFLA_IPTUN_TTL, value: u8(0) },
+    { type: IFLA_IPTUN_TOS, value: u8(0) },
+    { type: IFLA_IPTUN_ENCAP_TYPE, value: u16(0) },
+    { type: IFLA_IPTUN_ENCAP_FLAGS, value: u16(0) },
+    { type: IFLA_IPTUN_ENCAP_SPORT, value: be16(0) },
+    { type: IFLA_IPTUN_ENCAP_DPORT, value: be16(0) },
+    { type: IFLA_IPTUN_PROTO, value: u8(0) },
+  ];
+  return encodeAttrs([
+    { type: IFLA_INFO_KIND, value: cstring('ipip') },
+    { type: IFLA_INFO_DATA | NLA_F_NESTED, value: encodeAttrs(data) },
+  ]);
+}
+
+/** The ipip settings from a link's IFLA_LINKINFO, or undefined when it is not ipip. */
+export function decodeIptunLinkInfo(linkinfo: Buffer | undefined): IptunInfo | undefined {
+  if (linkKind(linkinfo) !== 'ipip') return undefined;
+  const data = decodeAttrs(linkinfo!).find((a) => a.type === IFLA_INFO_DATA);
+  const v: IptunInfo = { local: 0, remote: 0, ttl: 0, pmtudisc: true };
+  for (const a of data ? decodeAttrs(data.value) : []) {
+    if (a.type === IFLA_IPTUN_LOCAL) v.local = (ipFromBytes(a.value) as number | undefined) ?? 0;
+    else if (a.type === IFLA_IPTUN_REMOTE) v.remote = (ipFromBytes(a.value) as number | undefined) ?? 0;
+    else if (a.type === IFLA_IPTUN_TTL) v.ttl = a.value[0] ?? 0;
+    else if (a.type === IFLA_IPTUN_PMTUDISC) v.pmtudisc = (a.value[0] ?? 0) !== 0;
+  }
+  return v;
+}

@@ -15,7 +15,7 @@ import { formatIpv4, ipv4FromBytes, ipv4ToBytes, Ipv4Net } from '../util/ipv4';
 import { familyOf, formatIp, ipFromBytes, ipToBytes, type IpAddr, type IpFamily, type IpNet } from '../util/ip';
 import { formatIpv6, Ipv6Net } from '../util/ipv6';
 import { SerialQueue } from '../util/serial';
-import { decodeVxlanLinkInfo, encodeLinkInfoKind, encodeVxlanLinkInfo, linkKind, type VxlanInfo } from './nlattr';
+import { decodeIptunLinkInfo, decodeVxlanLinkInfo, encodeIpipLinkInfo, encodeLinkInfoKind, encodeVxlanLinkInfo, type IptunInfo, linkKind, type VxlanInfo } from './nlattr';
 import { NamedError, errorText } from '../util/errors';
 
 /** NLM_F_* request flags (linux/netlink.h). */
@@ -93,6 +93,8 @@ export interface LinkDetails extends LinkInfo {
   /** IFLA_INFO_KIND: "vxlan", "veth", "tun", ... */
   kind: string | undefined;
   vxlan: VxlanInfo | undefined;
+  /** An ipip link's settings (undefined for other kinds). */
+  iptun?: IptunInfo;
 }
 
 export interface NeighborEntry<A extends IpAddr = number> {
@@ -290,6 +292,7 @@ export class RtNetlink {
       mac: m.attrs.address && m.attrs.address.length === 6 ? formatMac(m.attrs.address) : undefined,
       kind: linkKind(m.attrs.linkinfo),
       vxlan: decodeVxlanLinkInfo(m.attrs.linkinfo),
+      iptun: decodeIptunLinkInfo(m.attrs.linkinfo),
     }));
   }
 
@@ -302,6 +305,12 @@ export class RtNetlink {
     // The package types IFLA_LINKINFO as a raw buffer; we encode its nest (src/routing/nlattr.ts).
     const attrs = { ifname: spec.name, mtu: spec.mtu, address: parseMac(spec.mac), linkinfo: encodeVxlanLinkInfo(spec) };
     await this.call(`create vxlan device ${spec.name}`, () => this.sock.newLink({}, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)));
+  }
+
+  /** Creates an ipip device with `local` set (EEXIST when the name is taken; EOPNOTSUPP without the ipip module). */
+  async createIpip(spec: { name: string; local: number; mtu: number }): Promise<void> {
+    const attrs = { ifname: spec.name, mtu: spec.mtu, linkinfo: encodeIpipLinkInfo(spec.local) };
+    await this.call(`create ipip device ${spec.name}`, () => this.sock.newLink({}, attrs, RtNetlink.opts(NLM_F_CREATE | NLM_F_EXCL)));
   }
 
   /**

@@ -62,3 +62,42 @@ export function stringField(obj: JsonObject, field: string, fallback: string): s
   if (typeof v !== 'string') throw mismatch(field, v, 'string');
   return v;
 }
+
+/**
+ * A string as Go's encoding/json marshals it (json.Marshal's defaults):
+ * like JSON.stringify, but with `<`, `>` and `&` escaped as \u003c, \u003e,
+ * \u0026 (HTML-safe) and U+2028, U+2029 as \u2028, \u2029; a lone
+ * surrogate (invalid UTF-8 in Go) becomes U+FFFD.
+ */
+export function goJsonString(s: string): string {
+  const wellFormed = s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return JSON.stringify(wellFormed).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * What Go's json.Marshal writes for a json.RawMessage (encoding/json,
+ * compact with HTML escaping): the same text without insignificant white
+ * space, with `<`, `>`, `&`, U+2028 and U+2029 inside strings escaped, and
+ * every other escape left as written. `raw` must be valid JSON.
+ */
+export function goCompactJson(raw: string): string {
+  JSON.parse(raw); // throws on invalid JSON, as Marshal fails on it
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (inString) {
+      if (c === '\\') {
+        out += c + raw[++i]!;
+        continue;
+      }
+      if (c === '"') inString = false;
+      out += /[<>&\u2028\u2029]/.test(c) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') continue;
+    if (c === '"') inString = true;
+    out += c;
+  }
+  return out;
+}

@@ -11,7 +11,9 @@
  *  - creating a link whose name is taken is EEXIST; deleting a link takes its
  *    addresses, neighbours, FDB entries and routes with it.
  * Every change is reported on `events` as the kernel's notifications would be.
- * `failNext` makes the next matching operation fail, once.
+ * `failNext` makes the next matching operation fail, once; `missingLinkKinds`
+ * lists link types this kernel has no module for (creating one is EOPNOTSUPP,
+ * "ENOTSUP", as the real kernel answers).
  */
 import { EventEmitter } from 'node:events';
 import type { KernelOp } from '../../src/routing/kernel-ops';
@@ -61,6 +63,8 @@ export class MemoryKernel implements KernelPort {
   readonly applied: KernelOp[] = [];
   private nextIndex = 10;
   private failures: Failure[] = [];
+  /** Link kinds whose module this kernel lacks. */
+  readonly missingLinkKinds = new Set<string>();
   closed = false;
 
   /** A plain link (the underlay), up, with an address. */
@@ -85,7 +89,7 @@ export class MemoryKernel implements KernelPort {
   }
 
   async listLinks(): Promise<LinkDetails[]> {
-    return this.links.map((l) => ({ ...l, vxlan: l.vxlan ? { ...l.vxlan } : undefined }));
+    return this.links.map((l) => ({ ...l, vxlan: l.vxlan ? { ...l.vxlan } : undefined, ...(l.iptun ? { iptun: { ...l.iptun } } : {}) }));
   }
 
   async listAddresses(ifindex?: number): Promise<AddressInfo[]> {
@@ -197,6 +201,26 @@ export class MemoryKernel implements KernelPort {
         };
         this.links.push(link);
         this.sysctls.set(`net/ipv6/conf/${s.name}/accept_ra`, '1');
+        this.emit({ kind: 'link', deleted: false, ifindex: link.index });
+        return;
+      }
+      case 'createIpip': {
+        const s = op.link;
+        if (this.missingLinkKinds.has('ipip')) this.fail(op, 'ENOTSUP');
+        if (this.link(s.name)) this.fail(op, 'EEXIST');
+        const link: LinkDetails = {
+          index: this.nextIndex++,
+          name: s.name,
+          mtu: s.mtu,
+          up: false,
+          type: 768, // ARPHRD_TUNNEL
+          txQueueLen: 1000,
+          mac: undefined,
+          kind: 'ipip',
+          vxlan: undefined,
+          iptun: { local: s.local, remote: 0, ttl: 0, pmtudisc: false },
+        };
+        this.links.push(link);
         this.emit({ kind: 'link', deleted: false, ifindex: link.index });
         return;
       }

@@ -17,7 +17,7 @@ import { formatIp, type IpFamily, type IpNet, sameNet } from '../../util/ip';
 import { acquireBackendLease, type Backend, type BackendContext, BackendError, type BackendNetwork } from '../backend';
 import { type FamilyEngine, KernelBackendNetwork, KernelNetwork, type KernelNetworkPlan, type KernelState, type PeerParse, type PlannedOp } from '../kernel-network';
 import { IPV4, IPV6, type LeaseFamily } from '../lease-family';
-import { describeHostGwRoute, hasRoute, type HostGwRoute, repairOps, routeFromLease, routeSpec } from './routes';
+import { describeGatewayRoute, type GatewayRoute, hasRoute, repairOps, routeFromLease, routeSpec } from '../gateway-routes';
 
 /** upstream's route check period (pkg/backend/route_network.go, routeCheckRetries / 10 s ticker). */
 export const HOST_GW_CHECK_INTERVAL_MS = 10_000;
@@ -28,7 +28,7 @@ export interface HostGwDevice {
   name: string;
 }
 
-export class HostGwPlan<N extends IpNet> implements KernelNetworkPlan<HostGwRoute<N>, HostGwDevice> {
+export class HostGwPlan<N extends IpNet> implements KernelNetworkPlan<GatewayRoute<N>, HostGwDevice> {
   readonly name: string;
   readonly family: IpFamily;
   readonly checkIntervalMs = HOST_GW_CHECK_INTERVAL_MS;
@@ -49,7 +49,7 @@ export class HostGwPlan<N extends IpNet> implements KernelNetworkPlan<HostGwRout
     return ifindex === device.index ? device.name : `#${ifindex}`;
   }
 
-  peerFromLease(lease: Lease): PeerParse<HostGwRoute<N>> {
+  peerFromLease(lease: Lease): PeerParse<GatewayRoute<N>> {
     return routeFromLease(lease, 0, this.fam);
   }
 
@@ -58,25 +58,25 @@ export class HostGwPlan<N extends IpNet> implements KernelNetworkPlan<HostGwRout
   }
 
   /** The route goes out of the external interface. */
-  async resolvePeer(r: HostGwRoute<N>, _kernel: KernelPort, device: HostGwDevice): Promise<HostGwRoute<N>> {
+  async resolvePeer(r: GatewayRoute<N>, _kernel: KernelPort, device: HostGwDevice): Promise<GatewayRoute<N>> {
     return { ...r, oif: device.index };
   }
 
-  samePeer(a: HostGwRoute<N>, b: HostGwRoute<N>): boolean {
+  samePeer(a: GatewayRoute<N>, b: GatewayRoute<N>): boolean {
     return sameNet(a.subnet, b.subnet) && a.gateway === b.gateway && a.oif === b.oif;
   }
 
-  describePeer = describeHostGwRoute;
+  describePeer = describeGatewayRoute;
 
-  peerSubnet(p: HostGwRoute<N>): string {
+  peerSubnet(p: GatewayRoute<N>): string {
     return p.subnet.toString();
   }
 
-  addOps(r: HostGwRoute<N>): KernelOp[] {
+  addOps(r: GatewayRoute<N>): KernelOp[] {
     return [{ op: 'replaceRoute', route: routeSpec(r) }];
   }
 
-  removeOps(r: HostGwRoute<N>): KernelOp[] {
+  removeOps(r: GatewayRoute<N>): KernelOp[] {
     return [{ op: 'deleteRoute', route: routeSpec(r) }];
   }
 
@@ -84,22 +84,22 @@ export class HostGwPlan<N extends IpNet> implements KernelNetworkPlan<HostGwRout
     return { routes: this.family === 6 ? await kernel.listRoutes6() : await kernel.listRoutes(), neighbors: [], fdb: [] };
   }
 
-  repairOps(desired: ReadonlyArray<HostGwRoute<N>>, k: KernelState, _device: HostGwDevice, removeStale: boolean): PlannedOp[] {
+  repairOps(desired: ReadonlyArray<GatewayRoute<N>>, k: KernelState, _device: HostGwDevice, removeStale: boolean): PlannedOp[] {
     return repairOps(desired, k.routes, removeStale, this.network);
   }
 
-  describeRepair(planned: PlannedOp, names: (ifindex: number) => string, r: HostGwRoute<N> | undefined): string {
+  describeRepair(planned: PlannedOp, names: (ifindex: number) => string, r: GatewayRoute<N> | undefined): string {
     const op = describeOp(planned.op, names);
     if (planned.why === 'remove' || !r) return `removed stale route: ${op}`;
     return `Route recovered ${r.subnet.toString()} : ${formatIp(r.gateway)} (${op})`;
   }
 
-  routeInstalled(r: HostGwRoute<N>, routes: ReadonlyArray<RouteInfo<IpNet>>): boolean {
+  routeInstalled(r: GatewayRoute<N>, routes: ReadonlyArray<RouteInfo<IpNet>>): boolean {
     return hasRoute(routes, r);
   }
 
   /** upstream's text; an off-link peer (ENETUNREACH) is explained. */
-  addFailureMessage(r: HostGwRoute<N>, _op: KernelOp, e: unknown, names: (ifindex: number) => string): string {
+  addFailureMessage(r: GatewayRoute<N>, _op: KernelOp, e: unknown, names: (ifindex: number) => string): string {
     const reason = isNetlinkError(e, 'ENETUNREACH')
       ? `the peer ${formatIp(r.gateway)} is not on this node's network: host-gw needs every node on the same layer-2 segment (use vxlan otherwise)`
       : errorText(e);

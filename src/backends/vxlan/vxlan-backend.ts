@@ -22,7 +22,8 @@ import { acquireBackendLease, type Backend, type BackendContext, BackendError, t
 import { type FamilyEngine, KernelBackendNetwork, KernelNetwork, type KernelNetworkPlan, type KernelState, type PeerParse, type PlannedOp } from '../kernel-network';
 import { IPV4, IPV6, type LeaseFamily } from '../lease-family';
 import { encodeVxlanBackendData, parseVxlanBackendConfig, VXLAN6_OVERHEAD, VXLAN_OVERHEAD, vxlanDeviceName } from './config';
-import { ensureV4AddressOnLink, ensureV6AddressOnLink, ensureVxlanDevice, type VxlanDeviceSpec } from './device';
+import { ensureVxlanDevice, type VxlanDeviceSpec } from './device';
+import { ensureV4AddressOnLink, ensureV6AddressOnLink } from '../link-address';
 import { addOps, describePeer, hasPeerRoute, peerFromLease, removeOps, repairOps, type VxlanPeer } from './peers';
 
 /** How often the reconciler checks even without notifications. */

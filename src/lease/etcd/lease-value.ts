@@ -3,17 +3,15 @@
  * (pkg/lease/lease.go), with Go's json.Marshal bytes on write and Go's
  * decoding rules on read (case-insensitive keys, unknown keys ignored).
  */
-import { fieldCI, isJsonObject } from '../../util/go-json';
+import { fieldCI, goCompactJson, isJsonObject } from '../../util/go-json';
 import { formatIpv4, tryParseIpv4 } from '../../util/ipv4';
 import { formatIpv6, tryParseIpv6 } from '../../util/ipv6';
 import { NamedError } from '../../util/errors';
 import { quoteForLog } from '../../util/text';
 import type { LeaseAttrs } from '../lease';
 
-/** Compact JSON of a raw JSON value (json.RawMessage is re-compacted by Marshal). */
-function compactRaw(raw: string): string {
-  return JSON.stringify(JSON.parse(raw));
-}
+/** A raw JSON value as Marshal writes a json.RawMessage: compacted, HTML characters escaped. */
+const compactRaw = goCompactJson;
 
 /**
  * The value JSON exactly as Go's json.Marshal writes LeaseAttrs: PublicIP,
