@@ -58,11 +58,11 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
   });
 
   test('an unknown backend type: exit 1 with upstream\'s message', async () => {
-    await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"IPIP"}}');
+    await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"IPSec"}}');
     try {
       const node = cluster.startNode(1);
       assert.equal(await node.waitExit(15_000), 1);
-      assert.ok(node.messages().some((m) => m === 'unknown backend type: ipip'));
+      assert.ok(node.messages().some((m) => m === 'unknown backend type: ipsec'));
     } finally {
       await cluster.etcdctl('put', `${PREFIX}/config`, '{"Network":"10.6.0.0/16","Backend":{"Type":"udp"}}');
     }
