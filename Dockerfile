@@ -17,7 +17,7 @@ ARG NODE_VERSION=24
 
 FROM node:${NODE_VERSION}-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
+ && apt-get install -y --no-install-recommends python3 make g++ clang libbpf-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/flannel-ts
 COPY package.json package-lock.json binding.gyp tsconfig.json ./
@@ -45,7 +45,7 @@ LABEL org.opencontainers.image.title="flannel-ts" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.documentation="https://github.com/flannel-ts/flannel-ts/blob/main/README.md"
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables iproute2 ca-certificates wireguard-tools wireguard-go \
+ && apt-get install -y --no-install-recommends iptables nftables iproute2 libbpf1 ca-certificates wireguard-tools wireguard-go \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/release/flannel-ts /opt/flannel-ts
 # iptables, ip6tables and their -save/-restore go through the wrapper, which

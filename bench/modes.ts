@@ -3,6 +3,7 @@
  * topology (pod -> node -> veth underlay -> node -> pod):
  *
  *  - udp:     our datapath (lab/bin/static-udp-node), flannel0, MTU 1472;
+ *  - udp-ebpf: the same with the kernel fast path beside it (Datapath ebpf);
  *  - upstream: the upstream-style udp forwarder (lab/upstream-udp: what
  *             upstream flanneld's udp backend runs), flannel0, MTU 1472;
  *  - vxlan:   the kernel's vxlan, configured BY HAND with iproute2 exactly as
@@ -170,6 +171,7 @@ async function kubeIpv6Mode(lab: Lab, name: string, type: string): Promise<ModeS
 export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched recvmmsg/sendmmsg path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
+  { name: 'udp-ebpf', description: 'the udp datapath with its kernel fast path beside it ("Datapath": "ebpf": tc programs on flannel0 and the underlay, same wire format); CPU: the user-space part only', setup: (lab) => udpMode(lab, 'udp-ebpf', { ebpf: true }) },
   { name: 'upstream', description: 'the upstream-style udp forwarder (lab/upstream-udp: one thread, one read/sendto per packet, no offloads), what upstream flanneld runs today', setup: upstreamMode },
   { name: 'udp-no-source-check', description: 'the udp datapath with "SourceCheck": false (for the cost of the source check)', setup: (lab) => udpMode(lab, 'udp-no-source-check', { sourceCheck: false }), optional: true },
   { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }), optional: true },
@@ -196,6 +198,8 @@ export const SAME_DATAPATH_PAIRS: Array<[ours: string, reference: string]> = [
 ];
 
 export const BASELINE_MODE = 'vxlan';
+/** The udp datapath with the kernel fast path. */
+export const EBPF_MODE = 'udp-ebpf';
 /** The baseline of a run of the IPv6 modes alone, and the mode compared with it. */
 export const IPV6_BASELINE_MODE = 'vxlan-v6';
 export const IPV6_UDP_MODE = 'udp-v6';

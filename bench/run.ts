@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { Lab } from '../lab/netns';
 import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
 import { updateReadmeHeadline } from './readme-headline';
-import { BASELINE_MODE, baselineOf, IPV6_BASELINE_MODE, IPV6_UDP_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
+import { BASELINE_MODE, baselineOf, EBPF_MODE, IPV6_BASELINE_MODE, IPV6_UDP_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
 import {
   headline,
   jsonResults,
@@ -39,6 +39,7 @@ import {
   summarize,
   svgChart,
   textTable,
+  UDP_EBPF_BARS,
 } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -174,6 +175,9 @@ above 1 is better for throughput, below 1 for latency.
 
 ${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
 ` : '';
+  const ebpf = results[EBPF_MODE] && results[BASELINE_MODE]
+    ? `\n## The kernel fast path\n\nThe udp datapath with its kernel fast path (\`${EBPF_MODE}\`, "Datapath": "ebpf") against kernel vxlan, with the\nfast path's bars, and against the user-space datapath alone (\`udp\`), this run's medians. The CPU\ncolumns count the user-space processes only: the fast path's work is the kernel's, as vxlan's is.\n\n${headline(results, EBPF_MODE, BASELINE_MODE, 'udp', UDP_EBPF_BARS)}\n`
+    : '';
   const ipv6 = results[IPV6_UDP_MODE] && results[IPV6_BASELINE_MODE]
     ? `\n## IPv6\n\nInner IPv6 over the IPv6 underlay: the udp datapath (\`${IPV6_UDP_MODE}\`) against the kernel's vxlan on\nflannel-v6.1 (\`${IPV6_BASELINE_MODE}\`), this run's medians.\n\n${headline(results, IPV6_UDP_MODE, IPV6_BASELINE_MODE, NO_UPSTREAM)}\n`
     : '';
@@ -195,7 +199,7 @@ Written by \`npm run bench\`; do not edit above the notes marker.
 
 ${modeLines.join('\n')}
 
-${v4Headline}${ipv6}
+${v4Headline}${ebpf}${ipv6}
 ## All modes
 
 Ratios are mode / ${baseline} (and udp / ${UPSTREAM_MODE}, ${IPV6_UDP_MODE} / ${IPV6_BASELINE_MODE}); for latency and CPU lower is better.

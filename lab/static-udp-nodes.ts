@@ -80,7 +80,7 @@ export async function startStaticUdpNodes(
         routes: cluster.nodes
           .map((o, i) => ({ o, i }))
           .filter(({ o }) => o !== node)
-          .map(({ o, i }) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress, partialChecksums: partial[i]! })),
+          .map(({ o, i }) => ({ subnet: o.podSubnet.toString(), peer: o.underlayAddress, partialChecksums: partial[i]!, kernelDecap: extras[i]!.ebpf === true })),
         ...extras[index],
       };
       const child = lab.spawn(node.ns, process.execPath, [STATIC_NODE_SCRIPT, JSON.stringify(opts)]);

@@ -5,6 +5,7 @@
  */
 import { takesPartialChecksums } from '../src/backends/udp/config';
 import { ALL_OFFLOADS, combineOffloads, type OffloadSettings, parseOffloadEnv } from '../src/forwarder/offload';
+import { offloadBesideFastPath } from '../src/backends/udp/fast-path';
 
 export interface StaticUdpNodeOptions {
   tunTemplate?: string;
@@ -14,8 +15,10 @@ export interface StaticUdpNodeOptions {
   network: string;
   underlayMtu?: number;
   udpMtu?: number;
-  /** Routes; `partialChecksums`: the peer takes them (its lease would say so). */
-  routes: Array<{ subnet: string; peer: string; partialChecksums?: boolean }>;
+  /** Routes; `partialChecksums`: the peer takes them; `kernelDecap`: it runs the kernel fast path (its lease would say so). */
+  routes: Array<{ subnet: string; peer: string; partialChecksums?: boolean; kernelDecap?: boolean }>;
+  /** Run the kernel fast path beside the user-space datapath (the udp backend's "Datapath": "ebpf"). */
+  ebpf?: boolean;
   peers?: string[];
   /** This node's own addresses (default: bindAddress): inner packets from them are refused. */
   localAddresses?: string[];
@@ -37,12 +40,13 @@ export interface StaticUdpNodeOptions {
   testFaults?: string[];
 }
 
-/** The offloads the node uses: `offload` (default all, as the udp backend), narrowed by `offloadEnv`. */
-export function staticNodeOffload(o: Pick<StaticUdpNodeOptions, 'offload' | 'offloadEnv'>): OffloadSettings {
-  return combineOffloads({ ...ALL_OFFLOADS, ...o.offload }, parseOffloadEnv(o.offloadEnv));
+/** The offloads the node uses: `offload` (default all, as the udp backend), narrowed by `offloadEnv`; UDP GRO off beside the fast path. */
+export function staticNodeOffload(o: Pick<StaticUdpNodeOptions, 'offload' | 'offloadEnv' | 'ebpf'>): OffloadSettings {
+  const offload = combineOffloads({ ...ALL_OFFLOADS, ...o.offload }, parseOffloadEnv(o.offloadEnv));
+  return o.ebpf ? offloadBesideFastPath(offload) : offload;
 }
 
-/** Whether the node takes partial checksums, by the udp backend's rule. */
+/** Whether the node takes partial checksums, by the udp backend's rule (never beside the fast path). */
 export function staticNodeTakesPartialChecksums(o: Omit<StaticUdpNodeOptions, 'bindAddress' | 'subnet' | 'network' | 'routes'>): boolean {
-  return takesPartialChecksums({ advertiseCapabilities: o.advertiseCapabilities ?? true, sourceCheck: o.sourceCheck ?? true }, staticNodeOffload(o));
+  return !o.ebpf && takesPartialChecksums({ advertiseCapabilities: o.advertiseCapabilities ?? true, sourceCheck: o.sourceCheck ?? true }, staticNodeOffload(o));
 }

@@ -22,7 +22,7 @@ const outDir = path.resolve(outIdx >= 0 ? args[outIdx + 1] : path.join(root, 'bu
 const arch = { x64: 'x64', arm64: 'arm64' }[process.arch] ?? process.arch;
 const name = `flannel-ts-${pkg.version}-linux-${arch}.tar.gz`;
 
-const needed = ['out/src/cli/main.js', 'build/Release/flannel_native.node'];
+const needed = ['out/src/cli/main.js', 'build/Release/flannel_native.node', 'build/Release/udp_fastpath.bpf.o'];
 for (const f of needed) {
   if (!fs.existsSync(path.join(root, f))) {
     console.error(`release: ${f} is missing: run \`npm ci\` (or \`npm run build\`) first`);
@@ -44,6 +44,8 @@ try {
     if (!fs.existsSync(path.join(root, 'src', rel.replace(/\.js(\.map)?$/, '.ts')))) fs.rmSync(path.join(top, 'out', 'src', rel));
   }
   copy('build/Release/flannel_native.node');
+  // The udp backend's kernel fast path, loaded beside the addon ("Datapath": "ebpf").
+  copy('build/Release/udp_fastpath.bpf.o');
   copy('node_modules');
   // Production dependencies only; nothing is built (no scripts run).
   execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--offline'], { cwd: top, stdio: ['ignore', 'ignore', 'inherit'] });

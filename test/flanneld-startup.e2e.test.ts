@@ -77,6 +77,27 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
     );
   });
 
+  test('the kernel fast path where it cannot run: "ebpf" refused naming the fix, "auto" falls back saying why, a bad mode named', { timeout: 60_000 }, async () => {
+    const spec = cluster.topology.nodes[0]!;
+    const sysctl = `net.ipv4.conf.${spec.underlayIf}.forwarding`;
+    await lab.exec(spec.ns, 'sysctl', ['-qw', `${sysctl}=0`]);
+    try {
+      const ebpf = cluster.startNode(1, [], { FLANNEL_TS_DATAPATH: 'ebpf' });
+      assert.equal(await ebpf.waitExit(15_000), 1);
+      const why = `IPv4 forwarding is off on ${spec.underlayIf}: set net.ipv4.ip_forward=1`;
+      assert.ok(ebpf.messages().some((m) => m === `Error registering network: "Datapath": "ebpf": the kernel fast path cannot run on this node: ${why} (a flannel node forwards pod traffic anyway)`), ebpf.messages().slice(-3).join('\n'));
+      const auto = cluster.startNode(1, [], { FLANNEL_TS_DATAPATH: 'auto' });
+      await cluster.waitSubnet(1);
+      assert.equal(auto.messages().filter((m) => m.startsWith(`udp datapath: user space only (Datapath auto: the kernel fast path cannot run here: ${why}`)).length, 1);
+      assert.equal(await auto.stop('SIGTERM'), 0);
+    } finally {
+      await lab.exec(spec.ns, 'sysctl', ['-qw', `${sysctl}=1`]);
+    }
+    const bad = cluster.startNode(1, [], { FLANNEL_TS_DATAPATH: 'turbo' });
+    assert.equal(await bad.waitExit(15_000), 1);
+    assert.ok(bad.messages().some((m) => m === 'Error registering network: FLANNEL_TS_DATAPATH=turbo is not one of user, ebpf, auto'));
+  });
+
   test('no CAP_NET_ADMIN: the TUN error says what is missing', async () => {
     const spec = cluster.topology.nodes[0]!;
     const proc = lab.spawn(spec.ns, 'setpriv', [

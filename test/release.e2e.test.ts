@@ -63,6 +63,7 @@ describe('the release tarball, installed without compilers', ROOT_SUITE, () => {
     const top = path.dirname(path.dirname(flanneld));
     assert.ok(!fs.existsSync(path.join(top, 'src')) && !fs.existsSync(path.join(top, 'native')), 'no sources shipped');
     assert.ok(fs.existsSync(path.join(top, 'build', 'Release', 'flannel_native.node')), 'the prebuilt addon');
+    assert.ok(fs.existsSync(path.join(top, 'build', 'Release', 'udp_fastpath.bpf.o')), 'the kernel fast path');
     assert.ok(!fs.existsSync(path.join(top, 'node_modules', 'typescript')), 'no dev dependencies');
     const r = spawnSync(process.execPath, [flanneld, '-version'], { env, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);

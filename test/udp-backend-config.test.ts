@@ -6,7 +6,7 @@ import { defaultWorkers, parseUdpBackendConfig, takesPartialChecksums, tunMtu, U
 const ALL = { tso: true, uso: true, gso: true, gro: true };
 
 test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
-  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, advertiseCapabilities: true, workers: defaultWorkers(), offload: ALL };
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, advertiseCapabilities: true, workers: defaultWorkers(), offload: ALL, datapath: 'user' };
   assert.deepEqual(parseUdpBackendConfig(undefined), expected);
   assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
   assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
@@ -17,8 +17,8 @@ test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per 
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
   assert.deepEqual(
-    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, advertisecapabilities: false, workers: 3, offload: { tso: false, gro: false } }),
-    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, advertiseCapabilities: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false } },
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, advertisecapabilities: false, workers: 3, offload: { tso: false, gro: false }, datapath: 'auto' }),
+    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, advertiseCapabilities: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false }, datapath: 'auto' },
   );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
 });
@@ -52,6 +52,8 @@ test('bad options name the key and keep upstream\'s prefix', () => {
     [{ Offload: false }, /Offload must be an object such as \{"TSO": true/],
     [{ Offload: { GSO: 'off' } }, /GSO of type bool/],
     [[1], /must be a JSON object/],
+    [{ Datapath: 'xdp' }, /^error decoding UDP backend config: Datapath must be one of user, ebpf, auto, got "xdp"$/],
+    [{ Datapath: true }, /Datapath of type string/],
   ];
   for (const [raw, pattern] of bad) {
     assert.throws(() => parseUdpBackendConfig(raw), (e: unknown) => e instanceof UdpBackendConfigError && pattern.test(e.message), JSON.stringify(raw));

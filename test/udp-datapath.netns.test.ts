@@ -28,7 +28,15 @@ function counterReaches(node: StaticUdpNode, name: CounterName, atLeast: number)
   return eventually(() => counter(node, name), (v) => v >= atLeast, 3000, `${name} >= ${atLeast}`);
 }
 
-describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
+/** Inner packets forwarded in a direction: by the user-space path and, beside it, the kernel fast path. */
+function forwarded(c: Record<string, number>, direction: 'egress' | 'ingress'): number {
+  return (direction === 'egress' ? c['egress_sent_packets']! : c['ingress_written_packets']!) + (c[`ebpf_${direction}_packets`] ?? 0);
+}
+
+// Every test runs with the user-space datapath alone, then with the kernel
+// fast path beside it (Datapath ebpf): what it does not forward, it hands on.
+for (const ebpf of [false, true]) {
+describe(`udp datapath: two nodes, two pods${ebpf ? ', with the kernel fast path' : ''}`, ROOT_SUITE, () => {
   let lab: Lab;
   let cluster: Cluster;
   let nodes: StaticUdpNode[];
@@ -36,7 +44,7 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
   before(async () => {
     lab = new Lab();
     cluster = await buildCluster(lab, { nodes: 2 });
-    nodes = await startStaticUdpNodes(lab, cluster);
+    nodes = await startStaticUdpNodes(lab, cluster, { ebpf });
   });
   after(async () => {
     await lab?.cleanup();
@@ -71,9 +79,10 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
       assert.equal(r.bytes, size, `${dir}: bytes received`);
       assert.equal(r.receivedSha256, r.sentSha256, `${dir}: content`);
     }
-    const s = await nodes[0]!.stats();
-    assert.ok(s.counters.egress_sent_packets > 60_000, `node1 sent ${s.counters.egress_sent_packets} datagrams`);
-    assert.ok(s.counters.ingress_written_packets > 60_000);
+    const c = (await nodes[0]!.stats()).counters as Record<string, number>;
+    assert.ok(forwarded(c, 'egress') > 60_000, `node1 sent ${forwarded(c, 'egress')} datagrams`);
+    assert.ok(forwarded(c, 'ingress') > 60_000);
+    if (ebpf) assert.ok(c['ebpf_egress_packets']! > 60_000 && c['ebpf_ingress_packets']! > 60_000, 'the bulk went through the fast path');
   });
 
   test('a hand-built datagram from a known peer arrives in the pod with TTL - 2 and nothing else changed', async () => {
@@ -241,6 +250,7 @@ describe('udp datapath: two nodes, two pods', ROOT_SUITE, () => {
     assert.ok(await ping(lab, n2.pod.ns, n1.pod.address), 'forwarding goes on');
   });
 });
+}
 
 describe('udp datapath: datagrams larger than the receive buffer', ROOT_SUITE, () => {
   let lab: Lab;

@@ -156,6 +156,73 @@ describe('udp offloads: a node with every offload beside one with none (as upstr
   });
 });
 
+describe('the kernel fast path on the wire: two nodes with it, one peer without', ROOT_SUITE, () => {
+  let lab: Lab;
+  let nodes: StaticUdpNode[];
+  let a: NodeSpec;
+  let b: NodeSpec;
+
+  before(async () => {
+    lab = new Lab();
+    ({ nodes, a, b } = await twoNodes(lab, () => ({ ebpf: true })));
+  });
+  after(async () => {
+    await lab?.cleanup();
+  });
+
+  test('what leaves is one whole inner packet per datagram, none above the path MTU, from the per-flow ports; the kernel cut the GSO packets', { timeout: 120_000 }, async () => {
+    // Without tunnel segmentation and checksum offload on the veth, the kernel
+    // cuts the fast path's UDP-tunnel GSO packets and completes their
+    // checksums before the capture point, as it would for a NIC without them.
+    await setFeatures(lab, a, 'tx-udp_tnl-segmentation=off', 'tx-udp_tnl-csum-segmentation=off', 'tx-checksum-ip-generic=off');
+    const before = (await nodes[0]!.stats()).counters as Record<string, number>;
+    const cap = await Capture.start(lab, a.ns, a.underlayIf, `udp and src host ${a.underlayAddress} and dst port ${PORT}`, 1500);
+    await Promise.all([tcpBothWays(lab, a, b, 4 * 1000 * 1000, 5201), udpDatagrams(lab, a.pod, b.pod, 6201, 64, [1200], true)]);
+    const packets = await cap.packets(10_000);
+    await setFeatures(lab, a, 'tx-udp_tnl-segmentation=on', 'tx-udp_tnl-csum-segmentation=on', 'tx-checksum-ip-generic=on');
+    const after = (await nodes[0]!.stats()).counters as Record<string, number>;
+    assert.ok(after['ebpf_egress_packets']! - before['ebpf_egress_packets']! > 1000, 'node 1 sent through the fast path');
+    assert.ok(packets.length > 1000, `captured ${packets.length} datagrams`);
+    let fullSize = 0;
+    for (const outer of packets) {
+      const o = ipv4Fields(outer);
+      assert.ok(o.totalLen <= UNDERLAY_MTU, `a ${o.totalLen}-byte datagram exceeds the path MTU`);
+      assert.ok(ipv4HeaderChecksumValid(outer));
+      const sport = outer.readUInt16BE(o.headerLen);
+      assert.ok(sport > PORT && sport <= PORT + 16, `from a per-flow source port (${sport})`);
+      const udpLen = outer.readUInt16BE(o.headerLen + 4);
+      assert.equal(udpLen, o.totalLen - o.headerLen);
+      const inner = outer.subarray(o.headerLen + 8, o.headerLen + udpLen);
+      const i = ipv4Fields(inner);
+      const where = `datagram (${udpLen} bytes), inner ${i.src} -> ${i.dst} proto ${i.protocol}`;
+      assert.equal(i.totalLen, inner.length, `${where}: exactly one whole inner packet`);
+      assert.ok(ipv4HeaderChecksumValid(inner), `${where}: inner header checksum`);
+      assert.notEqual(l4ChecksumValid(inner), false, `${where}: inner TCP/UDP checksum`);
+      if (i.protocol === 6 && i.totalLen > 1000) fullSize++;
+    }
+    assert.ok(fullSize > 500, `${fullSize} full-size TCP segments`);
+  });
+
+  test('between a fast-path node and a user-space node with every offload, both ways, the user-space path carries it', { timeout: 120_000 }, async () => {
+    const lab2 = new Lab();
+    try {
+      const two = await twoNodes(lab2, (_n, i) => (i === 0 ? { ebpf: true } : {}));
+      await tcpBothWays(lab2, two.a, two.b, 20 * 1000 * 1000, 5301);
+      await udpBothWays(lab2, two.a, two.b, false, 6301);
+      const c = (await two.nodes[0]!.stats()).counters as Record<string, number>;
+      assert.equal(c['ebpf_egress_packets'], 0, 'nothing sent by the fast path to a peer that does not unwrap in the kernel');
+      assert.ok(c['ebpf_egress_pass_peer']! > 1000, 'it handed those packets on');
+      // Its single datagrams come in through the fast path; its UDP GSO trains
+      // (kept whole by the veth, where a NIC would cut them) go to the user-space path.
+      assert.ok(c['ebpf_ingress_packets']! > 100, `what the peer sent came in through the fast path (${c['ebpf_ingress_packets']})`);
+      assert.ok(c['ebpf_ingress_pass_train']! > 0, 'its UDP GSO trains went to the user-space path');
+      assert.equal(c['ebpf_ingress_pass_malformed'], 0);
+    } finally {
+      await lab2.cleanup();
+    }
+  });
+});
+
 /** One node with a fault, the other with every offload: traffic must flow, the stats must say what is off. */
 describe('udp offloads: fallback when the kernel refuses one', ROOT_SUITE, () => {
   const cases: Array<{ name: string; fault: string; expect: Record<string, OffloadStatus>; code: string; counter?: 'offload_gso_failures' | 'offload_gro_failures' }> = [

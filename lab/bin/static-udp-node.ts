@@ -20,7 +20,9 @@ import { type StaticUdpNodeOptions, staticNodeOffload, staticNodeTakesPartialChe
 import { startUdpDatapath } from '../../src/backends/udp/datapath';
 import { RtNetlink } from '../../src/routing/rtnetlink';
 import { configureTunDevice } from '../../src/routing/tun-device';
-import { Ipv4Net } from '../../src/util/ipv4';
+import { formatIpv4, Ipv4Net } from '../../src/util/ipv4';
+import type { KernelFastPath } from '../../src/forwarder/fast-path';
+import { boundSourcePorts, fastRouteChanges, startFastPath } from '../../src/backends/udp/fast-path';
 import { useTestAddon } from '../test-addon';
 import { errorText } from '../../src/util/errors';
 
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
   const subnet = Ipv4Net.parse(opts.subnet);
   const network = Ipv4Net.parse(opts.network);
   const toRoutes = (rs: StaticUdpNodeOptions['routes']) =>
-    rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port, partialChecksums: r.partialChecksums ?? false }));
+    rs.map((r) => ({ subnet: Ipv4Net.parse(r.subnet), peer: r.peer, port, partialChecksums: r.partialChecksums ?? false, kernelDecap: r.kernelDecap ?? false }));
   const toPeers = (rs: StaticUdpNodeOptions['routes']) => {
     const peers = new Map<string, boolean>();
     for (const r of rs) peers.set(r.peer, (peers.get(r.peer) ?? true) && (r.partialChecksums ?? false));
@@ -46,6 +48,7 @@ async function main(): Promise<void> {
   const nl = RtNetlink.open();
   const workers = opts.workers ?? defaultWorkers();
   const offload = staticNodeOffload(opts);
+  const sourcePorts = opts.sourcePorts ?? DEFAULT_SOURCE_PORTS;
   const { forwarder: fwd, tun: deviceConfig, changes, busySourcePorts } = await startUdpDatapath(nl, {
     ...(opts.tunTemplate !== undefined ? { tunTemplate: opts.tunTemplate } : {}),
     subnet,
@@ -53,7 +56,7 @@ async function main(): Promise<void> {
     mtu: tunMtu({ mtu: opts.udpMtu }, opts.underlayMtu ?? 1500),
     bindAddress: opts.bindAddress,
     port,
-    sourcePorts: opts.sourcePorts ?? DEFAULT_SOURCE_PORTS,
+    sourcePorts,
     workers,
     offload,
     sourceCheck: opts.sourceCheck ?? true,
@@ -64,10 +67,28 @@ async function main(): Promise<void> {
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
   });
   fwd.update({ routes: toRoutes(opts.routes), peers: opts.peers ?? toPeers(opts.routes) });
+  let fastPath: KernelFastPath | undefined;
+  if (opts.ebpf) {
+    // The interface that holds the bind address is the external one.
+    const ext = (await nl.listAddresses()).find((a) => formatIpv4(a.address) === opts.bindAddress);
+    if (!ext) throw new Error(`no interface has ${opts.bindAddress}`);
+    fastPath = startFastPath({
+      tunIfindex: (await nl.getLink(deviceConfig.name))!.index,
+      extIfindex: ext.index,
+      localAddress: opts.bindAddress,
+      ownSubnet: subnet,
+      port,
+      sourcePorts: boundSourcePorts(port, sourcePorts, busySourcePorts),
+      localAddresses: opts.localAddresses ?? [opts.bindAddress],
+    });
+    fastPath.update(fastRouteChanges(toRoutes(opts.routes), []));
+  }
+  let fastRoutesSet = new Set(opts.routes.map((r) => Ipv4Net.parse(r.subnet).canonical().toString()));
   let stopping = false;
   const stop = (code: number) => {
     if (stopping) return;
     stopping = true;
+    fastPath?.close();
     fwd.close();
     nl.close();
     process.exit(code);
@@ -97,7 +118,7 @@ async function main(): Promise<void> {
             const s = fwd.stats();
             out({
               id,
-              counters: s.counters,
+              counters: fastPath ? { ...s.counters, ...fastPath.counters() } : s.counters,
               routes: s.routes,
               peers: s.peers,
               running: s.running,
@@ -106,9 +127,18 @@ async function main(): Promise<void> {
             });
             break;
           }
-          case 'setRoutes':
-            fwd.update({ routes: toRoutes(req['routes'] as StaticUdpNodeOptions['routes']) });
+          case 'setRoutes': {
+            const routes = toRoutes(req['routes'] as StaticUdpNodeOptions['routes']);
+            fwd.update({ routes });
+            if (fastPath) {
+              // The fast path's table made equal: what is set, and what went.
+              const keep = new Set(routes.map((r) => r.subnet.toString()));
+              fastPath.update({ ...fastRouteChanges(routes, []), removeRoutes: [...fastRoutesSet].filter((k) => !keep.has(k)).map((k) => Ipv4Net.parse(k)) });
+              fastRoutesSet = keep;
+            }
             out({ id, ok: true });
+            break;
+          }
             break;
           case 'setPeers':
             fwd.update({ peers: req['peers'] as string[] });
@@ -128,6 +158,7 @@ async function main(): Promise<void> {
             break;
           case 'setLocalAddresses':
             fwd.update({ localAddresses: req['addresses'] as string[] });
+            fastPath?.update({ localAddresses: req['addresses'] as string[] });
             out({ id, ok: true });
             break;
           case 'drainRefusals':

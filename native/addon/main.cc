@@ -4,6 +4,7 @@
 
 #include "../linux/sd_notify_linux.h"
 #include "datapath_wrapper.h"
+#include "fastpath_wrapper.h"
 #include "napi_util.h"
 #include "netlink_monitor_wrapper.h"
 
@@ -25,6 +26,7 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   flannel::DatapathWrapper::Init(env, exports);
   flannel::InitNetlinkMonitor(env, exports);
+  flannel::InitFastPath(env, exports);
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   return exports;
 }

@@ -16,6 +16,7 @@ import type { IpNet } from '../util/ip';
 import { CommandError, type CommandRunner } from '../util/command';
 import { Iptables } from '../traffic/iptables';
 import { Nftables } from '../traffic/nftables';
+import { KernelFastPath } from '../forwarder/fast-path';
 import { errorText } from '../util/errors';
 
 export interface CleanupResult {
@@ -51,6 +52,16 @@ export async function cleanupNode(nl: RtNetlink, runner: CommandRunner, backends
       const also = owner.removeDevice ? await owner.removeDevice(link, () => nl.deleteLink(link.index)) : (await nl.deleteLink(link.index), []);
       const withWhat = vxlan ? ` with ${neighbors} neighbour(s), ${fdb} FDB entr${fdb === 1 ? 'y' : 'ies'} and ${through} route(s)` : ` with ${through} route(s)`;
       removed.push(`device ${names.get(link.index) ?? link.name} (${link.kind})${withWhat}`, ...also);
+    }
+  });
+
+  // The udp backend's kernel fast path: its egress program goes with flannel0;
+  // its ingress program on the external interface stays if flanneld died
+  // without detaching it, and would hand datagrams to a flannel0 that is gone.
+  await attempt('tc filters', async () => {
+    for (const link of await nl.listLinks()) {
+      if (KernelFastPath.removeFilter(link.index, 'ingress')) removed.push(`tc ingress filter flannel_ingress on ${link.name}`);
+      if (KernelFastPath.removeFilter(link.index, 'egress')) removed.push(`tc egress filter flannel_egress on ${link.name}`);
     }
   });
 

@@ -149,6 +149,21 @@ export class NodeMetrics {
         for (const [value, counter] of Object.entries(family.counters)) set({ [family.label]: value }, c[counter] ?? 0);
       });
     }
+    // The kernel fast path (Datapath ebpf): what it forwarded (also in the totals above), and what it passed to user space, by reason.
+    mirrored('flanneld_datapath_fast_path_packets_total', 'Packets the kernel fast path of the udp datapath forwarded (counted in flanneld_datapath_packets_total too), by direction.', ['direction'], (set) => {
+      const c = dp()?.counters;
+      if (!c || c['ebpf_egress_packets'] === undefined) return;
+      set({ direction: 'egress' }, c['ebpf_egress_packets'] ?? 0);
+      set({ direction: 'ingress' }, c['ebpf_ingress_packets'] ?? 0);
+    });
+    mirrored('flanneld_datapath_fast_path_passed_total', 'Packets the kernel fast path left to the user-space datapath, by direction and reason.', ['direction', 'reason'], (set) => {
+      const c = dp()?.counters;
+      if (!c) return;
+      for (const [name, v] of Object.entries(c)) {
+        const m = /^ebpf_(egress|ingress)_pass_([a-z0-9_]+)$/.exec(name);
+        if (m) set({ direction: m[1]!, reason: m[2]! }, v);
+      }
+    });
     gauge('flanneld_datapath_offload_active', 'Whether an offload of the udp datapath is in use (1) or not (0).', ['offload'], (set) => {
       const o = dp()?.offloads;
       if (!o) return;

@@ -47,6 +47,8 @@ export interface PeerRoute {
   partialChecksums?: boolean;
   /** The peer's datapath carries inner IPv6 (src/backends/udp/capabilities.ts); default false. */
   ipv6?: boolean;
+  /** The peer unwraps in the kernel (KERNEL_DECAP): the kernel fast path may send to it; the user-space path ignores this. */
+  kernelDecap?: boolean;
 }
 
 /**

@@ -20,6 +20,16 @@ export const PARTIAL_CHECKSUMS = 'partial-checksums';
  */
 export const IPV6 = 'ipv6';
 
+/**
+ * The node runs the kernel fast path (native/bpf/udp_fastpath.bpf.c): it
+ * unwraps datagrams in the kernel, so it takes what the fast path sends: UDP
+ * tunnel GSO packets and packets whose checksum the sending host's NIC (or,
+ * across a veth, nobody) completes. Only such peers get the fast path's
+ * datagrams; the others get the user-space path's (docs/datapath.md, "The
+ * kernel fast path").
+ */
+export const KERNEL_DECAP = 'kernel-decap';
+
 /** The BackendData text for `capabilities`, or undefined (no BackendData, upstream's bytes) when there are none. */
 export function udpBackendData(capabilities: readonly string[]): string | undefined {
   return capabilities.length === 0 ? undefined : JSON.stringify({ Capabilities: [...capabilities] });

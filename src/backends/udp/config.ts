@@ -8,7 +8,7 @@
 import * as os from 'node:os';
 import { ALL_OFFLOADS, OFFLOAD_NAMES, type OffloadSettings } from '../../forwarder/offload';
 import { UDP_ENCAP_OVERHEAD } from '../../routing/tun-device';
-import { boolField, fieldCI, intField, isJsonObject, JsonFieldError } from '../../util/go-json';
+import { boolField, fieldCI, intField, isJsonObject, JsonFieldError, stringField } from '../../util/go-json';
 import { NamedError } from '../../util/errors';
 
 /** Upstream's default udp port (docs/compatibility.md §2.4, §5.1). */
@@ -47,7 +47,20 @@ export interface UdpBackendConfig {
   workers: number;
   /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
   offload: OffloadSettings;
+  /**
+   * Who forwards (docs/datapath.md, "The kernel fast path"): "user", the
+   * user-space datapath alone (default: every packet passes flannel0);
+   * "ebpf", the kernel fast path for what it handles, the user-space path
+   * for the rest (refused at start where it cannot run); "auto", ebpf where
+   * it can run, else user.
+   */
+  datapath: DatapathMode;
 }
+
+export type DatapathMode = 'user' | 'ebpf' | 'auto';
+export const DATAPATH_MODES: readonly DatapathMode[] = ['user', 'ebpf', 'auto'];
+/** Overrides the Backend option `Datapath` on one node. */
+export const DATAPATH_ENV = 'FLANNEL_TS_DATAPATH';
 
 /**
  * Source ports by default: enough to spread flows over a receiver's workers
@@ -77,6 +90,7 @@ function defaultUdpBackendConfig(): UdpBackendConfig {
     advertiseCapabilities: true,
     workers: defaultWorkers(),
     offload: { ...ALL_OFFLOADS },
+    datapath: 'user',
   };
 }
 
@@ -109,6 +123,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   let advertiseCapabilities: boolean;
   let workers: number;
   let offload: OffloadSettings;
+  let datapath: string;
   try {
     port = intField(raw, 'Port', DEFAULT_UDP_PORT);
     mtu = intField(raw, 'MTU', 0);
@@ -118,6 +133,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     advertiseCapabilities = boolField(raw, 'AdvertiseCapabilities', true);
     workers = intField(raw, 'Workers', 0);
     offload = parseOffloadField(raw, prefix);
+    datapath = stringField(raw, 'Datapath', 'user');
   } catch (e) {
     if (e instanceof JsonFieldError) throw new UdpBackendConfigError(prefix + e.message);
     throw e;
@@ -143,7 +159,11 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
         `${MAX_DEFAULT_WORKERS}), got ${workers}`,
     );
   }
+  if (!DATAPATH_MODES.includes(datapath as DatapathMode)) {
+    throw new UdpBackendConfigError(`${prefix}Datapath must be one of ${DATAPATH_MODES.join(', ')}, got ${JSON.stringify(datapath)}`);
+  }
   return {
+    datapath: datapath as DatapathMode,
     port,
     mtu: mtu === 0 ? undefined : mtu,
     sourceCheck,

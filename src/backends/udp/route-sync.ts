@@ -28,7 +28,7 @@ import { type Lease, type LeaseEvent, leaseKey } from '../../lease/lease';
 import type { PeerRoute, UdpPeer } from '../../forwarder/udp-forwarder';
 import { formatIpv4, type Ipv4Net } from '../../util/ipv4';
 import { formatIpv6, type Ipv6Net } from '../../util/ipv6';
-import { IPV6, PARTIAL_CHECKSUMS, parseUdpCapabilities } from './capabilities';
+import { IPV6, KERNEL_DECAP, PARTIAL_CHECKSUMS, parseUdpCapabilities } from './capabilities';
 
 export interface RouteChanges {
   set: PeerRoute[];
@@ -135,7 +135,13 @@ export class UdpRouteSync {
         continue;
       }
       const caps = leaseCapabilities(ev.lease);
-      const base = { peer, port: this.port, partialChecksums: caps.has(PARTIAL_CHECKSUMS), ...(this.ipv6 ? { ipv6: caps.has(IPV6) } : {}) };
+      const base = {
+        peer,
+        port: this.port,
+        partialChecksums: caps.has(PARTIAL_CHECKSUMS),
+        ...(this.ipv6 ? { ipv6: caps.has(IPV6) } : {}),
+        ...(caps.has(KERNEL_DECAP) ? { kernelDecap: true } : {}),
+      };
       this.leasePeers.set(key, { peer, since: ev.since ?? 0, partialChecksums: base.partialChecksums, ipv6: base.ipv6 === true });
       const wanted: Array<[Map<string, PeerRoute>, Ipv4Net | Ipv6Net | undefined]> = [
         [this.routes, this.ipv4 ? ev.lease.subnet.canonical() : undefined],

@@ -21,6 +21,7 @@ import { leaseKey } from '../../lease/lease';
 import { formatIpv4 } from '../../util/ipv4';
 import { formatIpv6 } from '../../util/ipv6';
 import { LogOnce } from '../../util/repeat-log';
+import { errorText } from '../../util/errors';
 import {
   acquireBackendLease,
   type Backend,
@@ -32,9 +33,11 @@ import {
   type DatapathReport,
   type UserspaceDatapath,
 } from '../backend';
-import { parseUdpBackendConfig, takesPartialChecksums, tunMtu, type UdpBackendConfig } from './config';
+import { DATAPATH_ENV, DATAPATH_MODES, type DatapathMode, parseUdpBackendConfig, takesPartialChecksums, tunMtu, type UdpBackendConfig } from './config';
+import { fastPathObjectPath, type KernelFastPath } from '../../forwarder/fast-path';
+import { boundSourcePorts, fastPathBlocker, fastRouteChanges, offloadBesideFastPath, startFastPath } from './fast-path';
 import { type RunningUdpDatapath, startUdpDatapath, TUN_NAME_TEMPLATE } from './datapath';
-import { IPV6, PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
+import { IPV6, KERNEL_DECAP, PARTIAL_CHECKSUMS, udpBackendData } from './capabilities';
 import { OffloadReporter } from './offload-log';
 import { UdpRouteSync } from './route-sync';
 import { RefusalReporter } from './source-check';
@@ -72,6 +75,7 @@ export class UdpBackend implements Backend {
       if (e instanceof OffloadEnvError) throw new BackendError(e.message, { cause: e });
       throw e;
     }
+    const mode = datapathMode(cfg.datapath, this.env[DATAPATH_ENV]);
     const { enableIPv4, enableIPv6 } = ctx.network;
     const network = enableIPv4 ? ctx.network.network : undefined;
     const ipv6Network = enableIPv6 ? ctx.network.ipv6Network : undefined;
@@ -85,8 +89,11 @@ export class UdpBackend implements Backend {
     // PublicIPv6 too whenever the network has IPv6.
     const underlay4 = enableIPv4;
     const underlay6 = enableIPv6;
-    const partialChecksums = takesPartialChecksums(cfg, offload);
-    const backendData = udpBackendData([...(partialChecksums ? [PARTIAL_CHECKSUMS] : []), ...(ipv6Network ? [IPV6] : [])]);
+    const log = ctx.log.child({ backend: 'udp' });
+    const fast = chooseFastPath(mode, { extName: ext.name, bindAddress: underlay4 && network ? formatIpv4(ext.ifaceAddr!) : undefined, objectPath: fastPathObjectPath() }, log);
+    if (fast) offload = offloadBesideFastPath(offload);
+    const partialChecksums = !fast && takesPartialChecksums(cfg, offload);
+    const backendData = udpBackendData([...(partialChecksums ? [PARTIAL_CHECKSUMS] : []), ...(ipv6Network ? [IPV6] : []), ...(fast && cfg.advertiseCapabilities ? [KERNEL_DECAP] : [])]);
     const lease = await acquireBackendLease(ctx, {
       // IPv6 only: PublicIP 0.0.0.0, as upstream's host-gw writes it there.
       publicIp: underlay4 ? ext.extAddr! : 0,
@@ -98,7 +105,6 @@ export class UdpBackend implements Backend {
       backendV6Data: underlay6 ? backendData : undefined,
     });
     if (ipv6Network && !lease.ipv6Subnet) throw new BackendError(`IPv6 is enabled but the lease ${leaseKey(lease)} has no IPv6 subnet`);
-    const log = ctx.log.child({ backend: 'udp' });
     // One MTU for flannel0: room for the larger encapsulation that may carry it.
     const mtu = tunMtu(cfg, ext.mtu, underlay6 ? UDP6_ENCAP_OVERHEAD : UDP_ENCAP_OVERHEAD);
     log.info(
@@ -126,13 +132,54 @@ export class UdpBackend implements Backend {
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       warnBusySourcePorts(log, cfg, running);
       log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
+      let fastPath: KernelFastPath | undefined;
+      if (fast) {
+        try {
+          const tunIfindex = (await nl.getLink(running.tun.name))!.index;
+          fastPath = startFastPath({
+            tunIfindex,
+            extIfindex: ext.index,
+            localAddress: formatIpv4(ext.ifaceAddr!),
+            ownSubnet: lease.subnet,
+            port: cfg.port,
+            sourcePorts: boundSourcePorts(cfg.port, cfg.sourcePorts, running.busySourcePorts),
+            localAddresses: localAddressTexts(ctx.localAddresses.current()),
+          });
+        } catch (e) {
+          running.forwarder.close();
+          // The lease already says this node unwraps in the kernel: it cannot go on without.
+          throw new BackendError(`${errorText(e)}; set the udp backend option "Datapath": "user" (or ${DATAPATH_ENV}=user on this node) to run without the kernel fast path`, { cause: e });
+        }
+        log.info({ datapath: 'ebpf', tunIfindex: running.tun.name, extIface: ext.name }, `udp datapath: the kernel fast path is on (tc egress on ${running.tun.name}, tc ingress on ${ext.name}); the user-space datapath takes what it passes on`);
+      }
       const routes = new UdpRouteSync(cfg.port, { ipv4: network !== undefined, ipv6: ipv6Network !== undefined, underlay4, underlay6 });
-      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, routes, ctx.localAddresses);
+      return new UdpNetwork(cfg, lease, running.tun, running.forwarder, nl, log, routes, ctx.localAddresses, fastPath);
     } catch (e) {
       nl.close();
       throw e;
     }
   }
+}
+
+/** The mode asked for: FLANNEL_TS_DATAPATH on this node, else the Backend option. */
+function datapathMode(option: DatapathMode, env: string | undefined): DatapathMode {
+  if (env === undefined || env === '') return option;
+  if (!DATAPATH_MODES.includes(env as DatapathMode)) throw new BackendError(`${DATAPATH_ENV}=${env} is not one of ${DATAPATH_MODES.join(', ')}`);
+  return env as DatapathMode;
+}
+
+/**
+ * Whether the kernel fast path runs: never with "user"; with "ebpf" it must
+ * (a node that cannot is refused, naming the fix); with "auto" where it can,
+ * saying once why not otherwise.
+ */
+function chooseFastPath(mode: DatapathMode, probe: Parameters<typeof fastPathBlocker>[0], log: Logger): boolean {
+  if (mode === 'user') return false;
+  const blocker = fastPathBlocker(probe);
+  if (blocker === undefined) return true;
+  if (mode === 'ebpf') throw new BackendError(`"Datapath": "ebpf": the kernel fast path cannot run on this node: ${blocker}`);
+  log.info({ datapath: 'user' }, `udp datapath: user space only (Datapath auto: the kernel fast path cannot run here: ${blocker})`);
+  return false;
 }
 
 /** Per-flow source ports another socket holds were left out: say which, and what a firewall should allow. */
@@ -147,16 +194,21 @@ function warnBusySourcePorts(log: Logger, cfg: UdpBackendConfig, bound: Pick<Run
   }
 }
 
-/** The udp datapath's counters in the backend-neutral report shape. */
-export function datapathReport(s: DatapathStats): DatapathReport {
+/**
+ * The udp datapath's counters in the backend-neutral report shape; with the
+ * kernel fast path, its packets and bytes are added to the totals (each
+ * packet goes one way or the other) and its counters listed by name.
+ */
+export function datapathReport(s: DatapathStats, fast?: Readonly<Record<string, number>>): DatapathReport {
+  const f = (name: string) => fast?.[name] ?? 0;
   return {
     running: s.running,
     heartbeatAgeMs: s.heartbeatAgeMs,
     workers: s.workers,
-    packets: { egress: s.get('egress_sent_packets'), ingress: s.get('ingress_written_packets') },
-    bytes: { egress: s.get('egress_sent_bytes'), ingress: s.get('ingress_written_bytes') },
+    packets: { egress: s.get('egress_sent_packets') + f('ebpf_egress_packets'), ingress: s.get('ingress_written_packets') + f('ebpf_ingress_packets') },
+    bytes: { egress: s.get('egress_sent_bytes') + f('ebpf_egress_bytes'), ingress: s.get('ingress_written_bytes') + f('ebpf_ingress_bytes') },
     drops: { egress: s.drops('egress'), ingress: s.drops('ingress') },
-    counters: s.counters,
+    counters: fast ? { ...s.counters, ...fast } : s.counters,
     offloads: s.offload ? Object.fromEntries(OFFLOAD_SWITCHES.map((k) => [k, s.offload![k].status === 'on'])) : undefined,
   };
 }
@@ -173,7 +225,11 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   readonly datapath: UserspaceDatapath = this;
   private synced = false;
   private readonly unreachableLogged = new LogOnce();
-  private readonly onLocalAddresses = (set: LocalAddressSet): void => this.forwarder.update({ localAddresses: localAddressTexts(set) });
+  private readonly onLocalAddresses = (set: LocalAddressSet): void => {
+    const localAddresses = localAddressTexts(set);
+    this.forwarder.update({ localAddresses });
+    this.fastPath?.update({ localAddresses });
+  };
 
   constructor(
     cfg: UdpBackendConfig,
@@ -184,6 +240,8 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     private readonly log: Logger,
     routes: UdpRouteSync,
     private readonly localAddresses: LocalAddressSource,
+    /** The kernel fast path beside the user-space datapath (Datapath ebpf or auto), when it runs. */
+    private readonly fastPath?: KernelFastPath,
   ) {
     this.mtu = tun.mtu;
     this.events = new NetlinkEvents(log);
@@ -220,6 +278,8 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     const changes = this.routes.apply(events);
     // Routes and peers in one publication: never one without the other.
     this.forwarder.update({ setRoutes: changes.set, removeRoutes: changes.remove, ...(changes.peers ? { peers: changes.peers } : {}) });
+    // The fast path's routes after the user-space path's: a packet it passes on always finds its route there.
+    if (this.fastPath) this.fastPath.update(fastRouteChanges(changes.set, changes.remove));
     for (const r of changes.set) {
       // What the peer's lease advertises (the datapath uses partial checksums only when this node does too).
       const caps = [...(r.partialChecksums ? ['partial checksums'] : []), ...(r.ipv6 ? ['ipv6'] : [])];
@@ -245,7 +305,7 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
   }
 
   report(): DatapathReport {
-    return datapathReport(this.forwarder.stats());
+    return datapathReport(this.forwarder.stats(), this.fastPath?.counters());
   }
 
   async status(): Promise<BackendNetworkStatus> {
@@ -257,6 +317,8 @@ class UdpNetwork implements BackendNetwork, UserspaceDatapath {
     if (this.poller) clearInterval(this.poller);
     await this.reconciler.stop();
     this.events.close();
+    // The fast path first: its ingress program must not hand packets to a flannel0 that is going.
+    this.fastPath?.close();
     // Closing the TUN removes flannel0 with its address and route, as upstream's does.
     this.forwarder.close();
     this.nl.close();
