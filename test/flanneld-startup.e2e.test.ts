@@ -87,7 +87,8 @@ describe('flanneld startup errors', ROOT_SUITE, () => {
       const why = `IPv4 forwarding is off on ${spec.underlayIf}: set net.ipv4.ip_forward=1`;
       assert.ok(ebpf.messages().some((m) => m === `Error registering network: "Datapath": "ebpf": the kernel fast path cannot run on this node: ${why} (a flannel node forwards pod traffic anyway)`), ebpf.messages().slice(-3).join('\n'));
       const auto = cluster.startNode(1, [], { FLANNEL_TS_DATAPATH: 'auto' });
-      await cluster.waitSubnet(1);
+      // subnet.env of an earlier test may be there already: wait for the daemon itself.
+      await eventually(() => auto.messages(), (m) => m.some((x) => x.startsWith('flanneld is running')), 20_000, 'flanneld running');
       assert.equal(auto.messages().filter((m) => m.startsWith(`udp datapath: user space only (Datapath auto: the kernel fast path cannot run here: ${why}`)).length, 1);
       assert.equal(await auto.stop('SIGTERM'), 0);
     } finally {

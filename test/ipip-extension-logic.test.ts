@@ -10,15 +10,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import type { BackendContext, BackendNetwork } from '../src/backends/backend';
+import type { BackendNetwork } from '../src/backends/backend';
 import { runCommandLine } from '../src/backends/extension/commands';
 import { parseExtensionConfig } from '../src/backends/extension/extension-backend';
 import { IpipBackend, parseIpipConfig } from '../src/backends/ipip/ipip-backend';
 import type { KernelBackendNetwork } from '../src/backends/kernel-network';
-import type { LeaseAttrs, LeaseEvent } from '../src/lease/lease';
-import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-config';
-import { RecordingLogger } from '../src/logging';
-import { fixedLocalAddresses } from '../src/routing/local-addresses';
+import type { LeaseEvent } from '../src/lease/lease';
 import {
   decodeAttrs,
   decodeIptunLinkInfo,
@@ -42,29 +39,10 @@ import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
 import { testLease } from './helpers/leases';
 import { MemoryKernel } from './helpers/memory-kernel';
-
-const OWN = Ipv4Net.parse('10.5.1.0/24');
-const UNDERLAY = parseIpv4('192.168.1.1');
+import { memoryBackendSetup, UNDERLAY_ADDRESS as UNDERLAY } from './helpers/backend-context';
 
 function setup(config = '{"Network":"10.5.0.0/16","Backend":{"Type":"ipip"}}') {
-  const kernel = new MemoryKernel();
-  const eth = kernel.addLink('eth0', { address: UNDERLAY, prefixLen: 24 });
-  const log = new RecordingLogger();
-  const published: LeaseAttrs[] = [];
-  const ctx: BackendContext = {
-    network: checkNetworkConfig(parseNetworkConfig(config)),
-    extIface: { name: 'eth0', index: eth.index, mtu: 1500, ifaceAddr: UNDERLAY, ifaceAddr6: undefined, extAddr: UNDERLAY, extAddr6: undefined },
-    localAddresses: fixedLocalAddresses({ ipv4: [UNDERLAY], ipv6: [], directedBroadcasts: [] }),
-    subnets: {
-      acquireLease: async (attrs) => {
-        published.push(attrs);
-        return { subnet: OWN, ipv6Subnet: undefined, attrs, expiration: undefined };
-      },
-    },
-    log,
-    signal: new AbortController().signal,
-  };
-  return { kernel, log, ctx, published };
+  return memoryBackendSetup(config);
 }
 
 const added = (cidr: string, ip: string, type = 'ipip'): LeaseEvent => ({ type: 'added', lease: testLease(cidr, ip, type) });

@@ -11,20 +11,17 @@ import { after, before, describe, test } from 'node:test';
 import { FlannelCluster } from '../lab/flannel-cluster';
 import { Lab } from '../lab/netns';
 import { allPodsPing, ipj, type Json } from './helpers/cluster-probes';
+import { type LinkTypeProbe, needsModule, probeLinkType } from './helpers/kernel-module';
 import { ROOT_SUITE } from './helpers/root';
 
 describe('ipip with the real kernel', ROOT_SUITE, () => {
   let lab: Lab;
   let c: FlannelCluster;
-  let module: { ok: boolean; answer: string };
+  let module: LinkTypeProbe;
 
   before(async () => {
     lab = new Lab();
-    const probe = await lab.addNamespace('ip');
-    module = await lab.exec(probe, 'ip', ['link', 'add', 'ipprobe', 'type', 'ipip', 'local', '127.0.0.1']).then(
-      () => ({ ok: true, answer: 'created' }),
-      (e: { stderr?: string }) => ({ ok: false, answer: String(e.stderr ?? e).trim() }),
-    );
+    module = await probeLinkType(lab, 'ipip', ['local', '127.0.0.1']);
     c = await FlannelCluster.create(lab, { nodes: 2, config: { Network: '10.34.0.0/16', Backend: { Type: 'ipip' } } });
   });
   after(async () => {
@@ -46,12 +43,7 @@ describe('ipip with the real kernel', ROOT_SUITE, () => {
   });
 
   test('two nodes carry pod traffic over flannel.ipip', { timeout: 60_000 }, async (t) => {
-    if (!module.ok) {
-      const reason = `NOT RUN on this machine: the kernel has no ipip module (ip link add ... type ipip: ${module.answer}); it runs wherever the module exists`;
-      process.stdout.write(`# ${reason}\n`);
-      t.skip(reason);
-      return;
-    }
+    if (!needsModule(t, module)) return;
     c.startNode(2);
     for (const i of [1, 2]) await c.waitSubnet(i);
     for (const i of [1, 2]) await c.attachPod(i);

@@ -17,35 +17,17 @@ import { checkNetworkConfig, parseNetworkConfig } from '../src/lease/network-con
 import { RecordingLogger } from '../src/logging';
 import { RTPROT_FLANNEL_TS } from '../src/routing/rtnetlink';
 import { formatIp } from '../src/util/ip';
-import { formatIpv4, Ipv4Net, parseIpv4 } from '../src/util/ipv4';
+import { Ipv4Net, parseIpv4 } from '../src/util/ipv4';
 import { eventually } from './helpers/eventually';
 import { MemoryKernel } from './helpers/memory-kernel';
+import { memoryBackendSetup, OWN_SUBNET as OWN, UNDERLAY_ADDRESS as UNDERLAY } from './helpers/backend-context';
 import { fixedLocalAddresses } from '../src/routing/local-addresses';
 import { testLease, testLease6 } from './helpers/leases';
 import { Ipv6Net, tryParseIpv6 } from '../src/util/ipv6';
 
-const OWN = Ipv4Net.parse('10.5.1.0/24');
-const UNDERLAY = parseIpv4('192.168.1.1');
 
-function setup(backendType: 'vxlan' | 'host-gw'): { kernel: MemoryKernel; log: RecordingLogger; ctx: BackendContext; published: LeaseAttrs[] } {
-  const kernel = new MemoryKernel();
-  const eth = kernel.addLink('eth0', { address: UNDERLAY, prefixLen: 24 });
-  const log = new RecordingLogger();
-  const published: LeaseAttrs[] = [];
-  const ctx: BackendContext = {
-    network: checkNetworkConfig(parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"${backendType}"}}`)),
-    extIface: { name: 'eth0', index: eth.index, mtu: 1500, ifaceAddr: UNDERLAY, ifaceAddr6: undefined, extAddr: UNDERLAY, extAddr6: undefined },
-    localAddresses: fixedLocalAddresses({ ipv4: [UNDERLAY], ipv6: [], directedBroadcasts: [] }),
-    subnets: {
-      acquireLease: async (attrs) => {
-        published.push(attrs);
-        return { subnet: OWN, ipv6Subnet: undefined, attrs, expiration: undefined };
-      },
-    },
-    log,
-    signal: new AbortController().signal,
-  };
-  return { kernel, log, ctx, published };
+function setup(backendType: 'vxlan' | 'host-gw') {
+  return memoryBackendSetup(`{"Network":"10.5.0.0/16","Backend":{"Type":"${backendType}"}}`);
 }
 
 const lease = testLease;

@@ -13,30 +13,20 @@ import { Lab } from '../lab/netns';
 import { ipj } from './helpers/cluster-probes';
 import { allPodsPing } from './helpers/cluster-probes';
 import { eventually } from './helpers/eventually';
+import { type LinkTypeProbe, needsModule, probeLinkType } from './helpers/kernel-module';
 import { ROOT_SUITE } from './helpers/root';
 
 const NODE_DIRS = ['/var/run/wireguard', '/run/flannel'];
 
-/** Whether this kernel makes a device of type wireguard (tried in a namespace of its own), and its answer. */
-async function kernelHasWireguard(lab: Lab): Promise<{ ok: boolean; answer: string }> {
-  const ns = await lab.addNamespace('kp');
-  try {
-    await lab.exec(ns, 'ip', ['link', 'add', 'wgprobe', 'type', 'wireguard']);
-    return { ok: true, answer: 'created' };
-  } catch (e) {
-    return { ok: false, answer: String((e as { stderr?: string }).stderr ?? e).trim() };
-  }
-}
-
 describe('wireguard: the kernel implementation', ROOT_SUITE, () => {
   let lab: Lab;
   let c: FlannelCluster;
-  let module: { ok: boolean; answer: string };
+  let module: LinkTypeProbe;
   const node = (i: number) => c.topology.nodes[i - 1]!;
 
   before(async () => {
     lab = new Lab();
-    module = await kernelHasWireguard(lab);
+    module = await probeLinkType(lab, 'wireguard');
     c = await FlannelCluster.create(lab, { nodes: 2, config: { Network: '10.25.0.0/16', Backend: { Type: 'wireguard', Implementation: 'kernel' } } });
     for (const i of [1, 2]) await lab.isolateMounts(node(i).ns, NODE_DIRS);
   });
@@ -64,12 +54,7 @@ describe('wireguard: the kernel implementation', ROOT_SUITE, () => {
   });
 
   test('two nodes on the kernel device carry pod traffic and keep the device across a restart', { timeout: 60_000 }, async (t) => {
-    if (!module.ok) {
-      const reason = `NOT RUN on this machine: the kernel has no WireGuard module (ip link add ... type wireguard: ${module.answer}); it runs wherever the module exists`;
-      process.stdout.write(`# ${reason}\n`);
-      t.skip(reason);
-      return;
-    }
+    if (!needsModule(t, module)) return;
     c.startNode(2);
     for (const i of [1, 2]) await c.waitSubnet(i);
     for (const i of [1, 2]) await c.attachPod(i);

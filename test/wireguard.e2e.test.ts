@@ -79,6 +79,21 @@ async function leaseValue(c: FlannelCluster, subnet: Ipv4Net): Promise<string> {
   return (await c.etcdctl('get', `${c.prefix}/subnets/${subnet.toString().replace('/', '-')}`, '--print-value-only')).trim();
 }
 
+/**
+ * Starts flanneld on every node of `c` (each with its own /var/run/wireguard
+ * and /run/flannel) and attaches the pods, once subnet.env has the families
+ * the network has.
+ */
+async function startWireguardNodes(lab: Lab, c: FlannelCluster | KubeFlannelCluster, count: number, ipv6: boolean): Promise<void> {
+  const all = Array.from({ length: count }, (_, k) => k + 1);
+  for (const i of all) await lab.isolateMounts(c.topology.nodes[i - 1]!.ns, NODE_DIRS);
+  for (const i of all) c.startNode(i);
+  for (const i of all) {
+    await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get(ipv6 ? 'FLANNEL_IPV6_SUBNET' : 'FLANNEL_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
+  }
+  for (const i of all) await c.attachPod(i);
+}
+
 describe('wireguard, etcd, IPv4: three nodes', ROOT_SUITE, () => {
   let lab: Lab;
   let c: FlannelCluster;
@@ -88,10 +103,7 @@ describe('wireguard, etcd, IPv4: three nodes', ROOT_SUITE, () => {
   before(async () => {
     lab = new Lab();
     c = await FlannelCluster.create(lab, { nodes: 3, config: { Network: '10.21.0.0/16', SubnetMax: '10.21.199.0', Backend: { Type: 'wireguard' } } });
-    for (const i of [1, 2, 3]) await lab.isolateMounts(ns(i), NODE_DIRS);
-    for (const i of [1, 2, 3]) c.startNode(i);
-    for (const i of [1, 2, 3]) await c.waitSubnet(i);
-    for (const i of [1, 2, 3]) await c.attachPod(i);
+    await startWireguardNodes(lab, c, 3, false);
   });
   after(async () => {
     await lab?.cleanup();
@@ -267,10 +279,7 @@ describe('wireguard, etcd, dual stack (Mode separate): three nodes', ROOT_SUITE,
       ipv6: true,
       config: { Network: '10.22.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:22::/48', IPv6SubnetLen: 64, Backend: { Type: 'wireguard', PersistentKeepaliveInterval: 25 } },
     });
-    for (const i of [1, 2, 3]) await lab.isolateMounts(node(i).ns, NODE_DIRS);
-    for (const i of [1, 2, 3]) c.startNode(i);
-    for (const i of [1, 2, 3]) await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
-    for (const i of [1, 2, 3]) await c.attachPod(i);
+    await startWireguardNodes(lab, c, 3, true);
   });
   after(async () => {
     await lab?.cleanup();
@@ -325,10 +334,7 @@ describe('wireguard, kube mode, dual stack: three nodes', ROOT_SUITE, () => {
       families: 'dual',
       netConf: { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:244::/56', EnableNFTables: false, Backend: { Type: 'wireguard' } },
     });
-    for (const i of [1, 2, 3]) await lab.isolateMounts(node(i).ns, NODE_DIRS);
-    for (const i of [1, 2, 3]) c.startNode(i);
-    for (const i of [1, 2, 3]) await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
-    for (const i of [1, 2, 3]) await c.attachPod(i);
+    await startWireguardNodes(lab, c, 3, true);
   });
   after(async () => {
     await lab?.cleanup();
@@ -390,10 +396,7 @@ describe('wireguard, Mode ipv6 (one device for both families, peers dialled over
       ipv6: true,
       config: { Network: '10.24.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:24::/48', IPv6SubnetLen: 64, Backend: { Type: 'wireguard', Mode: 'ipv6' } },
     });
-    for (const i of [1, 2]) await lab.isolateMounts(node(i).ns, NODE_DIRS);
-    for (const i of [1, 2]) c.startNode(i);
-    for (const i of [1, 2]) await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
-    for (const i of [1, 2]) await c.attachPod(i);
+    await startWireguardNodes(lab, c, 2, true);
   });
   after(async () => {
     await lab?.cleanup();
@@ -423,10 +426,7 @@ describe('wireguard, kube mode, IPv6 only: two nodes', ROOT_SUITE, () => {
       families: 'ipv6',
       netConf: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00:244::/56', EnableNFTables: false, Backend: { Type: 'wireguard' } },
     });
-    for (const i of [1, 2]) await lab.isolateMounts(node(i).ns, NODE_DIRS);
-    for (const i of [1, 2]) c.startNode(i);
-    for (const i of [1, 2]) await eventually(() => c.nodes[i - 1]!.subnetEnv()?.get('FLANNEL_IPV6_SUBNET'), (v) => v !== undefined, 20_000, `node ${i}'s subnet.env`);
-    for (const i of [1, 2]) await c.attachPod(i);
+    await startWireguardNodes(lab, c, 2, true);
   });
   after(async () => {
     await lab?.cleanup();

@@ -23,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "../core/flow_mix.h"
 #include "udp_fastpath.h"
 
 // Newer than the build machine's uapi headers (Linux 6.1), present in the kernels that run it.
@@ -77,22 +78,22 @@ static __always_inline int pass(__u32 why) {
   return TC_ACT_OK;
 }
 
-// native/core/flow_hash.h, mix_flow and flow_hash: the same source port as the user-space path.
-static __always_inline __u32 mix_flow(__u64 addrs, __u64 ports_and_protocol) {
-  __u64 x = addrs ^ ports_and_protocol * 0x9e3779b97f4a7c15ULL;
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return (__u32)(x >> 32);
-}
 
 static __always_inline __u16 csum_fold(__u64 sum) {
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   return (__u16)~sum;
+}
+
+// Decrements the TTL of the IPv4 header at `off`, patching its checksum
+// (RFC 1812 §5.3.1; the callers checked it is 2 or more). Nonzero on failure.
+static __always_inline int decrement_ttl(struct __sk_buff *skb, __u32 off) {
+  __u16 ttl_proto;
+  if (bpf_skb_load_bytes(skb, off + 8, &ttl_proto, 2)) return -1;
+  __u16 next = bpf_htons(bpf_ntohs(ttl_proto) - 0x100);
+  bpf_l3_csum_replace(skb, off + 10, ttl_proto, next, 2);
+  return bpf_skb_store_bytes(skb, off + 8, &next, 2, 0) ? -1 : 0;
 }
 
 // The segments a packet stands for (a GSO packet is cut into gso_segs).
@@ -133,7 +134,8 @@ static __always_inline int egress(struct __sk_buff *skb, const __u32 l2) {
     if ((void *)(p + 1) <= end) ports = bpf_ntohl(*p);
   }
   __u64 addrs = ((__u64)bpf_ntohl(ip->saddr) << 32) | bpf_ntohl(ip->daddr);
-  __u32 hash = mix_flow(addrs, ((__u64)ports << 8) | protocol);
+  // native/core/flow_hash.h's flow_hash: the same source port as the user-space path.
+  __u32 hash = flannel_flow_mix(addrs, ((__u64)ports << 8) | protocol);
   __u16 sport = cfg->port;
   __u32 n = cfg->source_ports;
   if (n > 0 && n <= FP_MAX_SOURCE_PORTS) {
@@ -193,13 +195,8 @@ static __always_inline int egress(struct __sk_buff *skb, const __u32 l2) {
     count(FP_EGRESS_PASS_ENCAP, 1);
     return TC_ACT_SHOT;
   }
-  // The inner TTL, decremented as a router does (RFC 1812 §5.3.1), its checksum patched.
-  const __u32 inner = ETH_HLEN + OUTER_LEN;
-  __u16 ttl_proto;
-  if (bpf_skb_load_bytes(skb, inner + 8, &ttl_proto, 2)) return TC_ACT_SHOT;
-  __u16 next = bpf_htons(bpf_ntohs(ttl_proto) - 0x100);
-  bpf_l3_csum_replace(skb, inner + 10, ttl_proto, next, 2);
-  bpf_skb_store_bytes(skb, inner + 8, &next, 2, 0);
+  // The inner TTL, decremented as a router does.
+  if (decrement_ttl(skb, ETH_HLEN + OUTER_LEN)) return TC_ACT_SHOT;
 
   count(FP_EGRESS_PACKETS, segs);
   count(FP_EGRESS_BYTES, len - ETH_HLEN - OUTER_LEN);
@@ -263,11 +260,7 @@ int flannel_ingress(struct __sk_buff *skb) {
   if (level == 0) bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
   else if (level > 0) bpf_csum_level(skb, BPF_CSUM_LEVEL_DEC);
   // The inner TTL, decremented.
-  __u16 ttl_proto;
-  if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, &ttl_proto, 2)) return TC_ACT_SHOT;
-  __u16 next = bpf_htons(bpf_ntohs(ttl_proto) - 0x100);
-  bpf_l3_csum_replace(skb, ETH_HLEN + 10, ttl_proto, next, 2);
-  bpf_skb_store_bytes(skb, ETH_HLEN + 8, &next, 2, 0);
+  if (decrement_ttl(skb, ETH_HLEN)) return TC_ACT_SHOT;
 
   count(FP_INGRESS_PACKETS, segs);
   count(FP_INGRESS_BYTES, inner_len);

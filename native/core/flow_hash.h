@@ -9,22 +9,14 @@
 #include <cstdint>
 
 #include "checksum.h"
+#include "flow_mix.h"
 #include "ipv4.h"
 #include "ipv6.h"
 
 namespace flannel {
 
-// splitmix64's finalizer (Steele et al., "Fast splittable pseudorandom
-// number generators", OOPSLA 2014) over the addresses and the ports and protocol.
-inline uint32_t mix_flow(uint64_t addrs, uint64_t ports_and_protocol) {
-  uint64_t x = addrs ^ ports_and_protocol * 0x9e3779b97f4a7c15ull;
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return static_cast<uint32_t>(x >> 32);
-}
+// The mixing step (flow_mix.h, shared with the kernel fast path).
+inline uint32_t mix_flow(uint64_t addrs, uint64_t ports_and_protocol) { return flannel_flow_mix(addrs, ports_and_protocol); }
 
 // TCP and UDP (and UDP-Lite, SCTP, DCCP: ports in the same place) packets
 // that are not fragments hash on addresses, protocol and ports; everything

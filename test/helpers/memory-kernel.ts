@@ -75,6 +75,13 @@ export class MemoryKernel implements KernelPort {
     return link;
   }
 
+  /** A new link of `kind`, down, added to the kernel. */
+  private newLink(name: string, mtu: number, kind: string, mac: string | undefined, extra: Pick<LinkDetails, 'vxlan'> | Pick<LinkDetails, 'iptun'>): LinkDetails {
+    const link: LinkDetails = { index: this.nextIndex++, name, mtu, up: false, type: kind === 'ipip' ? 768 : 1, txQueueLen: 1000, mac, kind, vxlan: undefined, ...extra };
+    this.links.push(link);
+    return link;
+  }
+
   link(name: string): LinkDetails | undefined {
     return this.links.find((l) => l.name === name);
   }
@@ -188,18 +195,9 @@ export class MemoryKernel implements KernelPort {
       case 'createVxlan': {
         const s = op.link;
         if (this.link(s.name)) this.fail(op, 'EEXIST');
-        const link: LinkDetails = {
-          index: this.nextIndex++,
-          name: s.name,
-          mtu: s.mtu,
-          up: false,
-          type: 1,
-          txQueueLen: 1000,
-          mac: s.mac,
-          kind: 'vxlan',
+        const link = this.newLink(s.name, s.mtu, 'vxlan', s.mac, {
           vxlan: { vni: s.vni, link: s.link, local: s.local, port: s.port, learning: s.learning, gbp: s.gbp, group: 0, l2miss: false, l3miss: false, proxy: false, rsc: false, ttl: 0, tos: 0 },
-        };
-        this.links.push(link);
+        });
         this.sysctls.set(`net/ipv6/conf/${s.name}/accept_ra`, '1');
         this.emit({ kind: 'link', deleted: false, ifindex: link.index });
         return;
@@ -208,19 +206,7 @@ export class MemoryKernel implements KernelPort {
         const s = op.link;
         if (this.missingLinkKinds.has('ipip')) this.fail(op, 'ENOTSUP');
         if (this.link(s.name)) this.fail(op, 'EEXIST');
-        const link: LinkDetails = {
-          index: this.nextIndex++,
-          name: s.name,
-          mtu: s.mtu,
-          up: false,
-          type: 768, // ARPHRD_TUNNEL
-          txQueueLen: 1000,
-          mac: undefined,
-          kind: 'ipip',
-          vxlan: undefined,
-          iptun: { local: s.local, remote: 0, ttl: 0, pmtudisc: false },
-        };
-        this.links.push(link);
+        const link = this.newLink(s.name, s.mtu, 'ipip', undefined, { iptun: { local: s.local, remote: 0, ttl: 0, pmtudisc: false } });
         this.emit({ kind: 'link', deleted: false, ifindex: link.index });
         return;
       }
