@@ -134,7 +134,7 @@ export const UDP_BARS: ReadonlyArray<{ key: MetricKey; atLeast?: number; atMost?
   { key: 'rtt_p50_us', atMost: 1.5 },
 ];
 
-/** The udp datapath with the kernel fast path (udp-ebpf): its bars against kernel vxlan (issue L). */
+/** The udp datapath with the kernel fast path (udp-ebpf): its bars against kernel vxlan (docs/datapath.md, "The kernel fast path"). */
 export const UDP_EBPF_BARS: ReadonlyArray<{ key: MetricKey; atLeast?: number; atMost?: number }> = [
   { key: 'tcp1_gbps', atLeast: 0.9 },
   { key: 'tcp4_gbps', atLeast: 0.9 },

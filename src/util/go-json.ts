@@ -71,7 +71,8 @@ export function stringField(obj: JsonObject, field: string, fallback: string): s
  */
 export function goJsonString(s: string): string {
   const wellFormed = s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
-  return JSON.stringify(wellFormed).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // JSON.stringify leaves <, >, &, U+2028 and U+2029 as they are: the HTML escaping is goCompactJson's.
+  return goCompactJson(JSON.stringify(wellFormed));
 }
 
 /**

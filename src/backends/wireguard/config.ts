@@ -8,7 +8,7 @@
  * src/util/go-json.ts). `Implementation` is ours: upstream ignores it.
  */
 import { unusableWireguardKey } from '../../lease/peer-identity';
-import { fieldCI, intField, isJsonObject, JsonFieldError, type JsonObject, stringField } from '../../util/go-json';
+import { intField, isJsonObject, JsonFieldError, stringField } from '../../util/go-json';
 import { NamedError } from '../../util/errors';
 
 /**
@@ -67,7 +67,8 @@ export function parseWireguardBackendConfig(raw: unknown, extMtu: number, env: N
       listenPortV6: intField(obj, 'ListenPortV6', 51821),
       mtu: intField(obj, 'MTU', extMtu),
       psk: psk === '' ? undefined : psk,
-      persistentKeepalive: keepaliveField(obj),
+      // A Go time.Duration that upstream multiplies by time.Second: the JSON number is seconds ("25s" does not decode in Go either).
+      persistentKeepalive: Math.max(0, intField(obj, 'PersistentKeepaliveInterval', 0, 'time.Duration')),
       mode: stringField(obj, 'Mode', 'separate') as WireguardMode,
       implementation: stringField(obj, 'Implementation', 'auto') as WireguardImplementation,
     };
@@ -102,21 +103,6 @@ export function parseWireguardBackendConfig(raw: unknown, extMtu: number, env: N
     if (bad) throw new WireguardConfigError(`could not parse psk: ${bad}; generate one with \`wg genpsk\``);
   }
   return cfg;
-}
-
-/**
- * PersistentKeepaliveInterval is a Go time.Duration that upstream multiplies
- * by time.Second, so the JSON number is seconds; a string ("25s") does not
- * decode in Go either.
- */
-function keepaliveField(obj: JsonObject): number {
-  const v = fieldCI(obj, 'PersistentKeepaliveInterval');
-  if (v === undefined || v === null) return 0;
-  if (typeof v !== 'number' || !Number.isInteger(v)) {
-    const shown = typeof v === 'string' ? 'string' : `${Array.isArray(v) ? 'array' : typeof v} ${JSON.stringify(v)}`;
-    throw new JsonFieldError(`json: cannot unmarshal ${shown} into Go struct field .PersistentKeepaliveInterval of type time.Duration`);
-  }
-  return Math.max(0, v);
 }
 
 /**

@@ -11,7 +11,7 @@
  * configuration `wg syncconf` reads (wg(8), CONFIGURATION FILE FORMAT).
  * Nothing here logs a private key or a preshared key.
  */
-import { type CommandRunner, runChecked } from '../../util/command';
+import { CommandError, type CommandRunner, describeCommand, runChecked } from '../../util/command';
 import { NamedError } from '../../util/errors';
 
 /** A peer as `wg show <device> dump` lists it (wg(8), "dump"). */
@@ -132,10 +132,11 @@ export class WgTool {
 
   /** The device's state, or undefined when there is no WireGuard device of that name. */
   async show(device: string): Promise<WgDeviceState | undefined> {
-    const r = await this.runner.run('wg', ['show', device, 'dump']);
+    const args = ['show', device, 'dump'];
+    const r = await this.runner.run('wg', args);
     if (r.code !== 0) {
       if (noSuchDevice(r.stderr)) return undefined;
-      await runChecked(this.runner, 'wg', ['show', device, 'dump']); // throws the CommandError with its text
+      throw new CommandError(describeCommand('wg', args), r.code, r.stderr);
     }
     return parseWgDump(r.stdout);
   }
