@@ -1,5 +1,5 @@
 // new FastPath(objectPath): loads native/bpf/udp_fastpath.bpf.c's object.
-//   attach(tunIfindex, extIfindex); detach(); close()
+//   attach(tunIfindex, extIfindex); close() (detaches, then releases)
 //   update({config?, setRoutes?, removeRoutes?, localAddresses?}): one
 //     publication, applied in that order (a replaced route is overwritten,
 //     never removed first);
@@ -38,7 +38,6 @@ class FastPathWrapper : public Napi::ObjectWrap<FastPathWrapper> {
     Napi::Function ctor = DefineClass(env, "FastPath",
                                       {
                                           InstanceMethod<&FastPathWrapper::Attach>("attach"),
-                                          InstanceMethod<&FastPathWrapper::Detach>("detach"),
                                           InstanceMethod<&FastPathWrapper::Update>("update"),
                                           InstanceMethod<&FastPathWrapper::Counters>("counters"),
                                           InstanceMethod<&FastPathWrapper::TestRun>("testRun"),
@@ -74,11 +73,6 @@ class FastPathWrapper : public Napi::ObjectWrap<FastPathWrapper> {
     const SysResult r = Get(env).attach(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
     if (!r.ok()) throw ErrnoError(env, r.err, r.op);
     return env.Undefined();
-  }
-
-  Napi::Value Detach(const Napi::CallbackInfo& info) {
-    if (fp_) fp_->detach();
-    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -64,7 +64,6 @@ export type FastPathCounters = Readonly<Record<string, number>>;
 
 interface NativeFastPath {
   attach(tunIfindex: number, extIfindex: number): void;
-  detach(): void;
   update(u: Record<string, unknown>): void;
   counters(): Record<string, number>;
   testRun(which: 'egress' | 'ingress', frame: Buffer, ifindex: number): { retval: number; data: Buffer };
