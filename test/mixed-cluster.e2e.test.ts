@@ -95,10 +95,12 @@ describe(`mixed cluster: flannel-ts nodes beside an upstream-style udp node${dat
   test('the upstream node\'s flannel0 sees one complete packet with valid checksums per datagram', { timeout: 60_000 }, async () => {
     const n2 = cluster.topology.nodes[1]!;
     const cap = await Capture.start(lab, n2.ns, upstream.tun, `src net ${cluster.topology.nodes[0]!.podSubnet.toString()}`, 3000);
-    await Promise.all([
-      tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address, 5101, 4_000_000),
-      udpDatagrams(lab, pod(1), pod(2), 6101, 64, [1200], true),
-    ]);
+    // One after the other: beside a TCP transfer the upstream-style forwarder
+    // (one packet per syscall) overflows its socket, and a USO burst can be
+    // lost whole. What is checked here is the shape of what arrives.
+    const udp = await udpDatagrams(lab, pod(1), pod(2), 6101, 64, [1200], true);
+    assert.ok(udp.received > 0, `some of the USO datagrams arrived (${JSON.stringify(udp)})`);
+    await tcpTransfer(lab, pod(1).ns, pod(2).ns, pod(2).address, 5101, 4_000_000);
     const packets = await cap.packets(5000);
     assert.ok(packets.length > 1000, `captured ${packets.length} packets`);
     for (const p of packets) {

@@ -6,7 +6,8 @@ the kernel hand flannel0 a UDP GSO (USO) packet; Python's socket.sendmsg can.
 
   udp-datagrams.py serve <addr> <port> <idle_ms>
       prints {"event":"listening"}, then, once no datagram came for idle_ms
-      after the first, {"event":"received","count":N,"bad":B,"distinct":D,"sizes":{...}}
+      after the first (or none came in the first 20 s: every one was lost),
+      {"event":"received","count":N,"bad":B,"distinct":D,"sizes":{...}}
   udp-datagrams.py send <bind_addr> <addr> <port> <count> <size,size,...> [gso]
       sends `count` datagrams, cycling through the sizes; with `gso`, groups
       of up to 32 equal-size datagrams go out in one UDP_SEGMENT send.
@@ -50,7 +51,7 @@ def serve(addr, port, idle_ms):
     seen = set()
     sizes = {}
     while True:
-        r, _, _ = select.select([s], [], [], idle_ms / 1000 if count else 60)
+        r, _, _ = select.select([s], [], [], idle_ms / 1000 if count else 20)
         if not r:
             break
         d = s.recv(65536)
