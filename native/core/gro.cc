@@ -17,12 +17,14 @@ constexpr size_t kMaxOpenGroups = 16;
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kUrg = 0x20, kCwr = 0x80;
 constexpr size_t kMaxIpv4Packet = 0xffff;
 constexpr size_t kIpHl = 20;  // only option-less IPv4 headers are coalesced
+constexpr size_t kUdpHeaderLen = 8;
 // IPv6: only TCP right after the fixed header (no extension headers) is coalesced.
 
 struct Seg {
-  bool tcp = false;        // a TCP packet (the flow key is valid)
-  bool mergeable = false;  // a TCP data segment with a valid checksum and no IP options
+  bool keyed = false;      // a TCP or UDP packet (the flow key is valid)
+  bool mergeable = false;  // a TCP data segment or UDP datagram with a valid checksum and no IP options
   bool v6 = false;
+  uint8_t proto = 0;          // kIpProtoTcp or kIpProtoUdp when keyed
   uint8_t iphl = 0;           // 20 (IPv4 without options) or 40 (IPv6)
   uint32_t src = 0, dst = 0;  // IPv4
   Ipv6Addr src6, dst6;        // IPv6
@@ -38,7 +40,8 @@ struct Seg {
 // IPv4 or IPv6 pseudo-header.
 void inspect_tcp(const InnerPacket& p, Seg& s) {
   const uint8_t* t = p.data + s.iphl;
-  s.tcp = true;
+  s.keyed = true;
+  s.proto = kIpProtoTcp;
   s.sport = load_be16(t);
   s.dport = load_be16(t + 2);
   s.tcphl = static_cast<uint16_t>((t[12] >> 4) * 4);
@@ -58,13 +61,49 @@ void inspect_tcp(const InnerPacket& p, Seg& s) {
   s.mergeable = l4_checksum_with_pseudo(pseudo, t, l4_len) == 0;
 }
 
+// The UDP part of a packet whose IP header (s.iphl bytes) is checked: the
+// ports, and whether the datagram may join a USO packet: a payload, a UDP
+// length that is the packet's (the kernel's segmentation rewrites it per
+// segment from the size alone), and a checksum that verifies. A datagram
+// without a checksum (0, IPv4) is never merged: the kernel would give each
+// segment one, and what the pod receives must be what its peer sent.
+void inspect_udp(const InnerPacket& p, Seg& s) {
+  const uint8_t* u = p.data + s.iphl;
+  s.keyed = true;
+  s.proto = kIpProtoUdp;
+  s.sport = load_be16(u);
+  s.dport = load_be16(u + 2);
+  const size_t l4_len = p.len - s.iphl;
+  if (l4_len <= kUdpHeaderLen || load_be16(u + 4) != l4_len) return;
+  s.payload = static_cast<uint16_t>(l4_len - kUdpHeaderLen);
+  if (p.partial) {
+    s.mergeable = true;
+    return;
+  }
+  if (load_be16(u + 6) == 0) return;
+  const uint16_t pseudo = s.v6 ? pseudo_header_sum_ipv6(p.data, kIpProtoUdp, l4_len)
+                               : pseudo_header_sum_ipv4(p.data, kIpProtoUdp, l4_len);
+  s.mergeable = l4_checksum_with_pseudo(pseudo, u, l4_len) == 0;
+}
+
+// Dispatches on the transport protocol (TCP or UDP; anything else is no flow).
+void inspect_l4(const InnerPacket& p, uint8_t proto, Seg& s) {
+  if (proto == kIpProtoTcp) {
+    inspect_tcp(p, s);
+  } else {
+    inspect_udp(p, s);
+  }
+}
+
 // IPv6: TCP right after the fixed header only. The traffic class and the
 // hop limit must match within a group (tos, ttl); there is no IP id, so
 // members join as with a fixed id and DF.
-Seg inspect6(const InnerPacket& p) {
+Seg inspect6(const InnerPacket& p, bool udp) {
   Seg s;
   const uint8_t* d = p.data;
-  if (p.len < kIpv6HeaderLen + 20 || d[6] != kIpProtoTcp) return s;
+  const uint8_t proto = d[6];
+  if (p.len < kIpv6HeaderLen + (proto == kIpProtoTcp ? 20 : kUdpHeaderLen)) return s;
+  if (proto != kIpProtoTcp && !(udp && proto == kIpProtoUdp)) return s;
   s.v6 = true;
   s.iphl = static_cast<uint8_t>(kIpv6HeaderLen);
   s.src6 = load_ipv6(d + kIpv6SourceOffset);
@@ -72,17 +111,20 @@ Seg inspect6(const InnerPacket& p) {
   s.tos = static_cast<uint8_t>(load_be16(d) >> 4);
   s.ttl = d[kIpv6HopLimitOffset];
   s.df = true;
-  inspect_tcp(p, s);
+  inspect_l4(p, proto, s);
   return s;
 }
 
-Seg inspect(const InnerPacket& p) {
-  if (p.len >= 1 && (p.data[0] >> 4) == 6) return inspect6(p);
+// `udp`: UDP datagrams are inspected for merging too (else only TCP is).
+Seg inspect(const InnerPacket& p, bool udp) {
+  if (p.len >= 1 && (p.data[0] >> 4) == 6) return inspect6(p, udp);
   Seg s;
   const uint8_t* d = p.data;
-  if (p.len < kIpHl || (d[0] >> 4) != 4 || d[9] != kIpProtoTcp) return s;
+  if (p.len < kIpHl || (d[0] >> 4) != 4) return s;
+  const uint8_t proto = d[9];
+  if (proto != kIpProtoTcp && !(udp && proto == kIpProtoUdp)) return s;
   const size_t iphl = static_cast<size_t>(d[0] & 0x0f) * 4;
-  if (iphl + 20 > p.len) return s;
+  if (iphl + (proto == kIpProtoTcp ? 20 : kUdpHeaderLen) > p.len) return s;
   s.iphl = static_cast<uint8_t>(iphl);
   s.src = load_be32(d + 12);
   s.dst = load_be32(d + 16);
@@ -95,18 +137,19 @@ Seg inspect(const InnerPacket& p) {
   // flushes: a merged packet gets a fresh header, which must not hide a bad
   // one): the flow is known, the packet is never merged.
   if (iphl != kIpHl || (frag & 0x3fff) != 0 || internet_checksum(d, kIpHl) != 0) {
-    s.tcp = true;
+    s.keyed = true;
+    s.proto = proto;
     s.sport = load_be16(d + iphl);
     s.dport = load_be16(d + iphl + 2);
     return s;
   }
-  inspect_tcp(p, s);
+  inspect_l4(p, proto, s);
   return s;
 }
 
 bool same_flow(const Seg& a, const Seg& b) {
-  return a.v6 == b.v6 && a.src == b.src && a.dst == b.dst && a.src6 == b.src6 && a.dst6 == b.dst6 &&
-         a.sport == b.sport && a.dport == b.dport;
+  return a.v6 == b.v6 && a.proto == b.proto && a.src == b.src && a.dst == b.dst && a.src6 == b.src6 &&
+         a.dst6 == b.dst6 && a.sport == b.sport && a.dport == b.dport;
 }
 
 struct Group {
@@ -122,26 +165,65 @@ struct Group {
 };
 
 bool can_start(const Seg& s) {
-  return s.mergeable && (s.flags & (kSyn | kRst | kUrg | kFin | kPsh | kCwr)) == 0;
+  return s.mergeable && (s.proto == kIpProtoUdp || (s.flags & (kSyn | kRst | kUrg | kFin | kPsh | kCwr)) == 0);
 }
 
 bool can_append(const Group& g, const Seg& s, const InnerPacket& head_pkt, const InnerPacket& pkt) {
   const Seg& h = g.head;
   if (!s.mergeable || g.count >= kMaxCoalescedSegments) return false;
-  if (s.tos != h.tos || s.ttl != h.ttl || s.df != h.df || s.ack != h.ack || s.tcphl != h.tcphl) return false;
-  if (((s.flags ^ h.flags) & static_cast<uint8_t>(~(kFin | kPsh))) != 0 || (s.flags & kCwr) != 0) return false;
-  if (s.seq != g.next_seq || s.payload > g.mss) return false;
+  if (s.tos != h.tos || s.ttl != h.ttl || s.df != h.df || s.payload > g.mss) return false;
   const uint16_t delta = static_cast<uint16_t>(s.id - g.last_id);
   const int step = delta == 1 ? 1 : (delta == 0 && s.df ? 0 : -2);
   if (step == -2 || (g.id_step >= 0 && step != g.id_step)) return false;
   // The merged packet's length field must hold it (IPv4 total length, IPv6 payload length).
-  if ((h.v6 ? 0 : kIpHl) + h.tcphl + g.payload + s.payload > kMaxIpv4Packet) return false;
+  const size_t l4hl = h.proto == kIpProtoUdp ? kUdpHeaderLen : h.tcphl;
+  if ((h.v6 ? 0 : kIpHl) + l4hl + g.payload + s.payload > kMaxIpv4Packet) return false;
+  // UDP (udp_gro_receive_segment): equal-size datagrams, a shorter last.
+  if (h.proto == kIpProtoUdp) return true;
+  if (s.ack != h.ack || s.tcphl != h.tcphl) return false;
+  if (((s.flags ^ h.flags) & static_cast<uint8_t>(~(kFin | kPsh))) != 0 || (s.flags & kCwr) != 0) return false;
+  if (s.seq != g.next_seq) return false;
   // TCP options must be byte-identical (timestamps included), as in tcp_gro_receive.
   return std::memcmp(head_pkt.data + h.iphl + 20, pkt.data + h.iphl + 20, static_cast<size_t>(h.tcphl) - 20) == 0;
 }
 
+// A UDP item: a USO packet (VIRTIO_NET_HDR_GSO_UDP_L4, include/uapi/linux/
+// virtio_net.h, Linux 6.2), the headers of the first datagram with the
+// lengths of the whole, as udp_gro_complete leaves a GRO packet.
+void build_merged_udp_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
+  const bool v6 = g.head.v6;
+  const size_t iphl = g.head.iphl;
+  const size_t hl = iphl + kUdpHeaderLen;
+  VirtioNetHdr vh;
+  vh.flags = kVirtioFlagNeedsCsum;
+  vh.gso_type = kVirtioGsoUdpL4;
+  vh.hdr_len = static_cast<uint16_t>(hl);
+  vh.gso_size = g.mss;
+  vh.csum_start = static_cast<uint16_t>(iphl);
+  vh.csum_offset = 6;  // the UDP checksum field
+  encode_virtio_hdr(vh, out);
+  uint8_t* h = out + kVirtioNetHdrLen;
+  std::memcpy(h, head.data, hl);
+  const size_t l4_len = kUdpHeaderLen + g.payload;
+  if (v6) {
+    store_be16(h + 4, static_cast<uint16_t>(l4_len));
+  } else {
+    store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
+    store_be16(h + 10, 0);
+    store_be16(h + 10, internet_checksum(h, kIpHl));
+  }
+  store_be16(h + iphl + 4, static_cast<uint16_t>(l4_len));
+  store_be16(h + iphl + 6, v6 ? pseudo_header_sum_ipv6(h, kIpProtoUdp, l4_len) : pseudo_header_sum_ipv4(h, kIpProtoUdp, l4_len));
+  item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
+  item.l34_len = static_cast<uint16_t>(hl);
+}
+
 // Writes the item's virtio header and merged headers to the arena.
 void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
+  if (g.head.proto == kIpProtoUdp) {
+    build_merged_udp_header(g, head, out, item);
+    return;
+  }
   const bool v6 = g.head.v6;
   const size_t iphl = g.head.iphl;
   const size_t hl = iphl + g.head.tcphl;
@@ -173,8 +255,8 @@ void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, 
 
 }  // namespace
 
-size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_t* arena, size_t arena_cap,
-                    CoalescedItem* items) {
+size_t coalesce(const InnerPacket* packets, size_t n, uint16_t* next, uint8_t* arena, size_t arena_cap,
+                CoalescedItem* items, bool udp) {
   Group groups[kMaxOpenGroups];
   size_t nitems = 0;
   size_t victim = 0;  // round-robin slot to evict when every slot holds an open group
@@ -187,7 +269,7 @@ size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_
     CoalescedItem& it = items[g.item];
     it.count = g.count;
     if (g.count < 2) return;
-    const size_t need = kVirtioNetHdrLen + g.head.iphl + g.head.tcphl;
+    const size_t need = kVirtioNetHdrLen + g.head.iphl + (g.head.proto == kIpProtoUdp ? kUdpHeaderLen : g.head.tcphl);
     if (used + need > arena_cap) return;  // header_len stays 0: written member by member
     it.header_off = static_cast<uint32_t>(used);
     build_merged_header(g, packets[g.first], arena + used, it);
@@ -196,9 +278,9 @@ size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_
 
   for (size_t i = 0; i < n; ++i) {
     next[i] = kEnd;
-    const Seg s = inspect(packets[i]);
+    const Seg s = inspect(packets[i], udp);
     Group* g = nullptr;
-    if (s.tcp) {
+    if (s.keyed) {
       for (Group& c : groups) {
         if (c.open && same_flow(c.head, s)) {
           g = &c;
@@ -215,7 +297,7 @@ size_t coalesce_tcp(const InnerPacket* packets, size_t n, uint16_t* next, uint8_
       if (g->id_step < 0) g->id_step = static_cast<uint16_t>(s.id - g->last_id) == 1 ? 1 : 0;
       g->last_id = s.id;
       g->extra_flags = static_cast<uint8_t>(g->extra_flags | (s.flags & (kFin | kPsh)));
-      if (s.payload < g->mss || (s.flags & (kFin | kPsh)) != 0) close(*g);
+      if (s.payload < g->mss || (s.proto == kIpProtoTcp && (s.flags & (kFin | kPsh)) != 0)) close(*g);
       continue;
     }
     // Whatever this packet is, its flow's group takes no later segments (order within a flow).

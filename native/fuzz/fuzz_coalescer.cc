@@ -1,7 +1,7 @@
-// libFuzzer target: coalescing received TCP segments for one TUN write
-// (core/gro.h coalesce_tcp). The input drives a structure-aware generator:
-// a first byte says whether flows 2 and 3 are IPv6 and whether packets may
-// arrive with partial checksums (from a peer that sends them, as
+// libFuzzer target: coalescing received TCP segments and UDP datagrams for
+// one TUN write (core/gro.h coalesce). The input drives a structure-aware
+// generator: a first byte says whether flows 2 and 3 are IPv6, whether flows
+// 1 and 3 are UDP, and whether packets may arrive with partial checksums (from a peer that sends them, as
 // decide_ingress leaves them); then every 6 bytes make one packet of one of
 // four flows (mostly valid TCP data segments following on, sometimes with
 // other flags, jumps, options, TTL/TOS changes, a corrupted byte, or not
@@ -39,6 +39,7 @@ namespace {
 struct Flow {
   testpkt::TcpSpec spec;
   bool v6 = false;
+  bool udp = false;
   uint32_t next_seq;
   uint16_t next_id;
 };
@@ -47,8 +48,8 @@ struct Flow {
 // may make another flow of a packet, and then it is one).
 std::array<uint8_t, 37> flow_key(const uint8_t* p) {
   std::array<uint8_t, 37> k{};
-  k[0] = p[0] >> 4;
-  if (k[0] == 6) {
+  k[0] = static_cast<uint8_t>((p[0] >> 4) | (((p[0] >> 4) == 6 ? p[6] : p[9]) << 4));  // family and protocol
+  if ((p[0] >> 4) == 6) {
     std::memcpy(k.data() + 1, p + 8, 32);
     std::memcpy(k.data() + 33, p + 40, 4);
     return k;
@@ -61,12 +62,13 @@ std::array<uint8_t, 37> flow_key(const uint8_t* p) {
 
 size_t l4_offset(const uint8_t* p) { return (p[0] >> 4) == 6 ? kIpv6HeaderLen : static_cast<size_t>(p[0] & 0x0f) * 4; }
 
-// The TCP checksum field holds the pseudo-header sum, as a partial checksum leaves it.
+// The TCP or UDP checksum field holds the pseudo-header sum, as a partial checksum leaves it.
 void make_partial(std::vector<uint8_t>& p) {
   const size_t l4 = l4_offset(p.data());
-  const uint16_t sum = (p[0] >> 4) == 6 ? pseudo_header_sum_ipv6(p.data(), 6, p.size() - l4)
-                                        : pseudo_header_sum_ipv4(p.data(), 6, p.size() - l4);
-  store_be16(p.data() + l4 + 16, sum);
+  const uint8_t proto = (p[0] >> 4) == 6 ? p[6] : p[9];
+  const uint16_t sum = (p[0] >> 4) == 6 ? pseudo_header_sum_ipv6(p.data(), proto, p.size() - l4)
+                                        : pseudo_header_sum_ipv4(p.data(), proto, p.size() - l4);
+  store_be16(p.data() + l4 + (proto == 6 ? 16 : 6), sum);
 }
 
 }  // namespace
@@ -76,6 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const bool ipv6_flows = (data[0] & 1) != 0;
   const bool partials = (data[0] & 2) != 0;
+  const bool udp_flows = (data[0] & 4) != 0;
   ++data;
   --size;
   const size_t records = std::min<size_t>(size / kRecord, 200);
@@ -85,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     flows[f].spec.sport = static_cast<uint16_t>(40000 + f);
     flows[f].spec.src = testpkt::ip(10, 5, 1, static_cast<int>(2 + (f & 1)));
     flows[f].v6 = ipv6_flows && f >= 2;
+    flows[f].udp = udp_flows && (f & 1);
     flows[f].next_seq = 1000u * static_cast<uint32_t>(f + 1);
     flows[f].next_id = static_cast<uint16_t>(100 * f);
   }
@@ -114,16 +118,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       s6.src = testpkt::ip6(0xfd00, 5, 1, 0, 0, 0, 0, static_cast<uint16_t>(2 + (f & 1)));
       s6.dst = testpkt::ip6(0xfd00, 5, 2, 0, 0, 0, 0, 2);
       s6.hop_limit = s.ttl;
-      p = testpkt::build_tcp6(s6, s.seq, s.flags, s.payload);
-      store_be16(p.data() + 40, s.sport);
-      store_be16(p.data() + 56, 0);
-      store_be16(p.data() + 56, static_cast<uint16_t>(testpkt::l4_check_reference6(p.data(), p.size())));
-      if (r[4] == 249) p[6] = 17;
+      if (fl.udp) {
+        p = testpkt::build_udp6(s6, s.sport, s.dport, s.payload);
+      } else {
+        p = testpkt::build_tcp6(s6, s.seq, s.flags, s.payload);
+        store_be16(p.data() + 40, s.sport);
+        store_be16(p.data() + 56, 0);
+        store_be16(p.data() + 56, static_cast<uint16_t>(testpkt::l4_check_reference6(p.data(), p.size())));
+      }
+      if (r[4] == 249) p[6] = fl.udp ? 6 : 17;
     } else {
-      p = testpkt::build_tcp4(s);
-      if (r[4] == 249) p[9] = 17;  // not TCP any more (checksums then mean nothing)
+      p = fl.udp ? testpkt::build_udp4(s) : testpkt::build_tcp4(s);
+      if (r[4] == 249) p[9] = fl.udp ? 6 : 17;  // the other protocol (checksums then mean nothing)
     }
-    const bool is_partial = partials && (r[5] & 1) && (fl.v6 ? p[6] : p[9]) == 6;
+    const uint8_t proto = fl.v6 ? p[6] : p[9];
+    const bool is_partial = partials && (r[5] & 1) && proto == (fl.udp ? 17 : 6);
     if (is_partial) make_partial(p);
     if (r[0] & 0x80) p[p.size() - 1 - (r[5] % p.size())] ^= 0x5a;  // corrupt one byte
     fl.next_seq = s.seq + static_cast<uint32_t>(len);
@@ -133,12 +142,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Ipv6Header h6;
       if ((p[0] >> 4) != 6 || parse_ipv6(p.data(), p.size(), &h6) != Ipv6Error::kNone) continue;
       p.resize(h6.total_len());
-      valid_csum.push_back(p[6] == 6 && testpkt::l4_check_reference6(p.data(), p.size()) == 0);
+      valid_csum.push_back((p[6] == 6 || p[6] == 17) && testpkt::l4_check_reference6(p.data(), p.size()) == 0);
     } else {
       Ipv4Header h;
       if (parse_ipv4(p.data(), p.size(), &h) != Ipv4Error::kNone) continue;
       p.resize(h.total_len);
-      valid_csum.push_back(p[9] == 6 && testpkt::header_checksum_ok(p.data()) &&
+      valid_csum.push_back((p[9] == 6 || p[9] == 17) && testpkt::header_checksum_ok(p.data()) &&
                            testpkt::l4_check_reference(p.data(), p.size()) == 0);
     }
     partial.push_back(is_partial);
@@ -153,7 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint16_t> next(n);
   std::vector<uint8_t> arena(kCoalesceArenaPerPacket * n);
   std::vector<CoalescedItem> items(n);
-  const size_t nitems = coalesce_tcp(packets.data(), n, next.data(), arena.data(), arena.size(), items.data());
+  const size_t nitems = coalesce(packets.data(), n, next.data(), arena.data(), arena.size(), items.data(), true);
   FUZZ_CHECK(nitems >= 1 && nitems <= n);
 
   std::vector<int> written(n, 0);
@@ -182,7 +191,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(static_cast<size_t>(it.header_off) + it.header_len <= arena.size());
     const VirtioNetHdr vh = decode_virtio_hdr(arena.data() + it.header_off);
     const bool v6 = (storage[members[0]][0] >> 4) == 6;
-    FUZZ_CHECK(vh.gso_type == (v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4) && (vh.flags & kVirtioFlagNeedsCsum));
+    const bool udp = storage[members[0]][v6 ? 6 : 9] == 17;
+    FUZZ_CHECK(vh.gso_type == (udp ? kVirtioGsoUdpL4 : v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4) &&
+               (vh.flags & kVirtioFlagNeedsCsum));
     FUZZ_CHECK(it.header_len == kVirtioNetHdrLen + it.l34_len && vh.hdr_len == it.l34_len);
     std::vector<uint8_t> merged(arena.begin() + it.header_off + kVirtioNetHdrLen, arena.begin() + it.header_off + it.header_len);
     const size_t seq_at = l4_offset(storage[members[0]].data()) + 4;
@@ -192,7 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // A partial checksum is not verified: the outer UDP checksum protected those bytes.
       FUZZ_CHECK(valid_csum[members[j]] || partial[members[j]]);
       FUZZ_CHECK(flow_key(p.data()) == flow_key(storage[members[0]].data()));
-      FUZZ_CHECK(load_be32(p.data() + seq_at) == seq);
+      if (!udp) FUZZ_CHECK(load_be32(p.data() + seq_at) == seq);
       const size_t payload = p.size() - it.l34_len;
       FUZZ_CHECK(payload <= vh.gso_size && (j + 1 == members.size() || payload == vh.gso_size));
       seq += static_cast<uint32_t>(payload);
@@ -200,6 +211,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(merged.size() <= 0xffff);
     FUZZ_CHECK(complete_partial_checksum(merged.data(), merged.size(), vh.csum_start, vh.csum_offset));
+    // UDP: the length of the whole, as udp_gro_complete leaves it (the checksum covers it either way).
+    if (udp) FUZZ_CHECK(load_be16(merged.data() + vh.csum_start + 4) + vh.csum_start == merged.size());
     if (v6) {
       FUZZ_CHECK(load_be16(merged.data() + 4) + kIpv6HeaderLen == merged.size());
       FUZZ_CHECK(testpkt::l4_check_reference6(merged.data(), merged.size()) == 0);

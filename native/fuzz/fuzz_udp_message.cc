@@ -1,7 +1,7 @@
 // libFuzzer target: the ingress glue, from one received message (several
 // datagrams when UDP GRO coalesced them) to the TUN writes
 // (core/udp_message.h for_each_datagram, forwarding.h decide_ingress with the
-// source check, gro.h coalesce_tcp, as native/linux/ingress_linux.cc runs
+// source check, gro.h coalesce, as native/linux/ingress_linux.cc runs
 // them). Input: a state byte, a sender byte, a GRO segment size, then the
 // message. The sender is on either underlay (an IPv4 address, or an IPv6
 // endpoint index: known, route-only or unknown). Datagrams of 20 bytes or
@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint16_t> next(n);
   std::vector<uint8_t> arena(kCoalesceArenaPerPacket * n);
   std::vector<CoalescedItem> items(n);
-  const size_t nitems = coalesce_tcp(held.data(), n, next.data(), arena.data(), arena.size(), items.data());
+  const size_t nitems = coalesce(held.data(), n, next.data(), arena.data(), arena.size(), items.data(), true);
   std::vector<int> written(n, 0);
   for (size_t k = 0; k < nitems; ++k) {
     uint16_t m = items[k].first;

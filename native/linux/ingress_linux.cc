@@ -191,8 +191,9 @@ void IngressPath::flush() {
   held_count_ = 0;
   if (n == 0) return;
   if (vnet_hdr_ && shared_->offload.gro.on()) {
-    const size_t items = coalesce_tcp(held_.get(), n, next_.get(), merged_headers_.get(),
-                                      kMaxHeldPackets * kCoalesceArenaPerPacket, items_.get());
+    // UDP runs only where the TUN takes USO packets (the USO probe: Linux 6.2).
+    const size_t items = coalesce(held_.get(), n, next_.get(), merged_headers_.get(),
+                                  kMaxHeldPackets * kCoalesceArenaPerPacket, items_.get(), shared_->offload.uso.on());
     for (size_t i = 0; i < items; ++i) {
       const CoalescedItem& item = items_[i];
       if (item.count > 1 && item.header_len > 0 && shared_->offload.gro.on()) {

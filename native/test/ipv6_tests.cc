@@ -447,7 +447,7 @@ TEST(coalesce_merges_ipv6_tcp_segments_of_one_flow) {
   std::vector<uint16_t> next(in.size());
   std::vector<uint8_t> arena(kCoalesceArenaPerPacket * in.size());
   std::vector<CoalescedItem> items(in.size());
-  const size_t n = coalesce_tcp(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data());
+  const size_t n = coalesce(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data(), false);
   CHECK_EQ(n, 2u);
   const CoalescedItem& it = items[0];
   CHECK_EQ(it.count, 3);
@@ -468,7 +468,7 @@ TEST(coalesce_merges_ipv6_tcp_segments_of_one_flow) {
   // A bad checksum is never merged.
   pkts[1][70] ^= 0xff;
   in[1] = InnerPacket{pkts[1].data(), static_cast<uint16_t>(pkts[1].size()), false};
-  CHECK_EQ(coalesce_tcp(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data()), 4u);
+  CHECK_EQ(coalesce(in.data(), in.size(), next.data(), arena.data(), arena.size(), items.data(), false), 4u);
 }
 
 TEST(split_uso_over_ipv6_cuts_valid_datagrams) {

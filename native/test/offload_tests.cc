@@ -2,6 +2,7 @@
 // coalescing received segments. Every header and checksum is checked with
 // the reference implementation in packet_builder.h, not with the code under
 // test.
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -233,13 +234,13 @@ struct Result {
   std::vector<uint8_t> arena;
 };
 
-Result coalesce(Batch& b, size_t arena_cap = 0) {
+Result coalesce(Batch& b, size_t arena_cap = 0, bool udp = false) {
   b.finish();
   Result r;
   r.items.resize(b.pkts.size());
   r.next.resize(b.pkts.size());
   r.arena.resize(arena_cap ? arena_cap : kCoalesceArenaPerPacket * b.pkts.size());
-  const size_t n = coalesce_tcp(b.pkts.data(), b.pkts.size(), r.next.data(), r.arena.data(), r.arena.size(), r.items.data());
+  const size_t n = flannel::coalesce(b.pkts.data(), b.pkts.size(), r.next.data(), r.arena.data(), r.arena.size(), r.items.data(), udp);
   r.items.resize(n);
   return r;
 }
@@ -644,9 +645,155 @@ TEST(coalesce_merges_partial_segments_without_verifying_them) {
   uint16_t next[4];
   uint8_t arena[4 * kCoalesceArenaPerPacket];
   CoalescedItem items[4];
-  CHECK_EQ(coalesce_tcp(in.data(), 4, next, arena, sizeof(arena), items), 1u);
+  CHECK_EQ(coalesce(in.data(), 4, next, arena, sizeof(arena), items, false), 1u);
   CHECK_EQ(items[0].count, 4);
   // The same packets marked complete do not verify, so none merge.
   for (auto& p : in) p.partial = false;
-  CHECK_EQ(coalesce_tcp(in.data(), 4, next, arena, sizeof(arena), items), 4u);
+  CHECK_EQ(coalesce(in.data(), 4, next, arena, sizeof(arena), items, false), 4u);
+}
+
+// ------------------------------------------------------- coalescing UDP
+
+namespace {
+
+// `count` datagrams of `size` bytes of one flow (the last `last` bytes), IP ids following on.
+void add_udp_flow(Batch& b, TcpSpec base, size_t count, size_t size, size_t last) {
+  for (size_t i = 0; i < count; ++i) {
+    TcpSpec s = base;
+    s.payload = pattern(i + 1 < count ? size : last, static_cast<uint8_t>(i + 9));
+    s.id = static_cast<uint16_t>(base.id + i);
+    b.add(build_udp4(s));
+  }
+}
+
+}  // namespace
+
+TEST(coalesce_udp_run_into_one_uso_packet) {
+  Batch b;
+  TcpSpec base;
+  base.dport = 5001;
+  add_udp_flow(b, base, 10, 1000, 300);
+  Result r = coalesce(b, 0, true);
+  CHECK_EQ(r.items.size(), 1u);
+  const CoalescedItem& it = r.items[0];
+  CHECK_EQ(it.count, 10);
+  CHECK_EQ(it.header_len, 10 + 20 + 8);
+  CHECK_EQ(it.l34_len, 28);
+  const VirtioNetHdr vh = decode_virtio_hdr(r.arena.data() + it.header_off);
+  CHECK_EQ(vh.flags, kVirtioFlagNeedsCsum);
+  CHECK_EQ(vh.gso_type, kVirtioGsoUdpL4);
+  CHECK_EQ(vh.gso_size, 1000);
+  CHECK_EQ(vh.hdr_len, 28);
+  CHECK_EQ(vh.csum_start, 20);
+  CHECK_EQ(vh.csum_offset, 6);
+  std::vector<uint8_t> p = rebuild(r, it, b);
+  CHECK_EQ(p.size(), 28u + 1000 * 9 + 300);
+  CHECK_EQ(be16(p.data() + 2), p.size());
+  CHECK_EQ(be16(p.data() + 24), p.size() - 20);  // the UDP length of the whole, as udp_gro_complete leaves it
+  CHECK(header_checksum_ok(p.data()));
+  CHECK_EQ(l4_check_reference(p.data(), p.size()), 0);
+  // The payloads in order: what the pod's kernel cuts back into the same datagrams.
+  size_t at = 28;
+  for (size_t i = 0; i < 10; ++i) {
+    const std::vector<uint8_t> want = pattern(i + 1 < 10 ? 1000 : 300, static_cast<uint8_t>(i + 9));
+    CHECK(std::equal(want.begin(), want.end(), p.begin() + static_cast<std::ptrdiff_t>(at)));
+    at += want.size();
+  }
+}
+
+TEST(coalesce_udp_only_when_asked) {
+  Batch b;
+  add_udp_flow(b, TcpSpec{}, 8, 64, 64);
+  CHECK_EQ(coalesce(b).items.size(), 8u);
+  CHECK_EQ(coalesce(b, 0, true).items.size(), 1u);
+}
+
+TEST(coalesce_udp_what_never_merges) {
+  // A shorter datagram ends its group; a longer one cannot join it.
+  {
+    Batch b;
+    add_udp_flow(b, TcpSpec{}, 3, 500, 200);
+    TcpSpec more;
+    more.id = 0x103;
+    more.payload = pattern(500, 1);
+    b.add(build_udp4(more));
+    more.id = 0x104;
+    more.payload = pattern(600, 2);
+    b.add(build_udp4(more));
+    Result r = coalesce(b, 0, true);
+    CHECK_EQ(r.items.size(), 3u);
+    CHECK_EQ(r.items[0].count, 3);
+    CHECK_EQ(r.items[1].count, 1);
+    CHECK_EQ(r.items[2].count, 1);
+  }
+  // No checksum (0): merging would give the datagrams one.
+  {
+    Batch b;
+    add_udp_flow(b, TcpSpec{}, 4, 100, 100);
+    for (auto& p : b.bufs) put16(p, 26, 0);
+    CHECK_EQ(coalesce(b, 0, true).items.size(), 4u);
+  }
+  // A bad checksum, a UDP length that is not the packet's: written as they are.
+  {
+    Batch b;
+    add_udp_flow(b, TcpSpec{}, 4, 100, 100);
+    b.bufs[1][40] ^= 1;
+    put16(b.bufs[2], 24, 50);
+    Result r = coalesce(b, 0, true);
+    CHECK_EQ(r.items.size(), 4u);
+  }
+  // Another port is another flow; TCP with the same ports is another flow too.
+  {
+    Batch b;
+    TcpSpec a, c;
+    c.dport = 5002;
+    for (int i = 0; i < 3; ++i) {
+      a.id = static_cast<uint16_t>(0x100 + i);
+      c.id = static_cast<uint16_t>(0x200 + i);
+      a.payload = pattern(300, static_cast<uint8_t>(i));
+      c.payload = pattern(300, static_cast<uint8_t>(i));
+      b.add(build_udp4(a));
+      b.add(build_udp4(c));
+      TcpSpec t = a;
+      t.seq = 1000 + 300 * static_cast<uint32_t>(i);
+      b.add(build_tcp4(t));
+    }
+    Result r = coalesce(b, 0, true);
+    CHECK_EQ(r.items.size(), 3u);
+    for (const CoalescedItem& it : r.items) CHECK_EQ(it.count, 3);
+    CHECK_EQ(decode_virtio_hdr(r.arena.data() + r.items[0].header_off).gso_type, kVirtioGsoUdpL4);
+    CHECK_EQ(decode_virtio_hdr(r.arena.data() + r.items[2].header_off).gso_type, kVirtioGsoTcpv4);
+  }
+}
+
+TEST(coalesce_udp_partial_checksums_merge) {
+  Batch b;
+  add_udp_flow(b, TcpSpec{}, 5, 400, 400);
+  // As a peer that sends partial checksums leaves them: the pseudo-header sum.
+  for (auto& p : b.bufs) put16(p, 26, pseudo_header_sum_ipv4(p.data(), 17, p.size() - 20));
+  b.finish();
+  for (auto& pk : b.pkts) pk.partial = true;
+  Result r;
+  r.items.resize(5);
+  r.next.resize(5);
+  r.arena.resize(kCoalesceArenaPerPacket * 5);
+  CHECK_EQ(flannel::coalesce(b.pkts.data(), 5, r.next.data(), r.arena.data(), r.arena.size(), r.items.data(), true), 1u);
+  std::vector<uint8_t> p = rebuild(r, r.items[0], b);
+  CHECK_EQ(l4_check_reference(p.data(), p.size()), 0);
+}
+
+TEST(coalesce_udp_ipv6_run) {
+  Batch b;
+  Ipv6Spec ip;
+  for (int i = 0; i < 6; ++i) b.add(build_udp6(ip, 40000, 5001, pattern(i < 5 ? 800 : 100, static_cast<uint8_t>(i))));
+  Result r = coalesce(b, 0, true);
+  CHECK_EQ(r.items.size(), 1u);
+  const VirtioNetHdr vh = decode_virtio_hdr(r.arena.data() + r.items[0].header_off);
+  CHECK_EQ(vh.gso_type, kVirtioGsoUdpL4);
+  CHECK_EQ(vh.csum_start, 40);
+  CHECK_EQ(vh.gso_size, 800);
+  std::vector<uint8_t> p = rebuild(r, r.items[0], b);
+  CHECK_EQ(be16(p.data() + 4), p.size() - 40);
+  CHECK_EQ(be16(p.data() + 44), p.size() - 40);
+  CHECK_EQ(l4_check_reference6(p.data(), p.size()), 0);
 }

@@ -132,6 +132,25 @@ inline std::vector<uint8_t> build_tcp4(const TcpSpec& s) {
   return p;
 }
 
+// An IPv4/UDP datagram with valid IP and UDP checksums, from a TcpSpec's IP
+// fields, ports and payload (the TCP fields are ignored).
+inline std::vector<uint8_t> build_udp4(const TcpSpec& s) {
+  std::vector<uint8_t> p = build_tcp4(s);
+  const size_t iphl = 20 + s.ip_options_len;
+  const size_t thl = 20 + s.tcp_options.size();
+  p.erase(p.begin() + static_cast<std::ptrdiff_t>(iphl + 8), p.begin() + static_cast<std::ptrdiff_t>(iphl + thl));
+  p[9] = 17;
+  put16(p, 2, static_cast<uint16_t>(p.size()));
+  put16(p, 10, 0);
+  put16(p, 10, reference_checksum(p.data(), iphl));
+  put16(p, iphl + 4, static_cast<uint16_t>(p.size() - iphl));
+  put16(p, iphl + 6, 0);
+  for (size_t i = 0; i < s.payload.size(); ++i) p[iphl + 8 + i] = s.payload[i];
+  const uint16_t c = l4_check_reference(p.data(), p.size());
+  put16(p, iphl + 6, c == 0 ? 0xffff : c);
+  return p;
+}
+
 inline std::vector<uint8_t> pattern(size_t n, uint8_t seed = 1) {
   std::vector<uint8_t> v(n);
   uint32_t x = seed * 2654435761u + 1;
@@ -217,6 +236,21 @@ inline std::vector<uint8_t> build_tcp6(const Ipv6Spec& ip, uint32_t seq, uint8_t
   put16(p, 54, 512);
   for (size_t i = 0; i < payload.size(); ++i) p[60 + i] = payload[i];
   put16(p, 56, l4_check_reference6(p.data(), p.size()));
+  return p;
+}
+
+// An IPv6/UDP datagram with a valid checksum.
+inline std::vector<uint8_t> build_udp6(const Ipv6Spec& ip, uint16_t sport, uint16_t dport, const std::vector<uint8_t>& payload) {
+  Ipv6Spec s = ip;
+  s.next_header = 17;
+  s.payload.assign(8 + payload.size(), 0);
+  std::vector<uint8_t> p = build_ipv6(s);
+  put16(p, 40, sport);
+  put16(p, 42, dport);
+  put16(p, 44, static_cast<uint16_t>(8 + payload.size()));
+  for (size_t i = 0; i < payload.size(); ++i) p[48 + i] = payload[i];
+  const uint16_t c = l4_check_reference6(p.data(), p.size());
+  put16(p, 46, c == 0 ? 0xffff : c);
   return p;
 }
 

@@ -90,5 +90,5 @@ export const OFFLOAD_DESCRIPTIONS: Record<OffloadSwitchName, string> = {
   uso: 'UDP segmentation offload on the TUN (TUNSETOFFLOAD USO4|USO6, Linux 6.2)',
   gso: 'UDP GSO sends (UDP_SEGMENT)',
   udpGro: 'UDP GRO receives (UDP_GRO)',
-  gro: 'coalesced TCP writes to the TUN (virtio-net GSO)',
+  gro: 'coalesced TCP and UDP writes to the TUN (virtio-net GSO; UDP where the TUN takes USO)',
 };
