@@ -4,6 +4,7 @@
  *
  *  - udp:     our datapath (lab/bin/static-udp-node), flannel0, MTU 1472;
  *  - udp-ebpf: the same with the kernel fast path beside it (Datapath ebpf);
+ *  - udp-busy-poll: the user-space datapath with busy polling (BusyPollMicroseconds);
  *  - upstream: the upstream-style udp forwarder (lab/upstream-udp: what
  *             upstream flanneld's udp backend runs), flannel0, MTU 1472;
  *  - vxlan:   the kernel's vxlan, configured BY HAND with iproute2 exactly as
@@ -47,6 +48,10 @@ export interface ModeDefinition {
 }
 
 const UNDERLAY_MTU = 1500;
+
+/** The udp datapath with busy polling, and how long its workers poll. */
+export const BUSY_POLL_MODE = 'udp-busy-poll';
+export const BUSY_POLL_MICROSECONDS = 50;
 
 async function udpMode(lab: Lab, name: string, extra: StaticNodeExtra): Promise<ModeSetup> {
   const cluster = await buildCluster(lab, { nodes: 2, underlay: 'veth', underlayMtu: UNDERLAY_MTU, podMtu: UNDERLAY_MTU - 28 });
@@ -172,6 +177,11 @@ export const MODES: ModeDefinition[] = [
   { name: 'udp', description: 'flannel-ts udp backend datapath (user space, flannel0 <-> UDP 8285), defaults: every offload, a worker per core', setup: (lab) => udpMode(lab, 'udp', {}) },
   { name: 'udp-no-offload', description: 'the same with every offload off (FLANNEL_TS_OFFLOAD=off): the batched recvmmsg/sendmmsg path', setup: (lab) => udpMode(lab, 'udp-no-offload', { offloadEnv: 'off' }) },
   { name: 'udp-ebpf', description: 'the udp datapath with its kernel fast path beside it ("Datapath": "ebpf": tc programs on flannel0 and the underlay, same wire format); CPU: the user-space part only', setup: (lab) => udpMode(lab, 'udp-ebpf', { ebpf: true }) },
+  {
+    name: 'udp-busy-poll',
+    description: `the udp datapath with "BusyPollMicroseconds": ${BUSY_POLL_MICROSECONDS} (each worker polls without sleeping for that long after work: fewer wakeups, more CPU)`,
+    setup: (lab) => udpMode(lab, 'udp-busy-poll', { busyPollMicroseconds: BUSY_POLL_MICROSECONDS }),
+  },
   { name: 'upstream', description: 'the upstream-style udp forwarder (lab/upstream-udp: one thread, one read/sendto per packet, no offloads), what upstream flanneld runs today', setup: upstreamMode },
   { name: 'udp-no-source-check', description: 'the udp datapath with "SourceCheck": false (for the cost of the source check)', setup: (lab) => udpMode(lab, 'udp-no-source-check', { sourceCheck: false }), optional: true },
   { name: 'udp-1-worker', description: 'the udp datapath with every offload and one worker ("Workers": 1)', setup: (lab) => udpMode(lab, 'udp-1-worker', { workers: 1 }), optional: true },

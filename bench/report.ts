@@ -14,11 +14,12 @@ export const METRICS = [
   { key: 'rtt_p99_us', label: 'RTT p99', unit: 'µs', higherIsBetter: false, digits: 1 },
   { key: 'cpu_pct', label: 'forwarder CPU (TCP 1)', chartLabel: 'forwarder CPU', unit: '% of a core', higherIsBetter: false, digits: 0 },
   { key: 'cpu_per_gbps', label: 'forwarder CPU per Gbit/s (TCP 1)', chartLabel: 'CPU per Gbit/s', unit: '% of a core', higherIsBetter: false, digits: 1 },
+  { key: 'rtt_cpu_pct', label: 'forwarder CPU (RTT)', chartLabel: 'CPU in ping-pong', unit: '% of a core', higherIsBetter: false, digits: 0 },
 ] as const;
 
 /** Metrics of the user-space forwarders only: no ratio to a kernel baseline. */
 export function isForwarderMetric(key: string): boolean {
-  return key === 'cpu_pct' || key === 'cpu_per_gbps';
+  return key === 'cpu_pct' || key === 'cpu_per_gbps' || key === 'rtt_cpu_pct';
 }
 
 export type MetricKey = (typeof METRICS)[number]['key'];
@@ -134,6 +135,15 @@ export const UDP_BARS: ReadonlyArray<{ key: MetricKey; atLeast?: number; atMost?
   { key: 'rtt_p50_us', atMost: 1.5 },
 ];
 
+/**
+ * The user-space datapath's own bars against kernel vxlan (docs/datapath.md,
+ * "Where the fast path cannot run"): small packets and round trips.
+ */
+export const UDP_USER_BARS: ReadonlyArray<{ key: MetricKey; atLeast?: number; atMost?: number }> = [
+  { key: 'udp64_pps', atLeast: 0.7 },
+  { key: 'rtt_p50_us', atMost: 1.4 },
+];
+
 /** The udp datapath with the kernel fast path (udp-ebpf): its bars against kernel vxlan (docs/datapath.md, "The kernel fast path"). */
 export const UDP_EBPF_BARS: ReadonlyArray<{ key: MetricKey; atLeast?: number; atMost?: number }> = [
   { key: 'tcp1_gbps', atLeast: 0.9 },
@@ -200,6 +210,7 @@ const COLORS: Record<string, string> = {
   'flannel-vxlan': '#8fb8de',
   'flannel-host-gw': '#a8d8a8',
   'udp-no-offload': '#e8a09e',
+  'udp-busy-poll': '#b03a2e',
 };
 const FALLBACK_COLORS = ['#9b59b6', '#16a085', '#7f8c8d', '#c0392b'];
 

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { Lab } from '../lab/netns';
 import { rttUs, startServers, tcpGbps, udp64Pps, type Durations } from './measure';
 import { updateReadmeHeadline } from './readme-headline';
-import { BASELINE_MODE, baselineOf, EBPF_MODE, IPV6_BASELINE_MODE, IPV6_UDP_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
+import { BASELINE_MODE, baselineOf, BUSY_POLL_MICROSECONDS, BUSY_POLL_MODE, EBPF_MODE, IPV6_BASELINE_MODE, IPV6_UDP_MODE, type ModeDefinition, type ModeSetup, MODES, SAME_DATAPATH_PAIRS, UPSTREAM_MODE } from './modes';
 import {
   headline,
   jsonResults,
@@ -40,6 +40,7 @@ import {
   svgChart,
   textTable,
   UDP_EBPF_BARS,
+  UDP_USER_BARS,
 } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -178,6 +179,13 @@ ${headline(results, 'udp', BASELINE_MODE, UPSTREAM_MODE)}
   const ebpf = results[EBPF_MODE] && results[BASELINE_MODE]
     ? `\n## The kernel fast path\n\nThe udp datapath with its kernel fast path (\`${EBPF_MODE}\`, "Datapath": "ebpf") against kernel vxlan, with the\nfast path's bars, and against the user-space datapath alone (\`udp\`), this run's medians. The CPU\ncolumns count the user-space processes only: the fast path's work is the kernel's, as vxlan's is.\n\n${headline(results, EBPF_MODE, BASELINE_MODE, 'udp', UDP_EBPF_BARS)}\n`
     : '';
+  const rttCpu = (mode: string) => {
+    const c = results[mode]?.rtt_cpu_pct;
+    return c && c.samples.length > 0 ? `${c.median.toFixed(0)} %` : '–';
+  };
+  const busy = results['udp'] && results[BUSY_POLL_MODE] && results[BASELINE_MODE]
+    ? `\n## The user-space path: small packets and round trips\n\nThe user-space datapath's own bars against kernel vxlan, this run's medians: \`udp\` as it runs by default, then\n\`${BUSY_POLL_MODE}\` ("BusyPollMicroseconds": ${BUSY_POLL_MICROSECONDS}: workers poll without sleeping for that long after work,\ntrading CPU for wakeups). The forwarders' CPU during the round trips, both nodes, of one core: \`udp\`\n${rttCpu('udp')}, \`${BUSY_POLL_MODE}\` ${rttCpu(BUSY_POLL_MODE)}.\n\n${headline(results, 'udp', BASELINE_MODE, NO_UPSTREAM, UDP_USER_BARS)}\n\n${headline(results, BUSY_POLL_MODE, BASELINE_MODE, 'udp', UDP_USER_BARS)}\n`
+    : '';
   const ipv6 = results[IPV6_UDP_MODE] && results[IPV6_BASELINE_MODE]
     ? `\n## IPv6\n\nInner IPv6 over the IPv6 underlay: the udp datapath (\`${IPV6_UDP_MODE}\`) against the kernel's vxlan on\nflannel-v6.1 (\`${IPV6_BASELINE_MODE}\`), this run's medians.\n\n${headline(results, IPV6_UDP_MODE, IPV6_BASELINE_MODE, NO_UPSTREAM)}\n`
     : '';
@@ -199,7 +207,7 @@ Written by \`npm run bench\`; do not edit above the notes marker.
 
 ${modeLines.join('\n')}
 
-${v4Headline}${ebpf}${ipv6}
+${v4Headline}${ebpf}${busy}${ipv6}
 ## All modes
 
 Ratios are mode / ${baseline} (and udp / ${UPSTREAM_MODE}, ${IPV6_UDP_MODE} / ${IPV6_BASELINE_MODE}); for latency and CPU lower is better.
@@ -299,6 +307,7 @@ async function main(): Promise<number> {
         const rtt = await rttUs(lab, s, d);
         acc.rtt_p50_us.push(rtt.p50);
         acc.rtt_p99_us.push(rtt.p99);
+        if (rtt.cpuPct !== undefined) acc.rtt_cpu_pct.push(rtt.cpuPct);
       }
     }
     progress('route lookup micro-benchmark');

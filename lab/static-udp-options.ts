@@ -30,6 +30,8 @@ export interface StaticUdpNodeOptions {
   sourcePorts?: number;
   bufferSize?: number;
   batchSize?: number;
+  /** Busy polling after work, µs (the udp backend's BusyPollMicroseconds). */
+  busyPollMicroseconds?: number;
   /** Workers (default as the udp backend: the cores, at most 8). */
   workers?: number;
   /** Offloads (default all, as the udp backend), narrowed by `offloadEnv` when given. */

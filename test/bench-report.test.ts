@@ -43,7 +43,7 @@ test('tables show median (min–max), mode / baseline, and say where lower is be
 test('the headline compares with the bars and with upstream, generated from the numbers', () => {
   const r = results();
   const mk = (v: number[]) => summarize(v);
-  r['upstream'] = { tcp1_gbps: mk([0.1]), tcp4_gbps: mk([0.1]), udp64_pps: mk([35000]), rtt_p50_us: mk([150]), rtt_p99_us: mk([300]), cpu_pct: mk([100]), cpu_per_gbps: mk([1000]) };
+  r['upstream'] = { tcp1_gbps: mk([0.1]), tcp4_gbps: mk([0.1]), udp64_pps: mk([35000]), rtt_p50_us: mk([150]), rtt_p99_us: mk([300]), cpu_pct: mk([100]), cpu_per_gbps: mk([1000]), rtt_cpu_pct: mk([30]) };
   const h = headline(r, 'udp', 'vxlan', 'upstream');
   assert.match(h, /^\| metric \| udp \| vxlan \| udp \/ vxlan \| bar \|  \| upstream \| udp \/ upstream \|$/m);
   assert.match(h, /^\| TCP 1 stream \(Gbit\/s\) \| 1\.10 \(1\.00–1\.20\) \| 12\.00 \(11\.00–13\.00\) \| 0\.09× \| ≥ 0\.8× \| not met \| 0\.10 \| 11\.00× \|$/m);
@@ -61,7 +61,7 @@ test('--json has exactly the documented keys per mode, medians as numbers or nul
   const j = jsonResults(results(), { baseline: 'vxlan' }) as { modes: Record<string, Record<string, number | null>> };
   assert.deepEqual(Object.keys(j.modes), ['udp', 'vxlan']);
   for (const m of Object.values(j.modes)) {
-    assert.deepEqual(Object.keys(m), ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us', 'rtt_p99_us', 'cpu_pct', 'cpu_per_gbps']);
+    assert.deepEqual(Object.keys(m), ['tcp1_gbps', 'tcp4_gbps', 'udp64_pps', 'rtt_p50_us', 'rtt_p99_us', 'cpu_pct', 'cpu_per_gbps', 'rtt_cpu_pct']);
   }
   assert.equal(j.modes['udp']!['tcp1_gbps'], 1.1);
   assert.equal(j.modes['vxlan']!['cpu_pct'], null);

@@ -6,7 +6,7 @@ import { defaultWorkers, parseUdpBackendConfig, takesPartialChecksums, tunMtu, U
 const ALL = { tso: true, uso: true, gso: true, gro: true };
 
 test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per core, every offload', () => {
-  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, advertiseCapabilities: true, workers: defaultWorkers(), offload: ALL, datapath: 'user' };
+  const expected = { port: 8285, mtu: undefined, sourceCheck: true, allowExternalSources: false, sourcePorts: 16, advertiseCapabilities: true, workers: defaultWorkers(), offload: ALL, datapath: 'user', busyPollMicroseconds: 0 };
   assert.deepEqual(parseUdpBackendConfig(undefined), expected);
   assert.deepEqual(parseUdpBackendConfig({ Type: 'udp' }), expected);
   assert.equal(defaultWorkers(), Math.min(os.availableParallelism(), 8));
@@ -17,8 +17,8 @@ test('defaults: Port 8285, MTU from the interface, SourceCheck on, a worker per 
 
 test('keys are case-insensitive as in Go; last duplicate wins', () => {
   assert.deepEqual(
-    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, advertisecapabilities: false, workers: 3, offload: { tso: false, gro: false }, datapath: 'auto' }),
-    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, advertiseCapabilities: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false }, datapath: 'auto' },
+    parseUdpBackendConfig({ type: 'udp', port: 9000, mtu: 9000, sourcecheck: false, allowexternalsources: true, sourceports: 0, advertisecapabilities: false, workers: 3, offload: { tso: false, gro: false }, datapath: 'auto', busypollmicroseconds: 50 }),
+    { port: 9000, mtu: 9000, sourceCheck: false, allowExternalSources: true, sourcePorts: 0, advertiseCapabilities: false, workers: 3, offload: { tso: false, uso: true, gso: true, gro: false }, datapath: 'auto', busyPollMicroseconds: 50 },
   );
   assert.equal(parseUdpBackendConfig({ Port: 1, PORT: 2 }).port, 2);
 });
@@ -54,6 +54,9 @@ test('bad options name the key and keep upstream\'s prefix', () => {
     [[1], /must be a JSON object/],
     [{ Datapath: 'xdp' }, /^error decoding UDP backend config: Datapath must be one of user, ebpf, auto, got "xdp"$/],
     [{ Datapath: true }, /Datapath of type string/],
+    [{ BusyPollMicroseconds: 1001 }, /^error decoding UDP backend config: BusyPollMicroseconds must be 0\.\.1000 \(0: workers sleep as soon as they are idle\), got 1001$/],
+    [{ BusyPollMicroseconds: -5 }, /BusyPollMicroseconds must be 0\.\.1000/],
+    [{ BusyPollMicroseconds: '50' }, /BusyPollMicroseconds of type int/],
   ];
   for (const [raw, pattern] of bad) {
     assert.throws(() => parseUdpBackendConfig(raw), (e: unknown) => e instanceof UdpBackendConfigError && pattern.test(e.message), JSON.stringify(raw));

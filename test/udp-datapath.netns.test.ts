@@ -5,6 +5,7 @@
  * built and verified here, independently of the datapath's code.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { CounterName } from '../src/forwarder/native-datapath';
 import { parseIpv4 } from '../src/util/ipv4';
@@ -274,5 +275,43 @@ describe('udp datapath: datagrams larger than the receive buffer', ROOT_SUITE, (
     await counterReaches(nodes[0]!, 'ingress_drop_oversize', 1);
     assert.equal((await cap.packets(500)).length, 0);
     assert.ok(await ping(lab, n2.pod.ns, n1.pod.address), 'normal traffic still flows');
+  });
+});
+
+describe('udp datapath: one loop per worker, busy polling on one node', ROOT_SUITE, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  let nodes: StaticUdpNode[];
+
+  before(async () => {
+    lab = new Lab();
+    cluster = await buildCluster(lab, { nodes: 2 });
+    // Node 1 polls for up to 200 µs after work ("BusyPollMicroseconds"); node 2 sleeps as soon as it is idle.
+    nodes = await startStaticUdpNodes(lab, cluster, (_n, i) => (i === 0 ? { busyPollMicroseconds: 200, workers: 2 } : { workers: 2 }));
+  });
+  after(async () => {
+    await lab?.cleanup();
+  });
+
+  test('each worker is one thread serving its flannel0 queue and its socket', async () => {
+    const pid = nodes[0]!.pid;
+    const names = fs.readdirSync(`/proc/${pid}/task`).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim());
+    assert.deepEqual(names.filter((n) => n.startsWith('flannel-')).sort(), ['flannel-wrk00', 'flannel-wrk01']);
+  });
+
+  test('TCP both ways, bytes checked; the busy-polling node found work without sleeping, the other never polled busily', { timeout: 120_000 }, async () => {
+    const [a, b] = cluster.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
+    const size = 20 * 1000 * 1000;
+    const runs = await Promise.all([
+      tcpTransfer(lab, a.pod.ns, b.pod.ns, b.pod.address, 5001, size),
+      tcpTransfer(lab, b.pod.ns, a.pod.ns, a.pod.address, 5002, size),
+    ]);
+    for (const r of runs) assert.equal(r.receivedSha256, r.sentSha256);
+    assert.ok(await ping(lab, a.pod.ns, b.pod.address), 'and a lone ping');
+    const [c1, c2] = [(await nodes[0]!.stats()).counters, (await nodes[1]!.stats()).counters];
+    assert.ok(c1.worker_busy_poll_wakeups > 0, `node 1 busy-poll wakeups: ${c1.worker_busy_poll_wakeups}`);
+    assert.ok(c1.worker_sleep_wakeups > 0, 'and it still slept when idle');
+    assert.equal(c2.worker_busy_poll_wakeups, 0, 'node 2 never busy polled');
+    assert.ok(c2.worker_sleep_wakeups > 0);
   });
 });

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     localAddresses: opts.localAddresses ?? [opts.bindAddress],
     ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
     ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+    ...(opts.busyPollMicroseconds !== undefined ? { busyPollMicroseconds: opts.busyPollMicroseconds } : {}),
   });
   fwd.update({ routes: toRoutes(opts.routes), peers: opts.peers ?? toPeers(opts.routes) });
   let fastPath: KernelFastPath | undefined;

@@ -350,6 +350,7 @@ Napi::Value DatapathWrapper::Start(const Napi::CallbackInfo& info) {
   config.icmp_rate_per_sec = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpRatePerSec", 0, 1000000, 100));
   config.icmp_burst = static_cast<uint32_t>(OptionalIntegerProperty(o, "icmpBurst", 1, 1000000, 50));
   config.batch_size = static_cast<size_t>(OptionalIntegerProperty(o, "batchSize", 1, 1024, 64));
+  config.busy_poll_ns = static_cast<uint64_t>(OptionalIntegerProperty(o, "busyPollMicroseconds", 0, 1000, 0)) * 1000;
   // At least an IPv4 header plus room for a full-size Ethernet frame; at most
   // the largest IPv4 packet plus slack. UDP GRO hands up to 64 KiB per read,
   // so the default holds any of them.

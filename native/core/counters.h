@@ -107,7 +107,9 @@ namespace flannel {
   X(kIngressDropIpv6SenderIncapable, "ingress_drop_ipv6_sender_incapable")            \
   X(kIngressDropMartianSource, "ingress_drop_martian_source")                          \
   X(kEgressDropOversize, "egress_drop_oversize")                                       \
-  X(kIngressDropSourcePort, "ingress_drop_source_port")
+  X(kIngressDropSourcePort, "ingress_drop_source_port")                                \
+  X(kWorkerSleepWakeups, "worker_sleep_wakeups")                                       \
+  X(kWorkerBusyPollWakeups, "worker_busy_poll_wakeups")
 
 enum Counter : uint32_t {
 #define FLANNEL_COUNTER_ENUM(id, name) id,

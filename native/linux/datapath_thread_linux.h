@@ -1,6 +1,7 @@
-// What every forwarding thread of the udp datapath shares (Linux): the
-// counters it owns, the wait on its fd or the stop signal, TUN writes with
-// or without a virtio-net header, and ICMP error generation.
+// What every path of the udp datapath shares (Linux): the counters it owns,
+// the wait on its fd or the stop signal, TUN writes with or without a
+// virtio-net header, and ICMP error generation. A worker's paths run in its
+// one loop (forwarder_linux.h), each with its own counters.
 #pragma once
 
 #include <sys/uio.h>
@@ -25,6 +26,9 @@ struct ForwarderConfig;
 
 // CLOCK_MONOTONIC_COARSE in ns (cheap: no syscall through the vDSO).
 uint64_t monotonic_coarse_ns();
+// CLOCK_MONOTONIC in ns (through the vDSO; finer than the coarse clock, whose
+// tick is a jiffy: busy polling measures microseconds).
+uint64_t monotonic_ns();
 
 // Counters owned by one thread: written only by it (relaxed stores), read by
 // any thread (relaxed loads) for a snapshot.

@@ -52,16 +52,10 @@ bool EgressPath::allocate() {
   return true;
 }
 
-void EgressPath::run(int reader_slot) {
+void EgressPath::serve(int reader_slot) {
   StatePublisher<ForwardingState>& publisher = *shared_->publisher;
   const size_t batch = config_.batch_size;
-  while (!stopping()) {
-    publisher.idle(reader_slot);
-    beat();
-    if (!wait_for(tun_fd_, POLLIN, kIdleWakeMs)) {
-      if (stopping()) break;
-      continue;  // idle: wake to beat
-    }
+  {
     for (int round = 0; round < kMaxBatchesPerWake; ++round) {
       const ForwardingState& state = *publisher.read(reader_slot);
       now_ns_ = monotonic_coarse_ns();

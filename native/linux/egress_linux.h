@@ -1,4 +1,5 @@
-// One worker's TUN -> UDP thread (Linux).
+// One worker's TUN -> UDP path (Linux), served by the worker's loop
+// (forwarder_linux.h).
 //
 // Per wakeup, up to batch_size reads from the worker's TUN queue. Each packet
 // is validated and routed (core/forwarding.h; TTL decremented once, on the
@@ -61,7 +62,13 @@ class EgressPath : public DatapathThread {
   EgressPath(SharedContext* shared, int tun_fd, int udp_fd, const std::vector<int>& source_fds, int udp6_fd,
              const std::vector<int>& source6_fds, CounterBlock* counters);
   bool allocate();
-  void run(int reader_slot);
+  // One wakeup's work once the TUN queue is readable: bounded rounds of
+  // reads (kMaxBatchesPerWake), each flushed to the sockets. The worker's
+  // loop (forwarder_linux.h) calls it.
+  void serve(int reader_slot);
+  int tun_fd() const { return tun_fd_; }
+  // Liveness, for the loop that serves this path (DatapathThread::beat).
+  void mark_alive() { beat(); }
 
  private:
   struct OutMessage {

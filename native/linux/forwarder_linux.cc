@@ -1,6 +1,7 @@
 #include "forwarder_linux.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
@@ -145,23 +146,55 @@ SysResult Forwarder::start() {
   }
   for (size_t i = 0; i < n; ++i) {
     Worker& w = *workers_[i];
-    w.egress_thread = std::thread([&w] { w.egress->run(w.egress_slot); });
-    if (w.ingress) w.ingress_thread = std::thread([&w] { w.ingress->run(w.ingress_slot); });
+    w.thread = std::thread([this, &w] { run_worker_loop(w); });
     char name[16];
-    snprintf(name, sizeof(name), "flannel-egr%02u", static_cast<unsigned>(i % 100));
-    pthread_setname_np(w.egress_thread.native_handle(), name);
-    if (w.ingress) {
-      snprintf(name, sizeof(name), "flannel-ing%02u", static_cast<unsigned>(i % 100));
-      pthread_setname_np(w.ingress_thread.native_handle(), name);
-    }
-    if (w.ingress6) {
-      w.ingress6_thread = std::thread([&w] { w.ingress6->run(w.ingress6_slot); });
-      snprintf(name, sizeof(name), "flannel-in6%02u", static_cast<unsigned>(i % 100));
-      pthread_setname_np(w.ingress6_thread.native_handle(), name);
-    }
+    snprintf(name, sizeof(name), "flannel-wrk%02u", static_cast<unsigned>(i % 100));
+    pthread_setname_np(w.thread.native_handle(), name);
   }
   started_ = true;
   return SysResult::success();
+}
+
+void Forwarder::run_worker_loop(Worker& w) {
+  StatePublisher<ForwardingState>& publisher = *shared_.publisher;
+  enum { kTun, kUdp, kUdp6, kStop, kFds };
+  struct pollfd fds[kFds] = {{w.egress->tun_fd(), POLLIN, 0},
+                             {w.ingress ? w.ingress->udp_fd() : -1, POLLIN, 0},
+                             {w.ingress6 ? w.ingress6->udp_fd() : -1, POLLIN, 0},
+                             {shared_.stop_fd, POLLIN, 0}};
+  bool worked = false;
+  while (!shared_.stopping.load(std::memory_order_relaxed)) {
+    publisher.idle(w.egress_slot);
+    w.egress->mark_alive();
+    if (w.ingress) {
+      publisher.idle(w.ingress_slot);
+      w.ingress->mark_alive();
+    }
+    if (w.ingress6) {
+      publisher.idle(w.ingress6_slot);
+      w.ingress6->mark_alive();
+    }
+    // Busy polling: while the last wakeup found work, poll with a zero
+    // timeout (a syscall, never a sleep) for up to busy_poll_ns.
+    int r = 0;
+    bool spun = false;
+    if (config_.busy_poll_ns > 0 && worked) {
+      const uint64_t until = monotonic_ns() + config_.busy_poll_ns;
+      do {
+        r = poll(fds, kFds, 0);
+      } while (r == 0 && monotonic_ns() < until);
+      spun = r > 0;
+    }
+    if (r == 0) r = poll(fds, kFds, kIdleWakeMs);  // a negative fd is skipped
+    if (r < 0 && errno == EINTR) continue;
+    if (fds[kStop].revents != 0 || shared_.stopping.load(std::memory_order_relaxed)) break;
+    worked = r > 0;
+    if (r <= 0) continue;  // idle: wake to beat
+    w.egress_counters.add(spun ? kWorkerBusyPollWakeups : kWorkerSleepWakeups);
+    if (fds[kTun].revents != 0) w.egress->serve(w.egress_slot);
+    if (fds[kUdp].revents != 0 && !w.ingress->serve(w.ingress_slot)) break;
+    if (fds[kUdp6].revents != 0 && !w.ingress6->serve(w.ingress6_slot)) break;
+  }
 }
 
 void Forwarder::release_readers() {
@@ -181,9 +214,7 @@ void Forwarder::stop() {
   ssize_t ignored = write(shared_.stop_fd, &one, sizeof(one));
   (void)ignored;
   for (auto& w : workers_) {
-    if (w->egress_thread.joinable()) w->egress_thread.join();
-    if (w->ingress_thread.joinable()) w->ingress_thread.join();
-    if (w->ingress6_thread.joinable()) w->ingress6_thread.join();
+    if (w->thread.joinable()) w->thread.join();
   }
   release_readers();
   close(shared_.stop_fd);

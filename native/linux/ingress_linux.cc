@@ -21,6 +21,7 @@ IngressPath::IngressPath(SharedContext* shared, int tun_fd, int udp_fd, bool und
 
 bool IngressPath::allocate() {
   const size_t batch = config_.batch_size;
+  batch_ = batch;
   buffers_.reset(new (std::nothrow) uint8_t[batch * config_.buffer_size]);
   iov_.reset(new (std::nothrow) struct iovec[batch]);
   msgs_.reset(new (std::nothrow) struct mmsghdr[batch]);
@@ -57,25 +58,19 @@ uint16_t IngressPath::gro_size(size_t k) const {
   return 0;
 }
 
-void IngressPath::run(int reader_slot) {
+bool IngressPath::serve(int reader_slot) {
   StatePublisher<ForwardingState>& publisher = *shared_->publisher;
   const size_t full_batch = config_.batch_size;
-  size_t batch = full_batch;
-  while (!stopping()) {
-    publisher.idle(reader_slot);
-    beat();
-    if (!wait_for(udp_fd_, POLLIN, kIdleWakeMs)) {
-      if (stopping()) break;
-      continue;  // idle: wake to beat
+  if (shared_->faults.take(kFaultStallIngress)) {
+    // Test only: a wedged thread (no beat, no work) until the forwarder stops.
+    while (!wait_for(shared_->stop_fd, POLLIN, 100) && !stopping()) {
     }
-    if (shared_->faults.take(kFaultStallIngress)) {
-      // Test only: a wedged thread (no beat, no work) until the forwarder stops.
-      while (!wait_for(shared_->stop_fd, POLLIN, 100) && !stopping()) {
-      }
-      break;
-    }
+    return false;
+  }
+  {
     for (int round = 0; round < kMaxBatchesPerWake; ++round) {
       const ForwardingState& state = *publisher.read(reader_slot);
+      const size_t batch = batch_;
       for (size_t k = 0; k < batch; ++k) {
         struct msghdr& h = msgs_[k].msg_hdr;
         h.msg_namelen = underlay6_ ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -152,10 +147,11 @@ void IngressPath::run(int reader_slot) {
         });
       }
       flush();
-      batch = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;
+      batch_ = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;
       if (static_cast<size_t>(got) < asked) break;
     }
   }
+  return true;
 }
 
 void IngressPath::hold(uint8_t* pkt, uint16_t len, bool partial) {

@@ -1,11 +1,13 @@
-// One worker's UDP -> TUN thread (Linux).
+// One worker's UDP -> TUN path (Linux), served by the worker's loop
+// (forwarder_linux.h).
 //
 // Per wakeup, recvmmsg batches from the worker's socket. With UDP_GRO a
 // message may hold several datagrams of one sender, all gso_size long but
 // the last; each datagram is one inner IPv4 packet (docs/compatibility.md §5.3), checked
 // and TTL-decremented on its own (core/forwarding.h). The accepted packets
 // of a batch are then coalesced (core/gro.h) when GRO is on: each run of one
-// TCP flow's segments goes to the TUN as one write of a virtio GSO header,
+// TCP flow's segments (and of one UDP flow's datagrams, where the TUN takes
+// USO) goes to the TUN as one write of a virtio GSO header,
 // the merged headers and the members' payloads in place (writev, no copy);
 // anything else is written as it is.
 #pragma once
@@ -41,7 +43,14 @@ class IngressPath : public DatapathThread {
   IngressPath(SharedContext* shared, int tun_fd, int udp_fd, bool underlay6, CounterBlock* counters,
               RefusalLog* refusals);
   bool allocate();
-  void run(int reader_slot);
+  // One wakeup's work once the socket is readable: bounded rounds
+  // (kMaxBatchesPerWake) of recvmmsg, each written to the TUN. The worker's
+  // loop (forwarder_linux.h) calls it. False when the loop must end (the
+  // test fault that stalls a worker until stop).
+  bool serve(int reader_slot);
+  int udp_fd() const { return udp_fd_; }
+  // Liveness, for the loop that serves this path (DatapathThread::beat).
+  void mark_alive() { beat(); }
 
  private:
   union Control {
@@ -66,6 +75,7 @@ class IngressPath : public DatapathThread {
 
   const int udp_fd_;
   const bool underlay6_;
+  size_t batch_ = 0;  // messages the next recvmmsg asks for (see kLargeRoundMessages)
   RefusalLog& refusals_;
   std::unique_ptr<uint8_t[]> buffers_;
   std::unique_ptr<struct iovec[]> iov_;

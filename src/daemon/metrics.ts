@@ -91,6 +91,12 @@ export const DATAPATH_COUNTER_FAMILIES: ReadonlyArray<{ name: string; help: stri
     label: 'queue',
     counters: { udp_send: 'udp_send_blocked', tun_write: 'tun_write_blocked' },
   },
+  {
+    name: 'flanneld_datapath_wakeups_total',
+    help: 'Times a datapath worker found work, by how it waited: asleep in poll, or busy polling after earlier work (BusyPollMicroseconds).',
+    label: 'wait',
+    counters: { sleep: 'worker_sleep_wakeups', busy_poll: 'worker_busy_poll_wakeups' },
+  },
 ];
 
 type Read = (set: (labels: Record<string, string>, v: number) => void) => void;

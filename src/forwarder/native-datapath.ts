@@ -64,6 +64,8 @@ export const COUNTER_NAMES = [
   'ingress_drop_martian_source',
   'egress_drop_oversize',
   'ingress_drop_source_port',
+  'worker_sleep_wakeups',
+  'worker_busy_poll_wakeups',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -188,6 +190,12 @@ export interface NativeStartOptions {
   batchSize?: number;
   /** Bytes per packet buffer (default 65536: any IPv4 packet fits). */
   bufferSize?: number;
+  /**
+   * After a wakeup that found work, each worker keeps polling without
+   * sleeping for this many microseconds (0..1000; default 0, never):
+   * lower round-trip latency for CPU (native/linux/forwarder_linux.h).
+   */
+  busyPollMicroseconds?: number;
   /** Offloads to probe and use (default none); see ./offload.ts. */
   offload?: OffloadSettings;
 }

@@ -1,8 +1,8 @@
 /**
  * The udp backend's options: the `Backend` object of the network config
  * (docs/compatibility.md §2.4). Upstream knows only `Port`; `MTU`, `SourceCheck`,
- * `AllowExternalSources`, `SourcePorts`, `AdvertiseCapabilities`, `Workers` and
- * `Offload` are ours (documented in docs/operations.md); upstream ignores them,
+ * `AllowExternalSources`, `SourcePorts`, `AdvertiseCapabilities`, `Workers`,
+ * `Offload`, `Datapath` and `BusyPollMicroseconds` are ours (documented in docs/operations.md); upstream ignores them,
  * so one network config serves mixed clusters.
  */
 import * as os from 'node:os';
@@ -43,7 +43,7 @@ export interface UdpBackendConfig {
    * and flannel-ts peers treat this node as upstream.
    */
   advertiseCapabilities: boolean;
-  /** Forwarding workers: TUN queues, sockets and thread pairs (default: the cores, at most 8). */
+  /** Forwarding workers: TUN queues, sockets and threads (default: the cores, at most 8). */
   workers: number;
   /** Offloads the config allows (default all; FLANNEL_TS_OFFLOAD may narrow them further). */
   offload: OffloadSettings;
@@ -55,7 +55,17 @@ export interface UdpBackendConfig {
    * it can run, else user.
    */
   datapath: DatapathMode;
+  /**
+   * After a wakeup that found work, each worker keeps polling its TUN queue
+   * and sockets without sleeping for this many microseconds before it
+   * blocks (0..MAX_BUSY_POLL_MICROSECONDS; default 0, never): lower round
+   * trips for CPU time, as the kernel's SO_BUSY_POLL (docs/datapath.md).
+   */
+  busyPollMicroseconds: number;
 }
+
+/** The longest busy poll: past it a worker burns a core between packets that are far apart anyway. */
+export const MAX_BUSY_POLL_MICROSECONDS = 1000;
 
 export type DatapathMode = 'user' | 'ebpf' | 'auto';
 export const DATAPATH_MODES: readonly DatapathMode[] = ['user', 'ebpf', 'auto'];
@@ -91,6 +101,7 @@ function defaultUdpBackendConfig(): UdpBackendConfig {
     workers: defaultWorkers(),
     offload: { ...ALL_OFFLOADS },
     datapath: 'user',
+    busyPollMicroseconds: 0,
   };
 }
 
@@ -124,6 +135,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   let workers: number;
   let offload: OffloadSettings;
   let datapath: string;
+  let busyPollMicroseconds: number;
   try {
     port = intField(raw, 'Port', DEFAULT_UDP_PORT);
     mtu = intField(raw, 'MTU', 0);
@@ -134,6 +146,7 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
     workers = intField(raw, 'Workers', 0);
     offload = parseOffloadField(raw, prefix);
     datapath = stringField(raw, 'Datapath', 'user');
+    busyPollMicroseconds = intField(raw, 'BusyPollMicroseconds', 0);
   } catch (e) {
     if (e instanceof JsonFieldError) throw new UdpBackendConfigError(prefix + e.message);
     throw e;
@@ -162,8 +175,14 @@ export function parseUdpBackendConfig(raw: unknown): UdpBackendConfig {
   if (!DATAPATH_MODES.includes(datapath as DatapathMode)) {
     throw new UdpBackendConfigError(`${prefix}Datapath must be one of ${DATAPATH_MODES.join(', ')}, got ${JSON.stringify(datapath)}`);
   }
+  if (busyPollMicroseconds < 0 || busyPollMicroseconds > MAX_BUSY_POLL_MICROSECONDS) {
+    throw new UdpBackendConfigError(
+      `${prefix}BusyPollMicroseconds must be 0..${MAX_BUSY_POLL_MICROSECONDS} (0: workers sleep as soon as they are idle), got ${busyPollMicroseconds}`,
+    );
+  }
   return {
     datapath: datapath as DatapathMode,
+    busyPollMicroseconds,
     port,
     mtu: mtu === 0 ? undefined : mtu,
     sourceCheck,

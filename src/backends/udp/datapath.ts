@@ -39,7 +39,7 @@ export interface UdpDatapathSpec {
   port: number;
   /** Per-flow source ports above `port` (0: every datagram from `port`). */
   sourcePorts: number;
-  /** Forwarding workers: TUN queues, sockets and thread pairs. */
+  /** Forwarding workers: TUN queues, sockets and threads. */
   workers: number;
   offload: OffloadSettings;
   /** The ingress policy's switches (UdpBackendConfig); its networks are `subnet` and `network`. */
@@ -49,6 +49,8 @@ export interface UdpDatapathSpec {
   partialChecksums: boolean;
   /** This node's addresses (no inner packet may come from one); later changes go through UdpForwarder.update. */
   localAddresses: readonly string[];
+  /** Busy polling after work, in microseconds (UdpBackendConfig.busyPollMicroseconds; absent or 0: never). */
+  busyPollMicroseconds?: number;
   /** Tuning for tests and the benchmark (the datapath's defaults otherwise). */
   bufferSize?: number;
   batchSize?: number;
@@ -98,6 +100,7 @@ export async function startUdpDatapath(nl: RtNetlink, spec: UdpDatapathSpec, for
       offload: spec.offload,
       ...(spec.bufferSize !== undefined ? { bufferSize: spec.bufferSize } : {}),
       ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
+      ...(spec.busyPollMicroseconds ? { busyPollMicroseconds: spec.busyPollMicroseconds } : {}),
     });
     return { forwarder, tun, changes: report.changes, ...bound };
   } catch (e) {

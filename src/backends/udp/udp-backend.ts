@@ -128,10 +128,15 @@ export class UdpBackend implements Backend {
         allowExternalSources: cfg.allowExternalSources,
         partialChecksums,
         localAddresses: localAddressTexts(ctx.localAddresses.current()),
+        busyPollMicroseconds: cfg.busyPollMicroseconds,
       });
       log.info({ device: running.tun.name, changes: running.changes }, `configured ${running.tun.name}`);
       warnBusySourcePorts(log, cfg, running);
-      log.info({ workers: cfg.workers }, `udp datapath started with ${cfg.workers} worker(s)`);
+      log.info(
+        { workers: cfg.workers, busyPollMicroseconds: cfg.busyPollMicroseconds },
+        `udp datapath started with ${cfg.workers} worker(s)` +
+          (cfg.busyPollMicroseconds > 0 ? `, busy polling ${cfg.busyPollMicroseconds} µs after work` : ''),
+      );
       let fastPath: KernelFastPath | undefined;
       if (fast) {
         try {
