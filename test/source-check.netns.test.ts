@@ -116,7 +116,12 @@ describe(`udp ingress policy: three nodes, forged inner packets from a known pee
     await sendUdpBurst(lab, n2.ns, n2.underlayAddress, n1.underlayAddress, PORT, burst);
     await grows('ingress_drop_spoofed_source', base, 4);
     const delivered = await atPod1.packets(1000);
-    assert.deepEqual(delivered.map((p) => ipv4Fields(p).src), [n2.pod.address, n2.pod.address, n2.pod.address, n2.pod.address]);
+    // Only the genuine four reach the pod, in order: one packet each, or (the
+    // user-space path coalescing a run of one flow into a USO write) fewer
+    // packets that carry them back to back.
+    assert.ok(delivered.every((p) => ipv4Fields(p).src === n2.pod.address), 'every packet from pod 2');
+    const payloads = Buffer.concat(delivered.map((p) => p.subarray(ipv4Fields(p).headerLen + 8))).toString();
+    assert.equal(payloads, [0, 2, 4, 6].map((i) => `burst ${i}`.padEnd(24, '.')).join(''));
     const c = await counters();
     // Beside the fast path UDP GRO is off: the genuine four go through it one by one.
     if (!ebpf) assert.ok(c.ingress_gro_messages > base.ingress_gro_messages, 'the burst arrived as one coalesced message');
