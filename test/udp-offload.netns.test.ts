@@ -7,7 +7,11 @@
  *    one whole inner IPv4 packet per datagram, valid checksums, none larger
  *    than the path MTU;
  *  - fallback: each offload forced to fail, traffic still flows and the
- *    stats say it is off.
+ *    stats say it is off;
+ *  - the kernel fast path's wire, and a fast-path node beside a user-space
+ *    one. The user-space offload and partial-checksum cases run in user mode
+ *    only: beside the fast path GRO is off and partial checksums are not
+ *    advertised (docs/datapath.md), so those paths do not run there.
  */
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
