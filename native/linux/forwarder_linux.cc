@@ -244,7 +244,7 @@ double Forwarder::oldest_heartbeat_age_ms() const {
   uint64_t oldest = now;
   for (const auto& w : workers_) {
     for (const CounterBlock* c : {&w->egress_counters, &w->ingress_counters, &w->ingress6_counters}) {
-      // A thread that does not exist (no IPv4 or no IPv6 underlay) never beats.
+      // A path that does not exist (no IPv4 or no IPv6 underlay) never beats.
       if ((c == &w->ingress_counters && !w->ingress) || (c == &w->ingress6_counters && !w->ingress6)) continue;
       const uint64_t t = c->heartbeat_ns.load(std::memory_order_relaxed);
       if (t < oldest) oldest = t;

@@ -60,7 +60,7 @@ struct ForwarderConfig {
   OffloadRequest offload;    // what may be used; start() probes it
   uint32_t test_faults = 0;  // TestFault bits, armed at start (test build only: test_faults_linux.h)
   uint32_t icmp_source = 0;         // host order; the TUN address (docs/compatibility.md §5.6)
-  uint32_t icmp_rate_per_sec = 100;  // generated ICMP errors per second and thread
+  uint32_t icmp_rate_per_sec = 100;  // generated ICMP errors per second, per worker and direction
   uint32_t icmp_burst = 50;
   // How long a worker's loop keeps polling without sleeping after work (0: never).
   uint64_t busy_poll_ns = 0;
@@ -94,7 +94,8 @@ class Forwarder {
   // again (the control side logs each once: src/backends/udp/source-check.ts).
   size_t drain_refusals(Refusal* out, size_t max);
   const OffloadState& offload() const { return shared_.offload; }
-  // Milliseconds since the least recently beating thread's heartbeat.
+  // Milliseconds since the least recent heartbeat of any worker's path (each
+  // worker's loop beats for all its paths on every iteration).
   double oldest_heartbeat_age_ms() const;
   size_t workers() const { return workers_.size(); }
 

@@ -183,7 +183,7 @@ export interface NativeBindOptions {
 export interface NativeStartOptions {
   /** Source address of generated ICMP errors: the TUN address (upstream's proxy_amd64.c, send_net_unreachable). */
   icmpSource: string;
-  /** ICMP errors per second and thread (default 100) and burst (default 50). */
+  /** ICMP errors per second per worker and direction (default 100) and burst (default 50). */
   icmpRatePerSec?: number;
   icmpBurst?: number;
   /** Packets per sendmmsg/recvmmsg (default 64). */
