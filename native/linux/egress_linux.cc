@@ -55,41 +55,39 @@ bool EgressPath::allocate() {
 void EgressPath::serve(int reader_slot) {
   StatePublisher<ForwardingState>& publisher = *shared_->publisher;
   const size_t batch = config_.batch_size;
-  {
-    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
-      const ForwardingState& state = *publisher.read(reader_slot);
-      now_ns_ = monotonic_coarse_ns();
-      bool drained = false;
-      size_t slot = 0;
-      size_t round_bytes = 0;
-      while (slot < batch && round_bytes < kRoundBytes) {
-        uint8_t* buf = reads_.get() + slot * stride_;
-        const ssize_t n = read(tun_fd_, buf, stride_);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN) counters_.add(kTunReadErrors);
-          drained = true;
-          break;
-        }
-        if (static_cast<size_t>(n) >= stride_) {
-          // A packet longer than the slot is cut to the slot's length
-          // (drivers/net/tun.c: tun_put_user copies what fits,
-          // tun_chr_read_iter returns at most the buffer's length), and a
-          // read that fills the slot exactly cannot be told from one that
-          // was cut; one longer than the slot would name bytes never read.
-          // The slot is one byte longer than the largest packet the default
-          // buffer takes, so only a packet larger than the buffer the
-          // datapath was started with ends here: dropped, counted.
-          counters_.add(kTunReadPackets);
-          counters_.add(kEgressDropOversize);
-          continue;
-        }
-        round_bytes += static_cast<size_t>(n);
-        if (process(buf, static_cast<size_t>(n), state)) ++slot;  // else the buffer is reused
+  for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+    const ForwardingState& state = *publisher.read(reader_slot);
+    now_ns_ = monotonic_coarse_ns();
+    bool drained = false;
+    size_t slot = 0;
+    size_t round_bytes = 0;
+    while (slot < batch && round_bytes < kRoundBytes) {
+      uint8_t* buf = reads_.get() + slot * stride_;
+      const ssize_t n = read(tun_fd_, buf, stride_);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) counters_.add(kTunReadErrors);
+        drained = true;
+        break;
       }
-      flush();
-      if (drained) break;
+      if (static_cast<size_t>(n) >= stride_) {
+        // A packet longer than the slot is cut to the slot's length
+        // (drivers/net/tun.c: tun_put_user copies what fits,
+        // tun_chr_read_iter returns at most the buffer's length), and a
+        // read that fills the slot exactly cannot be told from one that
+        // was cut; one longer than the slot would name bytes never read.
+        // The slot is one byte longer than the largest packet the default
+        // buffer takes, so only a packet larger than the buffer the
+        // datapath was started with ends here: dropped, counted.
+        counters_.add(kTunReadPackets);
+        counters_.add(kEgressDropOversize);
+        continue;
+      }
+      round_bytes += static_cast<size_t>(n);
+      if (process(buf, static_cast<size_t>(n), state)) ++slot;  // else the buffer is reused
     }
+    flush();
+    if (drained) break;
   }
 }
 

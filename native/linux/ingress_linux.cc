@@ -62,94 +62,92 @@ bool IngressPath::serve(int reader_slot) {
   StatePublisher<ForwardingState>& publisher = *shared_->publisher;
   const size_t full_batch = config_.batch_size;
   if (shared_->faults.take(kFaultStallIngress)) {
-    // Test only: a wedged thread (no beat, no work) until the forwarder stops.
+    // Test only: a wedged worker (no beat, no work) until the forwarder stops.
     while (!wait_for(shared_->stop_fd, POLLIN, 100) && !stopping()) {
     }
     return false;
   }
-  {
-    for (int round = 0; round < kMaxBatchesPerWake; ++round) {
-      const ForwardingState& state = *publisher.read(reader_slot);
-      const size_t batch = batch_;
-      for (size_t k = 0; k < batch; ++k) {
-        struct msghdr& h = msgs_[k].msg_hdr;
-        h.msg_namelen = underlay6_ ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-        h.msg_control = control_[k].bytes;
-        h.msg_controllen = sizeof(control_[k].bytes);
-        h.msg_flags = 0;
-      }
-      counters_.add(kUdpReceiveCalls);
-      const int got = recvmmsg(udp_fd_, msgs_.get(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) counters_.add(kUdpReceiveErrors);
-        break;
-      }
-      const size_t asked = batch;
-      bool large = false;
-      for (int k = 0; k < got; ++k) {
-        const struct mmsghdr& m = msgs_[k];
-        uint8_t* data = static_cast<uint8_t*>(iov_[k].iov_base);
-        const size_t len = m.msg_len;
-        if (len >= kLargeMessageBytes) large = true;
-        if (m.msg_hdr.msg_flags & MSG_TRUNC) {
-          counters_.add(kUdpReceivedPackets);
-          counters_.add(kUdpReceivedBytes, len);
-          counters_.add(kIngressDropOversize);
-          continue;
-        }
-        Sender source{0, underlay6_};
-        Ipv6Addr source6{};
-        if (underlay6_) {
-          source6 = load_ipv6(addrs_[k].v6.sin6_addr.s6_addr);
-          source.key = state.endpoints6.find(source6);
-        } else {
-          source.key = ntohl(addrs_[k].v4.sin_addr.s_addr);
-        }
-        // The refusal log's key of this sender (a fold of an IPv6 address).
-        const uint32_t sender_key = underlay6_ ? static_cast<uint32_t>((source6.hi ^ source6.lo) ^ ((source6.hi ^ source6.lo) >> 32))
-                                               : source.key;
-        const size_t step = gro_size(static_cast<size_t>(k));
-        if (step > 0 && step < len) counters_.add(kUdpGroMessages);
-        for_each_datagram(data, len, step, [&](uint8_t* pkt, size_t dlen) {
-          counters_.add(kUdpReceivedPackets);
-          counters_.add(kUdpReceivedBytes, dlen);
-          const Decision d = decide_ingress(pkt, dlen, source, state);
-          if (!d.forward) {
-            counters_.add(d.drop);
-            const bool inner = d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination ||
-                               d.drop == kIngressDropMartianSource || d.drop == kIngressDropIpv6SenderIncapable;
-            if (inner || d.drop == kIngressDropUnknownSource) {
-              Refusal r{sender_key, d.drop};
-              r.sender6 = underlay6_;
-              r.sender_addr6 = source6;
-              if (inner) {
-                r.version = d.version;
-                r.inner_src = d.header.src;
-                r.inner_dst = d.header.dst;
-                r.inner_src6 = d.header6.src;
-                r.inner_dst6 = d.header6.dst;
-              }
-              refusals_.note(r);
-            }
-            handle_icmp(d, pkt, state);
-            return;
-          }
-          bool partial = d.partial;
-          if (partial) {
-            counters_.add(kIngressPartialChecksumPackets);
-            if (!vnet_hdr_ || shared_->partial_writes_failed.load(std::memory_order_relaxed)) {
-              complete_partial_checksum(pkt, d.length, d.partial_spot.start, d.partial_spot.offset);
-              partial = false;
-            }
-          }
-          hold(pkt, d.length, partial);
-        });
-      }
-      flush();
-      batch_ = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;
-      if (static_cast<size_t>(got) < asked) break;
+  for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+    const ForwardingState& state = *publisher.read(reader_slot);
+    const size_t batch = batch_;
+    for (size_t k = 0; k < batch; ++k) {
+      struct msghdr& h = msgs_[k].msg_hdr;
+      h.msg_namelen = underlay6_ ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+      h.msg_control = control_[k].bytes;
+      h.msg_controllen = sizeof(control_[k].bytes);
+      h.msg_flags = 0;
     }
+    counters_.add(kUdpReceiveCalls);
+    const int got = recvmmsg(udp_fd_, msgs_.get(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) counters_.add(kUdpReceiveErrors);
+      break;
+    }
+    const size_t asked = batch;
+    bool large = false;
+    for (int k = 0; k < got; ++k) {
+      const struct mmsghdr& m = msgs_[k];
+      uint8_t* data = static_cast<uint8_t*>(iov_[k].iov_base);
+      const size_t len = m.msg_len;
+      if (len >= kLargeMessageBytes) large = true;
+      if (m.msg_hdr.msg_flags & MSG_TRUNC) {
+        counters_.add(kUdpReceivedPackets);
+        counters_.add(kUdpReceivedBytes, len);
+        counters_.add(kIngressDropOversize);
+        continue;
+      }
+      Sender source{0, underlay6_};
+      Ipv6Addr source6{};
+      if (underlay6_) {
+        source6 = load_ipv6(addrs_[k].v6.sin6_addr.s6_addr);
+        source.key = state.endpoints6.find(source6);
+      } else {
+        source.key = ntohl(addrs_[k].v4.sin_addr.s_addr);
+      }
+      // The refusal log's key of this sender (a fold of an IPv6 address).
+      const uint32_t sender_key = underlay6_ ? static_cast<uint32_t>((source6.hi ^ source6.lo) ^ ((source6.hi ^ source6.lo) >> 32))
+                                             : source.key;
+      const size_t step = gro_size(static_cast<size_t>(k));
+      if (step > 0 && step < len) counters_.add(kUdpGroMessages);
+      for_each_datagram(data, len, step, [&](uint8_t* pkt, size_t dlen) {
+        counters_.add(kUdpReceivedPackets);
+        counters_.add(kUdpReceivedBytes, dlen);
+        const Decision d = decide_ingress(pkt, dlen, source, state);
+        if (!d.forward) {
+          counters_.add(d.drop);
+          const bool inner = d.drop == kIngressDropSpoofedSource || d.drop == kIngressDropForeignDestination ||
+                             d.drop == kIngressDropMartianSource || d.drop == kIngressDropIpv6SenderIncapable;
+          if (inner || d.drop == kIngressDropUnknownSource) {
+            Refusal r{sender_key, d.drop};
+            r.sender6 = underlay6_;
+            r.sender_addr6 = source6;
+            if (inner) {
+              r.version = d.version;
+              r.inner_src = d.header.src;
+              r.inner_dst = d.header.dst;
+              r.inner_src6 = d.header6.src;
+              r.inner_dst6 = d.header6.dst;
+            }
+            refusals_.note(r);
+          }
+          handle_icmp(d, pkt, state);
+          return;
+        }
+        bool partial = d.partial;
+        if (partial) {
+          counters_.add(kIngressPartialChecksumPackets);
+          if (!vnet_hdr_ || shared_->partial_writes_failed.load(std::memory_order_relaxed)) {
+            complete_partial_checksum(pkt, d.length, d.partial_spot.start, d.partial_spot.offset);
+            partial = false;
+          }
+        }
+        hold(pkt, d.length, partial);
+      });
+    }
+    flush();
+    batch_ = large ? std::min(full_batch, kLargeRoundMessages) : full_batch;
+    if (static_cast<size_t>(got) < asked) break;
   }
   return true;
 }
