@@ -18,7 +18,7 @@ constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kUrg = 0x2
 constexpr size_t kMaxIpv4Packet = 0xffff;
 constexpr size_t kIpHl = 20;  // only option-less IPv4 headers are coalesced
 constexpr size_t kUdpHeaderLen = 8;
-// IPv6: only TCP right after the fixed header (no extension headers) is coalesced.
+// IPv6: only TCP or UDP right after the fixed header (no extension headers) is coalesced.
 
 struct Seg {
   bool keyed = false;      // a TCP or UDP packet (the flow key is valid)
@@ -95,7 +95,7 @@ void inspect_l4(const InnerPacket& p, uint8_t proto, Seg& s) {
   }
 }
 
-// IPv6: TCP right after the fixed header only. The traffic class and the
+// IPv6: TCP or UDP right after the fixed header only. The traffic class and the
 // hop limit must match within a group (tos, ttl); there is no IP id, so
 // members join as with a fixed id and DF.
 Seg inspect6(const InnerPacket& p, bool udp) {
