@@ -147,6 +147,9 @@ Seg inspect(const InnerPacket& p, bool udp) {
   return s;
 }
 
+// The TCP header's length (options included) or the UDP header's.
+size_t l4_header_len(const Seg& s) { return s.proto == kIpProtoUdp ? kUdpHeaderLen : s.tcphl; }
+
 bool same_flow(const Seg& a, const Seg& b) {
   return a.v6 == b.v6 && a.proto == b.proto && a.src == b.src && a.dst == b.dst && a.src6 == b.src6 &&
          a.dst6 == b.dst6 && a.sport == b.sport && a.dport == b.dport;
@@ -176,8 +179,7 @@ bool can_append(const Group& g, const Seg& s, const InnerPacket& head_pkt, const
   const int step = delta == 1 ? 1 : (delta == 0 && s.df ? 0 : -2);
   if (step == -2 || (g.id_step >= 0 && step != g.id_step)) return false;
   // The merged packet's length field must hold it (IPv4 total length, IPv6 payload length).
-  const size_t l4hl = h.proto == kIpProtoUdp ? kUdpHeaderLen : h.tcphl;
-  if ((h.v6 ? 0 : kIpHl) + l4hl + g.payload + s.payload > kMaxIpv4Packet) return false;
+  if ((h.v6 ? 0 : kIpHl) + l4_header_len(h) + g.payload + s.payload > kMaxIpv4Packet) return false;
   // UDP (udp_gro_receive_segment): equal-size datagrams, a shorter last.
   if (h.proto == kIpProtoUdp) return true;
   if (s.ack != h.ack || s.tcphl != h.tcphl) return false;
@@ -187,60 +189,33 @@ bool can_append(const Group& g, const Seg& s, const InnerPacket& head_pkt, const
   return std::memcmp(head_pkt.data + h.iphl + 20, pkt.data + h.iphl + 20, static_cast<size_t>(h.tcphl) - 20) == 0;
 }
 
-// A UDP item: a USO packet (VIRTIO_NET_HDR_GSO_UDP_L4, include/uapi/linux/
-// virtio_net.h, Linux 6.2), the headers of the first datagram with the
-// lengths of the whole, as udp_gro_complete leaves a GRO packet.
-void build_merged_udp_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
-  const bool v6 = g.head.v6;
-  const size_t iphl = g.head.iphl;
-  const size_t hl = iphl + kUdpHeaderLen;
-  VirtioNetHdr vh;
-  vh.flags = kVirtioFlagNeedsCsum;
-  vh.gso_type = kVirtioGsoUdpL4;
-  vh.hdr_len = static_cast<uint16_t>(hl);
-  vh.gso_size = g.mss;
-  vh.csum_start = static_cast<uint16_t>(iphl);
-  vh.csum_offset = 6;  // the UDP checksum field
-  encode_virtio_hdr(vh, out);
-  uint8_t* h = out + kVirtioNetHdrLen;
-  std::memcpy(h, head.data, hl);
-  const size_t l4_len = kUdpHeaderLen + g.payload;
-  if (v6) {
-    store_be16(h + 4, static_cast<uint16_t>(l4_len));
-  } else {
-    store_be16(h + 2, static_cast<uint16_t>(hl + g.payload));
-    store_be16(h + 10, 0);
-    store_be16(h + 10, internet_checksum(h, kIpHl));
-  }
-  store_be16(h + iphl + 4, static_cast<uint16_t>(l4_len));
-  store_be16(h + iphl + 6, v6 ? pseudo_header_sum_ipv6(h, kIpProtoUdp, l4_len) : pseudo_header_sum_ipv4(h, kIpProtoUdp, l4_len));
-  item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
-  item.l34_len = static_cast<uint16_t>(hl);
-}
-
-// Writes the item's virtio header and merged headers to the arena.
+// Writes the item's virtio header and merged headers to the arena: the first
+// member's headers with the lengths of the whole. TCP: GSO TCPV4/TCPV6 and
+// the members' FIN/PSH, as tcp_gro_complete leaves a GRO packet. UDP: a USO
+// packet (VIRTIO_NET_HDR_GSO_UDP_L4, include/uapi/linux/virtio_net.h, Linux
+// 6.2) whose UDP length is the whole's, as udp_gro_complete leaves one.
 void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, CoalescedItem& item) {
-  if (g.head.proto == kIpProtoUdp) {
-    build_merged_udp_header(g, head, out, item);
-    return;
-  }
   const bool v6 = g.head.v6;
+  const bool udp = g.head.proto == kIpProtoUdp;
   const size_t iphl = g.head.iphl;
-  const size_t hl = iphl + g.head.tcphl;
+  const size_t hl = iphl + l4_header_len(g.head);
+  const size_t check_at = iphl + (udp ? 6 : 16);  // the UDP or TCP checksum field
   VirtioNetHdr vh;
   vh.flags = kVirtioFlagNeedsCsum;
-  vh.gso_type = v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4;
+  vh.gso_type = udp ? kVirtioGsoUdpL4 : v6 ? kVirtioGsoTcpv6 : kVirtioGsoTcpv4;
   vh.hdr_len = static_cast<uint16_t>(hl);
   vh.gso_size = g.mss;
   vh.csum_start = static_cast<uint16_t>(iphl);
-  vh.csum_offset = 16;  // the TCP checksum field
+  vh.csum_offset = static_cast<uint16_t>(check_at - iphl);
   encode_virtio_hdr(vh, out);
   uint8_t* h = out + kVirtioNetHdrLen;
   std::memcpy(h, head.data, hl);
-  const size_t l4_len = g.head.tcphl + g.payload;
-  h[iphl + 13] = static_cast<uint8_t>(h[iphl + 13] | g.extra_flags);
-  // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
-  // the kernel completes it (tcp_gro_complete writes the same).
+  const size_t l4_len = hl - iphl + g.payload;
+  if (udp) {
+    store_be16(h + iphl + 4, static_cast<uint16_t>(l4_len));
+  } else {
+    h[iphl + 13] = static_cast<uint8_t>(h[iphl + 13] | g.extra_flags);
+  }
   if (v6) {
     store_be16(h + 4, static_cast<uint16_t>(l4_len));  // the payload length; IPv6 has no header checksum
   } else {
@@ -248,7 +223,9 @@ void build_merged_header(const Group& g, const InnerPacket& head, uint8_t* out, 
     store_be16(h + 10, 0);
     store_be16(h + 10, internet_checksum(h, kIpHl));
   }
-  store_be16(h + iphl + 16, v6 ? pseudo_header_sum_ipv6(h, kIpProtoTcp, l4_len) : pseudo_header_sum_ipv4(h, kIpProtoTcp, l4_len));
+  // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum;
+  // the kernel completes it.
+  store_be16(h + check_at, v6 ? pseudo_header_sum_ipv6(h, g.head.proto, l4_len) : pseudo_header_sum_ipv4(h, g.head.proto, l4_len));
   item.header_len = static_cast<uint16_t>(kVirtioNetHdrLen + hl);
   item.l34_len = static_cast<uint16_t>(hl);
 }
@@ -269,7 +246,7 @@ size_t coalesce(const InnerPacket* packets, size_t n, uint16_t* next, uint8_t* a
     CoalescedItem& it = items[g.item];
     it.count = g.count;
     if (g.count < 2) return;
-    const size_t need = kVirtioNetHdrLen + g.head.iphl + (g.head.proto == kIpProtoUdp ? kUdpHeaderLen : g.head.tcphl);
+    const size_t need = kVirtioNetHdrLen + g.head.iphl + l4_header_len(g.head);
     if (used + need > arena_cap) return;  // header_len stays 0: written member by member
     it.header_off = static_cast<uint32_t>(used);
     build_merged_header(g, packets[g.first], arena + used, it);
