@@ -67,6 +67,10 @@ class DatapathThread {
   DatapathThread(const DatapathThread&) = delete;
   DatapathThread& operator=(const DatapathThread&) = delete;
 
+  // Records that this path is making progress (see CounterBlock::heartbeat_ns);
+  // the worker's loop calls it on every iteration.
+  void beat() { counters_.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed); }
+
  protected:
   // Waits until `fd` has `events` or stop is requested. Returns false on stop
   // or timeout.
@@ -81,8 +85,6 @@ class DatapathThread {
   // Writes the ICMP (or ICMPv6) error `d` asks for into the TUN, rate limited.
   void handle_icmp(const Decision& d, const uint8_t* pkt, const ForwardingState& state);
   bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
-  // Records that this thread is making progress (see CounterBlock::heartbeat_ns).
-  void beat() { counters_.heartbeat_ns.store(monotonic_coarse_ns(), std::memory_order_relaxed); }
 
   SharedContext* shared_;
   const ForwarderConfig& config_;

@@ -67,8 +67,6 @@ class EgressPath : public DatapathThread {
   // loop (forwarder_linux.h) calls it.
   void serve(int reader_slot);
   int tun_fd() const { return tun_fd_; }
-  // Liveness, for the loop that serves this path (DatapathThread::beat).
-  void mark_alive() { beat(); }
 
  private:
   struct OutMessage {

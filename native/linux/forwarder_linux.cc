@@ -133,10 +133,9 @@ SysResult Forwarder::start() {
     return SysResult::failure(errno, "eventfd");
   }
   for (auto& w : workers_) {
-    w->egress_slot = shared_.publisher->register_reader();
-    if (w->ingress) w->ingress_slot = shared_.publisher->register_reader();
-    if (w->ingress6) w->ingress6_slot = shared_.publisher->register_reader();
-    if (w->egress_slot < 0 || (w->ingress && w->ingress_slot < 0) || (w->ingress6 && w->ingress6_slot < 0)) {
+    // One reader per worker: its paths run one after the other in its thread.
+    w->reader_slot = shared_.publisher->register_reader();
+    if (w->reader_slot < 0) {
       release_readers();
       workers_.clear();
       close(shared_.stop_fd);
@@ -164,16 +163,10 @@ void Forwarder::run_worker_loop(Worker& w) {
                              {shared_.stop_fd, POLLIN, 0}};
   bool worked = false;
   while (!shared_.stopping.load(std::memory_order_relaxed)) {
-    publisher.idle(w.egress_slot);
-    w.egress->mark_alive();
-    if (w.ingress) {
-      publisher.idle(w.ingress_slot);
-      w.ingress->mark_alive();
-    }
-    if (w.ingress6) {
-      publisher.idle(w.ingress6_slot);
-      w.ingress6->mark_alive();
-    }
+    publisher.idle(w.reader_slot);
+    w.egress->beat();
+    if (w.ingress) w.ingress->beat();
+    if (w.ingress6) w.ingress6->beat();
     // Busy polling: while the last wakeup found work, poll with a zero
     // timeout (a syscall, never a sleep) for up to busy_poll_ns.
     int r = 0;
@@ -191,18 +184,16 @@ void Forwarder::run_worker_loop(Worker& w) {
     worked = r > 0;
     if (r <= 0) continue;  // idle: wake to beat
     w.egress_counters.add(spun ? kWorkerBusyPollWakeups : kWorkerSleepWakeups);
-    if (fds[kTun].revents != 0) w.egress->serve(w.egress_slot);
-    if (fds[kUdp].revents != 0 && !w.ingress->serve(w.ingress_slot)) break;
-    if (fds[kUdp6].revents != 0 && !w.ingress6->serve(w.ingress6_slot)) break;
+    if (fds[kTun].revents != 0) w.egress->serve(w.reader_slot);
+    if (fds[kUdp].revents != 0 && !w.ingress->serve(w.reader_slot)) break;
+    if (fds[kUdp6].revents != 0 && !w.ingress6->serve(w.reader_slot)) break;
   }
 }
 
 void Forwarder::release_readers() {
   for (auto& w : workers_) {
-    if (w->egress_slot >= 0) shared_.publisher->unregister_reader(w->egress_slot);
-    if (w->ingress_slot >= 0) shared_.publisher->unregister_reader(w->ingress_slot);
-    if (w->ingress6_slot >= 0) shared_.publisher->unregister_reader(w->ingress6_slot);
-    w->egress_slot = w->ingress_slot = w->ingress6_slot = -1;
+    if (w->reader_slot >= 0) shared_.publisher->unregister_reader(w->reader_slot);
+    w->reader_slot = -1;
   }
 }
 

@@ -112,9 +112,7 @@ class Forwarder {
     std::unique_ptr<IngressPath> ingress;
     std::unique_ptr<IngressPath> ingress6;  // the IPv6 underlay's socket, when there is one
     std::thread thread;  // the worker's loop
-    int egress_slot = -1;
-    int ingress_slot = -1;
-    int ingress6_slot = -1;
+    int reader_slot = -1;  // the worker's StatePublisher reader, shared by its paths
   };
 
   void probe_offloads();

@@ -49,8 +49,6 @@ class IngressPath : public DatapathThread {
   // test fault that stalls a worker until stop).
   bool serve(int reader_slot);
   int udp_fd() const { return udp_fd_; }
-  // Liveness, for the loop that serves this path (DatapathThread::beat).
-  void mark_alive() { beat(); }
 
  private:
   union Control {
