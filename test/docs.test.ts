@@ -25,6 +25,8 @@ import { COUNTER_NAMES } from '../src/forwarder/native-datapath';
 import { KlogTextLogger } from '../src/logging';
 import { UDP6_ENCAP_OVERHEAD, UDP_ENCAP_OVERHEAD } from '../src/routing/tun-device';
 import { VXLAN6_OVERHEAD, VXLAN_OVERHEAD } from '../src/backends/vxlan/config';
+import { IPIP_OVERHEAD } from '../src/backends/ipip/ipip-backend';
+import { WIREGUARD_OVERHEAD } from '../src/backends/wireguard/config';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const read = (rel: string) => fs.readFileSync(path.join(ROOT, rel), 'utf8');
@@ -220,10 +222,11 @@ describe('what the documents say the code does', () => {
 
   test('the MTU overheads the documents give are the code\'s', () => {
     const troubleshooting = /- \*\*MTU\*\*: ([\s\S]*?)\n- /.exec(ops)?.[1] ?? '';
-    for (const n of [UDP_ENCAP_OVERHEAD, UDP6_ENCAP_OVERHEAD, VXLAN_OVERHEAD, VXLAN6_OVERHEAD]) {
+    const overheads = [UDP_ENCAP_OVERHEAD, UDP6_ENCAP_OVERHEAD, VXLAN_OVERHEAD, VXLAN6_OVERHEAD, WIREGUARD_OVERHEAD, IPIP_OVERHEAD];
+    for (const n of overheads) {
       assert.match(troubleshooting, new RegExp(`− ${n}\\b`), `operations.md troubleshooting names − ${n}`);
     }
     const compat = read('docs/compatibility.md');
-    for (const n of [UDP_ENCAP_OVERHEAD, UDP6_ENCAP_OVERHEAD, VXLAN_OVERHEAD, VXLAN6_OVERHEAD]) assert.match(compat, new RegExp(`− ${n}\\b`), `compatibility.md names − ${n}`);
+    for (const n of overheads) assert.match(compat, new RegExp(`− ${n}\\b`), `compatibility.md names − ${n}`);
   });
 });
