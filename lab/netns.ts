@@ -75,10 +75,8 @@ function installExitHooks(): void {
 export class Lab {
   readonly prefix: string;
   private readonly namespaces: string[] = [];
-  /** Network namespaces with a mount namespace of their own (isolateMounts), and its file. */
-  private readonly mountNamespaces = new Map<string, string>();
-  /** The private folder that holds the mount namespace files, once there is one. */
-  private mountBase: string | undefined;
+  /** Network namespaces with a mount namespace of their own (isolateMounts), and the pid of the process that holds it. */
+  private readonly mountHolders = new Map<string, number>();
   private readonly processes = new Set<ChildProcess>();
   private readonly cleanups: Array<() => void> = [];
   private closed = false;
@@ -112,27 +110,31 @@ export class Lab {
    * wireguard-go's sockets in /var/run/wireguard (one folder for every
    * network namespace of a machine), flanneld's /run/flannel. The mount
    * namespace follows the host's mounts (slave), so `ip netns exec` still
-   * finds the network namespaces; it is kept in a file under a private bind
-   * mount (as `ip netns` keeps its own) and unmounted at cleanup.
+   * finds the network namespaces. A process sleeping in it holds it (killed
+   * at cleanup, the namespace's tmpfs folders go with its last process), and
+   * commands enter it through that process with its root and working folder
+   * (`nsenter -t PID -m -r -w`): entering a mount namespace resets a
+   * process's root to the namespace's own, which inside a chroot (a fresh
+   * Debian root, scripts/check-fresh-debian) is the host's, not the chroot.
    */
   async isolateMounts(ns: string, dirs: readonly string[]): Promise<void> {
-    if (!this.mountBase) {
-      const base = `/run/${this.prefix}-mnt`;
-      await run('mkdir', ['-p', base]);
-      this.mountBase = base;
-      await run('mount', ['--bind', base, base]);
-      await run('mount', ['--make-private', base]);
-    }
-    const file = `${this.mountBase}/${ns}`;
-    await run('touch', [file]);
-    await run('unshare', [`--mount=${file}`, '--propagation', 'slave', 'sh', '-c', 'for d; do mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || exit 1; done', 'sh', ...dirs]);
-    this.mountNamespaces.set(ns, file);
+    const mountAndSleep = 'for d; do mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || exit 1; done; cd / && echo ready && exec sleep infinity';
+    const holder = this.spawn(undefined, 'unshare', ['--mount', '--propagation', 'slave', 'sh', '-c', mountAndSleep, 'sh', ...dirs]);
+    await new Promise<void>((resolve, reject) => {
+      let stderr = '';
+      holder.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      holder.stdout?.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) resolve();
+      });
+      holder.once('exit', (code) => reject(new CommandError(`unshare --mount (a mount namespace for ${ns})`, code, '', stderr)));
+    });
+    this.mountHolders.set(ns, holder.pid!);
   }
 
   /** The command prefix that runs a program in `ns` (and in its mount namespace, if it has one). */
   nsCommand(ns: string): string[] {
-    const mnt = this.mountNamespaces.get(ns);
-    return [...(mnt ? ['nsenter', `--mount=${mnt}`] : []), 'ip', 'netns', 'exec', ns];
+    const holder = this.mountHolders.get(ns);
+    return [...(holder !== undefined ? ['nsenter', '-t', String(holder), '-m', '-r', '-w'] : []), 'ip', 'netns', 'exec', ns];
   }
 
   /** Runs a command inside a namespace to completion. */
@@ -219,23 +221,8 @@ export class Lab {
         /* already deleted */
       }
     }
-    // The mount namespaces end with their last process and their file's bind mount.
-    for (const file of this.mountNamespaces.values()) {
-      try {
-        execFileSync('umount', ['-l', file], { stdio: 'ignore' });
-      } catch {
-        /* not mounted */
-      }
-    }
-    this.mountNamespaces.clear();
-    if (this.mountBase) {
-      try {
-        execFileSync('umount', ['-l', this.mountBase], { stdio: 'ignore' });
-        execFileSync('rm', ['-rf', this.mountBase], { stdio: 'ignore' });
-      } catch {
-        /* best effort */
-      }
-    }
+    // A mount namespace ends with its last process: its holder was killed above.
+    this.mountHolders.clear();
   }
 }
 
