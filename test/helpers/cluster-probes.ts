@@ -13,14 +13,16 @@ export async function ipj(lab: Lab, ns: string, cmd: string, ...args: string[]):
   return out === '' ? [] : (JSON.parse(out) as Json[]);
 }
 
-/** Every pod of `nodes` pings every other one (each pair given 10 s). */
-export async function allPodsPing(lab: Lab, cluster: FlanneldNodes, nodes: number[]): Promise<void> {
+/** Every pod of `nodes` pings every other one over `family` (each pair given 10 s). */
+export async function allPodsPing(lab: Lab, cluster: FlanneldNodes, nodes: number[], family: 4 | 6 = 4): Promise<void> {
   for (const a of nodes) {
     for (const b of nodes) {
       if (a === b) continue;
       const pa = cluster.topology.nodes[a - 1]!.pod;
       const pb = cluster.topology.nodes[b - 1]!.pod;
-      assert.ok(await eventually(() => ping(lab, pa.ns, pb.address, 1), (ok) => ok, 10_000, `pod${a} -> pod${b}`));
+      const to = family === 4 ? pb.address : pb.address6;
+      assert.ok(to !== undefined, `pod${b} has no IPv6 address`);
+      assert.ok(await eventually(() => ping(lab, pa.ns, to, 1), (ok) => ok, 10_000, `pod${a} -> pod${b} (IPv${family})`));
     }
   }
 }
