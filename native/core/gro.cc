@@ -35,64 +35,52 @@ struct Seg {
   bool df = false;
 };
 
-// The TCP part of a packet whose IP header (s.iphl bytes) is checked: the
-// ports, sequence and flags, and whether the checksum verifies over the
-// IPv4 or IPv6 pseudo-header.
-void inspect_tcp(const InnerPacket& p, Seg& s) {
-  const uint8_t* t = p.data + s.iphl;
-  s.keyed = true;
-  s.proto = kIpProtoTcp;
-  s.sport = load_be16(t);
-  s.dport = load_be16(t + 2);
+// TCP's own fields of a segment (`t`, `l4_len` bytes from the TCP header
+// on): header length, payload, sequence, ack and flags. False for a header
+// too short or one that leaves no payload: never merged.
+bool inspect_tcp(const uint8_t* t, size_t l4_len, Seg& s) {
   s.tcphl = static_cast<uint16_t>((t[12] >> 4) * 4);
-  if (s.tcphl < 20 || s.iphl + s.tcphl >= p.len) return;  // bad header, no payload
-  s.payload = static_cast<uint16_t>(p.len - s.iphl - s.tcphl);
+  if (s.tcphl < 20 || s.tcphl >= l4_len) return false;
+  s.payload = static_cast<uint16_t>(l4_len - s.tcphl);
   s.seq = load_be32(t + 4);
   s.ack = load_be32(t + 8);
   s.flags = t[13];
-  if (p.partial) {
-    s.mergeable = true;
-    return;
-  }
-  // The checksum over the pseudo header and the segment must verify (fold to zero).
-  const size_t l4_len = p.len - s.iphl;
-  const uint16_t pseudo = s.v6 ? pseudo_header_sum_ipv6(p.data, kIpProtoTcp, l4_len)
-                               : pseudo_header_sum_ipv4(p.data, kIpProtoTcp, l4_len);
-  s.mergeable = l4_checksum_with_pseudo(pseudo, t, l4_len) == 0;
+  return true;
 }
 
-// The UDP part of a packet whose IP header (s.iphl bytes) is checked: the
-// ports, and whether the datagram may join a USO packet: a payload, a UDP
-// length that is the packet's (the kernel's segmentation rewrites it per
-// segment from the size alone), and a checksum that verifies. A datagram
-// without a checksum (0, IPv4) is never merged: the kernel would give each
-// segment one, and what the pod receives must be what its peer sent.
-void inspect_udp(const InnerPacket& p, Seg& s) {
-  const uint8_t* u = p.data + s.iphl;
-  s.keyed = true;
-  s.proto = kIpProtoUdp;
-  s.sport = load_be16(u);
-  s.dport = load_be16(u + 2);
-  const size_t l4_len = p.len - s.iphl;
-  if (l4_len <= kUdpHeaderLen || load_be16(u + 4) != l4_len) return;
+// UDP's own fields of a datagram (`u`, `l4_len` bytes from the UDP header
+// on): it may join a USO packet only with a payload and a UDP length that is
+// the packet's (the kernel's segmentation rewrites it per segment from the
+// size alone). A datagram without a checksum (0, IPv4; not `partial`, whose
+// field holds the pseudo-header sum) is never merged: the kernel would give
+// each segment one, and what the pod receives must be what its peer sent.
+bool inspect_udp(const uint8_t* u, size_t l4_len, bool partial, Seg& s) {
+  if (l4_len <= kUdpHeaderLen || load_be16(u + 4) != l4_len) return false;
   s.payload = static_cast<uint16_t>(l4_len - kUdpHeaderLen);
+  return partial || load_be16(u + 6) != 0;
+}
+
+// The TCP or UDP part of a packet whose IP header (s.iphl bytes) is checked:
+// the flow's ports, the protocol's own fields, and whether it may be merged:
+// a partial checksum is finished after merging (the virtio header asks for
+// it), any other must verify (fold to zero) over the IPv4 or IPv6
+// pseudo-header.
+void inspect_l4(const InnerPacket& p, uint8_t proto, Seg& s) {
+  const uint8_t* l4 = p.data + s.iphl;
+  const size_t l4_len = p.len - s.iphl;
+  s.keyed = true;
+  s.proto = proto;
+  s.sport = load_be16(l4);
+  s.dport = load_be16(l4 + 2);
+  const bool candidate = proto == kIpProtoTcp ? inspect_tcp(l4, l4_len, s) : inspect_udp(l4, l4_len, p.partial, s);
+  if (!candidate) return;
   if (p.partial) {
     s.mergeable = true;
     return;
   }
-  if (load_be16(u + 6) == 0) return;
-  const uint16_t pseudo = s.v6 ? pseudo_header_sum_ipv6(p.data, kIpProtoUdp, l4_len)
-                               : pseudo_header_sum_ipv4(p.data, kIpProtoUdp, l4_len);
-  s.mergeable = l4_checksum_with_pseudo(pseudo, u, l4_len) == 0;
-}
-
-// Dispatches on the transport protocol (TCP or UDP; anything else is no flow).
-void inspect_l4(const InnerPacket& p, uint8_t proto, Seg& s) {
-  if (proto == kIpProtoTcp) {
-    inspect_tcp(p, s);
-  } else {
-    inspect_udp(p, s);
-  }
+  const uint16_t pseudo = s.v6 ? pseudo_header_sum_ipv6(p.data, proto, l4_len)
+                               : pseudo_header_sum_ipv4(p.data, proto, l4_len);
+  s.mergeable = l4_checksum_with_pseudo(pseudo, l4, l4_len) == 0;
 }
 
 // IPv6: TCP or UDP right after the fixed header only. The traffic class and the
